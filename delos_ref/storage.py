@@ -1,0 +1,198 @@
+"""Durable storage behind the protocol roles: LMDB, or memory that models a crash.
+
+Both implementations offer one small interface: named tables of byte keys to byte values,
+point reads, ordered range scans, and :meth:`Storage.write`, which applies a batch of
+:class:`~delos_ref.effects.Write` s atomically and, with ``sync=True``, durably (fsync) before
+it returns. "Durable means synced before the ack" (DESIGN.md): a role only acknowledges what
+a synced write holds.
+
+:class:`MemoryStorage` is the simulator's disk: it keeps what was written and what was synced
+apart, and :meth:`MemoryStorage.crash` throws away everything that was not synced.
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import os
+from pathlib import Path
+from typing import Iterable
+
+from delos_ref.effects import Write
+
+
+class StorageError(Exception):
+    pass
+
+
+class DataDirInUse(StorageError):
+    """Another live process holds this data directory."""
+
+
+class Storage(abc.ABC):
+    @abc.abstractmethod
+    def get(self, table: str, key: bytes) -> bytes | None: ...
+
+    @abc.abstractmethod
+    def scan(self, table: str, lo: bytes = b"", hi: bytes | None = None, limit: int = 1 << 30) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``lo <= key < hi`` in key order, at most ``limit`` of them."""
+
+    @abc.abstractmethod
+    def last(self, table: str) -> tuple[bytes, bytes] | None:
+        """The pair with the greatest key, or None for an empty table."""
+
+    @abc.abstractmethod
+    def write(self, writes: Iterable[Write], sync: bool = True) -> None:
+        """Apply ``writes`` atomically; with ``sync`` they are on disk when this returns."""
+
+    def sync(self) -> None:
+        """Make every earlier write durable."""
+
+    def statistics(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryStorage(Storage):
+    """In-memory tables with a crash model: unsynced writes are lost by :meth:`crash`."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, dict[bytes, bytes]] = {}
+        self._synced: dict[str, dict[bytes, bytes]] = {}
+        self._sorted: dict[str, list[bytes]] = {}
+        self.syncs = 0
+        self.writes = 0
+
+    def _table(self, table: str) -> dict[bytes, bytes]:
+        return self._live.setdefault(table, {})
+
+    def _keys(self, table: str) -> list[bytes]:
+        keys = self._sorted.get(table)
+        if keys is None:
+            keys = self._sorted[table] = sorted(self._table(table))
+        return keys
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        return self._live.get(table, {}).get(key)
+
+    def scan(self, table: str, lo: bytes = b"", hi: bytes | None = None, limit: int = 1 << 30) -> list[tuple[bytes, bytes]]:
+        keys = self._keys(table)
+        data = self._table(table)
+        out = []
+        for k in keys[bisect.bisect_left(keys, lo):]:
+            if (hi is not None and k >= hi) or len(out) >= limit:
+                break
+            out.append((k, data[k]))
+        return out
+
+    def last(self, table: str) -> tuple[bytes, bytes] | None:
+        keys = self._keys(table)
+        return (keys[-1], self._live[table][keys[-1]]) if keys else None
+
+    def write(self, writes: Iterable[Write], sync: bool = True) -> None:
+        for w in writes:
+            t = self._table(w.table)
+            if w.value is None:
+                t.pop(w.key, None)
+            else:
+                t[w.key] = w.value
+            self._sorted.pop(w.table, None)
+            self.writes += 1
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        self._synced = {t: dict(d) for t, d in self._live.items()}
+        self.syncs += 1
+
+    def crash(self) -> None:
+        """Lose every write that was not synced (what a power cut does to a page cache)."""
+        self._live = {t: dict(d) for t, d in self._synced.items()}
+        self._sorted.clear()
+
+    def statistics(self) -> dict[str, int]:
+        return {"writes": self.writes, "syncs": self.syncs}
+
+
+class LmdbStorage(Storage):
+    """One LMDB environment per role directory, one named database per table.
+
+    The environment is opened with ``sync=False`` and synced explicitly after each batch
+    that asks for it, so many writes share one fsync (group commit). A ``LOCK`` file held with
+    ``flock`` keeps a second process off the same directory: LMDB itself would allow it.
+    """
+
+    def __init__(self, path: str | os.PathLike, tables: Iterable[str], map_size: int = 1 << 30) -> None:
+        import fcntl
+
+        import lmdb
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.path / "LOCK", "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "another process"
+            self._lock.close()
+            raise DataDirInUse(f"data directory {self.path} is in use by {holder}") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"pid {os.getpid()}\n")
+        self._lock.flush()
+        self._env = lmdb.open(str(self.path / "lmdb"), map_size=map_size, max_dbs=16, sync=False, metasync=False, subdir=True)
+        self._dbs = {t: self._env.open_db(t.encode()) for t in sorted(set(tables))}
+        self.syncs = 0
+        self.writes = 0
+
+    def _db(self, table: str):
+        try:
+            return self._dbs[table]
+        except KeyError:
+            raise StorageError(f"unknown table {table!r}") from None
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        with self._env.begin(db=self._db(table)) as txn:
+            return txn.get(key)
+
+    def scan(self, table: str, lo: bytes = b"", hi: bytes | None = None, limit: int = 1 << 30) -> list[tuple[bytes, bytes]]:
+        out = []
+        with self._env.begin(db=self._db(table)) as txn:
+            cur = txn.cursor()
+            if not cur.set_range(lo):
+                return out
+            for k, v in cur:
+                if (hi is not None and k >= hi) or len(out) >= limit:
+                    break
+                out.append((k, v))
+        return out
+
+    def last(self, table: str) -> tuple[bytes, bytes] | None:
+        with self._env.begin(db=self._db(table)) as txn:
+            cur = txn.cursor()
+            return (cur.key(), cur.value()) if cur.last() else None
+
+    def write(self, writes: Iterable[Write], sync: bool = True) -> None:
+        with self._env.begin(write=True) as txn:
+            for w in writes:
+                if w.value is None:
+                    txn.delete(w.key, db=self._db(w.table))
+                else:
+                    txn.put(w.key, w.value, db=self._db(w.table))
+                self.writes += 1
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        self._env.sync(True)
+        self.syncs += 1
+
+    def statistics(self) -> dict[str, int]:
+        return {"writes": self.writes, "syncs": self.syncs}
+
+    def close(self) -> None:
+        self._env.close()
+        self._lock.close()

@@ -1,0 +1,101 @@
+"""The one transport interface that every layer of delos-ref talks through.
+
+A transport moves :class:`~transports.codec.Envelope` s between *node ids* (short strings such
+as ``"n1"`` or ``"cli-4f2a"``). It promises nothing about delivery: messages may be lost,
+duplicated, reordered or delayed (the memory transport does all four on purpose; UDP does
+them by nature; TCP loses what was queued when a connection breaks). Retries, deadlines and
+reply correlation belong to the RPC layer above (:mod:`delos_ref.rpc`).
+
+Three implementations pass one conformance suite (``tests/test_transport_conformance.py``):
+
+* :mod:`transports.memory` -- the simulated network, driven by a seeded RNG;
+* :mod:`transports.udp`    -- one datagram per frame;
+* :mod:`transports.tcp`    -- length-prefixed frames over one reused connection per peer.
+
+What every implementation guarantees:
+
+* ``send`` refuses, with a named error and before anything is sent, a message that cannot be
+  sent at all: :class:`~transports.codec.MessageTooLarge`, :class:`Unreachable` for a node id
+  with no known address, :class:`TransportClosed` after close.
+* ``send`` may wait (backpressure) but never queues without bound.
+* ``receive`` yields only well-formed, authenticated envelopes addressed to this node;
+  garbage from a peer is counted in ``statistics().rejected`` and never stops the transport.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from transports.codec import Envelope
+
+
+class TransportError(Exception):
+    """Base of transport errors."""
+
+
+class Unreachable(TransportError):
+    """No address is known for the destination node id (a definite failure: nothing was sent)."""
+
+
+class TransportClosed(TransportError):
+    """The transport was closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> "PeerAddress":
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a host:port address: {text!r}")
+        return cls(host, int(port))
+
+
+@dataclass(slots=True)
+class TransportStatistics:
+    """Counters every transport keeps (trio style: a plain snapshot object)."""
+
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0  # dropped locally: queue overflow, broken connection, simulated loss
+    rejected: int = 0  # garbage, wrong secret or misaddressed frames from peers
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        d = {k: getattr(self, k) for k in ("sent", "received", "dropped", "rejected", "bytes_sent", "bytes_received")}
+        d.update(self.extra)
+        return d
+
+
+class Transport(abc.ABC):
+    """Moves envelopes between node ids. See the module docstring for the contract."""
+
+    node_id: str
+
+    @abc.abstractmethod
+    async def send(self, env: Envelope) -> None:
+        """Hand ``env`` to the network for ``env.dst``. ``env.src`` must be this node's id."""
+
+    @abc.abstractmethod
+    async def receive(self) -> Envelope:
+        """The next envelope addressed to this node."""
+
+    @abc.abstractmethod
+    def statistics(self) -> TransportStatistics:
+        ...
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        ...
+
+    def _check_src(self, env: Envelope) -> None:
+        assert env.src == self.node_id, f"send: envelope src {env.src!r} is not this node ({self.node_id!r})"

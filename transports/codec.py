@@ -1,0 +1,493 @@
+"""The wire codec: typed messages, envelopes and frames.
+
+Every message that crosses a transport is a frozen dataclass registered under an explicit,
+stable type tag (``@message("paxos.prepare")``). Its fields are restricted to a small set of
+types (int, float, bool, str, bytes, None, tuples, dicts of those, and other registered
+messages), checked on the way *in*: a peer that sends a string where an int belongs is
+refused at the codec, so protocol handlers never see an ill-typed message.
+
+A frame is what a transport moves::
+
+    +-------+---------+-------+------------+----------------+---------------------------+
+    | "DL"  | version | flags | length u32 | body (length)  | HMAC-SHA256 (if flag MAC) |
+    +-------+---------+-------+------------+----------------+---------------------------+
+      2 B      1 B      1 B       4 B
+
+The body is one CBOR array ``[src, dst, kind, rid, payload]`` (an :class:`Envelope`). The
+MAC, when the cluster has a secret, covers the header and the body, so a frame from another
+cluster (or a tampered one) is refused before a single CBOR byte is parsed.
+
+The one rule of this module: decoding *any* bytes either yields a value or raises
+:class:`DecodeError` (or one of its subclasses), never anything else and never a hang.
+Bounds: ``max_frame_bytes`` (default 4 MiB) and ``MAX_DEPTH`` levels of nesting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import struct
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cbor2
+
+MAGIC = b"DL"
+VERSION = 1
+FLAG_MAC = 0x01
+HEADER = struct.Struct(">2sBBI")
+HEADER_BYTES = HEADER.size  # 8
+MAC_BYTES = 32
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32
+# Our private CBOR semantic tag for "a registered message follows": [type_tag, *fields].
+CBOR_TAG_MESSAGE = 27_001
+
+
+class CodecError(Exception):
+    """Base of every codec error."""
+
+
+class EncodeError(CodecError):
+    """Local misuse: we were asked to encode something that is not a valid message."""
+
+
+class DecodeError(CodecError):
+    """A peer sent bytes that are not a valid frame or message. The only error decoding raises."""
+
+
+class FrameTooLarge(DecodeError):
+    """The frame's length field exceeds the configured bound (checked before reading the body)."""
+
+
+class BadMac(DecodeError):
+    """The frame's HMAC does not verify: wrong cluster secret, or a tampered frame."""
+
+
+class MessageTooLarge(EncodeError):
+    """An outgoing message does not fit the frame bound (or a UDP datagram)."""
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    tag: str
+    cls: type
+    field_names: tuple[str, ...]
+    checkers: tuple[Callable[[Any, int], Any], ...]
+
+
+_BY_TAG: dict[str, _Registered] = {}
+_BY_CLASS: dict[type, _Registered] = {}
+
+
+def message(tag: str):
+    """Class decorator: make ``cls`` a frozen, slotted dataclass and register it under ``tag``.
+
+    Tags are part of the wire format: never reuse one for a different shape.
+    """
+    if not tag or not isinstance(tag, str):
+        raise EncodeError("a message tag must be a non-empty string")
+
+    def register(cls: type) -> type:
+        if not dataclasses.is_dataclass(cls):
+            cls = dataclass(frozen=True, slots=True)(cls)
+        params = cls.__dataclass_params__  # type: ignore[attr-defined]
+        if not params.frozen:
+            raise EncodeError(f"message {cls.__name__} must be frozen")
+        if tag in _BY_TAG and _BY_TAG[tag].cls.__qualname__ != cls.__qualname__:
+            raise EncodeError(f"tag {tag!r} already registered for {_BY_TAG[tag].cls.__name__}")
+        # Checkers are compiled lazily: annotations may name classes defined later.
+        entry = _Registered(tag, cls, tuple(f.name for f in dataclasses.fields(cls)), ())
+        _BY_TAG[tag] = entry
+        _BY_CLASS[cls] = entry
+        cls.TAG = tag  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def registered_tags() -> list[str]:
+    return sorted(_BY_TAG)
+
+
+def _compiled(entry: _Registered) -> _Registered:
+    if entry.checkers or not entry.field_names:
+        return entry
+    hints = typing.get_type_hints(entry.cls)
+    checkers = tuple(_checker_for(hints[name]) for name in entry.field_names)
+    entry = dataclasses.replace(entry, checkers=checkers)
+    _BY_TAG[entry.tag] = entry
+    _BY_CLASS[entry.cls] = entry
+    return entry
+
+
+# ----------------------------------------------------------------- field type checking
+#
+# A checker takes a decoded CBOR value and returns the value the dataclass field should hold
+# (lists become tuples), or raises DecodeError. They are built once per field.
+
+
+def _fail(expected: str, value: Any) -> DecodeError:
+    return DecodeError(f"expected {expected}, got {type(value).__name__}")
+
+
+def _checker_for(tp: Any) -> Callable[[Any, int], Any]:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return _check_any
+    if tp is int:
+        return _check_int
+    if tp is bool:
+        return _simple(bool, "bool")
+    if tp is float:
+        return _check_float
+    if tp is str:
+        return _simple(str, "str")
+    if tp is bytes:
+        return _simple(bytes, "bytes")
+    if tp is type(None):
+        return _check_none
+    if origin in (typing.Union, types.UnionType):
+        return _union([_checker_for(a) for a in args], tp)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _homogeneous_tuple(_checker_for(args[0]))
+        return _fixed_tuple([_checker_for(a) for a in args])
+    if origin is dict:
+        return _dict(_checker_for(args[0]), _checker_for(args[1]))
+    if isinstance(tp, type) and tp in _BY_CLASS:
+        return _nested(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        raise EncodeError(f"{tp.__name__} is used in a message but is not registered")
+    raise EncodeError(f"unsupported message field type {tp!r}")
+
+
+def _check_any(value: Any, depth: int) -> Any:
+    _check_plain(value, depth)
+    return value
+
+
+def _check_plain(value: Any, depth: int) -> None:
+    """For ``Any`` fields: only plain CBOR data (no foreign semantic tags)."""
+    if depth > MAX_DEPTH:
+        raise DecodeError("value nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain(k, depth + 1)
+            _check_plain(v, depth + 1)
+        return
+    if type(value) in _BY_CLASS:
+        return
+    raise _fail("plain data", value)
+
+
+def _check_int(value: Any, depth: int) -> int:
+    if type(value) is not int:  # bool is an int subclass: refuse it here
+        raise _fail("int", value)
+    return value
+
+
+def _check_float(value: Any, depth: int) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise _fail("float", value)
+
+
+def _check_none(value: Any, depth: int) -> None:
+    if value is not None:
+        raise _fail("None", value)
+    return None
+
+
+def _simple(kind: type, name: str) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> Any:
+        if type(value) is not kind:
+            raise _fail(name, value)
+        return value
+
+    return check
+
+
+def _union(checkers: list[Callable[[Any, int], Any]], tp: Any) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> Any:
+        for c in checkers:
+            try:
+                return c(value, depth)
+            except DecodeError:
+                continue
+        raise _fail(str(tp), value)
+
+    return check
+
+
+def _homogeneous_tuple(item: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _fail("array", value)
+        if depth > MAX_DEPTH:
+            raise DecodeError("value nested too deeply")
+        return tuple(item(v, depth + 1) for v in value)
+
+    return check
+
+
+def _fixed_tuple(items: list[Callable[[Any, int], Any]]) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise _fail(f"array of {len(items)}", value)
+        return tuple(c(v, depth + 1) for c, v in zip(items, value))
+
+    return check
+
+
+def _dict(key: Callable[[Any, int], Any], val: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> dict:
+        if not isinstance(value, dict):
+            raise _fail("map", value)
+        if depth > MAX_DEPTH:
+            raise DecodeError("value nested too deeply")
+        return {key(k, depth + 1): val(v, depth + 1) for k, v in value.items()}
+
+    return check
+
+
+def _nested(cls: type) -> Callable[[Any, int], Any]:
+    def check(value: Any, depth: int) -> Any:
+        if type(value) is not cls:
+            raise _fail(cls.__name__, value)
+        return value
+
+    return check
+
+
+# ------------------------------------------------------------------ values <-> CBOR
+
+
+def _default_encoder(encoder: cbor2.CBOREncoder, value: Any) -> None:
+    entry = _BY_CLASS.get(type(value))
+    if entry is None:
+        raise EncodeError(f"cannot encode {type(value).__name__}: not a registered message")
+    fields = [getattr(value, name) for name in entry.field_names]
+    encoder.encode(cbor2.CBORTag(CBOR_TAG_MESSAGE, [entry.tag, *fields]))
+
+
+def _tag_hook(*args: Any) -> Any:
+    # cbor2 >= 6 calls tag_hook(tag, immutable); older releases called tag_hook(decoder, tag).
+    tag = args[0] if isinstance(args[0], cbor2.CBORTag) else args[1]
+    if tag.tag != CBOR_TAG_MESSAGE:
+        raise DecodeError(f"unexpected CBOR tag {tag.tag}")
+    return _build(tag.value)
+
+
+def _build(raw: Any) -> Any:
+    if not isinstance(raw, (list, tuple)) or not raw or type(raw[0]) is not str:
+        raise DecodeError("malformed message: expected [tag, fields...]")
+    entry = _BY_TAG.get(raw[0])
+    if entry is None:
+        raise DecodeError(f"unknown message tag {raw[0][:64]!r}")
+    entry = _compiled(entry)
+    values = raw[1:]
+    if len(values) != len(entry.field_names):
+        raise DecodeError(f"{entry.tag}: expected {len(entry.field_names)} fields, got {len(values)}")
+    try:
+        checked = [c(v, 1) for c, v in zip(entry.checkers, values)]
+    except DecodeError as e:
+        raise DecodeError(f"{entry.tag}: {e}") from None
+    try:
+        return entry.cls(*checked)
+    except (TypeError, ValueError) as e:  # a __post_init__ validator refused it
+        raise DecodeError(f"{entry.tag}: {e}") from None
+
+
+def encode_value(value: Any) -> bytes:
+    """CBOR-encode a message (or plain data containing messages)."""
+    try:
+        return cbor2.dumps(value, default=_default_encoder)
+    except EncodeError:
+        raise
+    except Exception as e:
+        raise EncodeError(f"cannot encode {type(value).__name__}: {e}") from e
+
+
+def decode_value(data: bytes | bytearray | memoryview) -> Any:
+    """Decode CBOR produced by :func:`encode_value`. Raises only :class:`DecodeError`."""
+    try:
+        return cbor2.loads(
+            data,
+            tag_hook=_tag_hook,
+            max_depth=MAX_DEPTH,
+            allow_indefinite=False,
+            strict_hashable_types=True,
+        )
+    except DecodeError:
+        raise
+    except RecursionError:
+        raise DecodeError("value nested too deeply") from None
+    except Exception as e:  # cbor2 raises CBORDecodeError, ValueError, TypeError, OverflowError...
+        cause = e.__cause__ if isinstance(e.__cause__, DecodeError) else None
+        if cause is not None:
+            raise DecodeError(str(cause)) from None
+        raise DecodeError(f"malformed CBOR: {type(e).__name__}: {e}") from None
+
+
+def roundtrip(value: Any) -> Any:
+    """Encode then decode: what a peer would see. The simulator uses this by default."""
+    return decode_value(encode_value(value))
+
+
+# ------------------------------------------------------------------------- envelopes
+
+KIND_ONEWAY = 0
+KIND_REQUEST = 1
+KIND_REPLY = 2
+KIND_ERROR = 3
+KINDS = (KIND_ONEWAY, KIND_REQUEST, KIND_REPLY, KIND_ERROR)
+MAX_ID_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message in flight: who sent it, to whom, and how it relates to a call.
+
+    ``kind`` is one-way, request, reply or error; ``rid`` is the request id that a reply or
+    error answers (0 for one-way messages).
+    """
+
+    src: str
+    dst: str
+    kind: int
+    rid: int
+    payload: Any
+
+    def __post_init__(self) -> None:
+        assert self.kind in KINDS, "Envelope.kind is one of KINDS"
+
+
+def _encode_body(env: Envelope) -> bytes:
+    return encode_value([env.src, env.dst, env.kind, env.rid, env.payload])
+
+
+def _decode_body(body: bytes | memoryview) -> Envelope:
+    raw = decode_value(body)
+    if not isinstance(raw, list) or len(raw) != 5:
+        raise DecodeError("malformed envelope: expected [src, dst, kind, rid, payload]")
+    src, dst, kind, rid, payload = raw
+    if type(src) is not str or type(dst) is not str or not src or len(src) > MAX_ID_CHARS or len(dst) > MAX_ID_CHARS:
+        raise DecodeError("malformed envelope: bad src/dst")
+    if type(kind) is not int or kind not in KINDS:
+        raise DecodeError("malformed envelope: bad kind")
+    if type(rid) is not int or not 0 <= rid < 2**64:
+        raise DecodeError("malformed envelope: bad request id")
+    if type(payload) not in _BY_CLASS:
+        raise DecodeError("malformed envelope: payload is not a registered message")
+    return Envelope(src, dst, kind, rid, payload)
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCodec:
+    """Frames envelopes to bytes and back, under one cluster secret and size bound."""
+
+    secret: bytes | None = None
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+    def __post_init__(self) -> None:
+        assert self.max_frame_bytes >= 64, "frames must be able to hold a small message"
+
+    @property
+    def trailer_bytes(self) -> int:
+        return MAC_BYTES if self.secret else 0
+
+    def encode(self, env: Envelope) -> bytes:
+        body = _encode_body(env)
+        total = HEADER_BYTES + len(body) + self.trailer_bytes
+        if total > self.max_frame_bytes:
+            raise MessageTooLarge(
+                f"{type(env.payload).__name__} encodes to {total} bytes, over the frame bound of {self.max_frame_bytes}"
+            )
+        header = HEADER.pack(MAGIC, VERSION, FLAG_MAC if self.secret else 0, len(body))
+        if not self.secret:
+            return header + body
+        mac = hmac.new(self.secret, header + body, hashlib.sha256).digest()
+        return header + body + mac
+
+    def parse_header(self, header: bytes | memoryview) -> int:
+        """Validate a frame header; return the number of bytes that follow it."""
+        if len(header) < HEADER_BYTES:
+            raise DecodeError("truncated frame header")
+        magic, version, flags, length = HEADER.unpack_from(header)
+        if magic != MAGIC:
+            raise DecodeError("bad frame magic: not a delos-ref peer")
+        if version != VERSION:
+            raise DecodeError(f"unsupported frame version {version} (this node speaks {VERSION})")
+        if flags & ~FLAG_MAC:
+            raise DecodeError(f"unknown frame flags {flags:#x}")
+        has_mac = bool(flags & FLAG_MAC)
+        if has_mac != bool(self.secret):
+            raise BadMac("frame authentication mismatch: " + ("unexpected MAC" if has_mac else "missing MAC"))
+        rest = length + (MAC_BYTES if has_mac else 0)
+        if HEADER_BYTES + rest > self.max_frame_bytes:
+            raise FrameTooLarge(f"frame of {HEADER_BYTES + rest} bytes exceeds the bound of {self.max_frame_bytes}")
+        return rest
+
+    def decode(self, frame: bytes | bytearray | memoryview) -> Envelope:
+        """Decode exactly one whole frame. Raises only :class:`DecodeError`."""
+        frame = memoryview(frame)
+        rest = self.parse_header(frame[:HEADER_BYTES])
+        if len(frame) != HEADER_BYTES + rest:
+            raise DecodeError(f"frame length mismatch: header says {HEADER_BYTES + rest}, got {len(frame)}")
+        if self.secret:
+            signed, mac = frame[: len(frame) - MAC_BYTES], frame[len(frame) - MAC_BYTES :]
+            want = hmac.new(self.secret, signed, hashlib.sha256).digest()
+            if not hmac.compare_digest(want, bytes(mac)):
+                raise BadMac("frame MAC does not verify: wrong cluster secret?")
+            body = signed[HEADER_BYTES:]
+        else:
+            body = frame[HEADER_BYTES:]
+        return _decode_body(body)
+
+
+class FrameReader:
+    """Splits a byte stream into frames, refusing a bad header as soon as it arrives.
+
+    Feed it whatever ``receive_some`` returned; iterate :meth:`frames` for whole frames. A
+    :class:`DecodeError` from it means the stream is unusable and must be closed.
+    """
+
+    def __init__(self, codec: FrameCodec) -> None:
+        self._codec = codec
+        self._buf = bytearray()
+        self._need: int | None = None  # bytes after the header of the frame being read
+
+    def feed(self, data: bytes) -> list[Envelope]:
+        self._buf += data
+        out: list[Envelope] = []
+        while True:
+            if self._need is None:
+                if len(self._buf) < HEADER_BYTES:
+                    return out
+                self._need = self._codec.parse_header(self._buf[:HEADER_BYTES])
+            size = HEADER_BYTES + self._need
+            if len(self._buf) < size:
+                return out
+            frame = bytes(self._buf[:size])
+            del self._buf[:size]
+            self._need = None
+            out.append(self._codec.decode(frame))
