@@ -31,6 +31,7 @@ import struct
 import types
 import typing
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import cbor2
@@ -170,27 +171,16 @@ def _checker_for(tp: Any) -> Callable[[Any, int], Any]:
 
 
 def _check_any(value: Any, depth: int) -> Any:
-    _check_plain(value, depth)
-    return value
-
-
-def _check_plain(value: Any, depth: int) -> None:
-    """For ``Any`` fields: only plain CBOR data (no foreign semantic tags)."""
+    """For ``Any`` fields: only plain CBOR data (no foreign semantic tags), normalized so that
+    arrays are tuples and maps are dicts whatever cbor2 produced."""
     if depth > MAX_DEPTH:
         raise DecodeError("value nested too deeply")
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return
+    if value is None or type(value) in (bool, int, float, str, bytes) or type(value) in _BY_CLASS:
+        return value
     if isinstance(value, (list, tuple)):
-        for item in value:
-            _check_plain(item, depth + 1)
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_plain(k, depth + 1)
-            _check_plain(v, depth + 1)
-        return
-    if type(value) in _BY_CLASS:
-        return
+        return tuple(_check_any(item, depth + 1) for item in value)
+    if isinstance(value, Mapping):
+        return {_check_any(k, depth + 1): _check_any(v, depth + 1) for k, v in value.items()}
     raise _fail("plain data", value)
 
 
@@ -257,7 +247,7 @@ def _fixed_tuple(items: list[Callable[[Any, int], Any]]) -> Callable[[Any, int],
 
 def _dict(key: Callable[[Any, int], Any], val: Callable[[Any, int], Any]) -> Callable[[Any, int], Any]:
     def check(value: Any, depth: int) -> dict:
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):  # cbor2 gives frozendicts inside tags
             raise _fail("map", value)
         if depth > MAX_DEPTH:
             raise DecodeError("value nested too deeply")

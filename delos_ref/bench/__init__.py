@@ -1,0 +1,1 @@
+"""Benchmarks: each measures one layer and returns a plain, JSON-ready dict (the CLI prints it)."""

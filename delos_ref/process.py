@@ -1,0 +1,143 @@
+"""Real nodes and real clients: a :class:`~delos_ref.runtime.Node` on UDP or TCP.
+
+* :func:`run_node` is the body of ``delos-ref node``: it reads ``DIR/cluster.json``, takes an
+  exclusive lock on ``DIR/<id>/`` (a second process on the same data dir is refused), binds
+  the node's address, and hosts its roles until SIGTERM/SIGINT.
+* :func:`open_client` gives the CLI (or any script) a node id of its own (``cli-<hex>``), a
+  transport with no listening socket for TCP (replies come back on the connection it opened)
+  or an ephemeral port for UDP, and an RPC endpoint.
+
+Roles a node hosts today: ``ping``. Later issues add the MetaStore acceptor, the LogServer,
+sequencers and the database replica here, so this module is where a node's composition lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import trio
+
+from delos_ref import cluster
+from delos_ref.ping import Ping, PingCore, Pong
+from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
+from delos_ref.runtime import Node
+from delos_ref.trace import FileSink, NullSink
+from transports.base import PeerAddress, Transport
+from transports.codec import FrameCodec
+
+
+class NodeStartError(Exception):
+    """The node could not start (port in use, data dir in use, bad cluster file)."""
+
+
+def peers_of(cfg: cluster.ClusterConfig) -> dict[str, PeerAddress]:
+    return {n.id: PeerAddress(n.host, n.port) for n in cfg.nodes}
+
+
+@contextlib.asynccontextmanager
+async def open_transport(cfg: cluster.ClusterConfig, node_id: str, bind: PeerAddress | None) -> AsyncIterator[Transport]:
+    codec = FrameCodec(secret=cfg.secret_bytes)
+    if cfg.transport == "tcp":
+        from transports.tcp import open_tcp_transport as opener
+    else:
+        from transports.udp import open_udp_transport as opener
+    async with opener(node_id, bind=bind, peers=peers_of(cfg), codec=codec) as transport:
+        yield transport
+
+
+# ------------------------------------------------------------------------------- nodes
+
+
+def _lock_node_dir(path: Path) -> Any:
+    path.mkdir(parents=True, exist_ok=True)
+    fp = open(path / "NODE.lock", "a+")
+    try:
+        fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fp.seek(0)
+        holder = fp.read().strip() or "another process"
+        fp.close()
+        raise NodeStartError(f"data directory {path} is in use by {holder}") from None
+    fp.seek(0)
+    fp.truncate()
+    fp.write(f"pid {os.getpid()}\n")
+    fp.flush()
+    return fp
+
+
+def _describe(node: Node) -> Any:
+    def describe(want_stats: bool) -> tuple[tuple[str, ...], dict[str, Any]]:
+        return tuple(sorted(node.roles)), (node.statistics() if want_stats else {})
+
+    return describe
+
+
+async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
+    cfg = cluster.load(directory)
+    spec = cfg.node(node_id)
+    lock = _lock_node_dir(cluster.node_dir(directory, node_id))
+    trace = FileSink(trio.current_time, str(cluster.node_dir(directory, node_id) / "trace.ndjson")) if cfg.trace else NullSink()
+    try:
+        try:
+            transport_cm = open_transport(cfg, node_id, PeerAddress(spec.host, spec.port))
+            async with transport_cm as transport:
+                node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
+                node.add_role("ping", PingCore(node_id, os.getpid(), _describe(node)))
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(node.run)
+                        task_status.started(node)
+                        async for _ in signals:
+                            nursery.cancel_scope.cancel()
+                            break
+        except OSError as e:
+            raise NodeStartError(f"node {node_id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
+    finally:
+        trace.close()
+        lock.close()
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+@contextlib.asynccontextmanager
+async def open_client(cfg: cluster.ClusterConfig, name: str = "cli") -> AsyncIterator[Node]:
+    """A client node (no roles) connected to the cluster; its router runs in the background."""
+    client_id = f"{name}-{secrets.token_hex(4)}"
+    bind = PeerAddress("127.0.0.1", 0) if cfg.transport == "udp" else None
+    async with open_transport(cfg, client_id, bind) as transport:
+        node = Node(client_id, transport, seed=secrets.token_hex(8))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats: bool = False) -> Pong | None:
+    """One node's answer to a ping over the transport, or None if it did not answer."""
+    try:
+        return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND)
+    except (DefiniteFailure, UnknownOutcome):
+        return None
+
+
+async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0, want_stats: bool = False) -> dict[str, Pong | None]:
+    results: dict[str, Pong | None] = {}
+
+    async def one(node_id: str) -> None:
+        results[node_id] = await ping(client, node_id, timeout_s=timeout_s, want_stats=want_stats)
+
+    async with trio.open_nursery() as nursery:
+        for n in cfg.nodes:
+            nursery.start_soon(one, n.id)
+    return {n.id: results[n.id] for n in cfg.nodes}
+

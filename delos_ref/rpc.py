@@ -1,0 +1,286 @@
+"""Request/reply over any transport: ids, deadlines, retries, and honest outcomes.
+
+A consensus client must know *how* a call failed, because the two kinds of failure call for
+opposite reactions:
+
+* a **definite failure** (:class:`DefiniteFailure`): the call certainly did not take effect
+  -- the server refused it (:class:`RemoteError`), or nothing was ever sent (:class:`NotSent`:
+  unknown peer, message too large). Retrying elsewhere is safe.
+* an **unknown outcome** (:class:`UnknownOutcome`, raised as :class:`CallTimeout`): no reply
+  arrived before the deadline. The request may have been executed, perhaps more than once if
+  it was resent. A Paxos proposer must treat its ballot as possibly used; a log client must
+  treat its append as possibly landed (PAPER_NOTES §2: "a failed append may still become
+  durable").
+
+Mechanics. Each call gets a request id (``rid``) unique to this endpoint's incarnation; the
+request travels in an :class:`~transports.codec.Envelope` of kind REQUEST, and a reply or
+error envelope with the same ``rid`` *from the node that was called* completes it. A
+:class:`RetryPolicy` resends the *same* request (same rid) while no answer has arrived: this
+covers lossy links (UDP, the simulator) and means handlers must tolerate duplicates -- which
+they must anyway, since networks duplicate. Late and duplicate replies find no pending call
+and are dropped (counted). Every wait is bounded by the call's deadline.
+
+Incoming requests and one-way messages are routed to roles by message type (see
+:class:`Router`); the router answers a request for a type nobody serves with a definite
+``unknown_message`` error.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from transports.base import Transport, Unreachable
+from transports.codec import (
+    KIND_ERROR,
+    KIND_ONEWAY,
+    KIND_REPLY,
+    KIND_REQUEST,
+    Envelope,
+    MessageTooLarge,
+    message,
+)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+class RpcError(Exception):
+    """Base of call failures."""
+
+
+class DefiniteFailure(RpcError):
+    """The call certainly did not take effect."""
+
+
+class RemoteError(DefiniteFailure):
+    """The server answered with a refusal (``code`` is machine-readable)."""
+
+    def __init__(self, dst: str, code: str, detail: str = "") -> None:
+        super().__init__(f"{dst} refused: {code}" + (f" ({detail})" if detail else ""))
+        self.dst = dst
+        self.code = code
+        self.detail = detail
+
+
+class NotSent(DefiniteFailure):
+    """The request never left this node (unknown peer, oversize message, closed transport)."""
+
+
+class UnknownOutcome(RpcError):
+    """No answer: the request may or may not have been executed."""
+
+
+class CallTimeout(UnknownOutcome):
+    def __init__(self, dst: str, what: str, timeout_s: float, sends: int) -> None:
+        super().__init__(f"no reply from {dst} to {what} within {timeout_s:g}s ({sends} send(s)): outcome unknown")
+        self.dst = dst
+        self.sends = sends
+
+
+@message("rpc.error")
+class ErrorReply:
+    """The payload of an ERROR envelope: a definite refusal."""
+
+    code: str
+    detail: str
+
+
+# ------------------------------------------------------------------------------ policy
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Resend the same request while unanswered: after ``first_s``, then growing by ``multiplier``
+    up to ``max_s``, with +-``jitter`` (a fraction) drawn from the endpoint's seeded RNG, at most
+    ``max_sends`` sends in all. The call's deadline bounds everything."""
+
+    max_sends: int = 1
+    first_s: float = 0.05
+    multiplier: float = 2.0
+    max_s: float = 1.0
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        assert self.max_sends >= 1, "RetryPolicy: at least one send"
+        assert 0 < self.first_s <= self.max_s, "RetryPolicy: 0 < first_s <= max_s"
+        assert 0 <= self.jitter < 1, "RetryPolicy: jitter is a fraction"
+
+
+NO_RETRY = RetryPolicy()
+RPC_BUGS = {
+    "ignore_rid": "replies are matched to any pending call to the same node, not by request id",
+    "timeout_as_failure": "a call that timed out is reported as a definite failure instead of an unknown outcome",
+}
+#: For lossy transports: resend a few times within the deadline.
+RESEND = RetryPolicy(max_sends=8, first_s=0.05, max_s=0.5)
+
+
+@dataclass(slots=True)
+class _Call:
+    dst: str
+    done: trio.Event
+    reply: Any = None
+    error: ErrorReply | None = None
+
+
+# ---------------------------------------------------------------------------- endpoint
+
+
+class RpcEndpoint:
+    """The client half of RPC on one node: issues calls and correlates their answers.
+
+    It does not read the transport itself: the node's :class:`Router` does, and hands replies
+    to :meth:`deliver_reply`. That keeps one reader per transport.
+    """
+
+    def __init__(self, transport: Transport, rng: random.Random, *, bugs: frozenset[str] = frozenset()) -> None:
+        self.transport = transport
+        # Teaching bug switches (``delos-ref sim --workload rpc --list-bugs``); empty in production.
+        assert bugs <= RPC_BUGS.keys(), f"unknown rpc bugs {sorted(bugs - RPC_BUGS.keys())}"
+        self.bugs = bugs
+        self.node_id = transport.node_id
+        self._rng = rng
+        # Request ids start at a random 48-bit offset so that a restarted node does not
+        # reuse the ids of its previous incarnation (stale replies would match new calls).
+        self._next_rid = rng.getrandbits(48) + 1
+        self._pending: dict[int, _Call] = {}
+        self.stats = {"calls": 0, "replies": 0, "errors": 0, "timeouts": 0, "resends": 0, "stray_replies": 0}
+
+    def peek_next_rid(self) -> int:
+        """The id the next :meth:`call` will use (for checkers correlating with the net trace)."""
+        return self._next_rid
+
+    def _new_rid(self) -> int:
+        rid = self._next_rid
+        self._next_rid = (self._next_rid + 1) % (1 << 63) or 1
+        return rid
+
+    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY) -> Any:
+        """Send ``msg`` to ``dst`` and return its reply payload.
+
+        Raises :class:`RemoteError` or :class:`NotSent` (definite) or :class:`CallTimeout`
+        (unknown outcome). Cancellation propagates as usual; the outcome is then unknown too.
+        """
+        assert timeout_s > 0, "call: a deadline is required"
+        rid = self._new_rid()
+        call = _Call(dst, trio.Event())
+        self._pending[rid] = call
+        self.stats["calls"] += 1
+        env = Envelope(self.node_id, dst, KIND_REQUEST, rid, msg)
+        sends = 0
+        try:
+            with trio.move_on_after(timeout_s):
+                sends = await self._send_until_answered(env, call, retry)
+        finally:
+            del self._pending[rid]
+        if not call.done.is_set():
+            self.stats["timeouts"] += 1
+            if "timeout_as_failure" in self.bugs:
+                raise NotSent(f"{dst} did not answer")  # BUG: an unknown outcome reported as definite
+            raise CallTimeout(dst, type(msg).__name__, timeout_s, sends)
+        if call.error is not None:
+            self.stats["errors"] += 1
+            raise RemoteError(dst, call.error.code, call.error.detail)
+        self.stats["replies"] += 1
+        return call.reply
+
+    async def _send_until_answered(self, env: Envelope, call: _Call, retry: RetryPolicy) -> int:
+        interval = retry.first_s
+        sends = 0
+        while True:
+            try:
+                await self.transport.send(env)
+            except (Unreachable, MessageTooLarge) as e:
+                if sends == 0:
+                    raise NotSent(f"{type(env.payload).__name__} to {env.dst}: {e}") from e
+                # An earlier copy may be on its way: the outcome stays unknown.
+            sends += 1
+            if sends >= retry.max_sends:
+                await call.done.wait()
+                return sends
+            delay = interval * (1 + retry.jitter * (2 * self._rng.random() - 1))
+            with trio.move_on_after(delay):
+                await call.done.wait()
+            if call.done.is_set():
+                return sends
+            self.stats["resends"] += 1
+            interval = min(interval * retry.multiplier, retry.max_s)
+
+    async def cast(self, dst: str, msg: Any) -> None:
+        """A one-way message: no reply, no delivery guarantee."""
+        await self.transport.send(Envelope(self.node_id, dst, KIND_ONEWAY, 0, msg))
+
+    async def reply(self, to: str, rid: int, msg: Any) -> None:
+        await self.transport.send(Envelope(self.node_id, to, KIND_REPLY, rid, msg))
+
+    async def fail(self, to: str, rid: int, code: str, detail: str = "") -> None:
+        await self.transport.send(Envelope(self.node_id, to, KIND_ERROR, rid, ErrorReply(code, detail)))
+
+    def deliver_reply(self, env: Envelope) -> None:
+        """Complete the pending call that ``env`` answers; drop strays and duplicates."""
+        call = self._pending.get(env.rid)
+        if "ignore_rid" in self.bugs:  # BUG: correlate by sender only
+            call = next((c for c in self._pending.values() if c.dst == env.src and not c.done.is_set()), None)
+        if call is None or call.dst != env.src or call.done.is_set():
+            self.stats["stray_replies"] += 1
+            return
+        if env.kind == KIND_ERROR:
+            if not isinstance(env.payload, ErrorReply):
+                self.stats["stray_replies"] += 1
+                return
+            call.error = env.payload
+        else:
+            call.reply = env.payload
+        call.done.set()
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.stats, pending=len(self._pending))
+
+
+# ------------------------------------------------------------------------------ router
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class Router:
+    """Reads one transport and routes what arrives: replies to the endpoint, the rest by type.
+
+    Handlers are registered per message class. A handler should only enqueue (into a role's
+    bounded inbox) and return quickly; the router awaits it, so a full inbox pushes back on
+    the transport rather than growing memory.
+    """
+
+    def __init__(self, transport: Transport, endpoint: RpcEndpoint) -> None:
+        self.transport = transport
+        self.endpoint = endpoint
+        self._handlers: dict[type, Handler] = {}
+        self.stats = {"routed": 0, "unknown": 0}
+
+    def register(self, cls: type, handler: Handler) -> None:
+        assert cls not in self._handlers, f"Router: {cls.__name__} already has a handler"
+        self._handlers[cls] = handler
+
+    def unregister(self, cls: type) -> None:
+        self._handlers.pop(cls, None)
+
+    async def run(self) -> None:
+        while True:
+            env = await self.transport.receive()
+            await self.route(env)
+
+    async def route(self, env: Envelope) -> None:
+        if env.kind in (KIND_REPLY, KIND_ERROR):
+            self.endpoint.deliver_reply(env)
+            return
+        handler = self._handlers.get(type(env.payload))
+        if handler is None:
+            self.stats["unknown"] += 1
+            if env.kind == KIND_REQUEST:
+                await self.endpoint.fail(env.src, env.rid, "unknown_message", f"{self.transport.node_id} does not serve {type(env.payload).__name__}")
+            return
+        self.stats["routed"] += 1
+        await handler(env)

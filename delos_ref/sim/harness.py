@@ -1,0 +1,152 @@
+"""Workloads, seeds and sweeps: the frame behind ``delos-ref sim``.
+
+A :class:`Workload` is a named scenario (clients, servers, faults, checks) that runs one seed
+inside a fresh simulation and returns a :class:`RunResult` listing the violations its checks
+found. The harness runs many seeds, one ``trio.run`` each under a mock clock, and summarizes:
+``{"workload", "runs", "violations": [{"seed", "what", "replay"}], "events_per_s"}``, where
+``replay`` is the one-line command that reproduces that run exactly.
+
+Workload modules live beside this one as ``workload_<name>.py`` and call :func:`register` at
+import; :func:`load_workloads` imports them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import trio
+import trio.testing
+
+from delos_ref.sim.simulation import ALL_FAULTS
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    seed: int
+    faults: frozenset[str]
+    bug: str | None = None
+    keep_trace: bool = False
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    violations: list[str]
+    events: int
+    digest: str
+    virtual_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+    trace: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    name: str
+    description: str
+    faults: tuple[str, ...]
+    bugs: dict[str, str]
+    run: Callable[[RunConfig], Awaitable[RunResult]]
+
+
+_WORKLOADS: dict[str, Workload] = {}
+
+
+class UnknownWorkload(KeyError):
+    pass
+
+
+class BadSimArgument(ValueError):
+    pass
+
+
+def register(workload: Workload) -> Workload:
+    assert set(workload.faults) <= set(ALL_FAULTS), f"workload {workload.name}: unknown fault kinds"
+    _WORKLOADS[workload.name] = workload
+    return workload
+
+
+def load_workloads() -> dict[str, Workload]:
+    import delos_ref.sim as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("workload_"):
+            importlib.import_module(f"delos_ref.sim.{info.name}")
+    return dict(sorted(_WORKLOADS.items()))
+
+
+def get_workload(name: str) -> Workload:
+    workloads = load_workloads()
+    if name not in workloads:
+        raise UnknownWorkload(f"unknown workload {name!r}; choose from: {', '.join(workloads)}")
+    return workloads[name]
+
+
+def parse_faults(workload: Workload, text: str | None) -> frozenset[str]:
+    """``None`` -> every fault the workload supports; ``"none"`` -> no faults; else a comma list."""
+    if text is None:
+        return frozenset(workload.faults)
+    if text.strip() == "none":
+        return frozenset()
+    wanted = {f.strip() for f in text.split(",") if f.strip()}
+    unknown = wanted - set(workload.faults)
+    if unknown:
+        raise BadSimArgument(f"workload {workload.name} does not support faults {sorted(unknown)}; it supports {list(workload.faults)}")
+    return frozenset(wanted)
+
+
+def check_bug(workload: Workload, bug: str | None) -> None:
+    if bug is not None and bug not in workload.bugs:
+        raise BadSimArgument(f"workload {workload.name} has no bug {bug!r}; see --list-bugs ({', '.join(workload.bugs) or 'none'})")
+
+
+def run_seed(workload: Workload, cfg: RunConfig) -> RunResult:
+    """One seeded run in a fresh trio run under a mock clock (virtual time)."""
+    return trio.run(workload.run, cfg, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def replay_command(workload: Workload, seed: int, faults: frozenset[str], bug: str | None) -> str:
+    fault_arg = ",".join(sorted(faults)) if faults else "none"
+    cmd = f"delos-ref sim --workload {workload.name} --seeds 1 --seed {seed} --faults {fault_arg}"
+    return cmd + (f" --bug {bug}" if bug else "") + " --json"
+
+
+def sweep(
+    workload: Workload,
+    *,
+    seeds: int,
+    first_seed: int = 0,
+    faults: frozenset[str],
+    bug: str | None = None,
+    stop_at_first: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``seeds`` consecutive seeds from ``first_seed``; summarize as the CLI prints it."""
+    assert seeds >= 1, "sweep: at least one seed"
+    violations = []
+    events = 0
+    runs = 0
+    started = time.perf_counter()
+    for i, seed in enumerate(range(first_seed, first_seed + seeds)):
+        result = run_seed(workload, RunConfig(seed, faults, bug))
+        runs += 1
+        events += result.events
+        for what in result.violations:
+            violations.append({"seed": seed, "what": what, "replay": replay_command(workload, seed, faults, bug)})
+        if progress is not None:
+            progress(i + 1, seeds)
+        if violations and stop_at_first:
+            break
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    return {
+        "workload": workload.name,
+        "runs": runs,
+        "faults": sorted(faults),
+        "bug": bug,
+        "violations": violations,
+        "events_per_s": round(events / elapsed, 1),
+        "wall_s": round(elapsed, 3),
+    }

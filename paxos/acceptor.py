@@ -1,0 +1,179 @@
+"""The Paxos acceptor: the memory of consensus, one promise at a time.
+
+An acceptor is the simplest role in Paxos and the one whose every line matters. For each
+instance it keeps three things (Lamport's ``maxBal``, ``maxVBal``, ``maxVal``): the highest
+ballot it has *promised*, and the ballot and value it last *accepted*. Two rules, from
+"Paxos Made Simple" §2.2-2.3, govern everything it does:
+
+* **Phase 1b (P1a).** "If an acceptor receives a prepare request with number n greater than
+  that of any prepare request to which it has already responded, then it responds with a
+  promise not to accept any more proposals numbered less than n and with the
+  highest-numbered proposal (if any) that it has accepted." We answer a Prepare whose ballot
+  *equals* the promise too: it can only be a duplicate of the proposer's own request (ballots
+  are unique per proposer), and answering it again changes nothing.
+* **Phase 2b (P1a).** "An acceptor can accept a proposal numbered n iff it has not responded
+  to a prepare request having a number greater than n." Accepting also raises the promise to
+  n, so that a later Prepare below n is refused.
+
+Everything else an acceptor does is plumbing around those two sentences:
+
+* **Persist before replying** (§2.5): a state change is returned as a
+  :class:`~delos_ref.effects.Persist` effect placed *before* the reply; the runtime syncs it
+  before any reply leaves. A request that changes nothing (a duplicate) persists nothing.
+* **Refusals are answered** with a :class:`~paxos.messages.Nack` naming the promise, so a
+  preempted proposer can jump above it instead of timing out.
+* **Duplicates are harmless**: every handler is idempotent, as the network and the RPC
+  layer's resends require.
+* **Queries** (for linearizable reads, :mod:`paxos.register`) report ``top``, the highest
+  instance holding an accepted value, and what is accepted there. They change nothing.
+
+The acceptor keeps one :class:`~paxos.messages.Slot` per instance ever touched. The register
+creates one instance per version and versions change only on reconfiguration (PAPER_NOTES
+§3), so this stays small; a production MetaStore would trim slots below the chosen prefix.
+
+Teaching switch ``forget_promise``: the acceptor never persists, so a restarted acceptor has
+forgotten every promise and acceptance -- the bug §2.5 warns about. The simulator's
+``metastore`` workload must catch it (two values chosen for one version).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from delos_ref.effects import Effect, Emit, Fail, Incoming, Persist, Reply
+from delos_ref.storage import Storage
+from paxos.messages import (
+    EMPTY_SLOT,
+    Accept,
+    Accepted,
+    Nack,
+    Prepare,
+    Promise,
+    Query,
+    Slot,
+    Status,
+)
+from paxos.storage import load_slots, slot_write
+
+
+class Acceptor:
+    """A pure RoleRunner core: ``handle(Incoming)`` returns effects, replying to the request."""
+
+    handles = (Prepare, Accept, Query)
+
+    def __init__(self, slots: Mapping[int, Slot] | None = None, *, forget_promise: bool = False) -> None:
+        self._slots: dict[int, Slot] = dict(slots or {})
+        assert all(i >= 1 for i in self._slots), "Acceptor: instances are numbered from 1"
+        self._top = max((i for i, s in self._slots.items() if s.accepted_value is not None), default=0)
+        self.forget_promise = forget_promise
+        self.stats = {"promises": 0, "reject_prepare": 0, "accepts": 0, "reject_accept": 0, "queries": 0, "refused": 0}
+
+    @classmethod
+    def recover(cls, storage: Storage, *, forget_promise: bool = False) -> "Acceptor":
+        """An acceptor restarted from what ``storage`` holds (empty storage: a fresh one)."""
+        return cls(load_slots(storage), forget_promise=forget_promise)
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def top(self) -> int:
+        """The highest instance in which this acceptor holds an accepted value (0: none)."""
+        return self._top
+
+    def slot(self, instance: int) -> Slot:
+        return self._slots.get(instance, EMPTY_SLOT)
+
+    def statistics(self) -> dict[str, Any]:
+        return dict(self.stats, instances=len(self._slots), top=self._top)
+
+    # ---------------------------------------------------------------------- inputs
+
+    def handle(self, item: Any) -> list[Effect]:
+        if type(item) is not Incoming:
+            return []  # an acceptor sets no timers: it only ever answers
+        msg = item.msg
+        if type(msg) is Prepare:
+            return self.on_prepare(item, msg)
+        if type(msg) is Accept:
+            return self.on_accept(item, msg)
+        if type(msg) is Query:
+            return self.on_query(item)
+        raise AssertionError(f"Acceptor: routed a message it does not handle: {type(msg).__name__}")
+
+    def on_prepare(self, req: Incoming, msg: Prepare) -> list[Effect]:
+        """Phase 1b."""
+        slot = self.slot(msg.instance)
+        if msg.ballot < slot.promised:
+            # P1a: we promised not to take part in ballots below slot.promised.
+            self.stats["reject_prepare"] += 1
+            return [self._emit("RejectPrepare", msg.instance, msg.ballot, slot)] + self._answer(
+                req, Nack(msg.instance, msg.ballot, slot.promised)
+            )
+        promised = Slot(msg.ballot, slot.accepted_ballot, slot.accepted_value)
+        self.stats["promises"] += 1
+        promise = Promise(msg.instance, msg.ballot, slot.accepted_ballot, slot.accepted_value, self._top)
+        persist = self._store(msg.instance, promised)
+        return persist + [self._emit("Promise", msg.instance, msg.ballot, promised)] + self._answer(req, promise)
+
+    def on_accept(self, req: Incoming, msg: Accept) -> list[Effect]:
+        """Phase 2b."""
+        slot = self.slot(msg.instance)
+        if msg.ballot < slot.promised:
+            # P1a: accepting would break the promise made to a higher ballot.
+            self.stats["reject_accept"] += 1
+            return [self._emit("RejectAccept", msg.instance, msg.ballot, slot)] + self._answer(
+                req, Nack(msg.instance, msg.ballot, slot.promised)
+            )
+        if msg.ballot == slot.accepted_ballot and msg.value != slot.accepted_value:
+            # One ballot carries one value. A proposer that reuses a ballot for another value
+            # breaks the protocol (an id reused across restarts?): refuse, never overwrite.
+            self.stats["refused"] += 1
+            return [Fail(req.src, req.rid, "ballot_reused", f"instance {msg.instance} ballot {msg.ballot}")]
+        accepted = Slot(msg.ballot, msg.ballot, msg.value)
+        self._top = max(self._top, msg.instance)
+        self.stats["accepts"] += 1
+        reply = Accepted(msg.instance, msg.ballot, self._top)
+        persist = self._store(msg.instance, accepted)
+        return persist + [self._emit("Accepted", msg.instance, msg.ballot, accepted)] + self._answer(req, reply)
+
+    def on_query(self, req: Incoming) -> list[Effect]:
+        """Read step 1: report ``top`` and its accepted value. Read-only, so nothing to persist."""
+        self.stats["queries"] += 1
+        slot = self.slot(self._top) if self._top else EMPTY_SLOT
+        assert (self._top == 0) == (slot.accepted_value is None), "Acceptor.top: holds an accepted value"
+        return self._answer(req, Status(self._top, slot.accepted_ballot, slot.accepted_value))
+
+    # --------------------------------------------------------------------- helpers
+
+    def _store(self, instance: int, slot: Slot) -> list[Effect]:
+        """Adopt ``slot`` for ``instance``; the Persist effect that must precede the reply."""
+        old = self.slot(instance)
+        assert slot.promised >= old.promised, "Acceptor: promises only rise"
+        assert slot.accepted_ballot >= old.accepted_ballot, "Acceptor: accepted ballots only rise"
+        if slot == old:
+            return []  # a duplicate: already durable, nothing to write
+        self._slots[instance] = slot
+        if self.forget_promise:
+            return []  # teaching bug: nothing reaches the disk, a restart forgets it all
+        return [Persist((slot_write(instance, slot),))]
+
+    @staticmethod
+    def _answer(req: Incoming, msg: Any) -> list[Effect]:
+        # A one-way copy of a request has nobody waiting: its state change is all it brings.
+        return [Reply(req.src, req.rid, msg)] if req.wants_reply else []
+
+    @staticmethod
+    def _emit(event: str, instance: int, ballot: Any, slot: Slot) -> Emit:
+        """A trace event with the acceptor's state for ``instance`` after the step."""
+        value = slot.accepted_value.as_trace() if slot.accepted_value is not None else None
+        return Emit(
+            event,
+            {
+                "instance": instance,
+                "ballot": ballot.as_trace(),
+                "promised": slot.promised.as_trace(),
+                "accepted_ballot": slot.accepted_ballot.as_trace(),
+                "accepted_value": value,
+            },
+        )
+

@@ -1,0 +1,198 @@
+"""The Paxos wire messages, and the acceptor's durable record.
+
+One instance of single-decree Paxos per register version (see :mod:`paxos`). Every message
+names its ``instance``; the four classic ones follow Lamport's "Paxos Made Simple" §2.2 and
+the phase names of his TLA+ spec ``Paxos.tla``:
+
+==============  =========  ==================================================================
+message         phase      meaning
+==============  =========  ==================================================================
+``Prepare``     1a         "promise me not to accept ballots below ``ballot``"
+``Promise``     1b         "promised; here is what I accepted before, if anything"
+``Accept``      2a         "accept ``value`` at ``ballot``"
+``Accepted``    2b         "accepted"
+``Nack``        1b / 2b    "refused: I promised a higher ballot, ``promised``"
+``Query``       read       "what is the highest instance in which you accepted a value?"
+``Status``      read       the answer to ``Query``
+==============  =========  ==================================================================
+
+``Nack`` is an optimization Lamport mentions ("the acceptor should inform the proposer, who
+can then abandon its proposal"); without it a proposer could only time out. It carries the
+promised ballot so the proposer can jump above it.
+
+``Promise``, ``Accepted`` and ``Status`` carry ``top``: the highest instance in which the
+acceptor holds an accepted value. Reads use it to find the current version (see
+:mod:`paxos.register`).
+
+:class:`Slot` is not sent to peers: it is what an acceptor persists for one instance, encoded
+by the same codec. Think of it as the message an acceptor sends to its future self.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paxos.ballot import ZERO, Ballot
+from transports.codec import message
+
+
+@message("paxos.update")
+@dataclass(frozen=True, slots=True)
+class Update:
+    """The Paxos *value* of one instance: the register's new data, tagged with its write.
+
+    The tag (``writer``, ``seq``) makes every write's value distinct even when two clients
+    write the same bytes. Without it, two ``write_if(v, b"x")`` calls could both see
+    ``b"x"`` chosen at ``v + 1`` and both report success -- one of them falsely.
+    """
+
+    writer: str
+    seq: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not self.writer:
+            raise ValueError("an Update names the proposer that wrote it")
+        if self.seq < 0:
+            raise ValueError(f"Update.seq must be >= 0, got {self.seq}")
+
+    def as_trace(self) -> dict[str, object]:
+        return {"writer": self.writer, "seq": self.seq, "data": self.data}
+
+
+#: Instances are numbered 1..MAX_INSTANCE (storage keys are 8 bytes; a peer cannot push past).
+MAX_INSTANCE = 2**63 - 1
+
+
+def _check_instance(instance: int) -> None:
+    if not 1 <= instance <= MAX_INSTANCE:
+        raise ValueError(f"Paxos instances are numbered from 1 (register version 1) to {MAX_INSTANCE}, got {instance}")
+
+
+def _check_top(top: int) -> None:
+    if not 0 <= top <= MAX_INSTANCE:
+        raise ValueError(f"top must be in 0..{MAX_INSTANCE}, got {top}")
+
+
+def _check_accepted(accepted_ballot: Ballot, accepted_value: Update | None) -> None:
+    if accepted_ballot.is_zero != (accepted_value is None):
+        raise ValueError("a value is accepted at a real ballot, and only then")
+
+
+@message("paxos.prepare")
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """Phase 1a."""
+
+    instance: int
+    ballot: Ballot
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance)
+        if self.ballot.is_zero:
+            raise ValueError("Prepare needs a real ballot")
+
+
+@message("paxos.promise")
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """Phase 1b: the acceptor promised ``ballot``; it had accepted ``accepted_value`` at
+    ``accepted_ballot`` (``ZERO`` and ``None`` when it had accepted nothing)."""
+
+    instance: int
+    ballot: Ballot
+    accepted_ballot: Ballot
+    accepted_value: Update | None
+    top: int
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance)
+        _check_top(self.top)
+        _check_accepted(self.accepted_ballot, self.accepted_value)
+        if self.accepted_ballot > self.ballot:
+            raise ValueError("a Promise cannot report an accepted ballot above the one promised")
+
+
+@message("paxos.accept")
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Phase 2a."""
+
+    instance: int
+    ballot: Ballot
+    value: Update
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance)
+        if self.ballot.is_zero:
+            raise ValueError("Accept needs a real ballot")
+
+
+@message("paxos.accepted")
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Phase 2b."""
+
+    instance: int
+    ballot: Ballot
+    top: int
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance)
+        _check_top(self.top)
+
+
+@message("paxos.nack")
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """A refused Prepare or Accept at ``ballot``: the acceptor promised ``promised`` > ``ballot``."""
+
+    instance: int
+    ballot: Ballot
+    promised: Ballot
+
+    def __post_init__(self) -> None:
+        _check_instance(self.instance)
+        if not self.promised > self.ballot:
+            raise ValueError("a Nack reports a promise above the refused ballot")
+
+
+@message("paxos.query")
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Read step 1: ask for the highest instance holding an accepted value."""
+
+
+@message("paxos.status")
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The answer to :class:`Query`: ``top`` and what is accepted there (``ZERO``/``None`` if
+    ``top`` is 0, the empty register)."""
+
+    top: int
+    accepted_ballot: Ballot
+    accepted_value: Update | None
+
+    def __post_init__(self) -> None:
+        _check_top(self.top)
+        _check_accepted(self.accepted_ballot, self.accepted_value)
+        if (self.top == 0) != self.accepted_ballot.is_zero:
+            raise ValueError("Status reports an accepted value exactly when top > 0")
+
+
+@message("paxos.slot")
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """An acceptor's durable state for one instance (Lamport's maxBal, maxVBal, maxVal)."""
+
+    promised: Ballot = ZERO
+    accepted_ballot: Ballot = ZERO
+    accepted_value: Update | None = None
+
+    def __post_init__(self) -> None:
+        _check_accepted(self.accepted_ballot, self.accepted_value)
+        if self.accepted_ballot > self.promised:
+            raise ValueError("an acceptor never accepts above its promise (accepting promises too)")
+
+
+EMPTY_SLOT = Slot()
