@@ -55,10 +55,11 @@ def node(
     import trio
 
     from delos_ref.process import NodeStartError, run_node
+    from delos_ref.storage import StorageError
 
     try:
         trio.run(run_node, str(directory), node_id)
-    except (cluster.ClusterError, NodeStartError) as e:
+    except (cluster.ClusterError, NodeStartError, StorageError) as e:
         raise fail(str(e))
     except KeyboardInterrupt:
         pass
@@ -343,40 +344,43 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 
 # -------------------------------------------------------------------------------- bench
 
-BENCHES = ("transport",)
 
-
-@app.command(epilog="Example: delos-ref bench transport --transport tcp --json")
+@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json")
 def bench(
-    name: str = typer.Argument(..., help=f"Benchmark: {', '.join(BENCHES)}."),
-    transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp."),
+    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append."),
+    transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
+    loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Measure speed (medians and p99 next to a baseline measured in the same run)."""
+    """Measure speed: p50/p99 and throughput next to a baseline measured in the same run."""
     import trio
     from rich.progress import Progress
 
-    if name not in BENCHES:
-        raise fail(f"unknown benchmark {name!r}; choose from: {', '.join(BENCHES)}", 2)
-    if transport not in ("memory", "udp", "tcp"):
-        raise fail(f"--transport must be memory, udp or tcp (got {transport!r})", 2)
-    if seconds <= 0:
-        raise fail("--seconds must be positive", 2)
-    from delos_ref.bench.transport import bench_transport
+    from delos_ref.bench import BadBenchArgument, get_bench
 
+    try:
+        run = get_bench(name)
+        if seconds <= 0:
+            raise BadBenchArgument("--seconds must be positive")
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds}
+        if as_json:
+            result = trio.run(lambda: run(progress=None, **options))
+        else:
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task(f"bench {name}", total=1.0)
+                result = trio.run(lambda: run(progress=lambda f: progress.update(task, completed=f), **options))
+    except BadBenchArgument as e:
+        raise fail(str(e), 2)
     if as_json:
-        result = trio.run(lambda: bench_transport(transport, seconds=seconds))
         print_json(result)
-        return
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"bench {name} ({transport})", total=1.0)
-        result = trio.run(lambda: bench_transport(transport, seconds=seconds, progress=lambda f: progress.update(task, completed=f)))
-    _print_bench(result)
+    else:
+        _print_bench(result)
 
 
 def _print_bench(result: dict[str, Any]) -> None:
-    table = Table(title=f"bench {result['bench']} on {result['machine'].get('cpu', '?')} ({result['machine'].get('cpus', '?')} cpus)", title_justify="left")
+    m = result["machine"]
+    table = Table(title=f"bench {result['bench']} on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus)", title_justify="left")
     for col in ("", "case", "outstanding", "p50 us", "p99 us", "ops/s"):
         table.add_column(col)
     for label, rows in (("delos-ref", result["results"]), ("baseline", result["baseline"])):

@@ -7,8 +7,10 @@
   transport with no listening socket for TCP (replies come back on the connection it opened)
   or an ephemeral port for UDP, and an RPC endpoint.
 
-Roles a node hosts today: ``ping``. Later issues add the MetaStore acceptor, the LogServer,
-sequencers and the database replica here, so this module is where a node's composition lives.
+Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, PAPER_NOTES §3),
+``logserver`` (NativeLoglet storage, §5) and ``sequencer`` (the NativeLoglet's sequencer for
+the loglets that name this node). Their state lives in LMDB under ``DIR/<id>/``. The database
+replica joins here later, so this module is where a node's composition lives.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from delos_ref import cluster
 from delos_ref.ping import Ping, PingCore, Pong
 from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
 from delos_ref.runtime import Node
+from delos_ref.storage import LmdbStorage
 from delos_ref.trace import FileSink, NullSink
 from transports.base import PeerAddress, Transport
 from transports.codec import FrameCodec
@@ -78,18 +81,36 @@ def _describe(node: Node) -> Any:
     return describe
 
 
+def host_roles(node: Node, data_dir: Path) -> list[LmdbStorage]:
+    """Add every role of a cluster node to ``node``, each recovering its state from LMDB."""
+    from delos_ref.loglet.native.roles import add_logserver, add_sequencer
+    from delos_ref.loglet.native.storage import LOGSERVER_TABLES, SEQUENCER_TABLES
+    from paxos.acceptor import Acceptor
+    from paxos.storage import TABLES as PAXOS_TABLES
+
+    paxos_store = LmdbStorage(data_dir / "paxos", PAXOS_TABLES)
+    logserver_store = LmdbStorage(data_dir / "logserver", LOGSERVER_TABLES)
+    sequencer_store = LmdbStorage(data_dir / "sequencer", SEQUENCER_TABLES)
+    node.add_role("ping", PingCore(node.node_id, os.getpid(), _describe(node)))
+    node.add_role("acceptor", Acceptor.recover(paxos_store), paxos_store)
+    add_logserver(node, logserver_store)
+    add_sequencer(node, sequencer_store)
+    return [paxos_store, logserver_store, sequencer_store]
+
+
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
     cfg = cluster.load(directory)
     spec = cfg.node(node_id)
     lock = _lock_node_dir(cluster.node_dir(directory, node_id))
     trace = FileSink(trio.current_time, str(cluster.node_dir(directory, node_id) / "trace.ndjson")) if cfg.trace else NullSink()
+    storages: list[LmdbStorage] = []
     try:
         try:
             transport_cm = open_transport(cfg, node_id, PeerAddress(spec.host, spec.port))
             async with transport_cm as transport:
                 node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
-                node.add_role("ping", PingCore(node_id, os.getpid(), _describe(node)))
+                storages = host_roles(node, cluster.node_dir(directory, node_id))
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
@@ -100,6 +121,8 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
         except OSError as e:
             raise NodeStartError(f"node {node_id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
     finally:
+        for storage in storages:
+            storage.close()
         trace.close()
         lock.close()
 

@@ -243,11 +243,15 @@ class MemoryTransport(Transport):
     async def receive(self) -> Envelope:
         if self._closed:
             raise TransportClosed(f"transport of {self.node_id} is closed")
-        return await self._inbox.receive()
+        try:
+            return await self._inbox.receive()
+        except trio.EndOfChannel:
+            raise TransportClosed(f"transport of {self.node_id} is closed") from None
 
     def statistics(self) -> TransportStatistics:
         return self._stats
 
     async def aclose(self) -> None:
         self._closed = True
+        self._inbox_send.close()  # wakes a blocked receive()
         await trio.lowlevel.checkpoint()

@@ -37,8 +37,6 @@ connected ``(client, server)`` pair.
 from __future__ import annotations
 
 import functools
-import os
-import platform
 import time
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import trio
 
+from delos_ref.bench import BadBenchArgument, machine
 from transports.base import PeerAddress, Transport
 from transports.codec import KIND_REPLY, KIND_REQUEST, Envelope, FrameCodec, message
 from transports.tcp import open_tcp_transport
@@ -86,7 +85,21 @@ async def _udp_pair(codec: FrameCodec) -> AsyncIterator[tuple[Transport, Transpo
             yield client, server
 
 
+@asynccontextmanager
+async def _memory_pair(codec: FrameCodec) -> AsyncIterator[tuple[Transport, Transport]]:
+    """The simulated network with zero link delay, in real time: the cost of the simulator's
+    stepped delivery plus a codec round trip per message."""
+    from transports.memory import LinkModel, SimNetwork
+
+    net = SimNetwork("bench", link=LinkModel(delay_min_s=0.0, delay_max_s=0.0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        yield net.attach(CLIENT_ID), net.attach(SERVER_ID)
+        nursery.cancel_scope.cancel()
+
+
 PAIRS: dict[str, Callable[[FrameCodec], AbstractAsyncContextManager[tuple[Transport, Transport]]]] = {
+    "memory": _memory_pair,
     "udp": _udp_pair,
     "tcp": _tcp_pair,
 }
@@ -275,26 +288,6 @@ async def _measure_baseline(frame: bytes, levels: tuple[int, ...], seconds: floa
 # ---------------------------------------------------------------------- entry point
 
 
-def machine_info() -> dict:
-    """Enough about the machine to compare runs: Python, OS, CPU count and model."""
-    model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass  # not Linux: no /proc
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-    }
-
-
 async def bench_transport(
     transport: str,
     *,
@@ -311,7 +304,7 @@ async def bench_transport(
     Takes about ``2 * len(outstanding_levels) * (seconds + WARMUP_S)`` seconds.
     """
     if transport not in PAIRS:
-        raise ValueError(f"unknown transport {transport!r}; expected one of {sorted(PAIRS)}")
+        raise BadBenchArgument(f"unknown transport {transport!r}; expected one of {sorted(PAIRS)}")
     if seconds <= 0 or payload_bytes < 0 or not outstanding_levels or min(outstanding_levels) < 1:
         raise ValueError("seconds > 0, payload_bytes >= 0, and at least one outstanding level >= 1")
     levels = tuple(outstanding_levels)
@@ -322,4 +315,9 @@ async def bench_transport(
     meter = _Progress(progress, cases=2 * len(levels), seconds=seconds)
     results = await _measure_transport(transport, codec, payload, levels, seconds, meter)
     baseline = await _measure_baseline(frame, levels, seconds, meter)
-    return {"bench": "transport", "machine": machine_info(), "results": results, "baseline": baseline}
+    return {"bench": "transport", "machine": machine(), "results": results, "baseline": baseline}
+
+
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict:
+    """``delos-ref bench transport``."""
+    return await bench_transport(transport, seconds=seconds, progress=progress)

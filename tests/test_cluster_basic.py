@@ -1,0 +1,106 @@
+"""Real node processes: `up`, `status`, `down`, and the operator errors around them (issue 2)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import pytest
+
+from delos_ref import cluster
+from tests.cluster_fixture import cli, free_base_port, running_cluster, status
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_up_status_down_leaves_no_process(tmp_path, transport):
+    d = tmp_path / "c"
+    with running_cluster(d, transport=transport) as cfg:
+        report = status(d)
+        assert [n["alive"] for n in report["nodes"]] == [True, True, True]
+        assert all({"ping", "acceptor", "logserver"} <= set(n["roles"]) for n in report["nodes"])
+        pids = [n.pid for n in cfg.nodes]
+    assert not any(cluster.pid_alive(p) for p in pids)
+
+
+def test_second_up_on_a_live_directory_is_refused(tmp_path):
+    d = tmp_path / "c"
+    with running_cluster(d) as cfg:
+        proc = cli("up", "--detach", "--dir", str(d), "--base-port", str(cfg.nodes[0].port))
+        assert proc.returncode == 1
+        assert "already running" in proc.stderr
+        assert status(d)["nodes"][0]["alive"]  # the running cluster is untouched
+
+
+def test_stale_directory_is_recovered_with_its_config(tmp_path):
+    d = tmp_path / "c"
+    with running_cluster(d) as cfg:
+        for n in cfg.nodes:
+            cluster.signal_node(n, signal.SIGKILL)
+        time.sleep(0.3)
+        cli("up", "--detach", "--dir", str(d), check=True, timeout=90)
+        again = cluster.load(d)
+        assert again.cluster_id == cfg.cluster_id and [n.port for n in again.nodes] == [n.port for n in cfg.nodes]
+        assert all(n["alive"] for n in status(d)["nodes"])
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    base = free_base_port(3, "tcp")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", base + 1))
+        s.listen()
+        proc = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--base-port", str(base))
+    assert proc.returncode == 1
+    assert "port in use" in proc.stderr and str(base + 1) in proc.stderr
+
+
+def test_status_of_a_dead_cluster_says_so(tmp_path):
+    d = tmp_path / "c"
+    with running_cluster(d):
+        pass  # stopped
+    proc = cli("status", "--dir", str(d), "--json", "--timeout", "0.3")
+    assert proc.returncode == 1
+    assert "no node" in proc.stderr
+    assert [n["alive"] for n in json.loads(proc.stdout)["nodes"]] == [False, False, False]
+
+
+def test_no_cluster_directory_is_a_clear_error(tmp_path):
+    for args in (["status"], ["down"]):
+        proc = cli(*args, "--dir", str(tmp_path / "nothing"))
+        assert proc.returncode == 1 and "no cluster" in proc.stderr
+
+
+def test_foreign_cluster_file_is_a_clear_error(tmp_path):
+    (tmp_path / "cluster.json").write_text("{not json")
+    proc = cli("status", "--dir", str(tmp_path))
+    assert proc.returncode == 1 and "not a delos-ref cluster file" in proc.stderr
+
+
+def test_unknown_cli_argument_is_a_usage_error():
+    proc = cli("status", "--no-such-flag")
+    assert proc.returncode == 2 and "No such option" in proc.stderr
+
+
+def test_second_node_process_on_the_same_data_dir_is_refused(tmp_path):
+    d = tmp_path / "c"
+    with running_cluster(d):
+        proc = cli("node", "--dir", str(d), "--id", "n1")
+        assert proc.returncode == 1 and "in use" in proc.stderr
+
+
+def test_live_node_keeps_serving_after_garbage_and_wrong_secret_frames(tmp_path):
+    from transports.codec import Envelope, FrameCodec
+    from delos_ref.ping import Ping
+
+    d = tmp_path / "c"
+    with running_cluster(d) as cfg:
+        n1 = cfg.nodes[0]
+        wrong = FrameCodec(secret=b"not-the-cluster-secret").encode(Envelope("evil", "n1", 1, 1, Ping()))
+        for junk in (b"\x00" * 64, b"DL\x01\x00\xff\xff\xff\xff", wrong):
+            with socket.create_connection((n1.host, n1.port)) as s:
+                s.sendall(junk)
+                time.sleep(0.05)
+        assert all(n["alive"] for n in status(d)["nodes"])
