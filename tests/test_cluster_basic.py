@@ -104,3 +104,28 @@ def test_live_node_keeps_serving_after_garbage_and_wrong_secret_frames(tmp_path)
                 s.sendall(junk)
                 time.sleep(0.05)
         assert all(n["alive"] for n in status(d)["nodes"])
+
+
+def test_traced_nodes_write_ndjson_events_named_after_the_protocol(tmp_path):
+    """`up --trace`: each node appends its protocol steps to DIR/<node>/trace.ndjson."""
+    import trio
+
+    from delos_ref.process import open_client
+    from delos_ref.trace import read_ndjson
+    from paxos.register import MetaStoreClient
+
+    d = tmp_path / "c"
+    with running_cluster(d, extra=("--trace",)) as cfg:
+
+        async def write_once():
+            async with open_client(cfg) as client:
+                store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id)
+                version, _ = await store.read()
+                return await store.write_if(version, b"hello")
+
+        result = trio.run(write_once)
+        assert result.version == 1
+    events = [e for n in cfg.nodes for e in read_ndjson(str(d / n.id / "trace.ndjson"))]
+    names = {e["event"] for e in events}
+    assert {"Promise", "Accepted"} <= names, names
+    assert all({"t", "node", "role", "event"} <= e.keys() for e in events)

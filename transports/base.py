@@ -38,6 +38,14 @@ class Unreachable(TransportError):
     """No address is known for the destination node id (a definite failure: nothing was sent)."""
 
 
+class AddressInUse(TransportError, OSError):
+    """The address to bind (listen on) is already taken by another socket.
+
+    It is an ``OSError`` too (errno ``EADDRINUSE``), so code that already catches socket
+    errors keeps working.
+    """
+
+
 class TransportClosed(TransportError):
     """The transport was closed."""
 

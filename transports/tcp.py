@@ -81,7 +81,7 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 import trio
 
-from transports.base import PeerAddress, Transport, TransportClosed, TransportError, TransportStatistics, Unreachable
+from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportError, TransportStatistics, Unreachable
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
 # Bounds. One read takes whatever the kernel has, up to this much, into a buffer that each
@@ -107,14 +107,6 @@ class TcpHello:
     """The first frame on every TCP connection: the dialer says who it is."""
 
     node_id: str
-
-
-class AddressInUse(TransportError, OSError):
-    """The address to bind (listen on) is already taken by another socket.
-
-    It is an ``OSError`` too (errno ``EADDRINUSE``), so code that already catches socket
-    errors keeps working. (It belongs in :mod:`transports.base`; it lives here until then.)
-    """
 
 
 def address_in_use(address: PeerAddress, cause: OSError) -> AddressInUse:

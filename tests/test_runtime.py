@@ -1,0 +1,137 @@
+"""The runtime's rules (delos_ref/runtime.py): persist before send, group commit, timers,
+and storage that loses exactly the unsynced writes in a crash (delos_ref/storage.py)."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+import trio
+
+from delos_ref.effects import CancelTimer, Incoming, Persist, Send, SetTimer, TimerFired, Write
+from delos_ref.runtime import Node, seeded_rng
+from delos_ref.storage import DataDirInUse, LmdbStorage, MemoryStorage
+from delos_ref.sim.workload_rpc import Echo
+
+
+class RecordingStorage(MemoryStorage):
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def write(self, writes, sync=True):
+        self.log.append(("persist", len(list(writes)), sync))
+        super().write(writes, sync)
+
+
+class RecordingTransport:
+    def __init__(self, node_id, log):
+        self.node_id = node_id
+        self.log = log
+
+    async def send(self, env):
+        self.log.append(("send", env.dst))
+
+    async def receive(self):
+        await trio.sleep_forever()
+
+    def statistics(self):
+        from transports.base import TransportStatistics
+
+        return TransportStatistics()
+
+
+class SendThenPersist:
+    """Returns its effects in the *wrong* order on purpose: a send listed before a persist."""
+
+    handles = (Echo,)
+
+    def handle(self, item):
+        if isinstance(item, TimerFired):
+            return [Send("peer", Echo(99, False))]
+        return [Send("peer", Echo(item.msg.nonce, False)), Persist((Write("t", b"k%d" % item.msg.nonce, b"v"),)), SetTimer("t1", 1.0), SetTimer("t2", 2.0), CancelTimer("t2")]
+
+
+async def test_every_persist_of_a_batch_is_synced_before_any_send(autojump_clock):
+    log = []
+    node = Node("n", RecordingTransport("n", log))
+    storage = RecordingStorage(log)
+    runner = node.add_role("r", SendThenPersist(), storage)
+    for i in range(5):
+        runner.submit_nowait(Incoming("peer", 0, Echo(i, False)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await trio.sleep(0.01)
+        first_send = next(i for i, e in enumerate(log) if e[0] == "send")
+        assert log[0] == ("persist", 5, True), "one synced write for the whole batch (group commit)"
+        assert first_send > 0
+        assert storage.syncs == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_timers_fire_once_and_cancel_works(autojump_clock):
+    log = []
+    node = Node("n", RecordingTransport("n", log))
+    runner = node.add_role("r", SendThenPersist(), RecordingStorage([]))
+    runner.submit_nowait(Incoming("peer", 0, Echo(1, False)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await trio.sleep(0.5)
+        assert log.count(("send", "peer")) == 1
+        await trio.sleep(1.0)  # t1 fired (one extra send); t2 was cancelled
+        assert log.count(("send", "peer")) == 2
+        await trio.sleep(5.0)
+        assert log.count(("send", "peer")) == 2
+        nursery.cancel_scope.cancel()
+
+
+def test_memory_storage_crash_loses_only_unsynced_writes():
+    s = MemoryStorage()
+    s.write([Write("t", b"a", b"1")], sync=True)
+    s.write([Write("t", b"b", b"2")], sync=False)
+    assert s.get("t", b"b") == b"2"
+    s.crash()
+    assert s.get("t", b"a") == b"1" and s.get("t", b"b") is None
+    assert s.scan("t") == [(b"a", b"1")]
+
+
+def test_lmdb_storage_survives_reopen_and_locks_its_directory(tmp_path):
+    s = LmdbStorage(tmp_path / "db", ["t"])
+    s.write([Write("t", b"\x00\x01", b"x"), Write("t", b"\x00\x02", b"y")])
+    with pytest.raises(DataDirInUse):
+        LmdbStorage(tmp_path / "db", ["t"])
+    s.close()
+    again = LmdbStorage(tmp_path / "db", ["t"])
+    assert again.scan("t") == [(b"\x00\x01", b"x"), (b"\x00\x02", b"y")]
+    assert again.last("t") == (b"\x00\x02", b"y")
+    again.write([Write("t", b"\x00\x01", None)])
+    assert again.get("t", b"\x00\x01") is None
+    again.close()
+
+
+def test_seeded_rng_is_independent_of_hash_randomization():
+    assert seeded_rng("7", "node", "n1").random() == seeded_rng("7", "node", "n1").random()
+    assert seeded_rng("7", "node", "n1").random() != seeded_rng("7", "node", "n2").random()
+
+
+CORE_MODULES = [
+    "delos_ref/effects.py",
+    "delos_ref/ping.py",
+    "delos_ref/checker/linearizability.py",
+    "delos_ref/checker/models.py",
+]
+FORBIDDEN = {"trio", "time", "random", "socket", "lmdb", "cbor2", "rich"}
+
+
+@pytest.mark.parametrize("path", CORE_MODULES)
+def test_pure_modules_import_no_io_clock_or_randomness(path):
+    root = pathlib.Path(__file__).resolve().parent.parent
+    tree = ast.parse((root / path).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN, f"{path} imports {sorted(imported & FORBIDDEN)}"
