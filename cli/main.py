@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -165,17 +166,26 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str, answers:
     from delos_ref.process import open_client, ping_all
 
     async def live_view() -> None:
-        async with open_client(cfg, "up") as client:
-            with Live(_status_table(cfg, answers, what), console=out, refresh_per_second=4, transient=False) as live:
-                while True:
-                    await trio.sleep(1.0)
-                    now = await ping_all(client, cfg, timeout_s=0.5, want_stats=True)
-                    live.update(_status_table(cfg, now, what))
+        # Ctrl-C (SIGINT) and SIGTERM end the view cleanly; the finally below stops the nodes.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_client(cfg, "up") as client, trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                with Live(_status_table(cfg, answers, what), console=out, refresh_per_second=4, transient=False) as live:
+                    while True:
+                        await trio.sleep(1.0)
+                        now = await ping_all(client, cfg, timeout_s=0.5, want_stats=True)
+                        live.update(_status_table(cfg, now, what))
 
     try:
         trio.run(live_view)
     except KeyboardInterrupt:
-        pass
+        pass  # a second Ctrl-C while stopping
     finally:
         stopped = cluster.stop_nodes(cfg)
         err.print(f"stopped {len(stopped)} node(s) in {directory}")
