@@ -7,10 +7,7 @@ crashed and recovered. Also here: the scan that keeps every loglet core free of 
 
 from __future__ import annotations
 
-import ast
-import pathlib
 
-import pytest
 
 from delos_ref.effects import Emit, Fail, Incoming, Persist, Reply, Send, SetTimer, TimerFired
 from delos_ref.loglet.native import storage as layout
@@ -307,26 +304,3 @@ def test_bug_switch_logserver_accepts_append_after_seal():
     assert of(fx, Persist) and stored(fx) == Stored(L, 1, False, False, 0)
 
 
-# ------------------------------------------------------------------ pure-core import scan
-
-CORE_MODULES = [
-    "delos_ref/loglet/api.py",
-    "delos_ref/loglet/native/messages.py",
-    "delos_ref/loglet/native/storage.py",
-    "delos_ref/loglet/native/logserver.py",
-    "delos_ref/loglet/native/sequencer.py",
-]
-FORBIDDEN = {"trio", "time", "random", "socket", "lmdb", "cbor2", "rich"}
-
-
-@pytest.mark.parametrize("path", CORE_MODULES)
-def test_loglet_core_modules_import_no_io_clock_or_randomness(path):
-    root = pathlib.Path(__file__).resolve().parent.parent
-    tree = ast.parse((root / path).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & FORBIDDEN, f"{path} imports {sorted(imported & FORBIDDEN)}"

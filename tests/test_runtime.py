@@ -3,8 +3,6 @@ and storage that loses exactly the unsynced writes in a crash (delos_ref/storage
 
 from __future__ import annotations
 
-import ast
-import pathlib
 
 import pytest
 import trio
@@ -115,23 +113,3 @@ def test_seeded_rng_is_independent_of_hash_randomization():
     assert seeded_rng("7", "node", "n1").random() != seeded_rng("7", "node", "n2").random()
 
 
-CORE_MODULES = [
-    "delos_ref/effects.py",
-    "delos_ref/ping.py",
-    "delos_ref/checker/linearizability.py",
-    "delos_ref/checker/models.py",
-]
-FORBIDDEN = {"trio", "time", "random", "socket", "lmdb", "cbor2", "rich"}
-
-
-@pytest.mark.parametrize("path", CORE_MODULES)
-def test_pure_modules_import_no_io_clock_or_randomness(path):
-    root = pathlib.Path(__file__).resolve().parent.parent
-    tree = ast.parse((root / path).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & FORBIDDEN, f"{path} imports {sorted(imported & FORBIDDEN)}"

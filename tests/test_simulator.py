@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from delos_ref.effects import Incoming, Reply
+
 from delos_ref.rpc import CallTimeout, RemoteError
 from delos_ref.sim import ALL_FAULTS, RunConfig, Simulation, get_workload, run_seed, sweep
 from delos_ref.sim.harness import BadSimArgument, parse_faults

@@ -81,7 +81,7 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 import trio
 
-from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportError, TransportStatistics, Unreachable
+from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
 # Bounds. One read takes whatever the kernel has, up to this much, into a buffer that each

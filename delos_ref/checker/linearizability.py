@@ -559,7 +559,7 @@ def _failure(model: Model, key: Hashable, stuck: _Stuck, explored: int, checked:
     assert stuck is not None, "a failed search always records where it got stuck"
     where = "" if key is None else f" for key {key!r}"
     lines = [f"not linearizable{where} ({model.name}).", *_describe_prefix(model, stuck),
-             f"Stuck: this operation returned, so it must have taken effect by now:",
+             "Stuck: this operation returned, so it must have taken effect by now:",
              f"    {stuck.op.describe()}",
              "but none of the operations pending at that point can take effect next:",
              *_describe_candidates(model, stuck)]
