@@ -10,7 +10,6 @@ import json
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -231,9 +230,10 @@ def down(directory: Path = DirOpt) -> None:
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer."),
+    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read)."),
 ) -> None:
-    """Each node's liveness from a real ping over the cluster's transport.
+    """Each node's liveness from a real ping over the cluster's transport, and the MetaStore
+    register's version from a linearizable read (null, with the error, without a quorum).
 
     Exit code 0 when every node answers, 1 when none does, 3 when some do not.
     """
@@ -246,11 +246,24 @@ def status(
     except cluster.ClusterError as e:
         raise fail(str(e))
 
-    async def ask() -> dict[str, Any]:
-        async with open_client(cfg) as client:
-            return await ping_all(client, cfg, timeout_s=timeout_s)
+    async def read_register(client: Any) -> dict[str, Any]:
+        # A linearizable read of the MetaStore register (a majority must answer in time).
+        from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreError
 
-    answers = trio.run(ask)
+        timeouts = ClientTimeouts(deadline_s=timeout_s, call_timeout_s=min(timeout_s, 0.5))
+        store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id, timeouts=timeouts)
+        try:
+            version, _ = await store.read()
+        except MetaStoreError as e:
+            return {"version": None, "error": str(e)}
+        return {"version": version}
+
+    async def ask() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with open_client(cfg) as client:
+            answers = await ping_all(client, cfg, timeout_s=timeout_s)
+            return answers, await read_register(client)
+
+    answers, metastore = trio.run(ask)
     report = {
         "cluster_id": cfg.cluster_id,
         "transport": cfg.transport,
@@ -258,11 +271,18 @@ def status(
             {"id": n.id, "address": n.address, "pid": n.pid, "alive": answers[n.id] is not None, "roles": list(answers[n.id].roles) if answers[n.id] else []}
             for n in cfg.nodes
         ],
+        "metastore": metastore,
     }
     if as_json:
         print_json(report)
     else:
         out.print(_status_table(cfg, answers, f"cluster {cfg.cluster_id}"))
+        if metastore["version"] is not None:
+            out.print(f"metastore: register at version {metastore['version']}", highlight=False)
+        else:
+            from rich.markup import escape
+
+            out.print(f"metastore: [red]unavailable[/] ({escape(metastore['error'])})", highlight=False)
     alive = sum(1 for n in report["nodes"] if n["alive"])
     if alive == 0:
         raise fail(f"no node of the cluster in {directory} answered: is it running? (`delos-ref up --dir {directory}`)")

@@ -20,8 +20,9 @@ CLI = [sys.executable, "-m", "cli.main"]
 
 
 def free_base_port(n: int, transport: str) -> int:
-    """A base port with ``n`` consecutive free ports (tcp and udp)."""
-    for base in range(20000 + (os.getpid() * 37) % 20000, 60000, 17):
+    """A base port with ``n`` consecutive free ports (tcp and udp), below Linux's ephemeral
+    range (32768+), so that no outgoing connection can take a node's port after the probe."""
+    for base in range(20000 + (os.getpid() * 37) % 12000, 32700, 17):
         if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
             return base
     raise RuntimeError("no free port range")
