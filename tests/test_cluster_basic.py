@@ -48,11 +48,16 @@ def test_stale_directory_is_recovered_with_its_config(tmp_path):
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):
-    base = free_base_port(3, "tcp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", base + 1))
-        s.listen()
-        proc = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--base-port", str(base))
+    for _ in range(5):  # another process may take a probed port first: probe again
+        base = free_base_port(3, "tcp")
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+            s.listen()
+            proc = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--base-port", str(base))
+            break
     assert proc.returncode == 1
     assert "port in use" in proc.stderr and str(base + 1) in proc.stderr
 
