@@ -1,0 +1,361 @@
+---------------------------- MODULE NativeLoglet ----------------------------
+(***************************************************************************)
+(* One NativeLoglet instance (PAPER_NOTES section 5; OSDI'20 4.2.1): an    *)
+(* odd number of LogServers, each with a durable gapless log and a seal    *)
+(* bit, one sequencer, and clients that seal and check the tail (with      *)
+(* repair).                                                                *)
+(*                                                                         *)
+(* Mapping to the implementation (delos_ref/loglet/native, trace events of *)
+(* delos_ref/loglet/__init__.py):                                          *)
+(*                                                                         *)
+(*  spec                 implementation                       trace event  *)
+(*  -------------------  -----------------------------------  ------------ *)
+(*  ltail[s]             logserver LogletState.local_tail     local_tail   *)
+(*  sealed[s]            logserver LogletState.sealed         Seal         *)
+(*  up[s]                the LogServer process is running     (none)       *)
+(*  nextPos              sequencer _Loglet.next_pos           next_pos     *)
+(*  seqTails[s]          sequencer _Loglet.tails[s]           Stored       *)
+(*  sealedBy             sequencer _Loglet.sealed_by          Stored.sealed*)
+(*  seqSealed            sequencer _Loglet.sealed             SequencerSealed*)
+(*  seqKnown             sequencer _Loglet.known_tail         Commit.known_tail*)
+(*  ackedTail[s]         the local_tail of s's latest         Store.local_tail*)
+(*                       unsealed Stored reply (a history var)              *)
+(*  cKnown[c]            client NativeLoglet._known_tail      (none)       *)
+(*  cpc, probes, ctTail, client.seal / check_tail / _repair   CheckTail.*  *)
+(*  holders, ctRes                                                         *)
+(*                                                                         *)
+(*  Assign               sequencer.on_append                  Append       *)
+(*  StoreAt              logserver.on_store                   Store        *)
+(*  StoreRefused         logserver.on_store (sealed)          StoreRefused *)
+(*  ReceiveStored        sequencer.on_stored / _advance       Stored, Commit*)
+(*  ReceiveRefused       sequencer.on_stored / _seal_off      Stored,      *)
+(*                                                            SequencerSealed*)
+(*  LearnKnownTail       client._await_known_tail query       (none)       *)
+(*  SealServer           logserver.on_seal                    Seal         *)
+(*  SealDone             client.seal returns                  SealReturned *)
+(*  ProbeServer          logserver.on_tail_query              (none)       *)
+(*  CTDecide             client._check_tail_round             CheckTail.case*)
+(*  CTSealDone           some_sealed: client._seal_quorum     (none)       *)
+(*  CTWaitDone           none_sealed return                   CheckTail    *)
+(*  RepairServer         logserver.on_repair / client._repair_one  Repair  *)
+(*  RepairDone           all/some_sealed return               CheckTail    *)
+(*  Crash, Restart       LogServer process crash and restart  (none)       *)
+(*                                                                         *)
+(* Abstractions.  An entry is identified by its position: only the         *)
+(* sequencer assigns positions, a retry resends the same entry to the same *)
+(* position, and repair copies the holder's entry, so a server's log is    *)
+(* its gapless prefix [0, ltail[s]) and "moved" entries cannot be          *)
+(* expressed here (entry contents are for trace validation).  Entries a    *)
+(* LogServer holds ahead of its prefix are volatile and not modelled.      *)
+(* Every write is synced before any answer, so a LogServer crash loses     *)
+(* nothing in ltail/sealed; it only stops the server until it restarts.    *)
+(* Replies to clients are modelled as the server's state when it answered. *)
+(* Stored replies are cumulative and monotone, so instead of a message set *)
+(* the sequencer may at any time take a server's latest unsealed Stored    *)
+(* tail (ackedTail[s]), or learn that a sealed server refuses; older       *)
+(* replies arriving late change nothing (the sequencer keeps the maximum). *)
+(* The LogServers' own known_tail, reads, trims and sequencer crashes are  *)
+(* not modelled (a dead sequencer only blocks appends).                    *)
+(***************************************************************************)
+EXTENDS Naturals, FiniteSets, TLC
+
+CONSTANTS
+    Servers,      \* the LogServers of this loglet
+    Clients,      \* clients calling seal / check_tail
+    MaxPos        \* the sequencer assigns positions 0..MaxPos-1
+
+ASSUME MaxPos \in Nat
+
+VARIABLES
+    ltail, sealed, up,                          \* LogServers
+    nextPos, seqTails, sealedBy, seqSealed, seqKnown,  \* sequencer
+    ackedTail,                                  \* Stored replies (history)
+    cKnown, cpc, probes, ctTail, holders, ctRes \* clients
+
+serverVars == <<ltail, sealed, up>>
+seqVars == <<nextPos, seqTails, sealedBy, seqSealed, seqKnown>>
+clientVars == <<cKnown, cpc, probes, ctTail, holders, ctRes>>
+vars == <<ltail, sealed, up, nextPos, seqTails, sealedBy, seqSealed, seqKnown,
+          ackedTail, cKnown, cpc, probes, ctTail, holders, ctRes>>
+
+Pos == 0..MaxPos
+Maj == (Cardinality(Servers) \div 2) + 1
+Majorities == {Q \in SUBSET Servers : Cardinality(Q) >= Maj}
+Max(S) == CHOOSE m \in S : \A n \in S : n <= m
+
+NoProbe == [got |-> FALSE, tail |-> 0, sealed |-> FALSE]
+Probes == [got : BOOLEAN, tail : Pos, sealed : BOOLEAN]
+NoResult == [done |-> FALSE, tail |-> 0, sealed |-> FALSE]
+Results == [done : BOOLEAN, tail : Pos, sealed : BOOLEAN]
+
+TypeOK ==
+  /\ ltail \in [Servers -> Pos]
+  /\ sealed \in [Servers -> BOOLEAN]
+  /\ up \in [Servers -> BOOLEAN]
+  /\ nextPos \in Pos
+  /\ seqTails \in [Servers -> Pos]
+  /\ sealedBy \subseteq Servers
+  /\ seqSealed \in BOOLEAN
+  /\ seqKnown \in Pos
+  /\ ackedTail \in [Servers -> Pos]
+  /\ cKnown \in [Clients -> Pos]
+  /\ cpc \in [Clients -> {"idle", "seal", "ct", "ctseal", "wait", "repair"}]
+  /\ probes \in [Clients -> [Servers -> Probes]]
+  /\ ctTail \in [Clients -> Pos]
+  /\ holders \in [Clients -> SUBSET Servers]
+  /\ ctRes \in [Clients -> Results]
+
+Init ==
+  /\ ltail = [s \in Servers |-> 0]
+  /\ sealed = [s \in Servers |-> FALSE]
+  /\ up = [s \in Servers |-> TRUE]
+  /\ nextPos = 0
+  /\ seqTails = [s \in Servers |-> 0]
+  /\ sealedBy = {}
+  /\ seqSealed = FALSE
+  /\ seqKnown = 0
+  /\ ackedTail = [s \in Servers |-> 0]
+  /\ cKnown = [c \in Clients |-> 0]
+  /\ cpc = [c \in Clients |-> "idle"]
+  /\ probes = [c \in Clients |-> [s \in Servers |-> NoProbe]]
+  /\ ctTail = [c \in Clients |-> 0]
+  /\ holders = [c \in Clients |-> {}]
+  /\ ctRes = [c \in Clients |-> NoResult]
+
+---------------------------------------------------------------------------
+(* Sequencer and LogServers: the append path.                             *)
+
+(* The sequencer assigns the next position and sends it to all servers.   *)
+Assign ==
+  /\ ~ seqSealed
+  /\ nextPos < MaxPos
+  /\ nextPos' = nextPos + 1
+  /\ UNCHANGED <<serverVars, seqTails, sealedBy, seqSealed, seqKnown, ackedTail, clientVars>>
+
+(* A LogServer extends its prefix by the next assigned position, syncs,   *)
+(* and acknowledges with its local tail.                                  *)
+StoreAt(s) ==
+  /\ up[s]
+  /\ ~ sealed[s]
+  /\ ltail[s] < nextPos
+  /\ ltail' = [ltail EXCEPT ![s] = @ + 1]
+  /\ ackedTail' = [ackedTail EXCEPT ![s] = ltail[s] + 1]
+  /\ UNCHANGED <<sealed, up, seqVars, clientVars>>
+
+(* A sealed LogServer refuses, telling the sequencer it is sealed.        *)
+StoreRefused(s) ==
+  /\ up[s]
+  /\ sealed[s]
+  /\ ltail[s] < nextPos
+  /\ UNCHANGED vars
+
+(* The global tail from the sequencer's view: the majority-th greatest   *)
+(* local tail (servers are gapless, so every earlier position is on a    *)
+(* majority too).                                                         *)
+CommittedOf(tails) == Max({k \in Pos : Cardinality({s \in Servers : tails[s] >= k}) >= Maj})
+
+ReceiveStored(s) ==
+  /\ ~ seqSealed
+  /\ seqTails[s] < ackedTail[s]
+  /\ seqTails' = [seqTails EXCEPT ![s] = ackedTail[s]]
+  /\ seqKnown' = Max({seqKnown, CommittedOf([seqTails EXCEPT ![s] = ackedTail[s]])})
+  /\ UNCHANGED <<serverVars, nextPos, sealedBy, seqSealed, ackedTail, clientVars>>
+
+(* A sealed server's refusal: once a majority refused, the sequencer      *)
+(* seals off and fails its uncommitted appends.                           *)
+ReceiveRefused(s) ==
+  /\ ~ seqSealed
+  /\ sealed[s]
+  /\ s \notin sealedBy
+  /\ sealedBy' = sealedBy \cup {s}
+  /\ seqSealed' = (Cardinality(sealedBy \cup {s}) >= Maj)
+  /\ UNCHANGED <<serverVars, nextPos, seqTails, seqKnown, ackedTail, clientVars>>
+
+---------------------------------------------------------------------------
+(* Crashes: nothing synced is lost.                                       *)
+
+Crash(s) ==
+  /\ up[s]
+  /\ up' = [up EXCEPT ![s] = FALSE]
+  /\ UNCHANGED <<ltail, sealed, seqVars, ackedTail, clientVars>>
+
+Restart(s) ==
+  /\ ~ up[s]
+  /\ up' = [up EXCEPT ![s] = TRUE]
+  /\ UNCHANGED <<ltail, sealed, seqVars, ackedTail, clientVars>>
+
+---------------------------------------------------------------------------
+(* Clients: seal and check_tail.                                          *)
+
+Got(c) == {s \in Servers : probes[c][s].got}
+ProbeTail(c) == Max({probes[c][s].tail : s \in Got(c)})
+
+StartSeal(c) ==
+  /\ cpc[c] = "idle"
+  /\ cpc' = [cpc EXCEPT ![c] = "seal"]
+  /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+
+StartCheckTail(c) ==
+  /\ cpc[c] = "idle"
+  /\ cpc' = [cpc EXCEPT ![c] = "ct"]
+  /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+
+(* The client gives up (a deadline, or the client dies).                  *)
+Abort(c) ==
+  /\ cpc[c] # "idle"
+  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders, ctRes>>
+
+(* Set the seal bit (durably) and reply with the frozen local tail: a     *)
+(* sealing probe, used by seal() and by check_tail's some_sealed case.    *)
+SealServer(c, s) ==
+  /\ cpc[c] \in {"seal", "ctseal"}
+  /\ up[s]
+  /\ ~ probes[c][s].got
+  /\ sealed' = [sealed EXCEPT ![s] = TRUE]
+  /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> TRUE]]
+  /\ UNCHANGED <<ltail, up, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes>>
+
+SealDone(c) ==
+  /\ cpc[c] = "seal"
+  /\ Cardinality(Got(c)) >= Maj
+  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders, ctRes>>
+
+(* TailQuery: (local tail, seal bit), no side effect.                     *)
+ProbeServer(c, s) ==
+  /\ cpc[c] = "ct"
+  /\ up[s]
+  /\ ~ probes[c][s].got
+  /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> sealed[s]]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes>>
+
+HoldersOf(c, t) == {s \in Got(c) : probes[c][s].tail >= t}
+
+(* One round of check_tail on a majority of probes: the three cases.      *)
+CTDecide(c) ==
+  /\ cpc[c] = "ct"
+  /\ Cardinality(Got(c)) >= Maj
+  /\ LET sl == {s \in Got(c) : probes[c][s].sealed}
+         t == ProbeTail(c)
+     IN  \/ /\ sl = {}                              \* none_sealed
+            /\ cpc' = [cpc EXCEPT ![c] = "wait"]
+            /\ ctTail' = [ctTail EXCEPT ![c] = t]
+            /\ UNCHANGED <<probes, holders>>
+         \/ /\ sl = Got(c)                          \* all_sealed
+            /\ cpc' = [cpc EXCEPT ![c] = "repair"]
+            /\ ctTail' = [ctTail EXCEPT ![c] = t]
+            /\ holders' = [holders EXCEPT ![c] = HoldersOf(c, t)]
+            /\ UNCHANGED probes
+         \/ /\ sl # {} /\ sl # Got(c)               \* some_sealed: seal the rest
+            /\ cpc' = [cpc EXCEPT ![c] = "ctseal"]
+            /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
+            /\ UNCHANGED <<ctTail, holders>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes>>
+
+(* some_sealed: a majority of sealing probes; their max is the tail.      *)
+CTSealDone(c) ==
+  /\ cpc[c] = "ctseal"
+  /\ Cardinality(Got(c)) >= Maj
+  /\ cpc' = [cpc EXCEPT ![c] = "repair"]
+  /\ ctTail' = [ctTail EXCEPT ![c] = ProbeTail(c)]
+  /\ holders' = [holders EXCEPT ![c] = HoldersOf(c, ProbeTail(c))]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctRes>>
+
+(* knownTail: ask the sequencer (KnownTailQuery) and keep the maximum.    *)
+LearnKnownTail(c) ==
+  /\ cKnown[c] < seqKnown
+  /\ cKnown' = [cKnown EXCEPT ![c] = seqKnown]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cpc, probes, ctTail, holders, ctRes>>
+
+(* none_sealed: return once knownTail reaches the max local tail.         *)
+CTWaitDone(c) ==
+  /\ cpc[c] = "wait"
+  /\ cKnown[c] >= ctTail[c]
+  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
+  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> FALSE]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders>>
+
+(* The sequencer reports sealed (or does not answer): probe again.        *)
+CTWaitRetry(c) ==
+  /\ cpc[c] = "wait"
+  /\ cKnown[c] < ctTail[c]
+  /\ cpc' = [cpc EXCEPT ![c] = "ct"]
+  /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+
+(* Copy [ltail[s], ctTail[c]) from a live holder onto s; a repaired       *)
+(* server is a sealed server (repair writes are allowed when sealed).     *)
+RepairServer(c, s) ==
+  /\ cpc[c] = "repair"
+  /\ s \notin holders[c]
+  /\ up[s]
+  /\ \E h \in holders[c] : up[h]
+  /\ ltail' = [ltail EXCEPT ![s] = Max({@, ctTail[c]})]
+  /\ sealed' = [sealed EXCEPT ![s] = TRUE]
+  /\ holders' = [holders EXCEPT ![c] = @ \cup {s}]
+  /\ UNCHANGED <<up, seqVars, ackedTail, cKnown, cpc, probes, ctTail, ctRes>>
+
+RepairDone(c) ==
+  /\ cpc[c] = "repair"
+  /\ Cardinality(holders[c]) >= Maj
+  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
+  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> TRUE]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders>>
+
+---------------------------------------------------------------------------
+
+Next ==
+  \/ Assign
+  \/ \E s \in Servers : \/ StoreAt(s) \/ StoreRefused(s) \/ Crash(s) \/ Restart(s)
+                        \/ ReceiveStored(s) \/ ReceiveRefused(s)
+  \/ \E c \in Clients :
+       \/ StartSeal(c) \/ StartCheckTail(c) \/ Abort(c) \/ SealDone(c)
+       \/ CTDecide(c) \/ CTSealDone(c) \/ LearnKnownTail(c)
+       \/ CTWaitDone(c) \/ CTWaitRetry(c) \/ RepairDone(c)
+       \/ \E s \in Servers : SealServer(c, s) \/ ProbeServer(c, s) \/ RepairServer(c, s)
+
+Spec == Init /\ [][Next]_vars
+
+---------------------------------------------------------------------------
+(* Safety.                                                                *)
+
+(* No acknowledged position is lost: every position below the sequencer's *)
+(* known tail (appends are acknowledged in position order up to it) is    *)
+(* durably on a majority, crashes notwithstanding.                        *)
+NoAckLost ==
+  \A p \in Pos : p < seqKnown => \E Q \in Majorities : \A s \in Q : ltail[s] > p
+
+(* The sequencer counts only what a server durably stored while unsealed. *)
+AckedTailDurable ==
+  \A s \in Servers : seqTails[s] <= ackedTail[s] /\ ackedTail[s] <= ltail[s]
+
+(* Acknowledged positions form a prefix that never exceeds what was      *)
+(* assigned; every component's knownTail is a lower bound on it.         *)
+KnownTailBound ==
+  /\ seqKnown <= nextPos
+  /\ \A c \in Clients : cKnown[c] <= seqKnown
+
+(* A sealed check_tail covers every acknowledged position, now and later: *)
+(* nothing at or beyond a sealed tail is ever acknowledged.               *)
+SealedTailCoversAcked ==
+  \A c \in Clients : ctRes[c].done /\ ctRes[c].sealed => seqKnown <= ctRes[c].tail
+
+(* After repair, every position below the sealed tail is on a majority.   *)
+RepairedOnMajority ==
+  \A c \in Clients : ctRes[c].done /\ ctRes[c].sealed =>
+    \E Q \in Majorities : \A s \in Q : ltail[s] >= ctRes[c].tail
+
+(* An unsealed check_tail returns a committed tail.                       *)
+UnsealedTailCommitted ==
+  \A c \in Clients : ctRes[c].done /\ ~ ctRes[c].sealed => ctRes[c].tail <= seqKnown
+
+(* Once the sequencer saw a majority sealed, a majority is sealed.        *)
+SequencerSealSound ==
+  seqSealed => \E Q \in Majorities : \A s \in Q : sealed[s]
+
+Safety == /\ TypeOK /\ NoAckLost /\ AckedTailDurable /\ KnownTailBound /\ SealedTailCoversAcked
+          /\ RepairedOnMajority /\ UnsealedTailCommitted /\ SequencerSealSound
+=============================================================================
