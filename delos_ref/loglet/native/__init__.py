@@ -7,6 +7,7 @@ Modules, bottom up:
 * ``logserver.py`` -- the LogServer core (pure): gapless prefix, seal bit, repair, reads;
 * ``sequencer.py`` -- the sequencer core (pure): positions, batching, commit, retry, window;
 * ``roles.py``     -- puts the cores on a :class:`~delos_ref.runtime.Node`;
+* ``cluster.py``   -- :func:`default_config`: the loglet a ``delos-ref up`` cluster serves;
 * ``client.py``    -- :class:`NativeLoglet`, the Loglet API over RPC: seal, the three-case
   check_tail with repair, reads from the co-located LogServer first.
 
@@ -15,6 +16,7 @@ Bug switches (all off by default; the ``loglet`` simulation workload must catch 
 """
 
 from delos_ref.loglet.native.client import CLIENT_BUGS, NativeLoglet, NativeOptions
+from delos_ref.loglet.native.cluster import DEFAULT_LOGLET_ID, default_config
 from delos_ref.loglet.native.logserver import LOGSERVER_BUGS, LogServerCore, LogServerLimits
 from delos_ref.loglet.native.messages import NativeLogletConfig
 from delos_ref.loglet.native.roles import add_logserver, add_sequencer
@@ -25,6 +27,7 @@ from delos_ref.loglet.native.storage import LOGSERVER_TABLES, SEQUENCER_TABLES
 NATIVE_BUGS = {**CLIENT_BUGS, **LOGSERVER_BUGS, **SEQUENCER_BUGS}
 
 __all__ = [
+    "DEFAULT_LOGLET_ID",
     "LOGSERVER_TABLES",
     "NATIVE_BUGS",
     "SEQUENCER_TABLES",
@@ -37,4 +40,5 @@ __all__ = [
     "SequencerLimits",
     "add_logserver",
     "add_sequencer",
+    "default_config",
 ]

@@ -7,7 +7,9 @@ each method below reads like the paper's description of it:
   comes once the entries are globally committed. Concurrent ``append`` calls from one client
   are pipelined: each is one request, many are in flight at once, and the sequencer answers
   them in position order. ``append_many`` sends several entries in one request (contiguous
-  positions). A full sequencer window answers ``busy``; the client backs off and retries
+  positions). With ``NativeOptions.coalesce_requests = k`` concurrent ``append`` calls are
+  grouped instead: at most k requests in flight, and the appends made while they are join
+  one batch that leaves as one ``append_many`` (client-side group commit). A full sequencer window answers ``busy``; the client backs off and retries
   until its deadline.
 * ``seal`` sets the seal bit on a majority of LogServers.
 * ``check_tail`` asks every LogServer for (local tail, seal bit) and waits for a majority:
@@ -34,6 +36,7 @@ reconfiguring. A sealed loglet raises :class:`SealedError` on append.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -90,9 +93,30 @@ class NativeOptions:
     retry: RetryPolicy = RetryPolicy(max_sends=16, first_s=0.02, max_s=0.25)
     poll_s: float = 0.002  # between known_tail polls in check_tail's "none sealed" case
     busy_backoff_s: float = 0.001  # first backoff after "busy"; doubles up to 50x
+    # Client-side group commit for ``append``: 0 = every append is its own request. k > 0 =
+    # at most k Append requests in flight; appends made meanwhile join one open batch that
+    # leaves (one append_many) when a request slot frees up. A lone append still leaves at
+    # once; under load many appends share one request (see ``NativeLoglet.append``).
+    coalesce_requests: int = 0
+    coalesce_max_entries: int = MAX_APPEND_MANY  # per batch; keep <= the sequencer's max_store_entries
 
     def __post_init__(self) -> None:
         assert self.append_timeout_s > 0 and self.op_timeout_s > 0 and self.call_timeout_s > 0, "every wait is bounded"
+        assert self.coalesce_requests >= 0, "coalesce_requests: 0 (off) or the requests in flight"
+        assert 1 <= self.coalesce_max_entries <= MAX_APPEND_MANY, f"coalesce_max_entries: 1..{MAX_APPEND_MANY}"
+
+
+class _Batch:
+    """Appends waiting to leave together as one ``append_many`` (client-side group commit)."""
+
+    __slots__ = ("entries", "closed", "done", "first", "error")
+
+    def __init__(self) -> None:
+        self.entries: list[bytes] = []
+        self.closed = False
+        self.done = trio.Event()
+        self.first = -1
+        self.error: BaseException | None = None
 
 
 class NativeLoglet(Loglet):
@@ -106,7 +130,9 @@ class NativeLoglet(Loglet):
         self.bugs = frozenset(bugs)
         self._endpoint = node.endpoint
         self._known_tail = 0  # every position below it is known committed (readable)
-        self.stats = {"appends": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0}
+        self._batch: _Batch | None = None  # the open batch of coalesced appends
+        self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
+        self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0}
 
     # ------------------------------------------------------------------------ helpers
 
@@ -162,7 +188,47 @@ class NativeLoglet(Loglet):
     # ------------------------------------------------------------------------- append
 
     async def append(self, entry: bytes) -> int:
-        return (await self.append_many((entry,)))[0]
+        if self._slots is None:
+            return (await self.append_many((entry,)))[0]
+        check_entry(entry)
+        batch = self._batch
+        if batch is not None:  # join the open batch; its leader sends it
+            index = len(batch.entries)
+            batch.entries.append(bytes(entry))
+            if len(batch.entries) >= self.options.coalesce_max_entries:
+                self._batch = None  # full: later appends open a new one
+            await batch.done.wait()
+        else:
+            batch = _Batch()
+            index = 0
+            batch.entries.append(bytes(entry))
+            if self.options.coalesce_max_entries > 1:
+                self._batch = batch  # open: later appends join until it leaves
+            # The leader sends the batch for everyone in it, so it is not cancellable half-way:
+            # it is bounded by the append deadline (the slot wait plus append_many's own).
+            batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: the batch was not sent", may_have_landed=True)
+            try:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.options.append_timeout_s) as waited:
+                    async with self._slots:
+                        if self._batch is batch:
+                            self._batch = None  # closed: it leaves now
+                        waited.deadline = float("inf")  # append_many has its own deadline
+                        try:
+                            batch.first = (await self.append_many(batch.entries))[0]
+                            batch.error = None
+                            self.stats["coalesced_batches"] += 1
+                        except Exception as e:  # every member gets the request's outcome
+                            batch.error = e
+                if waited.cancelled_caught:
+                    batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: no request slot within {self.options.append_timeout_s}s", may_have_landed=False)
+            finally:
+                if self._batch is batch:
+                    self._batch = None
+                batch.done.set()  # members never wait for a leader that is gone
+            await trio.lowlevel.checkpoint_if_cancelled()
+        if batch.error is not None:
+            raise copy.copy(batch.error)
+        return batch.first + index
 
     async def append_many(self, entries: Sequence[bytes]) -> list[int]:
         """One request carrying several entries; they get consecutive positions."""

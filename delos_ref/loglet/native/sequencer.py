@@ -15,7 +15,9 @@ and it does it fast:
    earlier position is committed. Because LogServers keep gapless prefixes and acknowledge
    cumulatively (``Stored.local_tail``), that is one order statistic: the global tail is the
    ``majority``-th greatest local tail. The sequencer's ``known_tail`` is exactly that, and it
-   rides on every ``Store`` (and on an empty ``Store`` when nothing else would carry it).
+   rides on every ``Store``; when nothing else would carry it, an empty ``Store`` takes it to
+   the servers that lag it (not to every server at every commit: that would double the
+   messages of a lone append; to a server holding everything committed it is only a hint).
 4. **Acknowledge in position order.** Requests are answered when their last position falls
    below ``known_tail``; since positions are assigned in arrival order and the tail only
    grows, replies leave in position order.
@@ -39,7 +41,8 @@ and it does it fast:
    the sequencer's own stores, so a majority of those is a majority that every sealed
    probe majority intersects before its seal.
 
-Backpressure: the window of assigned-but-uncommitted positions is bounded (``max_window``).
+Backpressure: the window of assigned-but-uncommitted positions is bounded (``max_window``, or
+one request's ``max_store_entries`` when that is larger: an empty window takes any request).
 An append that does not fit is **refused** with the retryable code ``busy`` before it gets a
 position (a definite failure); the client backs off and retries within its deadline. A
 refusal, rather than a queue, keeps the sequencer's memory bounded by construction.
@@ -232,8 +235,10 @@ class SequencerCore:
             return [Fail(item.src, item.rid, SEALED, f"loglet {msg.loglet_id} is sealed")]  # sticky: no record needed
         if not 0 < len(msg.entries) <= self.limits.max_store_entries:
             return [Fail(item.src, item.rid, BAD_REQUEST, f"an append carries 1..{self.limits.max_store_entries} entries")]
-        if lg.next_pos + len(msg.entries) - lg.known_tail > self.limits.max_window:
-            # Backpressure: refuse before assigning, so the refusal is definite.
+        if lg.next_pos > lg.known_tail and lg.next_pos + len(msg.entries) - lg.known_tail > self.limits.max_window:
+            # Backpressure: refuse before assigning, so the refusal is definite. An empty
+            # window takes any request (at most max_store_entries): one larger than the
+            # window would otherwise be refused forever.
             self.stats["busy"] += 1
             self._remember(item, ("fail", BUSY))
             return [Fail(item.src, item.rid, BUSY, f"{lg.next_pos - lg.known_tail} appends in flight")]
@@ -318,8 +323,19 @@ class SequencerCore:
             self.stats["acks"] += 1
             effects.append(Reply(req.src, req.rid, AppendReply(req.first, committed)))
         self._release(lg)
-        self._dirty.add(lg.config.loglet_id)  # carry the new known_tail to the servers
-        return effects + self._arm_flush()
+        # The new known_tail rides on the next Store. If none leaves, a server that lags it is
+        # told at once (an empty Store); one that holds everything committed learns it with
+        # its next Store (for it, known_tail is only a hint it hands back to readers, who can
+        # ask us). Pushing to every server at every commit would double the sequencer's
+        # messages when one append is outstanding (bench append).
+        if any(self._lags(lg, s) for s in lg.config.logservers):
+            self._dirty.add(lg.config.loglet_id)
+            effects += self._arm_flush()
+        return effects
+
+    @staticmethod
+    def _lags(lg: _Loglet, server: str) -> bool:
+        return lg.active(server) and lg.tails[server] < lg.known_tail and lg.pushed[server] < lg.known_tail
 
     def _release(self, lg: _Loglet) -> None:
         """Drop entries every active server holds, or that exceed the retention bound."""
@@ -374,6 +390,8 @@ class SequencerCore:
         return effects + (self._arm_flush() if self._dirty else [])
 
     def _send_to(self, lg: _Loglet, server: str) -> list[Effect]:
+        """The next Store for ``server``: entries it was not sent yet (and the known_tail); an
+        empty Store when only the known_tail is news and ``server`` lags it."""
         if not lg.active(server):
             return []  # sealed, or left behind: it can take no new position
         lo = max(lg.sent[server], lg.tails[server])
@@ -384,7 +402,7 @@ class SequencerCore:
             hi += 1
         if hi < lg.next_pos and not busy:
             self._dirty.add(lg.config.loglet_id)  # more to send: the next flush continues
-        if hi == lo and lg.pushed[server] >= lg.known_tail:
+        if hi == lo and (lg.pushed[server] >= lg.known_tail or lg.tails[server] >= lg.known_tail):
             return []  # nothing new to say (or the server is busy: its answer will flush)
         lg.sent[server], lg.pushed[server] = hi, lg.known_tail
         lg.unanswered[server] += int(hi > lo)

@@ -1,0 +1,246 @@
+"""How fast durable NativeLoglet appends are on a real local cluster, next to synced LMDB puts.
+
+What is measured
+    The benchmark starts its own 3-node cluster (``delos-ref up --detach`` in a temporary
+    directory, the requested transport, free ports): three node processes, each hosting an
+    LMDB LogServer; the default loglet of the cluster (``loglet/native/cluster.py``:
+    sequencer on n1, LogServers on n1, n2, n3). From this process one client node appends
+    100-byte entries; an append is acknowledged once a majority of LogServers synced it (and
+    every earlier position). Each case runs ``seconds`` after a short unmeasured warm-up:
+
+    * ``append`` with k outstanding (k = 1, 16, 256): k tasks, each ``append(entry)`` in a
+      loop, on a client with ``NativeOptions(coalesce_requests=2)``: at most 2 requests in
+      flight, the appends made meanwhile leave together as one request (client-side group
+      commit; with 1 outstanding every append is its own request). Latency is per append.
+    * ``append_uncoalesced`` with k outstanding (k = 16, 256): the same without coalescing,
+      so k single-entry requests are in flight.
+    * ``append_many`` with k outstanding (k = 16, 256): one task, ``append_many`` of k entries
+      in a loop (one request per batch; the client-side batching a VirtualLog would do).
+      Latency is per batch; ``ops_per_s`` counts entries.
+
+    Baseline, measured in the same run on the same machine:
+
+    * ``ping_rpc``: an RPC ping from the same client to n1 over the same transport (one round
+      trip, no storage); an append with 1 outstanding is two round trips (client ->
+      sequencer, sequencer -> LogServers) plus a LogServer's fsync, the floor of its latency.
+
+    The storage limit:
+
+    * ``lmdb_put_synced`` with batch b (b = 1, 16, 256): b 100-byte puts in one ``LmdbStorage``
+      transaction, synced, in this process; latency per batch, ``ops_per_s`` counts entries.
+      A LogServer does the same (one synced transaction per batch it receives).
+
+How to read the numbers
+    Client and the three nodes are four processes sharing this machine's cores over loopback;
+    each LogServer syncs its own LMDB (the three share one disk). ``outstanding`` is entries
+    in flight. Latencies are ``time.perf_counter`` differences around each awaited call.
+
+The cluster is always stopped (``delos-ref down``) and its directory removed, whatever
+happens -- errors and Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from delos_ref import cluster
+from delos_ref.bench import BadBenchArgument, machine
+
+TRANSPORTS = ("tcp", "udp")
+LOGLETS = ("native",)
+NODES = 3
+WARMUP_S = 0.3
+ENTRY = b"\xa5" * 100
+CONCURRENT = (1, 16, 256)
+BATCHED = (16, 256)
+UNCOALESCED = (16, 256)
+COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
+LMDB_BATCHES = (1, 16, 256)
+CLI = [sys.executable, "-m", "cli.main"]
+
+
+def _free_base_port(n: int) -> int:
+    for base in range(31000 + (os.getpid() * 41) % 20000, 60000, 19):
+        if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _row(case: str, outstanding: int, latencies: list[float], ops: int, elapsed_s: float) -> dict[str, Any]:
+    latencies = sorted(latencies)
+
+    def pct(p: float) -> float | None:
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6, 1)
+
+    return {"case": case, "outstanding": outstanding, "p50_us": pct(0.50), "p99_us": pct(0.99), "ops_per_s": round(ops / elapsed_s, 1) if elapsed_s > 0 else 0.0}
+
+
+class _Meter:
+    def __init__(self, callback: Callable[[float], None] | None, cases: int, seconds: float) -> None:
+        self.callback, self.total, self.done = callback, cases * (seconds + WARMUP_S), 0.0
+
+    def add(self, s: float) -> None:
+        self.done += s
+        if self.callback is not None:
+            self.callback(min(1.0, self.done / self.total))
+
+
+async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: _Meter) -> dict[str, Any]:
+    """``tasks`` tasks run ``op`` (returning how many entries it did) back to back: a warm-up,
+    then ``seconds`` measured; operations still in flight at the end are not counted."""
+    latencies: list[float] = []
+    counted = [0]
+    phase = {"measure": False, "stop": False}
+
+    async def worker() -> None:
+        while not phase["stop"]:
+            t0 = time.perf_counter()
+            n = await op()
+            if phase["measure"] and not phase["stop"]:
+                latencies.append(time.perf_counter() - t0)
+                counted[0] += n
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(tasks):
+            nursery.start_soon(worker)
+        await trio.sleep(WARMUP_S)
+        meter.add(WARMUP_S)
+        phase["measure"] = True
+        start = time.perf_counter()
+        await trio.sleep(seconds)
+        phase["stop"] = True
+        elapsed = time.perf_counter() - start
+    meter.add(seconds)
+    return _row(case, outstanding, latencies, counted[0], elapsed)
+
+
+async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
+    from delos_ref.process import open_client, ping
+
+    async with open_client(cfg, "bench") as client:
+        for n in cfg.nodes:
+            if await ping(client, n.id, timeout_s=2.0) is None:
+                raise RuntimeError(f"bench append: {n.id} does not answer a ping")
+        loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=COALESCE))
+        plain = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0))
+
+        async def one() -> int:
+            await loglet.append(ENTRY)
+            return 1
+
+        async def one_plain() -> int:
+            await plain.append(ENTRY)
+            return 1
+
+        results = []
+        for k in CONCURRENT:
+            results.append(await _loop("append", one, k, k, seconds, meter))
+        for k in UNCOALESCED:
+            results.append(await _loop("append_uncoalesced", one_plain, k, k, seconds, meter))
+        for k in BATCHED:
+            batch = (ENTRY,) * k
+
+            async def many(batch: tuple[bytes, ...] = batch) -> int:
+                await loglet.append_many(batch)
+                return len(batch)
+
+            results.append(await _loop("append_many", many, 1, k, seconds, meter))
+        from delos_ref.ping import Ping
+        from delos_ref.rpc import RESEND
+
+        async def ping_n1() -> int:
+            await client.endpoint.call("n1", Ping(False), timeout_s=1.0, retry=RESEND)
+            return 1
+
+        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
+        stats = {"client": loglet.statistics(), "client_uncoalesced": plain.statistics()}
+        for n in cfg.nodes:
+            pong = await ping(client, n.id, timeout_s=2.0, want_stats=True)
+            if pong is not None:
+                roles = pong.info.get("roles", {})
+                stats[n.id] = {r: roles[r] for r in ("logserver", "sequencer") if r in roles}
+        return results, baseline, stats
+
+
+async def _measure_lmdb(seconds: float, meter: _Meter) -> list[dict[str, Any]]:
+    from delos_ref.effects import Write
+    from delos_ref.storage import LmdbStorage
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="delos-bench-lmdb-") as tmp:
+        storage = LmdbStorage(Path(tmp) / "db", ["bench"])
+        try:
+            counter = iter(range(1 << 62))
+            for b in LMDB_BATCHES:
+
+                async def put(b: int = b) -> int:
+                    storage.write([Write("bench", next(counter).to_bytes(8, "big"), ENTRY) for _ in range(b)], sync=True)
+                    await trio.lowlevel.checkpoint()
+                    return b
+
+                rows.append(await _loop("lmdb_put_synced", put, 1, b, seconds, meter))
+        finally:
+            storage.close()
+    return rows
+
+
+async def run(*, transport: str, loglet: str = "native", seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
+    """``delos-ref bench append``: see the module docstring."""
+    if loglet not in LOGLETS:
+        raise BadBenchArgument(f"bench append measures the NativeLoglet on a real cluster: --loglet must be one of {', '.join(LOGLETS)} (got {loglet!r})")
+    if transport not in TRANSPORTS:
+        raise BadBenchArgument(f"bench append runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
+    if not seconds > 0:
+        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
+    meter = _Meter(progress, cases=len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES), seconds=seconds)
+    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-append-")
+    directory = Path(tmp.name) / "cluster"
+    try:
+        base = _free_base_port(NODES)
+        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
+        if up.returncode != 0:
+            raise RuntimeError(f"bench append: `delos-ref up` failed: {up.stderr.strip()}")
+        cfg = cluster.load(directory)
+        results, baseline, stats = await _measure_cluster(cfg, seconds, meter)
+        baseline += await _measure_lmdb(seconds, meter)
+    finally:
+        with trio.CancelScope(shield=True):
+            if cluster.config_path(directory).exists():
+                try:
+                    _cli("down", "--dir", str(directory), timeout=30)
+                finally:
+                    for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
+                        cluster.signal_node(n, 9)
+            tmp.cleanup()
+    return {
+        "bench": "append",
+        "machine": machine(),
+        "transport": transport,
+        "loglet": loglet,
+        "nodes": NODES,
+        "entry_bytes": len(ENTRY),
+        "results": results,
+        "baseline": baseline,
+        "note": (
+            "append = durable NativeLoglet append of a 100-byte entry (sequencer n1, 3 LMDB LogServers in separate "
+            "processes, acknowledged once a majority synced it); outstanding = entries in flight: k concurrent "
+            "append calls, or one append_many of k entries (latency per batch). Baseline in the same run: "
+            "ping_rpc = one RPC round trip client -> n1, no storage; lmdb_put_synced = one LmdbStorage transaction of b 100-byte puts + sync, in-process (the storage limit)."
+        ),
+        "stats": stats,
+    }
