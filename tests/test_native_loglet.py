@@ -154,7 +154,10 @@ async def test_native_restarted_sequencer_refuses_its_old_loglet_but_seal_and_ch
         await trio.sleep(0.01)
         with pytest.raises(LogletUnavailable) as err:
             await c.append(b"x")
-        assert not err.value.may_have_landed
+        # Conservative by design: a copy of a request sent before the restart could have been
+        # sequenced by the old incarnation (the `log` sweep found that case, seed 10 with crash
+        # faults), so the client cannot call this refusal definite. Here it did not land:
+        assert err.value.may_have_landed
         await c.seal()
         assert await c.check_tail() == Tail(3, True)
 

@@ -22,6 +22,7 @@ PURE = [
     "delos_ref/loglet/native/storage.py",
     "delos_ref/loglet/native/logserver.py",
     "delos_ref/loglet/native/sequencer.py",
+    "delos_ref/virtuallog/chain.py",
     *[f"delos_ref/checker/{p.name}" for p in sorted((ROOT / "delos_ref/checker").glob("*.py"))],
 ]
 

@@ -57,6 +57,7 @@ from delos_ref.loglet.native.messages import (
     BUSY,
     SEALED,
     SEALED_IN_FLIGHT,
+    UNAVAILABLE,
     UNKNOWN_LOGLET,
     Activate,
     Append,
@@ -265,7 +266,11 @@ class NativeLoglet(Loglet):
             return SealedError(f"{self.config.loglet_id} is sealed", may_have_landed=False)
         if e.code == SEALED_IN_FLIGHT:
             return SealedError(f"{self.config.loglet_id} was sealed while the append was in flight", may_have_landed=True)
-        # busy past the deadline, unavailable (restarted sequencer), too many loglets: nothing assigned.
+        if e.code == UNAVAILABLE:
+            # The sequencer restarted. This copy of the request was refused, but a copy sent
+            # before the crash may have been sequenced and stored by the previous incarnation.
+            return LogletUnavailable(f"append to {self.config.loglet_id}: {e}", may_have_landed=True)
+        # busy past the deadline, too many loglets, bad request: nothing was assigned.
         return LogletUnavailable(f"append to {self.config.loglet_id}: {e}", may_have_landed=False)
 
     async def _activate(self, deadline: float) -> None:

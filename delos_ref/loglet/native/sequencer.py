@@ -230,7 +230,12 @@ class SequencerCore:
             return self._replay(item)  # a resent or duplicated request: one request, one outcome
         lg = self._loglets.get(msg.loglet_id)
         if lg is None:
-            return self._refuse_unknown(item, msg.loglet_id)
+            # Remember the refusal: a delayed copy of this same request must not be sequenced
+            # after the loglet is activated, or a refusal the client took as definite would
+            # land after all (and the client's retry would land it twice).
+            refusal = self._refuse_unknown(item, msg.loglet_id)
+            self._remember(item, ("fail", refusal[0].code))
+            return refusal
         if lg.sealed:
             return [Fail(item.src, item.rid, SEALED, f"loglet {msg.loglet_id} is sealed")]  # sticky: no record needed
         if not 0 < len(msg.entries) <= self.limits.max_store_entries:

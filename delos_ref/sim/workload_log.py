@@ -1,0 +1,365 @@
+"""The ``log`` workload: the VirtualLog under appenders, readers and reconfigurers, with faults.
+
+Cast (PAPER_NOTES §3-§5, §7): three server nodes ``s1..s3``, each hosting a Paxos acceptor
+(the MetaStore), a LogServer and a sequencer role; the nemesis crashes and restarts them (one
+down at a time: the MetaStore and the NativeLoglet tolerate a minority) and partitions the
+network, while the links lose, duplicate and reorder messages. Client nodes, each with its
+own :class:`~delos_ref.virtuallog.VirtualLog`:
+
+* two *appenders*, each appending unique entries in a loop;
+* two *readers*, each checking the tail and reading a range below it;
+* two *reconfigurers*, each running ``reconfig_extend`` at random moments onto a fresh
+  loglet: a NativeLoglet on the three LogServers with a sequencer chosen by the seed, or now
+  and then a memory loglet (so kinds are hot-swapped under load). Racing reconfigurations are
+  the point: the conditional write must serialize them.
+
+A crashed sequencer node never serves its old loglets again, so appends there stall until a
+reconfigurer moves the log on; appends give up after a bounded number of attempts (recorded
+as failed or unknown). Appends never retry once an attempt may have landed
+(``retry_unknown=False``), so every entry is in the log at most once and the history is exact.
+
+Checks, each a violation string when it fails:
+
+1. **Linearizable as a log**: appends (position returned), check_tails and reads (the first
+   entry of each ``read_next``), with the final full read, go through the checker with the
+   :class:`~delos_ref.checker.Log` model. Failed appends are ``fail``, unknown ones ``info``.
+2. **No acknowledged entry lost or moved**: after the run, on a healed cluster, a fresh client
+   reads the whole log; each acknowledged entry is at its acknowledged position, and no entry
+   appears twice.
+3. **Readers agree**: every position any reader saw holds the same entry in the final log.
+4. **Chain invariants hold in every version**: every chain any client fetched is well formed
+   (the codec refuses others); one version, one chain; and each version seen next to its
+   predecessor is a legal successor: closed segments keep their ``[start, stop)``, and the
+   previous active segment is still there (open, or closed at or after its start).
+
+Bug switches (``--bug``), one per requirement on the components (seed slide "Requirements
+for components"), each caught by the checks above:
+
+* ``metastore_write_without_version`` (1): reconfigurations install chains blindly;
+* ``seal_on_minority`` (2): a seal that is not fault-tolerant (one LogServer);
+* ``logserver_accepts_after_seal`` (3): LogServers that accept appends after sealing.
+
+Not built yet: (4) a check_tail that hides the seal bit, and (5) loglets that never report
+failures (a liveness bound after a sequencer crash, which needs failure-driven reconfiguration).
+
+Open findings (NativeLoglet, not the VirtualLog): under ``crash`` and ``reorder`` this
+workload finds entries that land twice from one append. (a) After a sequencer restart, a
+resent ``Append`` that landed before the crash is answered ``unavailable``, which the client
+reports as ``may_have_landed=False``; the VirtualLog then retries on the next segment (crash,
+seed 10). (b) A delayed copy of an ``Append`` first refused ``unknown_loglet`` is sequenced
+once the loglet is activated, while the client has already resent it under a new request id
+(reorder, seed 23). The default test sweep therefore runs ``loss,duplicate,partition``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from delos_ref.checker import History, Log, check
+from delos_ref.loglet import LogletUnavailable, TrimmedError
+from delos_ref.loglet.native import NativeLogletConfig, add_logserver, add_sequencer
+from delos_ref.loglet.native.client import BUG_SEAL_MINORITY
+from delos_ref.loglet.native.logserver import LOGSERVER_BUGS
+from delos_ref.loglet.native.roles import LOGSERVER_ROLE, SEQUENCER_ROLE
+from delos_ref.runtime import Node
+from delos_ref.sim.harness import RunConfig, RunResult, Workload, register
+from delos_ref.sim.simulation import Nemesis, Simulation, link_for
+from delos_ref.sim.workload_loglet import SIM_OPTIONS
+from delos_ref.virtuallog import (
+    VIRTUALLOG_BUGS,
+    AppendFailed,
+    AppendOutcomeUnknown,
+    Chain,
+    LogletContractBroken,
+    MemoryLogletConfig,
+    MemoryLogletStore,
+    VirtualLog,
+    VirtualLogOptions,
+    VirtualLogUnavailable,
+    default_registry,
+)
+from delos_ref.virtuallog.registry import native_kind
+from paxos.acceptor import Acceptor
+from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown
+
+SERVERS = ("s1", "s2", "s3")
+APPENDERS = ("a1", "a2")
+READERS = ("r1", "r2")
+RECONFIGURERS = ("x1", "x2")
+APPENDS_PER_APPENDER = 30
+READS_PER_READER = 12
+RECONFIGS_PER_RECONFIGURER = 3
+RUN_BOUND_S = 200.0  # virtual seconds: a bound on the client phase, never reached when live
+TIMEOUTS = ClientTimeouts(deadline_s=1.0, call_timeout_s=0.2)
+OPTIONS = VirtualLogOptions(attempts=8, roll_forward_s=0.5, poll_s=0.05, retry_unknown=False)
+FINAL_OPTIONS = VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05, retry_unknown=False)
+
+LOG_BUGS = {
+    **VIRTUALLOG_BUGS,
+    BUG_SEAL_MINORITY: "seal returns after one LogServer set its seal bit: not fault-tolerant",
+    "logserver_accepts_after_seal": LOGSERVER_BUGS["logserver_accepts_after_seal"],
+}
+
+
+# ------------------------------------------------------------------------ the cluster
+
+
+def _server_build(bug: str | None):
+    server_bugs = frozenset([bug]) & set(LOGSERVER_BUGS)
+
+    def build(node: Node, storage_for: Any) -> None:
+        paxos = storage_for("paxos")
+        node.add_role("acceptor", Acceptor.recover(paxos), paxos)
+        add_logserver(node, storage_for(LOGSERVER_ROLE), bugs=server_bugs)
+        add_sequencer(node, storage_for(SEQUENCER_ROLE))
+
+    return build
+
+
+@dataclass
+class ChainMonitor:
+    """Check 4: every (version, chain) any client learned."""
+
+    chains: dict[int, Chain] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def observe(self, version: int, chain: Chain) -> None:
+        known = self.chains.setdefault(version, chain)
+        if known != chain:
+            self._violate(f"chain agreement: two chains at version {version}")
+        for v, before, after in ((version, self.chains.get(version - 1), chain), (version + 1, chain, self.chains.get(version + 1))):
+            if before is not None and after is not None:
+                for why in successor_violations(before, after):
+                    self._violate(f"chain succession from version {v - 1} to {v}: {why}")
+
+    def _violate(self, what: str) -> None:
+        if what not in self.violations:  # many clients learn the same chain: report once
+            self.violations.append(what)
+
+
+def successor_violations(old: Chain, new: Chain) -> list[str]:
+    """Why ``new`` cannot follow ``old`` by one extend, truncate or modify."""
+    out = []
+    closed_new = {(s.start, s.stop) for s in new.segments[:-1]}
+    for s in old.segments[:-1]:
+        dropped = s.stop <= new.base and s.start < new.base or s.start == s.stop == new.base  # by truncate
+        if not dropped and (s.start, s.stop) not in closed_new:
+            out.append(f"closed segment [{s.start}, {s.stop}) changed or vanished")
+    act = old.active
+    if not any(s.start == act.start and s.kind == act.kind and s.params == act.params for s in new.segments):
+        out.append(f"the active segment at {act.start} vanished")
+    return out
+
+
+class MonitoredVirtualLog(VirtualLog):
+    """A VirtualLog that reports each chain it learns to the monitor."""
+
+    monitor: ChainMonitor
+
+    def _learn(self, version: int, value: bytes | None) -> None:
+        super()._learn(version, value)
+        if self.chain is not None and version == self.version:
+            self.monitor.observe(version, self.chain)
+
+
+@dataclass
+class Cluster:
+    sim: Simulation
+    bug: str | None
+    monitor: ChainMonitor = field(default_factory=ChainMonitor)
+    memory: MemoryLogletStore = field(default_factory=MemoryLogletStore)
+
+    def client(self, name: str, options: VirtualLogOptions = OPTIONS) -> VirtualLog:
+        node = self.sim.client(name)
+        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS)
+        registry = default_registry(memory=self.memory)
+        native_bugs = frozenset([self.bug]) & {BUG_SEAL_MINORITY}
+        registry.add_kind(native_kind(node, SIM_OPTIONS, native_bugs))
+        vlog = MonitoredVirtualLog(metastore, registry, name, options=options, bugs=frozenset([self.bug]) & set(VIRTUALLOG_BUGS))
+        vlog.monitor = self.monitor
+        return vlog
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+async def _appender(c: Cluster, name: str, hist: History, acked: dict[bytes, int]) -> None:
+    vlog = c.client(name)
+    rng = c.sim.rng("appender", name)
+    for i in range(APPENDS_PER_APPENDER):
+        entry = f"{name}/{i}"
+        hist.invoke(name, "append", entry)
+        try:
+            pos = await vlog.append(entry.encode())
+        except AppendOutcomeUnknown:
+            hist.info(name)
+        except AppendFailed:
+            hist.fail(name)
+        else:
+            hist.ok(name, pos)
+            acked[entry.encode()] = pos
+        await trio.sleep(rng.uniform(0, 0.02))
+
+
+async def _reader(c: Cluster, name: str, hist: History, seen: dict[int, tuple[str, bytes]]) -> None:
+    vlog = c.client(name)
+    rng = c.sim.rng("reader", name)
+    for _ in range(READS_PER_READER):
+        await trio.sleep(rng.uniform(0.01, 0.1))
+        hist.invoke(name, "check_tail")
+        try:
+            tail = await vlog.check_tail()
+        except (VirtualLogUnavailable, MetaStoreUnavailable):
+            hist.fail(name)
+            continue
+        hist.ok(name, tail)
+        if tail > 0:
+            await _read_one(vlog, name, rng.randrange(tail), tail, hist, seen)
+
+
+async def _read_one(vlog: VirtualLog, name: str, lo: int, hi: int, hist: History, seen: dict[int, tuple[str, bytes]]) -> None:
+    hist.invoke(name, "read", lo)
+    try:
+        got = await vlog.read_next(lo, hi)
+    except (VirtualLogUnavailable, MetaStoreUnavailable, TrimmedError):
+        hist.fail(name)
+        return
+    if not got:
+        hist.fail(name)  # a read that found nothing (unavailable copy) says nothing; record none
+        return
+    hist.ok(name, got[0][1].decode())
+    for pos, entry in got:
+        seen.setdefault(pos, (name, entry))
+
+
+async def _reconfigurer(c: Cluster, name: str, broken: list[str]) -> None:
+    vlog = c.client(name)
+    rng = c.sim.rng("reconfigurer", name)
+    for i in range(RECONFIGS_PER_RECONFIGURER):
+        await trio.sleep(rng.uniform(0.05, 0.4))
+        loglet_id = f"{name}.{i}"
+        cfg = MemoryLogletConfig(loglet_id) if rng.random() < 0.2 else NativeLogletConfig(loglet_id, rng.choice(SERVERS), SERVERS)
+        try:
+            await vlog.reconfig_extend(cfg)
+        except (LogletUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown):
+            continue  # a fault: the next attempt (or someone's roll-forward) moves on
+        except LogletContractBroken as e:
+            broken.append(f"{name}: {e}")  # the VirtualLog caught a loglet breaking §3.4
+
+
+async def _guarded(violations: list[str], client: Any, c: Cluster, name: str, *args: Any) -> None:
+    """Run one client; a loglet caught breaking its contract (during a roll-forward) ends it
+    and is a violation."""
+    try:
+        await client(c, name, *args)
+    except LogletContractBroken as e:
+        violations.append(f"{name}: {e}")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+async def _final_read(c: Cluster, hist: History) -> tuple[dict[int, bytes], list[str]]:
+    vlog = c.client("final", FINAL_OPTIONS)
+    try:
+        await vlog.refresh()
+        await vlog.reconfig_extend(NativeLogletConfig("final", SERVERS[0], SERVERS))
+        tail = await vlog.check_tail()
+        log: dict[int, bytes] = {}
+        while len(log) < tail:
+            got = await vlog.read_next(len(log), tail)
+            if not got:
+                return log, [f"final read stuck at {len(log)} below the tail {tail}"]
+            log.update(got)
+    except (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, LogletUnavailable, LogletContractBroken) as e:
+        return {}, [f"liveness: the final read on a healed cluster failed: {e!r}"]
+    for pos in range(tail):
+        hist.invoke("final", "read", pos)
+        hist.ok("final", log[pos].decode())
+    return log, []
+
+
+def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:
+    out = []
+    for entry, pos in sorted(acked.items(), key=lambda kv: kv[1]):
+        if log.get(pos) != entry:
+            out.append(f"acknowledged {entry!r} at {pos}, but the final log holds {log.get(pos)!r} there")
+    where: dict[bytes, int] = {}
+    for pos in sorted(log):
+        if where.setdefault(log[pos], pos) != pos:
+            out.append(f"{log[pos]!r} is in the log twice, at {where[log[pos]]} and {pos}")
+    for pos, (reader, entry) in sorted(seen.items()):
+        if pos in log and log[pos] != entry:
+            out.append(f"reader {reader} saw {entry!r} at {pos}, the final log holds {log[pos]!r}")
+    return out
+
+
+def _linearizability(hist: History) -> list[str]:
+    result = check(hist, Log())
+    if result.ok:
+        return []
+    return [f"history {result.verdict}: {result.reason}"]
+
+
+# -------------------------------------------------------------------------------- run
+
+
+async def run(cfg: RunConfig) -> RunResult:
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    hist = History()
+    acked: dict[bytes, int] = {}
+    seen: dict[int, tuple[str, bytes]] = {}
+    violations: list[str] = []
+    async with sim.run():
+        for name in SERVERS:
+            sim.add_node(name, _server_build(cfg.bug))
+        c = Cluster(sim, cfg.bug)
+        boot = c.client("boot", FINAL_OPTIONS)
+        await boot.bootstrap(NativeLogletConfig("boot", SERVERS[0], SERVERS))
+        everyone = list(SERVERS) + [*APPENDERS, *READERS, *RECONFIGURERS]
+        nemesis = Nemesis(sim, faults=cfg.faults, crashable=list(SERVERS), partitionable=everyone, max_down=1)
+        violations += await _faulty_phase(c, nemesis, hist, acked, seen)
+        nemesis.heal_all()
+        await trio.sleep(0.5)  # let restarted servers come up
+        log, final = await _final_read(c, hist)
+        violations += final
+        virtual_s = trio.current_time()
+    if not final:
+        violations += _check_log(log, acked, seen)
+    violations = c.monitor.violations + violations + _linearizability(hist)
+    trace = sim.trace.events
+    stats = {"acked": len(acked), "versions": len(c.monitor.chains), "log": len(log), "nemesis": nemesis.stats, "net": dict(sim.net.stats)}
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+
+
+async def _faulty_phase(c: Cluster, nemesis: Nemesis, hist: History, acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:
+    violations: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(nemesis.run)
+        with trio.move_on_after(RUN_BOUND_S) as bound:
+            async with trio.open_nursery() as clients:
+                for name in APPENDERS:
+                    clients.start_soon(_guarded, violations, _appender, c, name, hist, acked)
+                for name in READERS:
+                    clients.start_soon(_guarded, violations, _reader, c, name, hist, seen)
+                for name in RECONFIGURERS:
+                    clients.start_soon(_reconfigurer, c, name, violations)
+        nursery.cancel_scope.cancel()
+    if bound.cancelled_caught:
+        violations.append(f"liveness: the clients did not finish within {RUN_BOUND_S:g} virtual seconds")
+    return violations
+
+
+register(
+    Workload(
+        name="log",
+        description="VirtualLog: appenders, readers and racing reconfigurers over NativeLoglets and memory "
+        "loglets; server crashes, partitions, lossy links; linearizability and chain invariants checked",
+        faults=("loss", "duplicate", "reorder", "partition", "crash"),
+        bugs=dict(LOG_BUGS),
+        run=run,
+    )
+)

@@ -1,0 +1,370 @@
+"""The VirtualLog client: one shared log over a chain of loglets (PAPER_NOTES §2-§4; OSDI'20 §3).
+
+A :class:`VirtualLog` offers the Loglet API -- ``append``, ``check_tail``, ``read_next``,
+``prefix_trim`` -- over the whole chain, plus the three reconfigurations. It keeps a cached
+copy of the chain (``version``, :class:`~delos_ref.virtuallog.chain.Chain`) and routes with
+it; the MetaStore is read only to refresh that cache or to reconfigure, so while the MetaStore
+is down, appends continue on the cached chain (§3.3).
+
+**Routing** (§3.4). ``append`` and ``check_tail`` go to the active segment's loglet;
+``read_next`` to the segment holding each position. Virtual position ``v`` of segment
+``[start, stop)`` is loglet position ``v - start`` (see ``chain.py``).
+
+**Reconfiguration** (``reconfig_extend``, §3.2), in the paper's four steps:
+
+1. *seal* the active loglet (idempotent: racing reconfigurers may all seal);
+2. *check_tail* it: the sealed tail, mapped to a virtual position, is where the old segment
+   stops and the new one starts;
+3. *install* the new chain with ``write_if(version read, chain)``: at most one racer wins;
+4. *fetch* the chain again -- someone else may have won -- and route with it.
+
+**A sealed error** means the chain has moved on, or is about to: the client fetches the chain
+and retries on the new active segment. If no newer chain appears within
+``roll_forward_s`` (the reconfigurer died between seal and install), the client *rolls
+forward*: it extends the chain itself with a clone of the sealed segment's config (a fresh
+instance on the same servers). Racing roll-forwards are serialized by the conditional write.
+
+**Zombies and stale caches.** After a seal a loglet's tail may still grow (appends in flight
+land late); those positions are not in the VirtualLog, because the segment's stop was fixed
+at install. A client with a stale chain must not read them: reads in the segment it believes
+active are bounded by an *unsealed* ``check_tail`` of that loglet, whose tail lies below every
+sealed tail; if the loglet reports sealed, the client refreshes the chain first. For the same
+reason ``check_tail`` never answers from a sealed loglet.
+
+**What a failed append means.** Every error a caller sees says whether the entry may be in the
+log: :class:`AppendFailed` (it certainly is not) or :class:`AppendOutcomeUnknown` (it may be,
+at most once per attempt). An append retried after an error that ``may_have_landed`` can
+appear twice; deduplication is the database's job (§3.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError, check_range
+from delos_ref.virtuallog.chain import Chain, Segment, decode_chain, encode_chain
+from delos_ref.virtuallog.registry import LogletRegistry
+from paxos.register import Conflict, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown, Written
+
+
+class VirtualLogError(Exception):
+    """Base of the VirtualLog's named failures."""
+
+
+class NotBootstrapped(VirtualLogError):
+    """The MetaStore register is empty: no chain yet (call :meth:`VirtualLog.bootstrap`)."""
+
+
+class AppendFailed(VirtualLogError):
+    """The append certainly did not take effect."""
+
+
+class AppendOutcomeUnknown(VirtualLogError):
+    """The append failed, but the entry may have landed (and may be read later)."""
+
+
+class LogletContractBroken(VirtualLogError):
+    """A loglet broke the contract of §3.4 (e.g. check_tail reported unsealed after seal()
+    returned): the VirtualLog refuses to install a chain on its word. A bug in the loglet."""
+
+
+class VirtualLogUnavailable(VirtualLogError):
+    """check_tail, read_next or prefix_trim could not finish in time (no loglet quorum, or a
+    sealed loglet with the MetaStore unreachable). The operation had no effect on the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualLogOptions:
+    """Bounds of one client."""
+
+    attempts: int = 16  # loglet attempts per operation (each after a sealed/unavailable error)
+    roll_forward_s: float = 1.0  # wait for a newer chain before rolling forward
+    poll_s: float = 0.02  # between chain fetches while waiting for one
+    unavailable_backoff_s: float = 0.05  # before retrying an unavailable loglet on the same chain
+    # Retry after an attempt that may have landed (the entry may then appear twice: the
+    # database deduplicates). False: such an append raises AppendOutcomeUnknown at once, so
+    # each append lands at most once -- what the simulation's exact history needs.
+    retry_unknown: bool = True
+
+    def __post_init__(self) -> None:
+        assert self.attempts >= 1, "VirtualLogOptions: at least one attempt"
+        assert 0 < self.poll_s <= self.roll_forward_s, "VirtualLogOptions: 0 < poll <= roll_forward"
+
+
+#: Bug switch: install chains without the version condition (a blind write at whatever
+#: version the register is at): a racing reconfiguration overwrites the winner's chain.
+BUG_UNCONDITIONAL_WRITE = "metastore_write_without_version"
+VIRTUALLOG_BUGS = {BUG_UNCONDITIONAL_WRITE: "reconfigurations overwrite the chain without the version condition"}
+
+
+class VirtualLog:
+    """One client of the VirtualLog; see the module docstring. ``client_id`` must be unique
+    per client incarnation (it names the loglets this client's roll-forwards create)."""
+
+    def __init__(
+        self,
+        metastore: MetaStoreClient,
+        registry: LogletRegistry,
+        client_id: str,
+        *,
+        options: VirtualLogOptions = VirtualLogOptions(),
+        bugs: frozenset[str] = frozenset(),
+    ) -> None:
+        assert client_id, "VirtualLog: a client id"
+        assert set(bugs) <= set(VIRTUALLOG_BUGS), f"VirtualLog: unknown bugs {sorted(set(bugs) - set(VIRTUALLOG_BUGS))}"
+        self.bugs = frozenset(bugs)
+        self.metastore = metastore
+        self.registry = registry
+        self.client_id = client_id
+        self.options = options
+        self.version = 0
+        self.chain: Chain | None = None
+        self._trim_point = 0
+        self._clones = 0
+        self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "refreshes", "roll_forwards", "won", "lost"), 0)
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.stats, version=self.version, segments=0 if self.chain is None else len(self.chain.segments))
+
+    # --------------------------------------------------------------------- the chain
+
+    async def bootstrap(self, config: Any) -> bool:
+        """Install a one-segment chain on the loglet ``config`` if the register is empty.
+        True if this call installed it; either way the client then routes with the chain."""
+        kind, params = self.registry.encode(config)
+        result = await self.metastore.write_if(0, encode_chain(Chain.initial(kind, params)))
+        await self.refresh()
+        return type(result) is Written
+
+    async def refresh(self) -> Chain:
+        """Fetch the chain from the MetaStore (raises :class:`MetaStoreUnavailable`)."""
+        version, value = await self.metastore.read()
+        self.stats["refreshes"] += 1
+        self._learn(version, value)
+        return self._routing_chain()
+
+    def _learn(self, version: int, value: bytes | None) -> None:
+        if value is None:
+            assert version == 0, "register: only version 0 is empty"
+            return
+        if version > self.version:  # versions only rise: never route with an older chain
+            self.version, self.chain = version, decode_chain(value)
+
+    def _routing_chain(self) -> Chain:
+        if self.chain is None:
+            raise NotBootstrapped("the MetaStore holds no chain: bootstrap the VirtualLog first")
+        return self.chain
+
+    async def _chain(self) -> Chain:
+        return self.chain if self.chain is not None else await self.refresh()
+
+    # ------------------------------------------------------------------------ append
+
+    async def append(self, entry: bytes) -> int:
+        """Append ``entry`` to the active segment; its virtual position. Retries on a sealed
+        or unavailable loglet up to ``options.attempts``; then raises :class:`AppendFailed`
+        or :class:`AppendOutcomeUnknown`."""
+        may_have_landed = False
+        last: Exception | None = None
+        for _ in range(self.options.attempts):
+            seg = (await self._chain()).active
+            try:
+                pos = await self.registry.loglet(seg).append(entry)
+            except (SealedError, LogletUnavailable) as e:
+                may_have_landed |= e.may_have_landed
+                last = e
+                if may_have_landed and not self.options.retry_unknown:
+                    break
+                try:
+                    await self._after_failure(seg, e)
+                except LogletUnavailable:
+                    continue  # a roll-forward could not seal yet: try again
+                except (MetaStoreUnavailable, WriteOutcomeUnknown) as m:
+                    last = m  # sealed, and no way to learn or install a successor
+                    break
+                continue
+            self.stats["appends"] += 1
+            return seg.to_virtual(pos)
+        error = AppendOutcomeUnknown if may_have_landed else AppendFailed
+        raise error(f"append gave up after {last!r}") from last
+
+    async def _after_failure(self, seg: Segment, e: Exception) -> None:
+        """After ``seg``'s loglet failed an operation: fetch the chain; if it has not moved
+        past ``seg``, wait for it (sealed: then roll forward) or back off (unavailable)."""
+        if isinstance(e, SealedError):
+            self.stats["sealed"] += 1
+            await self._await_successor(seg)
+            return
+        self.stats["unavailable"] += 1
+        if (await self.refresh()).active.same_loglet(seg):
+            await trio.sleep(self.options.unavailable_backoff_s)
+
+    async def _await_successor(self, seg: Segment) -> None:
+        """Wait until the chain's active segment is no longer ``seg``; roll forward if no
+        newer chain appears within ``roll_forward_s`` (§3.2 "roll-forward")."""
+        deadline = trio.current_time() + self.options.roll_forward_s
+        while trio.current_time() < deadline:
+            if not (await self.refresh()).active.same_loglet(seg):
+                return
+            await trio.sleep(self.options.poll_s)
+        if not (await self.refresh()).active.same_loglet(seg):
+            return
+        self.stats["roll_forwards"] += 1
+        kind, params = self.registry.clone(seg, self._fresh_id())
+        await self.reconfig_extend_raw(kind, params)
+
+    def _fresh_id(self) -> str:
+        # Unique per client incarnation and per clone: a loglet id is never reused.
+        self._clones += 1
+        return f"{self.client_id}.v{self.version + 1}.{self._clones}"
+
+    # -------------------------------------------------------------------- check_tail
+
+    async def check_tail(self) -> int:
+        """The first unwritten virtual position (linearizable): every append acknowledged
+        before this call is below it. Never answers from a sealed loglet (zombies)."""
+        for _ in range(self.options.attempts):
+            seg = (await self._chain()).active
+            failure: Exception
+            try:
+                tail, sealed = await self.registry.loglet(seg).check_tail()
+                if not sealed:
+                    return seg.to_virtual(tail)
+                failure = SealedError()
+            except LogletUnavailable as e:
+                failure = e
+            try:
+                await self._after_failure(seg, failure)
+            except LogletUnavailable:
+                continue  # a roll-forward could not seal yet: try again
+            except (MetaStoreUnavailable, WriteOutcomeUnknown) as e:
+                raise VirtualLogUnavailable(f"check_tail: {failure!r}, and the chain cannot move on: {e!r}") from None
+        raise VirtualLogUnavailable(f"check_tail: no unsealed active segment after {self.options.attempts} attempts")
+
+    # --------------------------------------------------------------------- read_next
+
+    async def read_next(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """``(pos, entry)`` for ``lo, lo+1, ...`` below ``hi``, across segments, up to the
+        first unreadable position (the tail) or ``MAX_READ_ENTRIES``."""
+        check_range(lo, hi)
+        out: list[tuple[int, bytes]] = []
+        pos = lo
+        while pos < hi and len(out) < MAX_READ_ENTRIES:
+            got, complete = await self._read_segment(pos, min(hi, lo + MAX_READ_ENTRIES))
+            out.extend(got)
+            pos += len(got)
+            if not complete:
+                break  # stopped below the segment's end: the tail, or a gap
+        assert [p for p, _ in out] == list(range(lo, lo + len(out))), "read_next: positions are consecutive from lo"
+        return out
+
+    async def _read_segment(self, pos: int, hi: int) -> tuple[list[tuple[int, bytes]], bool]:
+        """Entries from ``pos`` within the segment holding it; True if it read to its end."""
+        for _ in range(self.options.attempts):
+            chain = await self._chain()
+            index = chain.segment_for(pos)
+            if index is None:
+                raise TrimmedError(pos, chain.base)
+            seg = chain.segments[index]
+            stop = await self._readable_stop(seg)
+            if stop is None:
+                continue  # the segment we took as active is sealed: the chain was refreshed
+            end = min(hi, stop)
+            if pos >= end:
+                return [], False
+            try:
+                got = await self.registry.loglet(seg).read_next(seg.to_loglet(pos), seg.to_loglet(end))
+            except TrimmedError as e:
+                raise TrimmedError(pos, seg.to_virtual(e.trim_point)) from None
+            except LogletUnavailable as e:
+                raise VirtualLogUnavailable(f"read_next at {pos}: {e}") from None
+            return [(seg.to_virtual(p), v) for p, v in got], pos + len(got) == stop
+        raise VirtualLogUnavailable(f"read_next at {pos}: the chain kept moving")
+
+    async def _readable_stop(self, seg: Segment) -> int | None:
+        """Where reads in ``seg`` must stop: its stop if closed; for the segment this client
+        believes active, its unsealed tail (None: it is sealed, the chain was refreshed)."""
+        if seg.stop is not None:
+            return seg.stop
+        try:
+            tail, sealed = await self.registry.loglet(seg).check_tail()
+        except LogletUnavailable as e:
+            raise VirtualLogUnavailable(f"read_next: {e}") from None
+        if not sealed:
+            return seg.to_virtual(tail)
+        try:
+            await self._await_successor(seg)
+        except (LogletUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown) as e:
+            raise VirtualLogUnavailable(f"read_next: the active segment is sealed and {e}") from None
+        return None
+
+    # -------------------------------------------------------------------- prefix_trim
+
+    async def prefix_trim(self, pos: int) -> None:
+        """Allow every position below ``pos`` to be discarded, in every segment it touches.
+        Segments wholly below it can then be dropped with :meth:`reconfig_truncate`."""
+        chain = await self.refresh()
+        for seg in chain.segments:
+            if seg.start >= pos:
+                break
+            upto = pos if seg.stop is None else min(pos, seg.stop)
+            try:
+                await self.registry.loglet(seg).prefix_trim(seg.to_loglet(upto))
+            except LogletUnavailable as e:
+                raise VirtualLogUnavailable(f"prefix_trim({pos}): {e}") from None
+        self._trim_point = max(self._trim_point, pos)
+
+    # -------------------------------------------------------------- reconfigurations
+
+    async def reconfig_extend(self, config: Any) -> bool:
+        """Seal the active segment and append one on the loglet ``config``; True if this
+        call's chain was installed. Either way the client then routes with the latest chain."""
+        kind, params = self.registry.encode(config)
+        return await self.reconfig_extend_raw(kind, params)
+
+    async def reconfig_extend_raw(self, kind: str, params: bytes) -> bool:
+        """:meth:`reconfig_extend` with the segment's ``(kind, params)`` given directly."""
+        chain = await self.refresh()
+        version, seg = self.version, chain.active
+        loglet = self.registry.loglet(seg)
+        await loglet.seal()  # 1. seal (idempotent)
+        tail, sealed = await loglet.check_tail()  # 2. the sealed tail
+        if not sealed:
+            raise LogletContractBroken(f"{seg.kind} loglet at {seg.start}: check_tail reports unsealed after seal() returned")
+        new = chain.extend(seg.to_virtual(tail), kind, params)
+        return await self._install(version, new)  # 3. install, 4. fetch
+
+    async def reconfig_truncate(self, trim_point: int | None = None) -> bool:
+        """Drop the leading segments wholly below ``trim_point`` (default: the highest this
+        client trimmed). No seal: those segments are closed already. True if installed; False
+        if another chain won or there was nothing to drop."""
+        chain = await self.refresh()
+        new = chain.truncate(self._trim_point if trim_point is None else trim_point)
+        if new == chain:
+            return False
+        return await self._install(self.version, new)
+
+    async def reconfig_modify(self, index: int, config: Any) -> bool:
+        """Point sealed segment ``index`` at the loglet ``config`` (which must hold the same
+        entries: e.g. a copy in cold storage). True if installed."""
+        chain = await self.refresh()
+        kind, params = self.registry.encode(config)
+        return await self._install(self.version, chain.modify(index, kind, params))
+
+    async def _install(self, version: int, new: Chain) -> bool:
+        """Conditional write of ``new`` over ``version``, then fetch. On an unknown write
+        outcome the fetch decides: won iff the register now holds ``new`` at ``version + 1``."""
+        try:
+            result = await self.metastore.write_if(version, encode_chain(new))
+            if type(result) is Conflict and BUG_UNCONDITIONAL_WRITE in self.bugs:
+                result = await self.metastore.write_if(result.version, encode_chain(new))  # the bug: blind
+        except WriteOutcomeUnknown:
+            result = None
+        await self.refresh()
+        won = type(result) is Written or (result is None and self.version == version + 1 and self.chain == new)
+        assert type(result) in (Written, Conflict) or result is None, "write_if: Written or Conflict"
+        self.stats["won" if won else "lost"] += 1
+        return won

@@ -1,0 +1,174 @@
+"""The loglet registry: from a segment's ``(kind, params)`` to a live Loglet (PAPER_NOTES §7).
+
+The chain names loglets by kind and opaque params, and the VirtualLog must turn each segment
+it routes to into an object with the Loglet API. That is this registry's job, and it is what
+makes a *hot swap* possible: to move the active segment from one implementation to another,
+an operator runs ``reconfig_extend`` with a segment of another kind, and every client, on its
+next sealed error, fetches the chain and builds the new loglet from it here.
+
+A :class:`LogletKind` says, for one kind: the type of its config (a registered message,
+encoded into ``Segment.params``), how to build a client of the loglet from it, and how to
+*clone* it -- the config roll-forward installs when a reconfiguring client died after
+sealing (§3.2: "any client installs a default new chain that clones the config of the
+previous active segment"). A clone is the same config under a fresh loglet id: a new
+instance on the same servers, since an id, once sealed, is sealed forever.
+
+Kinds here:
+
+* ``"memory"`` -- :class:`MemoryLogletConfig`: a :class:`~delos_ref.loglet.memory.MemoryLoglet`
+  looked up by id in a :class:`MemoryLogletStore` shared by the clients of one process
+  (tests, notebooks);
+* ``"native"`` -- :class:`~delos_ref.loglet.native.NativeLogletConfig`: a
+  :class:`~delos_ref.loglet.native.NativeLoglet` client on the given node.
+
+Striped and bootstrap loglets register the same way (:meth:`LogletRegistry.add_kind`).
+
+The registry caches one loglet client per segment, so a client keeps what it learned about a
+loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
+taught to the loglet (``learn_tail``), because every position below it is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from delos_ref.loglet.api import Loglet
+from delos_ref.loglet.memory import MemoryLoglet
+from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
+from delos_ref.runtime import Node
+from delos_ref.virtuallog.chain import Segment
+from transports.codec import decode_value, encode_value, message
+
+MEMORY = "memory"
+NATIVE = "native"
+#: Bound on the loglet clients one registry caches (old segments are rarely read).
+MAX_CACHED_LOGLETS = 256
+
+
+class UnknownKind(LookupError):
+    """A segment names a loglet kind this registry cannot build (local misconfiguration)."""
+
+
+@message("virtuallog.memory.config")
+class MemoryLogletConfig:
+    """An in-process memory loglet, by id."""
+
+    loglet_id: str
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.loglet_id) <= 128:
+            raise ValueError("MemoryLogletConfig: loglet_id is 1..128 characters")
+
+
+@dataclass
+class MemoryLogletStore:
+    """The memory loglets of one process, by id: what "the same memory loglet" means."""
+
+    loglets: dict[str, MemoryLoglet] = field(default_factory=dict)
+
+    def get(self, loglet_id: str) -> MemoryLoglet:
+        return self.loglets.setdefault(loglet_id, MemoryLoglet())
+
+
+@dataclass(frozen=True, slots=True)
+class LogletKind:
+    """How to build and clone the loglets of one kind. ``clone(config, fresh_id)``."""
+
+    name: str
+    config_type: type
+    build: Callable[[Any], Loglet]
+    clone: Callable[[Any, str], Any]
+
+
+class LogletRegistry:
+    """Builds (and caches) the loglet of each segment; see the module docstring."""
+
+    def __init__(self, kinds: tuple[LogletKind, ...] = ()) -> None:
+        self._kinds: dict[str, LogletKind] = {}
+        self._cache: dict[tuple[str, bytes], Loglet] = {}
+        for kind in kinds:
+            self.add_kind(kind)
+
+    def add_kind(self, kind: LogletKind) -> None:
+        assert kind.name not in self._kinds, f"registry: kind {kind.name!r} registered twice"
+        self._kinds[kind.name] = kind
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted(self._kinds))
+
+    def kind_of(self, config: Any) -> str:
+        """The kind whose config type ``config`` is."""
+        for kind in self._kinds.values():
+            if type(config) is kind.config_type:
+                return kind.name
+        raise UnknownKind(f"no registered kind takes a {type(config).__name__}")
+
+    def encode(self, config: Any) -> tuple[str, bytes]:
+        """``(kind, params)`` for a segment holding the loglet ``config``."""
+        return self.kind_of(config), encode_value(config)
+
+    def config(self, segment: Segment) -> Any:
+        """The decoded loglet config of ``segment``."""
+        kind = self._kind(segment.kind)
+        config = decode_value(segment.params)
+        assert type(config) is kind.config_type, f"registry: a {segment.kind} segment holds a {type(config).__name__}"
+        return config
+
+    def loglet(self, segment: Segment) -> Loglet:
+        """The (cached) loglet client of ``segment``."""
+        key = (segment.kind, segment.params)
+        loglet = self._cache.get(key)
+        if loglet is None:
+            if len(self._cache) >= MAX_CACHED_LOGLETS:
+                self._cache.pop(next(iter(self._cache)))  # the oldest built: least likely read
+            loglet = self._cache[key] = self._kind(segment.kind).build(self.config(segment))
+        if segment.stop is not None and hasattr(loglet, "learn_tail"):
+            loglet.learn_tail(segment.stop - segment.start)  # a closed segment is committed below its stop
+        return loglet
+
+    def clone(self, segment: Segment, fresh_id: str) -> tuple[str, bytes]:
+        """``(kind, params)`` of a fresh instance configured like ``segment``'s loglet."""
+        kind = self._kind(segment.kind)
+        return kind.name, encode_value(kind.clone(self.config(segment), fresh_id))
+
+    def _kind(self, name: str) -> LogletKind:
+        kind = self._kinds.get(name)
+        if kind is None:
+            raise UnknownKind(f"loglet kind {name!r} is not registered (have {list(self.kinds)})")
+        return kind
+
+
+def memory_kind(store: MemoryLogletStore) -> LogletKind:
+    return LogletKind(
+        MEMORY,
+        MemoryLogletConfig,
+        build=lambda cfg: store.get(cfg.loglet_id),
+        clone=lambda cfg, fresh_id: MemoryLogletConfig(fresh_id),
+    )
+
+
+def native_kind(node: Node, options: NativeOptions = NativeOptions(), bugs: frozenset[str] = frozenset()) -> LogletKind:
+    """NativeLoglet clients on ``node``; a clone keeps the sequencer and the LogServers."""
+    return LogletKind(
+        NATIVE,
+        NativeLogletConfig,
+        build=lambda cfg: NativeLoglet(node, cfg, options=options, bugs=bugs),
+        clone=lambda cfg, fresh_id: NativeLogletConfig(fresh_id, cfg.sequencer, cfg.logservers),
+    )
+
+
+def default_registry(
+    *,
+    memory: MemoryLogletStore | None = None,
+    node: Node | None = None,
+    native_options: NativeOptions = NativeOptions(),
+) -> LogletRegistry:
+    """A registry with the memory kind (if a store is given) and the native kind (if a node is)."""
+    kinds = []
+    if memory is not None:
+        kinds.append(memory_kind(memory))
+    if node is not None:
+        kinds.append(native_kind(node, native_options))
+    return LogletRegistry(tuple(kinds))
