@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from transports.base import Transport, Unreachable
+from transports.base import Transport, TransportClosed, Unreachable
 from transports.codec import (
     KIND_ERROR,
     KIND_ONEWAY,
@@ -268,8 +268,12 @@ class Router:
         self._handlers.pop(cls, None)
 
     async def run(self) -> None:
+        """Route until the transport closes (then return: the node is shutting down)."""
         while True:
-            env = await self.transport.receive()
+            try:
+                env = await self.transport.receive()
+            except TransportClosed:
+                return
             await self.route(env)
 
     async def route(self, env: Envelope) -> None:
