@@ -128,6 +128,20 @@ def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -
     return answers
 
 
+def _bootstrap(directory: Path, cfg: cluster.ClusterConfig) -> None:
+    """Install the VirtualLog's first chain (a no-op on a restarted cluster, which keeps its own)."""
+    import trio
+
+    from delos_ref.process import bootstrap_log
+    from paxos.register import MetaStoreError
+
+    try:
+        trio.run(bootstrap_log, cfg)
+    except MetaStoreError as e:
+        cluster.stop_nodes(cfg)
+        raise fail(f"the cluster in {directory} started but its MetaStore did not answer: {e}")
+
+
 @app.command(epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live view, Ctrl-C stops\n\n  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1")
 def up(
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of node processes."),
@@ -150,6 +164,7 @@ def up(
     except cluster.ClusterError as e:
         raise fail(str(e))
     answers = _wait_ready(directory, cfg, ready_timeout_s)
+    _bootstrap(directory, cfg)
     what = "recovered stale cluster" if recovered else "cluster up"
     if detach:
         err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")

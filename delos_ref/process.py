@@ -164,3 +164,48 @@ async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float
             nursery.start_soon(one, n.id)
     return {n.id: results[n.id] for n in cfg.nodes}
 
+
+
+# ------------------------------------------------------------------------- the VirtualLog
+
+
+def metastore_client(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0) -> Any:
+    """A MetaStore client on ``node`` whose acceptors are every node of the cluster."""
+    from paxos.register import ClientTimeouts, MetaStoreClient
+
+    timeouts = ClientTimeouts(deadline_s=deadline_s, call_timeout_s=min(deadline_s, 0.5))
+    return MetaStoreClient(node.endpoint, [n.id for n in cfg.nodes], node.rng("paxos"), node.node_id, timeouts=timeouts)
+
+
+def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0, options: Any = None) -> Any:
+    """A :class:`~delos_ref.virtuallog.VirtualLog` client on ``node`` (a cluster node or a
+    client node): the cluster's MetaStore and a registry of every loglet kind a cluster runs."""
+    from delos_ref.virtuallog import VirtualLog, VirtualLogOptions
+    from delos_ref.virtuallog.registry import cluster_registry
+
+    registry = cluster_registry(node, [n.id for n in cfg.nodes])
+    return VirtualLog(metastore_client(cfg, node, deadline_s=deadline_s), registry, node.node_id, options=options or VirtualLogOptions())
+
+
+@contextlib.asynccontextmanager
+async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, deadline_s: float = 2.0) -> AsyncIterator[Any]:
+    """A VirtualLog client of the cluster on a fresh client node (see :func:`open_client`)."""
+    async with open_client(cfg, name) as node:
+        yield virtuallog_on(cfg, node, deadline_s=deadline_s)
+
+
+def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
+    """The loglet config a new cluster's chain starts on: the NativeLoglet ``L0`` (sequencer
+    on the first node, a LogServer on every node)."""
+    from delos_ref.loglet.native.cluster import default_config
+
+    if kind != "native":
+        raise ValueError(f"unknown initial loglet kind {kind!r}")
+    return default_config(cfg)
+
+
+async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native") -> bool:
+    """Install the cluster's first chain if the MetaStore holds none (idempotent: a restarted
+    cluster keeps its chain). True if this call installed it."""
+    async with open_virtuallog(cfg, "up") as vlog:
+        return await vlog.bootstrap(initial_loglet(cfg, kind))

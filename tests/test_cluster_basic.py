@@ -126,10 +126,11 @@ def test_traced_nodes_write_ndjson_events_named_after_the_protocol(tmp_path):
             async with open_client(cfg) as client:
                 store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id)
                 version, _ = await store.read()
-                return await store.write_if(version, b"hello")
+                return version, await store.write_if(version, b"hello")
 
-        result = trio.run(write_once)
-        assert result.version == 1
+        before, result = trio.run(write_once)
+        assert before == 1, "up installed the VirtualLog's first chain as version 1"
+        assert result.version == 2
     events = [e for n in cfg.nodes for e in read_ndjson(str(d / n.id / "trace.ndjson"))]
     names = {e["event"] for e in events}
     assert {"Promise", "Accepted"} <= names, names

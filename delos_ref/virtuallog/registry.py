@@ -172,3 +172,9 @@ def default_registry(
     if node is not None:
         kinds.append(native_kind(node, native_options))
     return LogletRegistry(tuple(kinds))
+
+
+def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> LogletRegistry:
+    """The registry of a ``delos-ref up`` cluster's clients and nodes: every loglet kind a
+    cluster runs, built on ``node``. ``cluster_nodes`` are the cluster's node ids."""
+    return LogletRegistry((native_kind(node),))
