@@ -6,17 +6,15 @@ line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad us
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.common import DirOpt, JsonOpt, err, fail, out, print_json, sole_error
 from delos_ref import cluster
 
 app = typer.Typer(
@@ -27,21 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console()
-err = Console(stderr=True)
-
-DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", help="Cluster directory (holds cluster.json and each node's data).")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
 
 # --------------------------------------------------------------------------------- node
 
@@ -68,7 +51,7 @@ def node(
 # ------------------------------------------------------------------------------ up/down
 
 
-def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int, trace: bool, fresh: bool) -> tuple[cluster.ClusterConfig, bool]:
+def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int, trace: bool, fresh: bool, logservers: int) -> tuple[cluster.ClusterConfig, bool]:
     """Refuse a live directory; recover a stale one; or make a new cluster config."""
     if cluster.config_path(directory).exists():
         cfg = cluster.load(directory)
@@ -81,8 +64,9 @@ def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int, tr
         shutil.rmtree(directory)
     elif directory.exists() and any(directory.iterdir()):
         raise fail(f"{directory} exists and is not a delos-ref cluster directory (no {cluster.CLUSTER_FILE}); choose another --dir")
+    cfg = cluster.new_config(nodes, transport, base_port, trace=trace, logservers=logservers)
     directory.mkdir(parents=True, exist_ok=True)
-    return cluster.new_config(nodes, transport, base_port, trace=trace), False
+    return cfg, False
 
 
 def _start(directory: Path, cfg: cluster.ClusterConfig) -> None:
@@ -96,7 +80,7 @@ def _start(directory: Path, cfg: cluster.ClusterConfig) -> None:
     cluster.save(directory, cfg)
 
 
-def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -> dict[str, Any]:
+def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -> None:
     """Ping until every node answers; fail early and clearly if a node process died."""
     import trio
 
@@ -125,59 +109,90 @@ def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -
     if missing:
         cluster.stop_nodes(cfg)
         raise fail(f"nodes {', '.join(missing)} did not answer within {timeout_s:g}s; see their node.log in {directory}")
-    return answers
 
 
-def _bootstrap(directory: Path, cfg: cluster.ClusterConfig) -> None:
-    """Install the VirtualLog's first chain (a no-op on a restarted cluster, which keeps its own)."""
+def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool) -> None:
+    """Install the VirtualLog's first chain (a no-op on a restarted cluster, which keeps its
+    own, and is moved onto a fresh loglet), then check that the active loglet answers."""
     import trio
 
+    from delos_ref import ops
     from delos_ref.process import bootstrap_log
     from paxos.register import MetaStoreError
 
+    async def ready() -> None:
+        await bootstrap_log(cfg, loglet)
+        async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
+            if recovered:
+                # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
+                # move the log onto a fresh loglet on the same nodes (seal, install, fetch).
+                await ops.reconfigure(s, "native")
+            await ops.active_tail(s)  # the active loglet's LogServers answer
+
     try:
-        trio.run(bootstrap_log, cfg)
-    except MetaStoreError as e:
+        trio.run(ready)
+    except BaseException as e:
+        known = sole_error(e, (MetaStoreError, ops.OpError))
+        if known is None:
+            raise
         cluster.stop_nodes(cfg)
-        raise fail(f"the cluster in {directory} started but its MetaStore did not answer: {e}")
+        what = "its MetaStore did not answer" if isinstance(known, MetaStoreError) else "does not accept appends"
+        raise fail(f"the cluster in {directory} started but {what}: {known}") from None
 
 
-@app.command(epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live view, Ctrl-C stops\n\n  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1")
+@app.command(
+    epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
+    "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
+    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers"
+)
 def up(
-    nodes: int = typer.Option(3, "--nodes", "-n", help="Number of node processes."),
+    nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes (n1..nN)."),
+    logservers: int = typer.Option(0, "--logservers", help="Disaggregated layout: this many LogServer-only nodes (ls1..lsK); the core nodes then host the acceptors and sequencers. 0: every node hosts every role."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     directory: Path = DirOpt,
     base_port: int = typer.Option(cluster.DEFAULT_BASE_PORT, "--base-port", help="Node i listens on base-port + i - 1 (127.0.0.1)."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Return once every node answers; leave the cluster running."),
+    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (bootstrap when available)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
     ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer."),
 ) -> None:
-    """Start a local cluster of node processes (foreground with a live view, or --detach).
+    """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C
+    stops everything), or --detach for scripts.
 
     A directory whose nodes are running is refused; a stale one (its processes are gone) is
     restarted with its data, unless --fresh.
     """
+    from delos_ref.process import initial_loglet
+
     try:
-        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh)
+        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
+        try:
+            initial_loglet(cfg, loglet)
+        except ValueError as e:
+            raise fail(f"--loglet: {e}", 2)
         _start(directory, cfg)
     except cluster.ClusterError as e:
         raise fail(str(e))
-    answers = _wait_ready(directory, cfg, ready_timeout_s)
-    _bootstrap(directory, cfg)
+    _wait_ready(directory, cfg, ready_timeout_s)
+    _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
     what = "recovered stale cluster" if recovered else "cluster up"
     if detach:
         err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")
         return
-    _foreground(directory, cfg, what, answers)
+    _foreground(directory, cfg, what)
 
 
-def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str, answers: dict[str, Any]) -> None:
+def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
     from rich.live import Live
 
     import trio
 
-    from delos_ref.process import open_client, ping_all
+    from cli import dashboard
+    from delos_ref import ops
+    from delos_ref.process import open_client
+
+    footer = f"{directory}: Ctrl-C stops the cluster; from another shell: delos-ref append/read/kill/... --dir {directory}"
 
     async def live_view() -> None:
         # Ctrl-C (SIGINT) and SIGTERM end the view cleanly; the finally below stops the nodes.
@@ -190,11 +205,16 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str, answers:
                         return
 
                 nursery.start_soon(stop_on_signal)
-                with Live(_status_table(cfg, answers, what), console=out, refresh_per_second=4, transient=False) as live:
+                rate = dashboard.Rate()
+
+                async def frame() -> Any:
+                    report = await ops.status_on(client, str(directory), cfg, timeout_s=0.5, want_stats=True)
+                    return dashboard.render(report, title=f"delos-ref: {what}", rate=rate.update(trio.current_time(), report), footer=footer)
+
+                with Live(await frame(), console=out, refresh_per_second=4, transient=False) as live:
                     while True:
                         await trio.sleep(1.0)
-                        now = await ping_all(client, cfg, timeout_s=0.5, want_stats=True)
-                        live.update(_status_table(cfg, now, what))
+                        live.update(await frame())
 
     try:
         trio.run(live_view)
@@ -203,25 +223,6 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str, answers:
     finally:
         stopped = cluster.stop_nodes(cfg)
         err.print(f"stopped {len(stopped)} node(s) in {directory}")
-
-
-def _status_table(cfg: cluster.ClusterConfig, answers: dict[str, Any], title: str) -> Table:
-    table = Table(title=f"delos-ref: {title} ({cfg.transport}) - Ctrl-C stops the cluster", title_justify="left")
-    for col in ("node", "address", "pid", "alive", "roles", "msgs in", "msgs out"):
-        table.add_column(col)
-    for n in cfg.nodes:
-        pong = answers.get(n.id)
-        stats = (pong.info or {}).get("transport", {}) if pong else {}
-        table.add_row(
-            n.id,
-            n.address,
-            str(n.pid or "-"),
-            "[green]yes[/]" if pong else "[red]no[/]",
-            ", ".join(pong.roles) if pong else "-",
-            str(stats.get("received", "")),
-            str(stats.get("sent", "")),
-        )
-    return table
 
 
 @app.command(epilog="Example: delos-ref down --dir .delos-ref")
@@ -241,68 +242,49 @@ def down(directory: Path = DirOpt) -> None:
 # ------------------------------------------------------------------------------- status
 
 
-@app.command(epilog="Example: delos-ref status --json")
+@app.command(epilog="Examples:\n\n  delos-ref status\n\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read)."),
+    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
 ) -> None:
-    """Each node's liveness from a real ping over the cluster's transport, and the MetaStore
-    register's version from a linearizable read (null, with the error, without a quorum).
+    """The cluster at a glance: each node's liveness from a real ping over the cluster's
+    transport and its roles; the chain (version, segments with ranges, kinds, loglets, seal
+    marks) from a linearizable MetaStore read; the active loglet's tail.
+
+    JSON: {"cluster_id", "transport", "nodes": [{"id", "address", "pid", "alive", "roles",
+    "process", "configured_roles"}], "metastore": {"version"} or {"version": null, "error"},
+    "chain": {"version", "segments": [{"start", "stop", "kind", "sealed", "params"}]} or null,
+    "tail": {"position", "sealed"} or null}.
 
     Exit code 0 when every node answers, 1 when none does, 3 when some do not.
     """
     import trio
 
-    from delos_ref.process import open_client, ping_all
+    from cli import dashboard
+    from delos_ref import ops
 
     try:
-        cfg = cluster.load(directory)
-    except cluster.ClusterError as e:
-        raise fail(str(e))
-
-    async def read_register(client: Any) -> dict[str, Any]:
-        # A linearizable read of the MetaStore register (a majority must answer in time).
-        from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreError
-
-        timeouts = ClientTimeouts(deadline_s=timeout_s, call_timeout_s=min(timeout_s, 0.5))
-        store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id, timeouts=timeouts)
-        try:
-            version, _ = await store.read()
-        except MetaStoreError as e:
-            return {"version": None, "error": str(e)}
-        return {"version": version}
-
-    async def ask() -> tuple[dict[str, Any], dict[str, Any]]:
-        async with open_client(cfg) as client:
-            answers = await ping_all(client, cfg, timeout_s=timeout_s)
-            return answers, await read_register(client)
-
-    answers, metastore = trio.run(ask)
-    report = {
-        "cluster_id": cfg.cluster_id,
-        "transport": cfg.transport,
-        "nodes": [
-            {"id": n.id, "address": n.address, "pid": n.pid, "alive": answers[n.id] is not None, "roles": list(answers[n.id].roles) if answers[n.id] else []}
-            for n in cfg.nodes
-        ],
-        "metastore": metastore,
-    }
+        report = trio.run(lambda: ops.status_report(str(directory), timeout_s=timeout_s))
+    except BaseException as e:
+        known = sole_error(e, (ops.OpError,))
+        if known is None:
+            raise
+        raise fail(str(known)) from None
     if as_json:
         print_json(report)
     else:
-        out.print(_status_table(cfg, answers, f"cluster {cfg.cluster_id}"))
-        if metastore["version"] is not None:
-            out.print(f"metastore: register at version {metastore['version']}", highlight=False)
-        else:
-            from rich.markup import escape
-
-            out.print(f"metastore: [red]unavailable[/] ({escape(metastore['error'])})", highlight=False)
+        out.print(dashboard.render(report, title=f"delos-ref status of {directory}"))
     alive = sum(1 for n in report["nodes"] if n["alive"])
     if alive == 0:
         raise fail(f"no node of the cluster in {directory} answered: is it running? (`delos-ref up --dir {directory}`)")
-    if alive < len(cfg.nodes):
+    if alive < len(report["nodes"]):
         raise typer.Exit(3)
+
+
+from cli.ops import register as _register_ops  # noqa: E402 - the operator commands, after status
+
+_register_ops(app)
 
 
 # ---------------------------------------------------------------------------------- sim

@@ -3,11 +3,27 @@
 ``delos-ref up`` writes ``DIR/cluster.json``::
 
     {"format": 1, "cluster_id": "...", "transport": "tcp", "secret": "<hex>",
-     "nodes": [{"id": "n1", "host": "127.0.0.1", "port": 7101, "pid": 4242}, ...]}
+     "nodes": [{"id": "n1", "host": "127.0.0.1", "port": 7101, "pid": 4242,
+                "roles": ["acceptor", "logserver", "sequencer"]}, ...]}
 
 and starts one ``delos-ref node`` process per node, each with its data under ``DIR/<id>/``
 (LMDB environments, ``node.log``, ``trace.ndjson`` when tracing is on). The file is created
 with mode 0600 because it holds the cluster secret that authenticates every frame.
+
+**Roles.** A node's ``roles`` say which protocol roles it hosts (every node also answers
+pings). In the default *co-located* layout every node hosts all of :data:`NODE_ROLES`: a Paxos
+acceptor of the MetaStore, a NativeLoglet LogServer and a sequencer. The *disaggregated*
+layout (``up --logservers K``) mirrors the paper's deployments where the data plane is apart
+from the control plane: the core nodes ``n1..nN`` host the acceptors and the sequencers (and
+the database later), and ``K`` more nodes ``ls1..lsK`` host only a LogServer. So the MetaStore's
+acceptors are :meth:`ClusterConfig.with_role` ``("acceptor")`` and a NativeLoglet's LogServers
+are picked among ``with_role("logserver")``. A file without ``roles`` (older format-1 files)
+means every role.
+
+**Process control.** :func:`kill_node` (SIGKILL), :func:`pause_node` / :func:`resume_node`
+(SIGSTOP / SIGCONT), :func:`restart_node` (stop, then a new process on the same data) act on
+one node's process and keep ``cluster.json``'s pids current; :func:`log_tail` reads its
+``node.log``.
 
 A directory is *live* if any of its pids is a running ``delos-ref node`` process, *stale* if
 none is (the processes died or the machine rebooted): ``up`` refuses the first and recovers
@@ -32,6 +48,12 @@ FORMAT = 1
 DEFAULT_DIR = ".delos-ref"
 DEFAULT_BASE_PORT = 7101
 TRANSPORTS = ("tcp", "udp")
+#: The protocol roles a node can host (see "Roles" above); every node also hosts ``ping``.
+NODE_ROLES = ("acceptor", "logserver", "sequencer")
+#: The roles of a core node in the disaggregated layout.
+CORE_ROLES = ("acceptor", "sequencer")
+#: The roles of a LogServer-only node.
+LOGSERVER_ROLES = ("logserver",)
 
 
 class ClusterError(Exception):
@@ -49,6 +71,11 @@ class NodeSpec:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def hosted_roles(self) -> tuple[str, ...]:
+        """The protocol roles this node hosts (no ``roles`` recorded: every role)."""
+        return tuple(self.roles) if self.roles else NODE_ROLES
 
 
 @dataclass(slots=True)
@@ -70,6 +97,14 @@ class ClusterConfig:
                 return n
         raise ClusterError(f"unknown node {node_id!r}; this cluster has {', '.join(n.id for n in self.nodes)}")
 
+    def with_role(self, role: str) -> list[str]:
+        """The ids of the nodes hosting ``role``, in cluster order."""
+        return [n.id for n in self.nodes if role in n.hosted_roles]
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(set(n.hosted_roles) != set(NODE_ROLES) for n in self.nodes)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
@@ -88,17 +123,31 @@ class ClusterConfig:
             raise ClusterError(f"{where} is not a delos-ref cluster file ({type(e).__name__}: {e})") from None
         if cfg.transport not in TRANSPORTS:
             raise ClusterError(f"{where}: unknown transport {cfg.transport!r}")
+        for n in cfg.nodes:
+            unknown = set(n.roles) - set(NODE_ROLES)
+            if unknown:
+                raise ClusterError(f"{where}: node {n.id} has unknown roles {sorted(unknown)} (known: {', '.join(NODE_ROLES)})")
+        for role in NODE_ROLES:
+            if not cfg.with_role(role):
+                raise ClusterError(f"{where}: no node hosts the {role} role")
         return cfg
 
 
-def new_config(n_nodes: int, transport: str, base_port: int, host: str = "127.0.0.1", trace: bool = False) -> ClusterConfig:
+def new_config(n_nodes: int, transport: str, base_port: int, host: str = "127.0.0.1", trace: bool = False, logservers: int = 0) -> ClusterConfig:
+    """A new cluster: ``n_nodes`` nodes ``n1..`` on consecutive ports from ``base_port``; with
+    ``logservers > 0`` the disaggregated layout, whose LogServer-only nodes ``ls1..`` follow."""
     if not 1 <= n_nodes <= 15:
         raise ClusterError(f"--nodes must be between 1 and 15 (got {n_nodes})")
+    if not 0 <= logservers <= 15:
+        raise ClusterError(f"--logservers must be between 0 and 15 (got {logservers})")
     if transport not in TRANSPORTS:
         raise ClusterError(f"--transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
-    if not 1024 <= base_port <= 65535 - n_nodes:
-        raise ClusterError(f"--base-port must leave room for {n_nodes} ports below 65536 (got {base_port})")
-    nodes = [NodeSpec(f"n{i + 1}", host, base_port + i) for i in range(n_nodes)]
+    total = n_nodes + logservers
+    if not 1024 <= base_port <= 65535 - total:
+        raise ClusterError(f"--base-port must leave room for {total} ports below 65536 (got {base_port})")
+    core_roles = list(CORE_ROLES if logservers else NODE_ROLES)
+    nodes = [NodeSpec(f"n{i + 1}", host, base_port + i, roles=list(core_roles)) for i in range(n_nodes)]
+    nodes += [NodeSpec(f"ls{i + 1}", host, base_port + n_nodes + i, roles=list(LOGSERVER_ROLES)) for i in range(logservers)]
     return ClusterConfig(secrets.token_hex(8), transport, secrets.token_hex(32), nodes, trace)
 
 
@@ -206,10 +255,10 @@ def signal_node(node: NodeSpec, sig: int) -> bool:
     return True
 
 
-def stop_nodes(cfg: ClusterConfig, timeout_s: float = 5.0) -> list[str]:
+def stop_nodes(cfg: ClusterConfig, timeout_s: float = 5.0, only: list[NodeSpec] | None = None) -> list[str]:
     """SIGTERM every live node (SIGCONT first, in case it was paused), then SIGKILL stragglers.
-    Returns the ids of the nodes that were running."""
-    running = live_nodes(cfg)
+    Returns the ids of the nodes that were running. ``only``: just these nodes."""
+    running = [n for n in (only if only is not None else cfg.nodes) if pid_is_node(n.pid, n.id)]
     for n in running:
         signal_node(n, signal.SIGCONT)
         signal_node(n, signal.SIGTERM)
@@ -236,3 +285,78 @@ def _reap() -> None:
                 return
     except ChildProcessError:
         return
+
+
+# ------------------------------------------------------------------ one node's process
+
+
+def _wait_gone(node: NodeSpec, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(node.pid):
+        if time.monotonic() > deadline:
+            return False
+        _reap()
+        time.sleep(0.02)
+    return True
+
+
+def _running(cfg: ClusterConfig, node_id: str, verb: str) -> NodeSpec:
+    node = cfg.node(node_id)
+    if not pid_is_node(node.pid, node.id):
+        raise ClusterError(f"cannot {verb} {node_id}: its process is not running (start it with `delos-ref restart {node_id}`)")
+    return node
+
+
+def process_state(node: NodeSpec) -> str:
+    """``running``, ``paused`` (SIGSTOPped) or ``dead``."""
+    if not pid_is_node(node.pid, node.id):
+        return "dead"
+    try:
+        with open(f"/proc/{node.pid}/stat") as fp:
+            return "paused" if fp.read().split(")", 1)[1].split()[0] == "T" else "running"
+    except OSError:
+        return "running"
+
+
+def kill_node(cfg: ClusterConfig, node_id: str) -> NodeSpec:
+    """SIGKILL one node (a crash: no clean shutdown; its synced LMDB state survives)."""
+    node = _running(cfg, node_id, "kill")
+    os.kill(node.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    if not _wait_gone(node, 5.0):
+        raise ClusterError(f"{node_id} (pid {node.pid}) did not die after SIGKILL")
+    return node
+
+
+def pause_node(cfg: ClusterConfig, node_id: str) -> NodeSpec:
+    """SIGSTOP one node: it stays alive but answers nothing (a slow or partitioned node)."""
+    node = _running(cfg, node_id, "pause")
+    os.kill(node.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+    return node
+
+
+def resume_node(cfg: ClusterConfig, node_id: str) -> NodeSpec:
+    """SIGCONT a paused node."""
+    node = _running(cfg, node_id, "resume")
+    os.kill(node.pid, signal.SIGCONT)  # type: ignore[arg-type]
+    return node
+
+
+def restart_node(directory: str | os.PathLike, cfg: ClusterConfig, node_id: str) -> NodeSpec:
+    """Stop ``node_id`` if it runs (SIGTERM, then SIGKILL), start a new process on the same
+    data and address, and record its pid in ``cluster.json``."""
+    node = cfg.node(node_id)
+    stop_nodes(cfg, only=[node])
+    if not port_free(node.host, node.port, cfg.transport):
+        raise ClusterError(f"cannot restart {node_id}: port {node.address} ({cfg.transport}) is in use by another process")
+    node.pid = spawn_node(directory, node.id)
+    save(directory, cfg)
+    return node
+
+
+def log_tail(directory: str | os.PathLike, node_id: str, lines: int) -> tuple[Path, list[str]]:
+    """The last ``lines`` lines of a node's ``node.log`` (all of them if ``lines`` <= 0)."""
+    path = node_dir(directory, node_id) / "node.log"
+    if not path.exists():
+        raise ClusterError(f"{node_id} has no log yet ({path} is missing)")
+    text = path.read_text(errors="replace").splitlines()
+    return path, text[-lines:] if lines > 0 else text

@@ -9,8 +9,9 @@
 
 Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, PAPER_NOTES §3),
 ``logserver`` (NativeLoglet storage, §5) and ``sequencer`` (the NativeLoglet's sequencer for
-the loglets that name this node). Their state lives in LMDB under ``DIR/<id>/``. The database
-replica joins here later, so this module is where a node's composition lives.
+the loglets that name this node) -- all of them, or the subset ``cluster.json`` gives the node
+(the disaggregated layout, see ``cluster.py``). Their state lives in LMDB under ``DIR/<id>/``.
+The database replica joins here later, so this module is where a node's composition lives.
 """
 
 from __future__ import annotations
@@ -81,21 +82,29 @@ def _describe(node: Node) -> Any:
     return describe
 
 
-def host_roles(node: Node, data_dir: Path) -> list[LmdbStorage]:
-    """Add every role of a cluster node to ``node``, each recovering its state from LMDB."""
+def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE_ROLES) -> list[LmdbStorage]:
+    """Add ``ping`` and the given roles (default: every role) of a cluster node to ``node``,
+    each recovering its state from LMDB."""
     from delos_ref.loglet.native.roles import add_logserver, add_sequencer
     from delos_ref.loglet.native.storage import LOGSERVER_TABLES, SEQUENCER_TABLES
     from paxos.acceptor import Acceptor
     from paxos.storage import TABLES as PAXOS_TABLES
 
-    paxos_store = LmdbStorage(data_dir / "paxos", PAXOS_TABLES)
-    logserver_store = LmdbStorage(data_dir / "logserver", LOGSERVER_TABLES)
-    sequencer_store = LmdbStorage(data_dir / "sequencer", SEQUENCER_TABLES)
     node.add_role("ping", PingCore(node.node_id, os.getpid(), _describe(node)))
-    node.add_role("acceptor", Acceptor.recover(paxos_store), paxos_store)
-    add_logserver(node, logserver_store)
-    add_sequencer(node, sequencer_store)
-    return [paxos_store, logserver_store, sequencer_store]
+    storages = []
+    if "acceptor" in roles:
+        paxos_store = LmdbStorage(data_dir / "paxos", PAXOS_TABLES)
+        storages.append(paxos_store)
+        node.add_role("acceptor", Acceptor.recover(paxos_store), paxos_store)
+    if "logserver" in roles:
+        logserver_store = LmdbStorage(data_dir / "logserver", LOGSERVER_TABLES)
+        storages.append(logserver_store)
+        add_logserver(node, logserver_store)
+    if "sequencer" in roles:
+        sequencer_store = LmdbStorage(data_dir / "sequencer", SEQUENCER_TABLES)
+        storages.append(sequencer_store)
+        add_sequencer(node, sequencer_store)
+    return storages
 
 
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -110,7 +119,7 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
             transport_cm = open_transport(cfg, node_id, PeerAddress(spec.host, spec.port))
             async with transport_cm as transport:
                 node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
-                storages = host_roles(node, cluster.node_dir(directory, node_id))
+                storages = host_roles(node, cluster.node_dir(directory, node_id), spec.hosted_roles)
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
@@ -170,11 +179,11 @@ async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float
 
 
 def metastore_client(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0) -> Any:
-    """A MetaStore client on ``node`` whose acceptors are every node of the cluster."""
+    """A MetaStore client on ``node`` whose acceptors are the cluster's acceptor nodes."""
     from paxos.register import ClientTimeouts, MetaStoreClient
 
     timeouts = ClientTimeouts(deadline_s=deadline_s, call_timeout_s=min(deadline_s, 0.5))
-    return MetaStoreClient(node.endpoint, [n.id for n in cfg.nodes], node.rng("paxos"), node.node_id, timeouts=timeouts)
+    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), node.node_id, timeouts=timeouts)
 
 
 def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0, options: Any = None) -> Any:
@@ -196,12 +205,13 @@ async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, dead
 
 def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
     """The loglet config a new cluster's chain starts on: the NativeLoglet ``L0`` (sequencer
-    on the first node, a LogServer on every node)."""
-    from delos_ref.loglet.native.cluster import default_config
+    on the first sequencer node, a LogServer on every LogServer node)."""
+    from delos_ref.loglet.native.cluster import DEFAULT_LOGLET_ID
+    from delos_ref.loglet.native.messages import NativeLogletConfig
 
     if kind != "native":
-        raise ValueError(f"unknown initial loglet kind {kind!r}")
-    return default_config(cfg)
+        raise ValueError(f"unknown initial loglet kind {kind!r} (this build has: native)")
+    return NativeLogletConfig(DEFAULT_LOGLET_ID, cfg.with_role("sequencer")[0], tuple(cfg.with_role("logserver")))
 
 
 async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native") -> bool:

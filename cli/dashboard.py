@@ -1,0 +1,118 @@
+"""The live view of ``delos-ref up`` (and the table of ``delos-ref status``).
+
+:func:`render` turns one status document (:func:`delos_ref.ops.status_on`, with ``stats``)
+into rich tables: the nodes with their roles and process state, the chain's segments with
+their ranges, kinds, loglets and seal marks, the tail, the MetaStore version and the append
+rate. :class:`Rate` derives appends/s from the sequencers' ``entries`` counters between two
+refreshes. Rendering is a pure function of the document, so a frame can be recorded as text
+(``Console(record=True)``; see ``docs/dashboard.txt``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+
+def sequenced_entries(report: dict[str, Any]) -> int:
+    """Entries every live sequencer role has taken so far (counters restart with a node)."""
+    total = 0
+    for info in (report.get("stats") or {}).values():
+        seq = ((info or {}).get("roles") or {}).get("sequencer") or {}
+        total += int(seq.get("entries", 0))
+    return total
+
+
+class Rate:
+    """appends/s from successive status documents and their times."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, int] | None = None
+
+    def update(self, now: float, report: dict[str, Any]) -> float | None:
+        count = sequenced_entries(report)
+        last, self._last = self._last, (now, count)
+        if last is None or now <= last[0]:
+            return None
+        return max(0, count - last[1]) / (now - last[0])
+
+
+def render(report: dict[str, Any], *, title: str, rate: float | None = None, footer: str | None = None) -> Group:
+    """One frame of the dashboard for a status document."""
+    parts: list[Any] = [_header(report, title, rate), _nodes(report), _chain(report)]
+    if footer:
+        parts.append(Text(footer, style="dim"))
+    return Group(*parts)
+
+
+def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
+    ms = report.get("metastore") or {}
+    tail = report.get("tail") or {}
+    line = Text()
+    line.append(f"{title}", style="bold")
+    line.append(f"  cluster {report['cluster_id']} on {report['transport']}\n")
+    line.append("MetaStore ")
+    if ms.get("version") is not None:
+        line.append(f"version {ms['version']}", style="green")
+    else:
+        line.append(f"unavailable ({ms.get('error', '?')})", style="red")
+    line.append("   tail ")
+    if tail.get("position") is not None:
+        line.append(str(tail["position"]), style="bold")
+        if tail.get("sealed"):
+            line.append(" SEALED (the next append rolls forward)", style="yellow")
+    else:
+        line.append("unknown" + (f" ({tail['error']})" if tail.get("error") else ""), style="red")
+    line.append("   appends/s ")
+    line.append("-" if rate is None else f"{rate:,.0f}", style="bold")
+    return line
+
+
+def _nodes(report: dict[str, Any]) -> Table:
+    table = Table(title="nodes", title_justify="left", title_style="bold")
+    for col in ("node", "address", "pid", "process", "answers", "roles", "entries sequenced"):
+        table.add_column(col)
+    stats = report.get("stats") or {}
+    for n in report["nodes"]:
+        info = stats.get(n["id"]) or {}
+        seq = (info.get("roles") or {}).get("sequencer")
+        process = n.get("process", "")
+        colour = {"running": "green", "paused": "yellow", "dead": "red"}.get(process, "white")
+        table.add_row(
+            n["id"],
+            n["address"],
+            str(n["pid"] or "-"),
+            f"[{colour}]{process}[/]",
+            "[green]yes[/]" if n["alive"] else "[red]no[/]",
+            escape(", ".join(r for r in (n["roles"] or n.get("configured_roles", [])) if r != "ping")),
+            str(seq.get("entries", 0)) if seq else "",
+        )
+    return table
+
+
+def _chain(report: dict[str, Any]) -> Table:
+    chain = report.get("chain")
+    title = f"chain (version {chain['version']})" if chain else "chain (unknown: no MetaStore quorum)"
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for col in ("segment", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
+        table.add_column(col)
+    for i, seg in enumerate((chain or {}).get("segments", [])):
+        params = seg.get("params") or {}
+        stop = "" if seg["stop"] is None else str(seg["stop"])
+        active = seg["stop"] is None
+        sealed = seg["sealed"]
+        mark = "[yellow]sealed[/]" if sealed and active else ("yes" if sealed else ("[green]no (active)[/]" if sealed is False else "?"))
+        table.add_row(
+            str(i),
+            f"[{seg['start']}, {stop or 'tail'})",
+            seg["kind"],
+            escape(str(params.get("loglet_id", ""))),
+            escape(str(params.get("sequencer", ""))),
+            escape(",".join(params.get("logservers", []))),
+            mark,
+        )
+    return table

@@ -1,0 +1,395 @@
+"""Operator operations on a running cluster: what ``delos-ref status/append/read/...`` do.
+
+Each operation is an async function over an :class:`OpsSession` -- a client node of the
+cluster with a :class:`~delos_ref.virtuallog.VirtualLog` on it -- and returns plain data (the
+``--json`` shapes of the CLI). Nothing here prints; ``cli/ops.py`` renders and reports. Every
+failure an operator can cause or meet is an :class:`OpError` whose message is one line that
+says what is wrong and, for an unreachable quorum, which nodes did not answer.
+
+What each command does to the protocol (PAPER_NOTES §2-§5):
+
+* ``append`` / ``read`` / ``trim`` -- the VirtualLog's ``append``, ``read_next`` and
+  ``prefix_trim`` (then ``reconfig_truncate``, which drops segments wholly below the trim
+  point from the chain);
+* ``tail`` -- ``check_tail`` of the *active segment's loglet*, mapped to a virtual position,
+  together with its seal bit. Unlike the VirtualLog's own ``check_tail`` it does not react to
+  a sealed loglet (it would roll forward): an operator sees the sealed state as it is;
+* ``seal`` -- ``seal()`` on the active loglet and nothing else: the chain still names it as
+  active, so the next client that appends gets a sealed error, waits ``roll_forward_s`` for a
+  successor chain and then *rolls forward* itself (installs a clone of the sealed segment's
+  config) -- the recovery path of §3.2, made visible;
+* ``reconfigure`` -- ``reconfig_extend``: seal, learn the sealed tail, install a chain with a
+  new segment on a fresh NativeLoglet (never-used id ``op-<hex>``), fetch the chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import trio
+
+from delos_ref import cluster
+from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError
+from delos_ref.process import open_client, ping_all, virtuallog_on
+from delos_ref.runtime import Node
+from delos_ref.virtuallog import VirtualLog
+from delos_ref.virtuallog.chain import Segment
+from delos_ref.virtuallog.client import AppendFailed, AppendOutcomeUnknown, NotBootstrapped, VirtualLogError
+from paxos.register import MetaStoreError
+
+#: Loglet kinds ``reconfigure`` can install.
+RECONFIGURE_KINDS = ("native",)
+
+
+class OpError(Exception):
+    """An operator-facing failure: the message is the one line the CLI prints."""
+
+
+@dataclass
+class OpsSession:
+    """A client of the cluster in ``directory``: a node with an RPC endpoint and a VirtualLog."""
+
+    directory: str
+    cfg: cluster.ClusterConfig
+    node: Node
+    vlog: VirtualLog
+    timeout_s: float
+
+
+def require_running(directory: str, cfg: cluster.ClusterConfig) -> None:
+    """Refuse a directory none of whose node processes runs (stopped or stale)."""
+    if not cluster.live_nodes(cfg):
+        raise OpError(f"no cluster running in {directory}: none of its node processes is alive (start it with `delos-ref up --dir {directory}`)")
+
+
+@contextlib.asynccontextmanager
+async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", need_chain: bool = True) -> AsyncIterator[OpsSession]:
+    """Open a client of the running cluster in ``directory``; with ``need_chain``, fetch the
+    chain first (bounded by ``timeout_s``; a missing MetaStore quorum is named)."""
+    try:
+        cfg = cluster.load(directory)
+    except cluster.ClusterError as e:
+        raise OpError(str(e)) from None
+    require_running(directory, cfg)
+    async with open_client(cfg, name) as node:
+        vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
+        ops = OpsSession(directory, cfg, node, vlog, timeout_s)
+        if need_chain:
+            await fetch_chain(ops)
+        yield ops
+
+
+async def fetch_chain(ops: OpsSession) -> None:
+    try:
+        await ops.vlog.refresh()
+    except MetaStoreError:
+        raise OpError(await missing_quorum(ops, "the MetaStore", ops.cfg.with_role("acceptor"))) from None
+    if ops.vlog.chain is None:
+        raise OpError(f"the cluster in {ops.directory} has no chain yet: its MetaStore is empty (was it started with `delos-ref up`?)")
+
+
+async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
+    """One line naming the members of ``what`` that do not answer a ping now."""
+    answers = await ping_all(ops.node, ops.cfg, timeout_s=min(ops.timeout_s, 1.0))
+    down = [m for m in members if answers.get(m) is None]
+    need = len(members) // 2 + 1
+    if len(members) - len(down) >= need:
+        return f"{what} did not answer within {ops.timeout_s:g}s although a majority of {', '.join(members)} answers pings (overloaded? try a larger --timeout)"
+    return f"{what} cannot reach a quorum: {', '.join(down)} do not answer ({len(members) - len(down)} of {len(members)} alive, need {need})"
+
+
+# ------------------------------------------------------------------------------ status
+
+
+def config_params(vlog: VirtualLog, seg: Segment) -> dict[str, Any]:
+    """A segment's loglet config as a JSON-friendly dict (its dataclass fields)."""
+    config = vlog.registry.config(seg)
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+async def active_tail(ops: OpsSession) -> dict[str, Any]:
+    """``{"position", "sealed"}`` of the active segment's loglet (see the module docstring);
+    raises :class:`OpError` if its LogServers do not answer in time."""
+    seg = ops.vlog.chain.active
+    with trio.move_on_after(ops.timeout_s):
+        try:
+            tail, sealed = await ops.vlog.registry.loglet(seg).check_tail()
+        except LogletUnavailable:
+            pass
+        else:
+            return {"position": seg.to_virtual(tail), "sealed": sealed}
+    params = config_params(ops.vlog, seg)
+    raise OpError(await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", list(params.get("logservers", []))))
+
+
+async def chain_report(ops: OpsSession) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(chain, tail)`` of the status JSON. Closed segments are sealed; the active one's
+    seal bit and tail come from its loglet (``None`` with an ``error`` if it does not answer)."""
+    vlog = ops.vlog
+    try:
+        tail: dict[str, Any] = await active_tail(ops)
+    except OpError as e:
+        tail = {"position": None, "sealed": None, "error": str(e)}
+    segments = [
+        {"start": s.start, "stop": s.stop, "kind": s.kind, "sealed": True if s.stop is not None else tail["sealed"], "params": config_params(vlog, s)}
+        for s in vlog.chain.segments
+    ]
+    return {"version": vlog.version, "segments": segments}, tail
+
+
+async def status_report(directory: str, *, timeout_s: float = 1.0, want_stats: bool = False) -> dict[str, Any]:
+    """The ``status --json`` document (see :func:`status_on`), from a fresh client."""
+    try:
+        cfg = cluster.load(directory)
+    except cluster.ClusterError as e:
+        raise OpError(str(e)) from None
+    async with open_client(cfg, "status") as node:
+        return await status_on(node, directory, cfg, timeout_s=timeout_s, want_stats=want_stats)
+
+
+async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0, want_stats: bool = False) -> dict[str, Any]:
+    """The ``status --json`` document, asked from the client ``node``: each node's ping, the
+    chain with its segments, the tail. Works without a MetaStore quorum too: then
+    ``metastore`` carries the error and ``chain``/``tail`` are null. ``want_stats`` adds
+    ``stats``: each node's counters (null if it did not answer)."""
+    vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
+    ops = OpsSession(directory, cfg, node, vlog, timeout_s)
+    answers = await ping_all(node, cfg, timeout_s=timeout_s, want_stats=want_stats)
+    report: dict[str, Any] = {
+        "cluster_id": cfg.cluster_id,
+        "transport": cfg.transport,
+        "nodes": [
+            {
+                "id": n.id,
+                "address": n.address,
+                "pid": n.pid,
+                "alive": answers[n.id] is not None,
+                "roles": list(answers[n.id].roles) if answers[n.id] else [],
+                "process": cluster.process_state(n),
+                "configured_roles": list(n.hosted_roles),
+            }
+            for n in cfg.nodes
+        ],
+        "chain": None,
+        "tail": None,
+    }
+    if want_stats:
+        report["stats"] = {k: (v.info if v else None) for k, v in answers.items()}
+    if not any(answers.values()):
+        report["metastore"] = {"version": None, "error": "no node answered"}
+        return report
+    try:
+        await fetch_chain(ops)
+    except OpError as e:
+        report["metastore"] = {"version": None, "error": str(e)}
+        return report
+    report["metastore"] = {"version": vlog.version}
+    report["chain"], report["tail"] = await chain_report(ops)
+    return report
+
+
+# ---------------------------------------------------------------------- the log itself
+
+
+def entry_json(pos: int, data: bytes) -> dict[str, Any]:
+    """``{"position", "data"}`` when ``data`` is UTF-8 text, else ``{"position", "data_b64"}``."""
+    try:
+        return {"position": pos, "data": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"position": pos, "data_b64": base64.b64encode(data).decode()}
+
+
+async def append(ops: OpsSession, entries: list[bytes], *, on_position: Any = None) -> list[int]:
+    """Append ``entries`` in order, one after the other (so positions rise in argument
+    order); each bounded by ``timeout_s``. On failure the message says how many landed."""
+    positions: list[int] = []
+    for entry in entries:
+        landed = f"{len(positions)} of {len(entries)} appended" + (f" (positions {positions[0]}..{positions[-1]})" if positions else "")
+        failure = None
+        with trio.move_on_after(ops.timeout_s) as scope:
+            try:
+                pos = await ops.vlog.append(entry)
+            except AppendFailed as e:
+                failure = f"append failed ({_cause(e)}); the entry is not in the log"
+            except AppendOutcomeUnknown as e:
+                failure = f"append failed ({_cause(e)}); the entry may have landed"
+        if scope.cancelled_caught:
+            failure = f"append did not finish within {ops.timeout_s:g}s; the entry may have landed"
+        if failure is not None:
+            raise OpError(f"{failure}; {landed}; {await _active_diagnosis(ops)}")
+        positions.append(pos)
+        if on_position is not None:
+            on_position(pos)
+    return positions
+
+
+def _cause(e: BaseException) -> str:
+    cause = e.__cause__ or e
+    return f"{type(cause).__name__}: {cause}"
+
+
+async def _active_diagnosis(ops: OpsSession) -> str:
+    """Which nodes of the active segment's loglet do not answer (sequencer, LogServers)."""
+    try:
+        seg = ops.vlog.chain.active
+        params = config_params(ops.vlog, seg)
+    except Exception:  # noqa: BLE001 - a diagnosis must not hide the error it explains
+        return "the chain is unknown"
+    answers = await ping_all(ops.node, ops.cfg, timeout_s=min(ops.timeout_s, 1.0))
+    parts = []
+    seq = params.get("sequencer")
+    if seq is not None:
+        parts.append(f"sequencer {seq} " + ("answers" if answers.get(seq) else "does not answer"))
+    servers = list(params.get("logservers", []))
+    down = [s for s in servers if answers.get(s) is None]
+    if servers:
+        parts.append(f"LogServers down: {', '.join(down)}" if down else "every LogServer answers")
+    return f"active loglet {params.get('loglet_id', seg.kind)}: " + ", ".join(parts)
+
+
+async def read(ops: OpsSession, lo: int, hi: int | None) -> AsyncIterator[tuple[int, bytes]]:
+    """``(position, entry)`` from ``lo`` up to ``hi`` (exclusive; None: the tail when the read
+    started). Positions below the chain's base or above the tail are an :class:`OpError`."""
+    tail = (await active_tail(ops))["position"]
+    end = tail if hi is None else hi
+    if lo > tail:
+        raise OpError(f"bad position: --from {lo} is past the tail {tail} (positions 0..{tail - 1} exist)")
+    if lo < 0 or end < lo:
+        raise OpError(f"bad range: need 0 <= --from <= --to, got --from {lo} --to {end}")
+    if end > tail:
+        raise OpError(f"bad position: --to {end} is past the tail {tail} (positions 0..{tail - 1} exist)")
+    pos = lo
+    while pos < end:
+        batch = await _read_batch(ops, pos, min(end, pos + MAX_READ_ENTRIES))
+        if not batch:
+            raise OpError(f"read stopped at {pos} below the tail {tail}: the entry is not readable yet (a gap being repaired?); try again")
+        for p, data in batch:
+            yield p, data
+        pos += len(batch)
+
+
+async def _read_batch(ops: OpsSession, lo: int, hi: int) -> list[tuple[int, bytes]]:
+    with trio.move_on_after(ops.timeout_s):
+        try:
+            return await ops.vlog.read_next(lo, hi)
+        except TrimmedError as e:
+            raise OpError(f"bad position: {lo} is trimmed (the log starts at {e.trim_point})") from None
+        except VirtualLogError as e:
+            raise OpError(f"read at {lo} failed: {e}; {await _active_diagnosis(ops)}") from None
+    raise OpError(f"read at {lo} did not finish within {ops.timeout_s:g}s; {await _active_diagnosis(ops)}")
+
+
+async def follow(ops: OpsSession, lo: int, *, poll_s: float = 0.2) -> AsyncIterator[tuple[int, bytes]]:
+    """Entries from ``lo`` on, forever: each batch up to the current tail, then poll."""
+    pos = lo
+    while True:
+        tail = (await active_tail(ops))["position"]
+        if tail < pos:
+            await trio.sleep(poll_s)  # a sealed loglet's tail, or nothing new yet
+            await ops.vlog.refresh()
+            continue
+        while pos < tail:
+            batch = await _read_batch(ops, pos, min(tail, pos + MAX_READ_ENTRIES))
+            if not batch:
+                break
+            for p, data in batch:
+                yield p, data
+            pos += len(batch)
+        if pos >= tail:
+            await trio.sleep(poll_s)
+            if (await active_tail(ops))["sealed"]:
+                await ops.vlog.refresh()
+
+
+# ------------------------------------------------------------------- reconfigurations
+
+
+async def seal(ops: OpsSession) -> dict[str, Any]:
+    """Seal the active loglet (and install nothing): see the module docstring."""
+    seg = ops.vlog.chain.active
+    with trio.move_on_after(ops.timeout_s):
+        try:
+            await ops.vlog.registry.loglet(seg).seal()
+        except LogletUnavailable:
+            pass
+        else:
+            tail = await active_tail(ops)
+            return {"segment_start": seg.start, "loglet": config_params(ops.vlog, seg), "tail": tail}
+    params = config_params(ops.vlog, seg)
+    raise OpError("seal: " + await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", list(params.get("logservers", []))))
+
+
+def fresh_loglet_id() -> str:
+    """A loglet id that was never used (an id, once sealed, is sealed forever)."""
+    return f"op-{secrets.token_hex(4)}"
+
+
+def new_loglet_config(ops: OpsSession, kind: str, sequencer: str | None, logservers: list[str] | None) -> Any:
+    """The config of the new segment's loglet; unnamed parts come from the active segment
+    (if it is the same kind) or from the cluster's roles."""
+    from delos_ref.loglet.native import NativeLogletConfig
+
+    if kind not in RECONFIGURE_KINDS:
+        raise OpError(f"unknown loglet kind {kind!r} for reconfigure (this build has: {', '.join(RECONFIGURE_KINDS)})")
+    cfg = ops.cfg
+    active = config_params(ops.vlog, ops.vlog.chain.active) if ops.vlog.chain.active.kind == kind else {}
+    seq = sequencer or active.get("sequencer") or cfg.with_role("sequencer")[0]
+    servers = logservers or list(active.get("logservers") or cfg.with_role("logserver"))
+    for node_id, role in [(seq, "sequencer")] + [(s, "logserver") for s in servers]:
+        try:
+            spec = cfg.node(node_id)
+        except cluster.ClusterError as e:
+            raise OpError(str(e)) from None
+        if role not in spec.hosted_roles:
+            raise OpError(f"node {node_id} does not host the {role} role (it hosts {', '.join(spec.hosted_roles)}); choose among {', '.join(cfg.with_role(role))}")
+    if len(set(servers)) != len(servers):
+        raise OpError(f"--logservers names a node twice: {','.join(servers)}")
+    return NativeLogletConfig(fresh_loglet_id(), seq, tuple(servers))
+
+
+async def reconfigure(ops: OpsSession, kind: str, sequencer: str | None = None, logservers: list[str] | None = None) -> dict[str, Any]:
+    """``reconfig_extend`` onto a fresh loglet; ``{"installed", "loglet", "chain", "tail"}``."""
+    config = new_loglet_config(ops, kind, sequencer, logservers)
+    failure = None
+    with trio.move_on_after(ops.timeout_s) as scope:
+        try:
+            installed = await ops.vlog.reconfig_extend(config)
+        except (LogletUnavailable, SealedError) as e:
+            failure = f"could not seal the active loglet ({e})"
+        except (MetaStoreError, VirtualLogError) as e:
+            failure = f"{type(e).__name__}: {e}"
+    if scope.cancelled_caught:
+        failure = f"did not finish within {ops.timeout_s:g}s"
+    if failure is not None:
+        raise OpError(f"reconfigure {failure}; {await _active_diagnosis(ops)}")
+    chain, tail = await chain_report(ops)
+    return {"installed": installed, "loglet": {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}, "chain": chain, "tail": tail}
+
+
+async def trim(ops: OpsSession, pos: int) -> dict[str, Any]:
+    """``prefix_trim(pos)``, then drop the segments wholly below ``pos`` from the chain."""
+    tail = (await active_tail(ops))["position"]
+    if not 0 <= pos <= tail:
+        raise OpError(f"bad position: trim point {pos} must be between 0 and the tail {tail}")
+    before = len(ops.vlog.chain.segments)
+    with trio.move_on_after(ops.timeout_s):
+        try:
+            await ops.vlog.prefix_trim(pos)
+            await ops.vlog.reconfig_truncate(pos)
+        except (VirtualLogError, MetaStoreError) as e:
+            raise OpError(f"trim {pos} failed: {e}") from None
+        return {"trim_point": pos, "segments_dropped": before - len(ops.vlog.chain.segments), "base": ops.vlog.chain.base}
+    raise OpError(f"trim {pos} did not finish within {ops.timeout_s:g}s; {await _active_diagnosis(ops)}")
