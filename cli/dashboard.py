@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
@@ -73,46 +74,68 @@ def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
 
 
 def _nodes(report: dict[str, Any]) -> Table:
-    table = Table(title="nodes", title_justify="left", title_style="bold")
-    for col in ("node", "address", "pid", "process", "answers", "roles", "entries sequenced"):
-        table.add_column(col)
+    table = Table(title="nodes", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+    with_stats = "stats" in report
+    for col in ("node", "address", "pid", "process", "ping", "roles") + (("entries sequenced",) if with_stats else ()):
+        table.add_column(col, no_wrap=col in ("address", "process", "ping"))
     stats = report.get("stats") or {}
     for n in report["nodes"]:
         info = stats.get(n["id"]) or {}
         seq = (info.get("roles") or {}).get("sequencer")
         process = n.get("process", "")
         colour = {"running": "green", "paused": "yellow", "dead": "red"}.get(process, "white")
-        table.add_row(
+        row = [
             n["id"],
             n["address"],
             str(n["pid"] or "-"),
             f"[{colour}]{process}[/]",
             "[green]yes[/]" if n["alive"] else "[red]no[/]",
-            escape(", ".join(r for r in (n["roles"] or n.get("configured_roles", [])) if r != "ping")),
-            str(seq.get("entries", 0)) if seq else "",
-        )
+            escape(" ".join(r for r in (n["roles"] or n.get("configured_roles", [])) if r != "ping")),
+        ]
+        if with_stats:
+            row.append(str(seq.get("entries", 0)) if seq else "")
+        table.add_row(*row)
     return table
 
 
 def _chain(report: dict[str, Any]) -> Table:
     chain = report.get("chain")
     title = f"chain (version {chain['version']})" if chain else "chain (unknown: no MetaStore quorum)"
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for col in ("segment", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
-        table.add_column(col)
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in ("#", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
+        table.add_column(col, no_wrap=col in ("positions", "loglet", "sealed"))
     for i, seg in enumerate((chain or {}).get("segments", [])):
         params = seg.get("params") or {}
         stop = "" if seg["stop"] is None else str(seg["stop"])
         active = seg["stop"] is None
         sealed = seg["sealed"]
-        mark = "[yellow]sealed[/]" if sealed and active else ("yes" if sealed else ("[green]no (active)[/]" if sealed is False else "?"))
+        mark = "[yellow]SEALED[/]" if sealed and active else ("yes" if sealed else ("[green]no (active)[/]" if sealed is False else "?"))
         table.add_row(
             str(i),
             f"[{seg['start']}, {stop or 'tail'})",
             seg["kind"],
             escape(str(params.get("loglet_id", ""))),
             escape(str(params.get("sequencer", ""))),
-            escape(",".join(params.get("logservers", []))),
+            escape(", ".join(params.get("logservers", []))),
             mark,
         )
     return table
+
+
+async def run_live(console: Any, node: Any, directory: str, cfg: Any, *, title: str, footer: str, period_s: float = 1.0) -> None:
+    """Redraw the dashboard every ``period_s`` until cancelled (``node``: a client node)."""
+    import trio
+    from rich.live import Live
+
+    from delos_ref import ops
+
+    rate = Rate()
+
+    async def frame() -> Group:
+        report = await ops.status_on(node, directory, cfg, timeout_s=min(period_s, 0.5), want_stats=True)
+        return render(report, title=title, rate=rate.update(trio.current_time(), report), footer=footer)
+
+    with Live(await frame(), console=console, refresh_per_second=4, transient=False) as live:
+        while True:
+            await trio.sleep(period_s)
+            live.update(await frame())

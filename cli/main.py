@@ -184,45 +184,36 @@ def up(
 
 
 def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
-    from rich.live import Live
-
     import trio
 
-    from cli import dashboard
-    from delos_ref import ops
-    from delos_ref.process import open_client
 
     footer = f"{directory}: Ctrl-C stops the cluster; from another shell: delos-ref append/read/kill/... --dir {directory}"
-
-    async def live_view() -> None:
-        # Ctrl-C (SIGINT) and SIGTERM end the view cleanly; the finally below stops the nodes.
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with open_client(cfg, "up") as client, trio.open_nursery() as nursery:
-
-                async def stop_on_signal() -> None:
-                    async for _ in signals:
-                        nursery.cancel_scope.cancel()
-                        return
-
-                nursery.start_soon(stop_on_signal)
-                rate = dashboard.Rate()
-
-                async def frame() -> Any:
-                    report = await ops.status_on(client, str(directory), cfg, timeout_s=0.5, want_stats=True)
-                    return dashboard.render(report, title=f"delos-ref: {what}", rate=rate.update(trio.current_time(), report), footer=footer)
-
-                with Live(await frame(), console=out, refresh_per_second=4, transient=False) as live:
-                    while True:
-                        await trio.sleep(1.0)
-                        live.update(await frame())
-
     try:
-        trio.run(live_view)
+        trio.run(_watch_until_signal, directory, cfg, f"delos-ref: {what}", footer)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C while stopping
     finally:
         stopped = cluster.stop_nodes(cfg)
         err.print(f"stopped {len(stopped)} node(s) in {directory}")
+
+
+async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title: str, footer: str) -> None:
+    """The live dashboard until Ctrl-C (SIGINT) or SIGTERM, which end it cleanly."""
+    import trio
+
+    from cli import dashboard
+    from delos_ref.process import open_client
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_client(cfg, "watch") as client, trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            await dashboard.run_live(out, client, str(directory), cfg, title=title, footer=footer)
 
 
 @app.command(epilog="Example: delos-ref down --dir .delos-ref")
@@ -242,11 +233,12 @@ def down(directory: Path = DirOpt) -> None:
 # ------------------------------------------------------------------------------- status
 
 
-@app.command(epilog="Examples:\n\n  delos-ref status\n\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
+@app.command(epilog="Examples:\n\n  delos-ref status\n\n  delos-ref status --watch\n\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Show the live dashboard (as `up` does) until Ctrl-C; the cluster keeps running."),
 ) -> None:
     """The cluster at a glance: each node's liveness from a real ping over the cluster's
     transport and its roles; the chain (version, segments with ranges, kinds, loglets, seal
@@ -264,6 +256,18 @@ def status(
     from cli import dashboard
     from delos_ref import ops
 
+    if watch:
+        try:
+            cfg = cluster.load(directory)
+            ops.require_running(str(directory), cfg)
+        except (cluster.ClusterError, ops.OpError) as e:
+            raise fail(str(e))
+        footer = f"{directory}: Ctrl-C ends this view (the cluster keeps running)"
+        try:
+            trio.run(_watch_until_signal, directory, cfg, f"delos-ref status of {directory}", footer)
+        except KeyboardInterrupt:
+            pass
+        return
     try:
         report = trio.run(lambda: ops.status_report(str(directory), timeout_s=timeout_s))
     except BaseException as e:

@@ -51,7 +51,7 @@ def _data_text(entry: dict[str, Any]) -> str:
 
 
 def append(
-    data: Optional[list[str]] = typer.Argument(None, help="Entries to append (UTF-8 text). None: one entry per line of stdin."),
+    data: Optional[list[str]] = typer.Argument(None, help="Entries to append (UTF-8 text). None: one entry per line of stdin (raw bytes)."),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = TimeoutOpt,
@@ -68,7 +68,7 @@ def append(
     elif sys.stdin is None or sys.stdin.isatty():
         raise fail("nothing to append: give DATA arguments or pipe lines on stdin", 2)
     else:
-        entries = [line.rstrip("\n").encode() for line in sys.stdin]
+        entries = [line.rstrip(b"\n") for line in sys.stdin.buffer]  # bytes: any entry, text or not
     if not entries:
         raise fail("nothing to append: stdin was empty", 2)
     positions = _on_log(directory, timeout_s, lambda s: ops.append(s, entries))
