@@ -331,6 +331,7 @@ def pause_node(cfg: ClusterConfig, node_id: str) -> NodeSpec:
     """SIGSTOP one node: it stays alive but answers nothing (a slow or partitioned node)."""
     node = _running(cfg, node_id, "pause")
     os.kill(node.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+    _wait_state(node, "paused")
     return node
 
 
@@ -338,7 +339,15 @@ def resume_node(cfg: ClusterConfig, node_id: str) -> NodeSpec:
     """SIGCONT a paused node."""
     node = _running(cfg, node_id, "resume")
     os.kill(node.pid, signal.SIGCONT)  # type: ignore[arg-type]
+    _wait_state(node, "running")
     return node
+
+
+def _wait_state(node: NodeSpec, state: str, timeout_s: float = 2.0) -> None:
+    """Signals are delivered asynchronously: wait (bounded) until the kernel shows ``state``."""
+    deadline = time.monotonic() + timeout_s
+    while process_state(node) != state and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def restart_node(directory: str | os.PathLike, cfg: ClusterConfig, node_id: str) -> NodeSpec:
