@@ -77,7 +77,7 @@ def _lock_node_dir(path: Path) -> Any:
 
 def _describe(node: Node) -> Any:
     def describe(want_stats: bool) -> tuple[tuple[str, ...], dict[str, Any]]:
-        return tuple(sorted(node.roles)), (node.statistics() if want_stats else {})
+        return tuple(sorted([*node.roles, *node.services])), (node.statistics() if want_stats else {})
 
     return describe
 
@@ -107,6 +107,20 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
     return storages
 
 
+def host_supervisor(cfg: cluster.ClusterConfig, node: Node) -> Any:
+    """Failure detection and failure-driven reconfiguration on this node (requirement 5):
+    heartbeats to every other node, and a supervisor that reconfigures the VirtualLog away from
+    a failed loglet (``delos_ref/virtuallog/supervisor.py``)."""
+    from delos_ref.virtuallog.supervisor import Supervisor
+
+    ids = tuple(n.id for n in cfg.nodes)
+    supervisor = Supervisor(
+        node, virtuallog_on(cfg, node), peers=ids, candidates=tuple(cfg.with_role("logserver")), sequencers=tuple(cfg.with_role("sequencer"))
+    )
+    node.add_service("supervisor", supervisor.run, supervisor.statistics)
+    return supervisor
+
+
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
     cfg = cluster.load(directory)
@@ -120,6 +134,7 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
             async with transport_cm as transport:
                 node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
                 storages = host_roles(node, cluster.node_dir(directory, node_id), spec.hosted_roles)
+                host_supervisor(cfg, node)
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)
@@ -183,7 +198,13 @@ def metastore_client(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: floa
     from paxos.register import ClientTimeouts, MetaStoreClient
 
     timeouts = ClientTimeouts(deadline_s=deadline_s, call_timeout_s=min(deadline_s, 0.5))
-    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), node.node_id, timeouts=timeouts)
+    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), incarnation_id(node), timeouts=timeouts)
+
+
+def incarnation_id(node: Node) -> str:
+    """A name for this node *incarnation*: ballots, write tags and fresh loglet ids are built
+    from it, and a restarted node must never reuse those of its previous life."""
+    return f"{node.node_id}@{node.seed[:16]}"
 
 
 def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0, options: Any = None) -> Any:
@@ -193,7 +214,8 @@ def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float =
     from delos_ref.virtuallog.registry import cluster_registry
 
     registry = cluster_registry(node, [n.id for n in cfg.nodes])
-    return VirtualLog(metastore_client(cfg, node, deadline_s=deadline_s), registry, node.node_id, options=options or VirtualLogOptions())
+    metastore = metastore_client(cfg, node, deadline_s=deadline_s)
+    return VirtualLog(metastore, registry, incarnation_id(node), options=options or VirtualLogOptions())
 
 
 @contextlib.asynccontextmanager

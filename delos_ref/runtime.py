@@ -199,6 +199,8 @@ class Node:
         self.endpoint = RpcEndpoint(transport, self.rng("rpc"))
         self.router = Router(transport, self.endpoint)
         self.roles: dict[str, RoleRunner] = {}
+        self.services: dict[str, Callable[[], Any]] = {}
+        self._service_stats: dict[str, Callable[[], dict[str, Any]]] = {}
         self._nursery: trio.Nursery | None = None
 
     def rng(self, *path: object) -> random.Random:
@@ -214,12 +216,25 @@ class Node:
             self._nursery.start_soon(runner.run)
         return runner
 
+    def add_service(self, name: str, run: Callable[[], Any], statistics: Callable[[], dict[str, Any]] | None = None) -> None:
+        """A background task of this node that is not a pure core (e.g. the VirtualLog
+        supervisor, which runs client workflows): ``run()`` is started with the node and
+        cancelled with it (a crash in the simulator, a stop of the process)."""
+        assert name not in self.services, f"Node {self.node_id}: service {name} already added"
+        self.services[name] = run
+        if statistics is not None:
+            self._service_stats[name] = statistics
+        if self._nursery is not None:
+            self._nursery.start_soon(run)
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Run the router and every role until cancelled."""
+        """Run the router, every role and every service until cancelled."""
         async with trio.open_nursery() as nursery:
             for runner in self.roles.values():
                 await nursery.start(runner.run)
             nursery.start_soon(self.router.run)
+            for service in self.services.values():
+                nursery.start_soon(service)
             self._nursery = nursery
             task_status.started()
 
@@ -229,4 +244,5 @@ class Node:
             "rpc": self.endpoint.statistics(),
             "router": dict(self.router.stats),
             "roles": {name: r.statistics() for name, r in self.roles.items()},
+            "services": {name: stats() for name, stats in self._service_stats.items()},
         }

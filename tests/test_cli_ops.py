@@ -96,12 +96,12 @@ def test_reconfigure_kill_pause_resume_restart_logs(tmp_path):
 
         assert j("kill", "n2", "--dir", d)["process"] == "dead"
         assert not cluster.pid_alive(cfg.node("n2").pid)
-        started = time.monotonic()
-        line = error("append", "lost", "--dir", d, "--timeout", "2")
-        assert time.monotonic() - started < 15, "a bounded wait"
-        assert "sequencer n2 does not answer" in line and "0 of 1 appended" in line
-        j("reconfigure", "--sequencer", "n3", "--logservers", "n1,n3", "--dir", d)
-        assert j("append", "two", "--dir", d)["positions"] in ([1], [2])  # "lost" may have landed
+        # The nodes' failure detector moves the chain off the dead sequencer; the append waits.
+        assert j("append", "two", "--dir", d, "--timeout", "20")["positions"] == [1]
+        result = run("status", "--dir", d, "--json", "--timeout", "0.5")
+        assert result.exit_code == 3, "n2 does not answer"
+        active = json.loads(result.stdout)["chain"]["segments"][-1]
+        assert active["start"] == 1 and active["params"]["sequencer"] != "n2"
 
         assert j("pause", "n1", "--dir", d)["process"] == "paused"
         result = run("status", "--dir", d, "--json", "--timeout", "0.5")
@@ -115,8 +115,7 @@ def test_reconfigure_kill_pause_resume_restart_logs(tmp_path):
         assert restarted["process"] == "running" and restarted["pid"] != cfg.node("n2").pid
         assert cluster.load(d).node("n2").pid == restarted["pid"], "cluster.json follows the restart"
         assert all(n["alive"] for n in j("status", "--dir", d)["nodes"])
-        data = [e["data"] for e in j("read", "--dir", d)["entries"]]
-        assert data[0] == "one" and data[-1] == "two" and set(data) <= {"one", "lost", "two"}
+        assert [e["data"] for e in j("read", "--dir", d)["entries"]] == ["one", "two"]
 
         logs = j("logs", "n2", "--dir", d, "--lines", "5")
         assert logs["node"] == "n2" and logs["path"].endswith("n2/node.log") and len(logs["lines"]) <= 5
@@ -126,7 +125,7 @@ def test_trim_drops_old_segments_and_reads_below_fail(tmp_path):
     d = str(tmp_path / "c")
     with running_cluster(tmp_path / "c"):
         j("append", *[f"e{i}" for i in range(6)], "--dir", d)
-        j("reconfigure", "--dir", d)
+        assert j("reconfigure", "--logservers", "n1,n3", "--dir", d)["loglet"]["logservers"] == ["n1", "n3"]
         j("append", "e6", "e7", "--dir", d)
         result = j("trim", "7", "--dir", d)
         assert result == {"trim_point": 7, "segments_dropped": 1, "base": 6}
@@ -142,7 +141,7 @@ def test_disaggregated_layout(tmp_path):
     with running_cluster(tmp_path / "c", extra=("--logservers", "3")) as cfg:
         assert [n.id for n in cfg.nodes] == ["n1", "n2", "n3", "ls1", "ls2", "ls3"]
         report = j("status", "--dir", d)
-        roles = {n["id"]: set(n["roles"]) - {"ping"} for n in report["nodes"]}
+        roles = {n["id"]: set(n["roles"]) - {"ping", "supervisor"} for n in report["nodes"]}
         assert roles == {"n1": {"acceptor", "sequencer"}, "n2": {"acceptor", "sequencer"}, "n3": {"acceptor", "sequencer"}, "ls1": {"logserver"}, "ls2": {"logserver"}, "ls3": {"logserver"}}
         assert report["chain"]["segments"][0]["params"]["logservers"] == ["ls1", "ls2", "ls3"]
         assert j("append", "x", "y", "--dir", d) == {"positions": [0, 1]}

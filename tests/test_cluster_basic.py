@@ -48,9 +48,12 @@ def test_stale_directory_is_recovered_with_its_config(tmp_path):
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):
+    proc = None
     for _ in range(5):  # another process may take a probed port first: probe again
         base = free_base_port(3, "tcp")
         with socket.socket() as s:
+            # Like the nodes: a port in TIME_WAIT from an earlier test is free for a listener.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", base + 1))
             except OSError:
@@ -58,6 +61,7 @@ def test_port_in_use_is_a_clear_error(tmp_path):
             s.listen()
             proc = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--base-port", str(base))
             break
+    assert proc is not None, "could not hold a free port for the test"
     assert proc.returncode == 1
     assert "port in use" in proc.stderr and str(base + 1) in proc.stderr
 

@@ -28,6 +28,15 @@ The contract (§3.4), operation by operation:
   :class:`TrimmedError`. Trimming past the tail trims to the tail.
 * ``seal()``: idempotent, one-way and sticky. When it returns, every later append fails and
   every later ``check_tail`` reports ``sealed=True``.
+* ``diagnose(view, fresh_id) -> Diagnosis | None``: *failure detection* (the seed's requirement
+  5: "loglets need to detect failures and initiate the VirtualLog reconfiguration process").
+  Given what the node's failure detector believes (:class:`Membership`: which nodes answer
+  heartbeats), the loglet says whether it is failing -- and which loglet should succeed it.
+  The VirtualLog's supervisor (``delos_ref/virtuallog/supervisor.py``) then runs the
+  reconfiguration. Only the loglet knows what its own failure means (a NativeLoglet with a
+  dead sequencer can take no append; one with a dead LogServer still can), so the decision is
+  the loglet's; the act, sealing and installing a new chain, is the VirtualLog's. A loglet
+  that cannot fail (the memory loglet) returns None.
 
 Errors say whose fault they are: :class:`SealedError` and :class:`TrimmedError` are the
 protocol working as designed; :class:`LogletUnavailable` means too few servers answered
@@ -37,7 +46,8 @@ within the deadline; ``ValueError`` means the caller misused the API (an oversiz
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Sequence
 
 #: Bound on one entry (the frame bound is 4 MiB; leave room for batching several).
 MAX_ENTRY_BYTES = 1 << 20
@@ -105,6 +115,35 @@ def check_range(lo: int, hi: int) -> None:
         raise ValueError(f"read_next: need 0 <= lo <= hi, got lo={lo!r} hi={hi!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """What one node's failure detector believes: ``alive`` answered heartbeats lately (and
+    have for at least the damping time, so a flapping node is not yet counted back in);
+    ``candidates`` are the nodes that may host LogServers, ``sequencers`` those that may
+    host sequencers (default: the candidates), in cluster order."""
+
+    alive: frozenset[str]
+    candidates: tuple[str, ...]
+    sequencers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.sequencers:
+            object.__setattr__(self, "sequencers", self.candidates)
+
+    def is_alive(self, node_id: str) -> bool:
+        return node_id in self.alive
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """A loglet's verdict on itself: ``reason`` (one line, for operators and traces) and the
+    config of the loglet that should succeed it, or None when no successor can help yet (for
+    example, a majority of its LogServers is down, so it cannot even be sealed)."""
+
+    reason: str
+    successor: Any | None
+
+
 class Loglet(abc.ABC):
     """One shared-log segment. See the module docstring for the contract of each method."""
 
@@ -136,3 +175,8 @@ class Loglet(abc.ABC):
     @abc.abstractmethod
     async def seal(self) -> None:
         """Seal the loglet: idempotent, one-way, sticky."""
+
+    async def diagnose(self, view: Membership, fresh_id: str) -> Diagnosis | None:
+        """Whether this loglet is failing, given ``view``; a successor config named
+        ``fresh_id`` if reconfiguring would help. This default: a loglet that cannot fail."""
+        return None

@@ -39,6 +39,7 @@ appear twice; deduplication is the database's job (§3.4).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,7 @@ class VirtualLogOptions:
     roll_forward_s: float = 1.0  # wait for a newer chain before rolling forward
     poll_s: float = 0.02  # between chain fetches while waiting for one
     unavailable_backoff_s: float = 0.05  # before retrying an unavailable loglet on the same chain
+    watch_after_s: float = 0.5  # an append pending this long starts watching the chain (see _append_on)
     # Retry after an attempt that may have landed (the entry may then appear twice: the
     # database deduplicates). False: such an append raises AppendOutcomeUnknown at once, so
     # each append lands at most once -- what the simulation's exact history needs.
@@ -124,7 +126,7 @@ class VirtualLog:
         self.chain: Chain | None = None
         self._trim_point = 0
         self._clones = 0
-        self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "refreshes", "roll_forwards", "won", "lost"), 0)
+        self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "abandoned", "refreshes", "roll_forwards", "won", "lost"), 0)
 
     def statistics(self) -> dict[str, int]:
         return dict(self.stats, version=self.version, segments=0 if self.chain is None else len(self.chain.segments))
@@ -172,7 +174,7 @@ class VirtualLog:
         for _ in range(self.options.attempts):
             seg = (await self._chain()).active
             try:
-                pos = await self.registry.loglet(seg).append(entry)
+                pos = await self._append_on(seg, entry)
             except (SealedError, LogletUnavailable) as e:
                 may_have_landed |= e.may_have_landed
                 last = e
@@ -190,6 +192,42 @@ class VirtualLog:
             return seg.to_virtual(pos)
         error = AppendOutcomeUnknown if may_have_landed else AppendFailed
         raise error(f"append gave up after {last!r}") from last
+
+    async def _append_on(self, seg: Segment, entry: bytes) -> int:
+        """Append to ``seg``'s loglet; give up early if the chain moves past ``seg`` meanwhile.
+
+        A loglet whose sequencer died answers nothing, so its append only fails at its own
+        deadline (seconds). But the supervisors reconfigure away from it sooner. So an append
+        that has not returned within ``watch_after_s`` starts watching the chain, and once the
+        active segment is another one it stops waiting and retries there. The entry may
+        still have landed below the old segment's sealed tail: ``may_have_landed``.
+        """
+        loglet = self.registry.loglet(seg)
+        pos: int | None = None
+        error: Exception | None = None
+
+        async def watch() -> None:
+            await trio.sleep(self.options.watch_after_s)
+            while True:
+                with contextlib.suppress(MetaStoreUnavailable):
+                    if not (await self.refresh()).active.same_loglet(seg):
+                        nursery.cancel_scope.cancel()  # the chain moved on
+                        return
+                await trio.sleep(self.options.poll_s)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            try:
+                pos = await loglet.append(entry)
+            except Exception as e:  # re-raised below, outside the nursery (no exception group)
+                error = e
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        if pos is None:
+            self.stats["abandoned"] += 1
+            raise SealedError(f"the chain moved past {seg.kind} loglet at {seg.start} while an append was in flight", may_have_landed=True)
+        return pos
 
     async def _after_failure(self, seg: Segment, e: Exception) -> None:
         """After ``seg``'s loglet failed an operation: fetch the chain; if it has not moved
@@ -213,11 +251,12 @@ class VirtualLog:
         if not (await self.refresh()).active.same_loglet(seg):
             return
         self.stats["roll_forwards"] += 1
-        kind, params = self.registry.clone(seg, self._fresh_id())
+        kind, params = self.registry.clone(seg, self.fresh_loglet_id())
         await self.reconfig_extend_raw(kind, params)
 
-    def _fresh_id(self) -> str:
-        # Unique per client incarnation and per clone: a loglet id is never reused.
+    def fresh_loglet_id(self) -> str:
+        """A loglet id no one else uses: a loglet id, once sealed, is sealed forever."""
+        # Unique per client incarnation and per call.
         self._clones += 1
         return f"{self.client_id}.v{self.version + 1}.{self._clones}"
 

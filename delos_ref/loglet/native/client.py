@@ -45,8 +45,10 @@ import trio
 from delos_ref.loglet.api import (
     MAX_APPEND_MANY,
     MAX_READ_ENTRIES,
+    Diagnosis,
     Loglet,
     LogletUnavailable,
+    Membership,
     SealedError,
     Tail,
     TrimmedError,
@@ -82,6 +84,56 @@ CLIENT_BUGS = {
     BUG_SEAL_MINORITY: "seal returns after fewer than a majority of LogServers set the seal bit",
     BUG_CHECK_TAIL_LAZY: "check_tail that neither seals the rest nor repairs",
 }
+#: Bug switch (the seed's requirement 4): ``check_tail`` computes the sealed tail correctly
+#: but reports ``sealed=False``, so the VirtualLog cannot tell a sealed loglet from a live one.
+BUG_HIDE_SEAL = "check_tail_hides_seal"
+#: Bug switch (requirement 5): ``diagnose`` never reports a failure, so nobody reconfigures
+#: away from a dead sequencer.
+BUG_NO_FAILURE_REPORTS = "loglet_never_reports_failures"
+#: Bugs of the loglet's contract with the VirtualLog (caught by the ``log`` workload).
+CONTRACT_BUGS = {
+    BUG_HIDE_SEAL: "check_tail does not report the seal bit (always sealed=False)",
+    BUG_NO_FAILURE_REPORTS: "the loglet never reports failures (diagnose always says healthy)",
+}
+
+
+def native_successor(
+    config: NativeLogletConfig, view: Membership, fresh_id: str, *, replace_sequencer: bool, same_members_ok: bool = False
+) -> NativeLogletConfig | None:
+    """The NativeLoglet that should succeed ``config``, or None if none would help.
+
+    * The sequencer: the old one, unless ``replace_sequencer``; then the first live node after
+      it in ``view.sequencers`` (cluster order, wrapping), so racing detectors tend to pick
+      the same one.
+    * The LogServers: as many as before. Live ones first (the old ones, then spares from
+      ``view.candidates``), then, if too few are alive, the old dead ones again: they still
+      count toward the width and catch up when they return, so the loglet keeps its failure
+      threshold instead of shrinking to a set that one more failure would stop.
+
+    None when the successor would have the same members (a dead LogServer with no live spare:
+    nothing to gain) unless ``same_members_ok`` (a restarted sequencer needs a fresh instance
+    on the same nodes), or when fewer than a majority of the old LogServers are alive:
+    the old loglet cannot be sealed, so no chain can move on until they come back.
+    """
+    if sum(1 for s in config.logservers if view.is_alive(s)) < config.majority:
+        return None
+    sequencer = config.sequencer
+    if replace_sequencer:
+        order = list(view.sequencers)
+        start = order.index(sequencer) + 1 if sequencer in order else 0
+        choices = [n for n in order[start:] + order[:start] if view.is_alive(n) and n != config.sequencer]
+        if not choices:
+            return None
+        sequencer = choices[0]
+    width = len(config.logservers)
+    live_old = [s for s in config.logservers if view.is_alive(s)]
+    spares = [n for n in view.candidates if view.is_alive(n) and n not in config.logservers]
+    dead_old = [s for s in config.logservers if not view.is_alive(s)]
+    chosen = (live_old + spares + dead_old)[:width]
+    logservers = tuple(n for n in config.logservers if n in chosen) + tuple(n for n in chosen if n not in config.logservers)
+    if sequencer == config.sequencer and set(logservers) == set(config.logservers) and not same_members_ok:
+        return None
+    return NativeLogletConfig(fresh_id, sequencer, logservers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +152,7 @@ class NativeOptions:
     # once; under load many appends share one request (see ``NativeLoglet.append``).
     coalesce_requests: int = 0
     coalesce_max_entries: int = MAX_APPEND_MANY  # per batch; keep <= the sequencer's max_store_entries
+    read_first: str = ""  # the LogServer read_next tries first ("": the co-located one)
 
     def __post_init__(self) -> None:
         assert self.append_timeout_s > 0 and self.op_timeout_s > 0 and self.call_timeout_s > 0, "every wait is bounded"
@@ -124,7 +177,8 @@ class NativeLoglet(Loglet):
     """A client of one NativeLoglet instance, running on ``node``. Cheap: make one per user."""
 
     def __init__(self, node: Node, config: NativeLogletConfig, *, options: NativeOptions = NativeOptions(), bugs: frozenset[str] = frozenset()) -> None:
-        assert set(bugs) <= set(CLIENT_BUGS), f"NativeLoglet: unknown bugs {sorted(set(bugs) - set(CLIENT_BUGS))}"
+        known_bugs = set(CLIENT_BUGS) | set(CONTRACT_BUGS)
+        assert set(bugs) <= known_bugs, f"NativeLoglet: unknown bugs {sorted(set(bugs) - known_bugs)}"
         self.node = node
         self.config = config
         self.options = options
@@ -313,6 +367,8 @@ class NativeLoglet(Loglet):
                 result = await self._check_tail_round(probes, deadline)
                 if result is not None:
                     self.learn_tail(result.tail)
+                    if BUG_HIDE_SEAL in self.bugs:
+                        return Tail(result.tail, False)  # the bug: the seal bit goes unreported
                     return result
         raise LogletUnavailable(f"check_tail of {self.config.loglet_id}: no answer within {self.options.op_timeout_s}s")
 
@@ -425,8 +481,8 @@ class NativeLoglet(Loglet):
         return [(lo + i, e) for i, e in enumerate(out)]
 
     def _read_order(self) -> list[str]:
-        """The co-located LogServer first (no network hop), then the others in config order."""
-        here = self.node.node_id
+        """The co-located LogServer (or ``options.read_first``) first, then the others in config order."""
+        here = self.options.read_first or self.node.node_id
         return sorted(self.config.logservers, key=lambda s: s != here)
 
     async def _read_from(self, server: str, lo: int, hi: int, deadline: float) -> list[bytes]:
@@ -458,6 +514,45 @@ class NativeLoglet(Loglet):
             return
         deadline = self._deadline(self.options.op_timeout_s)
         await self._quorum(lambda s: Trim(self.config.loglet_id, pos, self._known_tail), self.config.majority, deadline)
+
+    # ----------------------------------------------------------------------- diagnose
+
+    async def diagnose(self, view: Membership, fresh_id: str) -> Diagnosis | None:
+        """Failure detection (requirement 5): is this loglet failing, and what should succeed it?
+
+        In order, as the NativeLoglet depends on its parts:
+
+        1. the sequencer: dead (no heartbeats), or restarted (it answers ``unavailable`` for
+           this loglet: a sequencer serves a loglet in one incarnation only) -> no append can
+           ever succeed here: a successor with another sequencer (or the restarted one);
+        2. a LogServer is dead -> appends still work on the majority, but one more failure
+           stops them: a successor with a live spare LogServer in its place, if there is one
+           (see :func:`native_successor`; without a spare the dead one catches up on return).
+
+        ``view`` is damped by the detector (see ``FailureDetector``): a node that comes back
+        is a candidate again only once it has answered steadily for a while.
+        """
+        if BUG_NO_FAILURE_REPORTS in self.bugs:
+            return None  # the bug: a loglet that never says it is failing
+        cfg = self.config
+        if not view.is_alive(cfg.sequencer):
+            reason = f"sequencer {cfg.sequencer} of {cfg.loglet_id} does not answer heartbeats"
+            return Diagnosis(reason, native_successor(cfg, view, fresh_id, replace_sequencer=True))
+        try:
+            await self._call(cfg.sequencer, KnownTailQuery(cfg.loglet_id), self._deadline(self.options.call_timeout_s))
+        except RemoteError as e:
+            if e.code == UNAVAILABLE:
+                reason = f"sequencer {cfg.sequencer} restarted and will not serve {cfg.loglet_id} again"
+                return Diagnosis(reason, native_successor(cfg, view, fresh_id, replace_sequencer=False, same_members_ok=True))
+            # unknown_loglet: not activated yet (the first append activates it): healthy.
+        except (NotSent, CallTimeout):
+            # One slow answer is no verdict: heartbeats decide whether the node is dead.
+            return Diagnosis(f"sequencer {cfg.sequencer} does not answer for {cfg.loglet_id}", None)
+        down = [s for s in cfg.logservers if not view.is_alive(s)]
+        if down:
+            reason = f"LogServer(s) {', '.join(down)} of {cfg.loglet_id} do not answer heartbeats"
+            return Diagnosis(reason, native_successor(cfg, view, fresh_id, replace_sequencer=False))
+        return None
 
     def statistics(self) -> dict[str, int]:
         return dict(self.stats, known_tail=self._known_tail)

@@ -1,0 +1,110 @@
+"""Failure detection -> reconfiguration: the damped failure detector, the NativeLoglet's choice
+of successor, and the supervisor on a simulated cluster (delos_ref/virtuallog/supervisor.py)."""
+
+from __future__ import annotations
+
+import trio
+
+from delos_ref.loglet import Membership
+from delos_ref.loglet.native import NativeLogletConfig
+from delos_ref.loglet.native.client import native_successor
+from delos_ref.virtuallog.supervisor import FailureDetector, SupervisorOptions
+
+OPTS = SupervisorOptions(interval_s=0.1, suspect_s=1.0, stable_s=3.0)
+NODES = ("n1", "n2", "n3")
+
+
+def detector() -> FailureDetector:
+    return FailureDetector("n1", ("n2", "n3"), started=100.0, options=OPTS)
+
+
+def test_peers_get_the_benefit_of_the_doubt_at_start():
+    d = detector()
+    assert d.view(100.5, NODES).alive == {"n1", "n2", "n3"}
+
+
+def test_a_silent_peer_is_dead_after_suspect_s():
+    d = detector()
+    for t in (100.2, 100.4):
+        d.heard("n2", t)
+        d.heard("n3", t)
+    d.heard("n3", 101.3)
+    assert d.view(101.3, NODES).alive == {"n1", "n2", "n3"}  # n2 heard 0.9 s ago
+    assert d.view(101.5, NODES).alive == {"n1", "n3"}  # n2 silent for 1.1 s
+
+
+def test_a_returning_peer_counts_again_only_once_stable():
+    """Damping: a node that died and answers again is not counted in until it has answered
+    without a gap for stable_s (a flapping node never gets there)."""
+    d = detector()
+    d.heard("n3", 105.0)
+    d.heard("n2", 100.1)  # then silent: dead from 101.1
+    d.heard("n2", 110.0)  # back
+    assert "n2" not in d.view(110.0, NODES).alive
+    for t in (111.0, 112.0, 113.0):
+        d.heard("n2", t)
+        d.heard("n3", t)
+    assert "n2" in d.view(113.0, NODES).alive
+    # Flapping: silence longer than suspect_s restarts the stability clock.
+    d.heard("n2", 115.0)
+    assert "n2" not in d.view(115.0, NODES).alive
+
+
+def view(alive: set[str], candidates: tuple[str, ...] = NODES) -> Membership:
+    return Membership(frozenset(alive), candidates)
+
+
+CFG = NativeLogletConfig("L1", "n1", NODES)
+
+
+def test_successor_of_a_dead_sequencer_is_the_next_live_node_with_the_same_logservers():
+    new = native_successor(CFG, view({"n2", "n3"}), "L2", replace_sequencer=True)
+    assert new == NativeLogletConfig("L2", "n2", NODES)  # n1's LogServer catches up on return
+    new = native_successor(CFG, view({"n1", "n3"}), "L2", replace_sequencer=True)
+    assert new.sequencer == "n3"  # n2 is dead too: skip it (wrapping order n2, n3, n1)
+
+
+def test_no_successor_without_a_majority_of_old_logservers():
+    """The old loglet could not be sealed: no chain can move on until they come back."""
+    assert native_successor(CFG, view({"n3"}), "L2", replace_sequencer=True) is None
+
+
+def test_dead_logserver_is_replaced_by_a_live_spare_but_not_by_itself():
+    five = ("n1", "n2", "n3", "n4", "n5")
+    # 3-node cluster, n3 dead, no spare: nothing to gain from a reconfiguration.
+    assert native_successor(CFG, view({"n1", "n2"}), "L2", replace_sequencer=False) is None
+    # 5 candidates, a loglet on 3 of them: the dead n3 is replaced by the live spare n4.
+    new = native_successor(CFG, view({"n1", "n2", "n4", "n5"}, five), "L2", replace_sequencer=False)
+    assert new == NativeLogletConfig("L2", "n1", ("n1", "n2", "n4"))
+
+
+def test_a_restarted_sequencer_gets_a_fresh_instance_on_the_same_members():
+    new = native_successor(CFG, view(set(NODES)), "L2", replace_sequencer=False, same_members_ok=True)
+    assert new == NativeLogletConfig("L2", "n1", NODES)
+
+
+async def test_supervisors_reconfigure_away_from_a_crashed_sequencer(autojump_clock):
+    """Three simulated servers with supervisors; crash the sequencer: one supervisor wins the
+    reconfiguration, the chain gets a new segment with another sequencer, appends go on."""
+    from delos_ref.sim.simulation import Simulation
+    from delos_ref.sim.workload_log import SERVERS, Cluster, _server_build
+    from delos_ref.virtuallog import VirtualLogOptions
+
+    sim = Simulation("supervisor-test")
+    async with sim.run():
+        c = Cluster(sim, None)
+        for name in SERVERS:
+            sim.add_node(name, _server_build(c))
+        vlog = c.client("app", VirtualLogOptions(attempts=32, roll_forward_s=0.5, poll_s=0.05))
+        await vlog.bootstrap(NativeLogletConfig("boot", "s1", SERVERS))
+        first = [await vlog.append(f"a{i}".encode()) for i in range(5)]
+        sim.crash("s1")
+        with trio.fail_after(10):
+            later = [await vlog.append(f"b{i}".encode()) for i in range(5)]
+        chain = await vlog.refresh()
+        assert first == list(range(5)) and later == list(range(5, 10))
+        assert len(chain.segments) == 2 and chain.segments[0].stop == 5
+        assert vlog.registry.config(chain.active).sequencer == "s2"
+        won = sum(sim.node(n).statistics()["services"]["supervisor"]["won"] for n in ("s2", "s3"))
+        assert won == 1, "racing supervisors: exactly one reconfiguration installed"
+        assert [e for _, e in await vlog.read_next(0, 10)] == [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
