@@ -166,11 +166,11 @@ def up(
     from delos_ref.process import initial_loglet
 
     try:
-        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
-        try:
-            initial_loglet(cfg, loglet)
+        try:  # check the arguments before touching the directory (--fresh wipes it)
+            initial_loglet(cluster.new_config(nodes, transport, base_port, logservers=logservers), loglet)
         except ValueError as e:
             raise fail(f"--loglet: {e}", 2)
+        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
         _start(directory, cfg)
     except cluster.ClusterError as e:
         raise fail(str(e))

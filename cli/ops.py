@@ -37,9 +37,11 @@ def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[A
     try:
         return trio.run(main)
     except BaseException as e:
-        known = sole_error(e, (ops.OpError,))
+        known = sole_error(e, (ops.OpError, KeyboardInterrupt))
         if known is None:
             raise
+        if isinstance(known, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # Ctrl-C: the commands that follow end quietly
         raise fail(str(known)) from None
 
 

@@ -222,6 +222,8 @@ async def append(ops: OpsSession, entries: list[bytes], *, on_position: Any = No
         with trio.move_on_after(ops.timeout_s) as scope:
             try:
                 pos = await ops.vlog.append(entry)
+            except (ValueError, TypeError) as e:  # refused locally (e.g. too large): nothing sent
+                failure = f"entry {len(positions)} refused: {e}"
             except AppendFailed as e:
                 failure = f"append failed ({_cause(e)}); the entry is not in the log"
             except AppendOutcomeUnknown as e:

@@ -9,6 +9,10 @@ Python start-up per command). tests/test_new_user_session.py runs the real execu
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -16,7 +20,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from delos_ref import cluster
-from tests.cluster_fixture import running_cluster
+from tests.cluster_fixture import CLI, cli, free_base_port, running_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -177,3 +181,70 @@ def test_operator_errors_are_one_line(tmp_path):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "cluster.json").write_text('{"format": 1, "nodes": 3}')
     assert "not a delos-ref cluster file" in error("tail", "--dir", str(tmp_path / "foreign"))
+
+
+def _line_reader(proc: subprocess.Popen) -> "queue.Queue[str]":
+    """A thread that moves ``proc``'s stdout lines into a queue (readline blocks)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    return lines
+
+
+def _take(lines: "queue.Queue[str]", n: int, timeout_s: float) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    got = []
+    while len(got) < n:
+        try:
+            got.append(json.loads(lines.get(timeout=max(0.01, deadline - time.monotonic()))))
+        except queue.Empty:
+            break
+    return got
+
+
+def test_read_follow_streams_new_entries_and_big_entries_are_refused(tmp_path):
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c"):
+        j("append", "old", "--dir", d)
+        follower = subprocess.Popen([*CLI, "read", "--follow", "--json", "--dir", d], stdout=subprocess.PIPE, text=True)
+        lines = _line_reader(follower)
+        try:
+            assert _take(lines, 1, 30) == [{"position": 0, "data": "old"}]
+            j("append", "new1", "new2", "--dir", d)
+            assert _take(lines, 2, 30) == [{"position": 1, "data": "new1"}, {"position": 2, "data": "new2"}]
+        finally:
+            follower.send_signal(signal.SIGINT)
+            code = follower.wait(timeout=10)
+        assert code == 0, "Ctrl-C ends --follow quietly"
+        big = b"x" * ((1 << 20) + 1) + b"\n"
+        line = error("append", "--dir", d, input=b"fine\n" + big)
+        assert "entry 1 refused" in line and "exceeds" in line and "1 of 2 appended" in line
+        assert j("tail", "--dir", d)["position"] == 4
+
+
+def test_up_in_the_foreground_shows_the_dashboard_and_ctrl_c_stops_everything(tmp_path):
+    d = str(tmp_path / "c")
+    base = free_base_port(3, "tcp")
+    proc = subprocess.Popen([*CLI, "up", "--dir", d, "--base-port", str(base)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if cluster.config_path(d).exists() and run("tail", "--dir", d, "--json").exit_code == 0:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the foreground cluster never accepted appends")
+        assert j("append", "seen", "--dir", d) == {"positions": [0]}
+        time.sleep(1.5)  # at least one refresh of the live view
+        pids = [n.pid for n in cluster.load(d).nodes]
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            cli("down", "--dir", d)
+    assert proc.returncode == 0, stderr
+    assert "chain (version 1)" in stdout and "[0, tail)" in stdout and "tail 1" in stdout
+    assert "acceptor" in stdout and "logserver" in stdout and "no (active)" in stdout
+    assert "stopped 3 node(s)" in stderr
+    assert not any(cluster.pid_alive(p) for p in pids), "Ctrl-C leaves no process behind"
