@@ -103,7 +103,7 @@ def _chain(report: dict[str, Any]) -> Table:
     title = f"chain (version {chain['version']})" if chain else "chain (unknown: no MetaStore quorum)"
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("#", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
-        table.add_column(col, no_wrap=col in ("positions", "loglet", "sealed"))
+        table.add_column(col, no_wrap=col != "loglet", overflow="fold")
     for i, seg in enumerate((chain or {}).get("segments", [])):
         params = seg.get("params") or {}
         stop = "" if seg["stop"] is None else str(seg["stop"])
