@@ -89,8 +89,8 @@ async def fetch_chain(ops: OpsSession) -> None:
         await ops.vlog.refresh()
     except MetaStoreError:
         raise OpError(await missing_quorum(ops, "the MetaStore", ops.cfg.with_role("acceptor"))) from None
-    if ops.vlog.chain is None:
-        raise OpError(f"the cluster in {ops.directory} has no chain yet: its MetaStore is empty (was it started with `delos-ref up`?)")
+    except NotBootstrapped:
+        raise OpError(f"the cluster in {ops.directory} has no chain yet: its MetaStore is empty (was it started with `delos-ref up`?)") from None
 
 
 async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
@@ -295,24 +295,25 @@ async def _read_batch(ops: OpsSession, lo: int, hi: int) -> list[tuple[int, byte
 
 
 async def follow(ops: OpsSession, lo: int, *, poll_s: float = 0.2) -> AsyncIterator[tuple[int, bytes]]:
-    """Entries from ``lo`` on, forever: each batch up to the current tail, then poll."""
+    """Entries from ``lo`` on, forever: read up to the active loglet's tail, then poll it. A
+    sealed active loglet (the chain is moving on) or one that does not answer for now makes
+    it fetch the chain again; it keeps going until cancelled."""
     pos = lo
     while True:
-        tail = (await active_tail(ops))["position"]
-        if tail < pos:
-            await trio.sleep(poll_s)  # a sealed loglet's tail, or nothing new yet
-            await ops.vlog.refresh()
-            continue
-        while pos < tail:
-            batch = await _read_batch(ops, pos, min(tail, pos + MAX_READ_ENTRIES))
-            if not batch:
-                break
+        try:
+            tail: dict[str, Any] | None = await active_tail(ops)
+        except OpError:
+            tail = None  # the active loglet does not answer now (a failover under way?)
+        if tail is not None and pos < tail["position"]:
+            batch = await _read_batch(ops, pos, min(tail["position"], pos + MAX_READ_ENTRIES))
             for p, data in batch:
                 yield p, data
             pos += len(batch)
-        if pos >= tail:
-            await trio.sleep(poll_s)
-            if (await active_tail(ops))["sealed"]:
+            if batch:
+                continue
+        await trio.sleep(poll_s)
+        if tail is None or tail["sealed"]:
+            with contextlib.suppress(MetaStoreError):
                 await ops.vlog.refresh()
 
 
