@@ -100,7 +100,12 @@ def _nodes(report: dict[str, Any]) -> Table:
 
 def _chain(report: dict[str, Any]) -> Table:
     chain = report.get("chain")
-    title = f"chain (version {chain['version']})" if chain else "chain (unknown: no MetaStore quorum)"
+    if chain:
+        title = f"chain (version {chain['version']})"
+    elif report.get("chain_error"):
+        title = f"chain (unknown: {escape(report['chain_error'])})"
+    else:
+        title = "chain (unknown: no MetaStore quorum)"
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("#", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
         table.add_column(col, no_wrap=col != "loglet", overflow="fold")

@@ -41,6 +41,7 @@ from delos_ref.virtuallog import VirtualLog
 from delos_ref.virtuallog.chain import Segment
 from delos_ref.virtuallog.client import AppendFailed, AppendOutcomeUnknown, NotBootstrapped, VirtualLogError
 from paxos.register import MetaStoreError
+from transports.codec import DecodeError
 
 #: Loglet kinds ``reconfigure`` can install.
 RECONFIGURE_KINDS = ("native",)
@@ -91,6 +92,12 @@ async def fetch_chain(ops: OpsSession) -> None:
         raise OpError(await missing_quorum(ops, "the MetaStore", ops.cfg.with_role("acceptor"))) from None
     except NotBootstrapped:
         raise OpError(f"the cluster in {ops.directory} has no chain yet: its MetaStore is empty (was it started with `delos-ref up`?)") from None
+    except DecodeError as e:
+        raise NotAChain(f"the MetaStore register does not hold a chain ({e}): something other than the VirtualLog wrote it") from None
+
+
+class NotAChain(OpError):
+    """The MetaStore answered, but its register holds something that is not a chain."""
 
 
 async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
@@ -193,6 +200,13 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
         return report
     try:
         await fetch_chain(ops)
+    except NotAChain as e:
+        # The register answers (its version is real) but holds no chain: say so beside it.
+        report["metastore"] = {"version": None, "error": str(e)}
+        with contextlib.suppress(MetaStoreError):
+            report["metastore"] = {"version": (await vlog.metastore.read())[0]}
+        report["chain_error"] = str(e)
+        return report
     except OpError as e:
         report["metastore"] = {"version": None, "error": str(e)}
         return report
