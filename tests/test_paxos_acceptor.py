@@ -35,7 +35,7 @@ def ask(acceptor: Acceptor, msg, storage: MemoryStorage | None = None, rid: int 
 
 
 def acceptor_with(instance: int, promised: Ballot, accepted: Ballot = ZERO, value: Update | None = None) -> Acceptor:
-    return Acceptor({instance: Slot(promised, accepted, value)})
+    return Acceptor({("", instance): Slot(promised, accepted, value)})
 
 
 def persisted(effects) -> list:
@@ -175,7 +175,7 @@ def test_acceptor_persists_before_reply(msg):
     kinds = [type(e) for e in effects]
     assert kinds.index(Persist) < kinds.index(Reply)
     (write,) = persisted(effects)
-    assert write.table == SLOTS_TABLE and decode_slot(write.key, write.value) == (1, acceptor.slot(1))
+    assert write.table == SLOTS_TABLE and decode_slot(write.key, write.value) == (("", 1), acceptor.slot(1))
 
 
 def test_acceptor_recovers_state_from_storage():
@@ -189,7 +189,7 @@ def test_acceptor_recovers_state_from_storage():
     ask(old, Accept(3, B3, Y), storage)
     storage.crash()  # only synced writes survive; the runtime syncs every Persist
     new = Acceptor.recover(storage)
-    assert load_slots(storage) == {1: Slot(B2), 2: Slot(B1, B1, X), 3: Slot(B3, B3, Y)}
+    assert load_slots(storage) == {("", 1): Slot(B2), ("", 2): Slot(B1, B1, X), ("", 3): Slot(B3, B3, Y)}
     assert new.top == old.top == 3
     for msg in (Prepare(1, B1), Prepare(2, B2), Query(), Accept(1, B1, Y)):
         assert ask(new, msg)[0] == ask(old, msg)[0]
@@ -245,7 +245,9 @@ def test_acceptor_record_round_trips_through_storage_codec():
     """The durable record is the codec's: a Slot written is the Slot read back."""
     slot = Slot(B2, B1, X)
     write = slot_write(9, slot)
-    assert decode_slot(write.key, write.value) == (9, slot)
+    assert decode_slot(write.key, write.value) == (("", 9), slot)
+    named = slot_write(9, slot, "loglet/L1")
+    assert decode_slot(named.key, named.value) == (("loglet/L1", 9), slot)
 
 
 # ---------------------------------------------------------------------- wire hygiene
