@@ -11,7 +11,8 @@ keeps its entries in the Paxos acceptors that already hold the MetaStore.
 uses register ``"loglet/<id>"``, and its entries are that register's versions: *loglet
 position p is register version p + 1*. Each operation is a MetaStore operation:
 
-* ``append(entry)`` is ``write_if(t, entry)`` at the tail ``t`` this client believes. The
+* ``append(entry)`` is ``write_if(t, entry)`` at the tail ``t`` this client believes
+  (concurrent appends of one client take turns: they would only duel for one version). The
   register accepts the write only at version ``t + 1``, so positions are gapless and no two
   appends share one. On :class:`~paxos.register.Conflict` the client learns the current
   version from it and tries again there -- unless the value there is the SEAL marker: then
@@ -118,6 +119,14 @@ class BootstrapOptions:
         assert self.op_timeout_s > 0, "BootstrapOptions: every operation is bounded"
 
 
+@dataclass(slots=True)
+class _Exposure:
+    """Whether an append's current write may have reached an acceptor: if its deadline
+    strikes then, the entry may still be chosen (``may_have_landed``)."""
+
+    in_flight: bool = False
+
+
 #: Distinguishes the clients one process builds, so each gets its own proposer id.
 _client_numbers = itertools.count(1)
 
@@ -154,6 +163,9 @@ class BootstrapLoglet(Loglet):
         self._known = 0  # the highest version known to hold an entry (all below do too)
         self._sealed_at: int | None = None  # the version of the seal marker, once seen
         self._trim_point = 0  # a lower bound on the trim point
+        # Concurrent appends of this client take turns: two of them would only duel for the
+        # same version (each preempting the other's ballot) and both go slower.
+        self._append_turn = trio.Lock()
         self.stats = dict.fromkeys(("appends", "conflicts", "sealed", "unavailable", "reads", "learned"), 0)
 
     def statistics(self) -> dict[str, Any]:
@@ -167,34 +179,37 @@ class BootstrapLoglet(Loglet):
 
     async def append(self, entry: bytes) -> int:
         check_entry(entry)
-        value = ENTRY_TAG + bytes(entry)
-        in_flight = False  # our write may have reached an acceptor (it may be chosen)
+        exposure = _Exposure()
         with trio.move_on_after(self.options.op_timeout_s):
-            while True:
-                if self._sealed_at is not None:
-                    raise SealedError(f"bootstrap loglet {self.config.loglet_id} is sealed")
-                in_flight = True
-                try:
-                    result = await self._log.write_if(self._known, value)
-                except WriteOutcomeUnknown as e:
-                    self.stats["unavailable"] += 1
-                    raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}", may_have_landed=True) from None
-                except MetaStoreUnavailable as e:
-                    self.stats["unavailable"] += 1
-                    raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}") from None
-                in_flight = False
-                if type(result) is Written:
-                    self._observe(result.version, value)
-                    self.stats["appends"] += 1
-                    return result.version - 1
-                # Another value holds our version; ours can never be chosen there. Move on.
-                self.stats["conflicts"] += 1
-                self._observe(result.version, result.value)
+            async with self._append_turn:
+                return await self._append(ENTRY_TAG + bytes(entry), exposure)
         self.stats["unavailable"] += 1
         raise LogletUnavailable(
             f"bootstrap loglet {self.config.loglet_id}: append not done within {self.options.op_timeout_s:g}s",
-            may_have_landed=in_flight,
+            may_have_landed=exposure.in_flight,
         )
+
+    async def _append(self, value: bytes, exposure: "_Exposure") -> int:
+        while True:
+            if self._sealed_at is not None:
+                raise SealedError(f"bootstrap loglet {self.config.loglet_id} is sealed")
+            exposure.in_flight = True
+            try:
+                result = await self._log.write_if(self._known, value)
+            except WriteOutcomeUnknown as e:
+                self.stats["unavailable"] += 1
+                raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}", may_have_landed=True) from None
+            except MetaStoreUnavailable as e:
+                self.stats["unavailable"] += 1
+                raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}") from None
+            exposure.in_flight = False
+            if type(result) is Written:
+                self._observe(result.version, value)
+                self.stats["appends"] += 1
+                return result.version - 1
+            # Another value holds our version; ours can never be chosen there. Move on.
+            self.stats["conflicts"] += 1
+            self._observe(result.version, result.value)
 
     # -------------------------------------------------------------------- seal, tail
 
