@@ -244,11 +244,11 @@ async def test_virtuallog_hot_swaps_from_bootstrap_to_native_in_the_simulator(au
         async with trio.open_nursery() as nursery:
             for name in ("w1", "w2"):
                 nursery.start_soon(appender, name)
-            await trio.sleep(0.5)
+            await trio.sleep(0.2)
             assert await admin.reconfig_extend(native("N1", "s1"))
-            await trio.sleep(0.5)
+            await trio.sleep(0.2)
             assert await admin.reconfig_extend(native("N2", "s2"))
-            await trio.sleep(0.5)
+            await trio.sleep(0.2)
             done.set()
         chain = await admin.refresh()
         assert [s.kind for s in chain.segments] == ["bootstrap", "native", "native"]
