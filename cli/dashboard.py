@@ -121,7 +121,7 @@ def _chain(report: dict[str, Any]) -> Table:
             seg["kind"],
             escape(str(params.get("loglet_id", ""))),
             escape(str(params.get("sequencer", ""))),
-            escape(", ".join(params.get("logservers", []))),
+            escape(", ".join(params.get("logservers") or [f"{a} (acceptor)" for a in params.get("acceptors", [])])),
             mark,
         )
     return table

@@ -123,7 +123,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     async def ready() -> None:
         await bootstrap_log(cfg, loglet)
         async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
-            if recovered:
+            if recovered and s.vlog.chain.active.kind == "native":
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
                 # move the log onto a fresh loglet on the same nodes (seal, install, fetch).
                 await ops.reconfigure(s, "native")
@@ -143,7 +143,8 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
 @app.command(
     epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
     "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
-    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers"
+    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n\n"
+    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)"
 )
 def up(
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes (n1..nN)."),
@@ -151,7 +152,7 @@ def up(
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     directory: Path = DirOpt,
     base_port: int = typer.Option(cluster.DEFAULT_BASE_PORT, "--base-port", help="Node i listens on base-port + i - 1 (127.0.0.1)."),
-    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (bootstrap when available)."),
+    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet) or bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),

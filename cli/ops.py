@@ -160,7 +160,7 @@ def tail(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
 
 
 def reconfigure(
-    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native."),
+    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native or bootstrap."),
     sequencer: Optional[str] = typer.Option(None, "--sequencer", help="Node that sequences the new loglet (default: the active one's)."),
     logservers: Optional[str] = typer.Option(None, "--logservers", help="Comma list of LogServer nodes (default: the active loglet's)."),
     directory: Path = DirOpt,
@@ -168,7 +168,8 @@ def reconfigure(
     timeout_s: float = typer.Option(10.0, "--timeout", help="Seconds to wait before giving up."),
 ) -> None:
     """Extend the chain onto a fresh loglet (reconfig_extend): seal the active loglet, learn
-    its sealed tail, install a chain whose new segment starts there, fetch the chain.
+    its sealed tail, install a chain whose new segment starts there, fetch the chain. From a
+    bootstrap loglet to a native one, this is the hot swap of the paper.
 
     JSON: {"installed", "loglet", "chain", "tail"}; installed is false if a racing
     reconfiguration won (the chain then shows the winner's segment).
@@ -186,7 +187,9 @@ def reconfigure(
     what = "installed" if result["installed"] else "lost a race; the chain now has"
     out.print(
         f"{what} segment {len(result['chain']['segments']) - 1} from position {new['start']}: {new['kind']} loglet "
-        f"{new['params'].get('loglet_id')} (sequencer {new['params'].get('sequencer')}, LogServers {','.join(new['params'].get('logservers', []))}); chain version {result['chain']['version']}",
+        f"{new['params'].get('loglet_id')} ("
+        + (f"sequencer {new['params'].get('sequencer')}, LogServers {','.join(new['params'].get('logservers', []))}" if new["kind"] == "native" else f"acceptors {','.join(new['params'].get('acceptors', []))}")
+        + f"); chain version {result['chain']['version']}",
         highlight=False,
     )
 

@@ -19,7 +19,8 @@ What each command does to the protocol (PAPER_NOTES §2-§5):
   successor chain and then *rolls forward* itself (installs a clone of the sealed segment's
   config) -- the recovery path of §3.2, made visible;
 * ``reconfigure`` -- ``reconfig_extend``: seal, learn the sealed tail, install a chain with a
-  new segment on a fresh NativeLoglet (never-used id ``op-<hex>``), fetch the chain.
+  new segment on a fresh loglet (never-used id ``op-<hex>``), fetch the chain. From a
+  bootstrap loglet to a NativeLoglet, this is the paper's hot swap.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from paxos.register import MetaStoreError
 from transports.codec import DecodeError
 
 #: Loglet kinds ``reconfigure`` can install.
-RECONFIGURE_KINDS = ("native",)
+RECONFIGURE_KINDS = ("native", "bootstrap")
 
 
 class OpError(Exception):
@@ -107,7 +108,7 @@ async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
     need = len(members) // 2 + 1
     if len(members) - len(down) >= need:
         return f"{what} did not answer within {ops.timeout_s:g}s although a majority of {', '.join(members)} answers pings (overloaded? try a larger --timeout)"
-    return f"{what} cannot reach a quorum: {', '.join(down)} do not answer ({len(members) - len(down)} of {len(members)} alive, need {need})"
+    return f"{what} cannot reach a quorum, no majority answers: {', '.join(down)} do not answer ({len(members) - len(down)} of {len(members)} alive, need {need})"
 
 
 # ------------------------------------------------------------------------------ status
@@ -127,6 +128,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def loglet_servers(params: dict[str, Any]) -> list[str]:
+    """The nodes whose majority a loglet needs: a NativeLoglet's LogServers, a bootstrap
+    loglet's acceptors."""
+    return list(params.get("logservers") or params.get("acceptors") or [])
+
+
 async def active_tail(ops: OpsSession) -> dict[str, Any]:
     """``{"position", "sealed"}`` of the active segment's loglet (see the module docstring);
     raises :class:`OpError` if its LogServers do not answer in time."""
@@ -139,7 +146,7 @@ async def active_tail(ops: OpsSession) -> dict[str, Any]:
         else:
             return {"position": seg.to_virtual(tail), "sealed": sealed}
     params = config_params(ops.vlog, seg)
-    raise OpError(await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", list(params.get("logservers", []))))
+    raise OpError(await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", loglet_servers(params)))
 
 
 async def chain_report(ops: OpsSession) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -269,10 +276,11 @@ async def _active_diagnosis(ops: OpsSession) -> str:
     seq = params.get("sequencer")
     if seq is not None:
         parts.append(f"sequencer {seq} " + ("answers" if answers.get(seq) else "does not answer"))
-    servers = list(params.get("logservers", []))
+    servers = loglet_servers(params)
     down = [s for s in servers if answers.get(s) is None]
+    what = "LogServers" if "logservers" in params else "acceptors"
     if servers:
-        parts.append(f"LogServers down: {', '.join(down)}" if down else "every LogServer answers")
+        parts.append(f"{what} down: {', '.join(down)}" if down else f"all {what} answer")
     return f"active loglet {params.get('loglet_id', seg.kind)}: " + ", ".join(parts)
 
 
@@ -346,7 +354,7 @@ async def seal(ops: OpsSession) -> dict[str, Any]:
             tail = await active_tail(ops)
             return {"segment_start": seg.start, "loglet": config_params(ops.vlog, seg), "tail": tail}
     params = config_params(ops.vlog, seg)
-    raise OpError("seal: " + await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", list(params.get("logservers", []))))
+    raise OpError("seal: " + await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", loglet_servers(params)))
 
 
 def fresh_loglet_id() -> str:
@@ -355,13 +363,19 @@ def fresh_loglet_id() -> str:
 
 
 def new_loglet_config(ops: OpsSession, kind: str, sequencer: str | None, logservers: list[str] | None) -> Any:
-    """The config of the new segment's loglet; unnamed parts come from the active segment
-    (if it is the same kind) or from the cluster's roles."""
+    """The config of the new segment's loglet, under a fresh id. For ``native``, unnamed parts
+    come from the active segment (if it is native too) or from the cluster's roles; a
+    ``bootstrap`` loglet lives on the MetaStore's acceptors."""
+    from delos_ref.loglet.bootstrap import BootstrapLogletConfig
     from delos_ref.loglet.native import NativeLogletConfig
 
     if kind not in RECONFIGURE_KINDS:
-        raise OpError(f"unknown loglet kind {kind!r} for reconfigure (this build has: {', '.join(RECONFIGURE_KINDS)})")
+        raise OpError(f"unknown loglet kind {kind!r} for reconfigure (choose from {', '.join(RECONFIGURE_KINDS)})")
     cfg = ops.cfg
+    if kind == "bootstrap":
+        if sequencer or logservers:
+            raise OpError("a bootstrap loglet has no sequencer or LogServers (it lives on the MetaStore's acceptors): drop --sequencer/--logservers")
+        return BootstrapLogletConfig(fresh_loglet_id(), tuple(cfg.with_role("acceptor")))
     active = config_params(ops.vlog, ops.vlog.chain.active) if ops.vlog.chain.active.kind == kind else {}
     seq = sequencer or active.get("sequencer") or cfg.with_role("sequencer")[0]
     servers = logservers or list(active.get("logservers") or cfg.with_role("logserver"))

@@ -225,15 +225,24 @@ async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, dead
         yield virtuallog_on(cfg, node, deadline_s=deadline_s)
 
 
+#: The loglet kinds a cluster's chain can start on (``initial_loglet``).
+INITIAL_LOGLET_KINDS = ("native", "bootstrap")
+
+
 def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
-    """The loglet config a new cluster's chain starts on: the NativeLoglet ``L0`` (sequencer
-    on the first sequencer node, a LogServer on every LogServer node)."""
+    """The loglet config a new cluster's chain starts on: ``"native"``, the NativeLoglet
+    ``L0`` (sequencer on the first sequencer node, a LogServer on every LogServer node); or
+    ``"bootstrap"``, the bootstrap loglet ``B0`` whose entries go through the Paxos acceptors
+    (slow but simple; hot-swap it to a NativeLoglet with ``reconfig_extend``)."""
+    from delos_ref.loglet.bootstrap import BootstrapLogletConfig
     from delos_ref.loglet.native.cluster import DEFAULT_LOGLET_ID
     from delos_ref.loglet.native.messages import NativeLogletConfig
 
-    if kind != "native":
-        raise ValueError(f"unknown initial loglet kind {kind!r} (this build has: native)")
-    return NativeLogletConfig(DEFAULT_LOGLET_ID, cfg.with_role("sequencer")[0], tuple(cfg.with_role("logserver")))
+    if kind == "native":
+        return NativeLogletConfig(DEFAULT_LOGLET_ID, cfg.with_role("sequencer")[0], tuple(cfg.with_role("logserver")))
+    if kind == "bootstrap":
+        return BootstrapLogletConfig("B0", tuple(cfg.with_role("acceptor")))
+    raise ValueError(f"unknown initial loglet kind {kind!r} (choose from {', '.join(INITIAL_LOGLET_KINDS)})")
 
 
 async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native") -> bool:

@@ -9,8 +9,12 @@ Read in this order:
 * :mod:`paxos.proposer` -- the proposer's bookkeeping, pure: quorums and the P2c rule;
 * :mod:`paxos.storage`  -- where acceptor state lives in storage and how a restart finds it;
 * :mod:`paxos.register` -- the MetaStore client: ``read`` and ``write_if`` as a sequence of
-  single-decree instances, one per version (the async driver; the only module here that
-  uses trio).
+  single-decree instances, one per version, and ``learn`` to read older versions (the async
+  driver; the only module here that uses trio).
+
+One set of acceptors holds many independent registers, by name: the MetaStore's chain is
+register ``""``, and each bootstrap loglet (:mod:`delos_ref.loglet.bootstrap`) keeps its
+entries in a register of its own.
 
 Every module except :mod:`paxos.register` is pure: no trio, time, random, socket, lmdb,
 cbor2 or rich (``tests/test_paxos_acceptor.py`` scans the imports).
@@ -18,7 +22,9 @@ cbor2 or rich (``tests/test_paxos_acceptor.py`` scans the imports).
 **Trace vocabulary.** Each protocol step emits one event (:mod:`delos_ref.trace`), named so
 that a TLA+ spec of Paxos (Lamport's ``Paxos.tla``: ``maxBal``, ``maxVBal``, ``maxVal``) can
 match it. Ballots are ``[round, proposer]``; ``ZERO`` is ``[0, ""]``; values are
-``{"writer", "seq", "data"}`` or null.
+``{"writer", "seq", "data"}`` or null. Every event also carries ``register`` (``""`` for the
+MetaStore's chain): instances are numbered per register, so a checker of one register
+filters on it.
 
 ==================  ==========  ===========================================================
 event               role        fields

@@ -14,7 +14,16 @@ message         phase      meaning
 ``Nack``        1b / 2b    "refused: I promised a higher ballot, ``promised``"
 ``Query``       read       "what is the highest instance in which you accepted a value?"
 ``Status``      read       the answer to ``Query``
+``Learn``       read       "what did you accept in instances ``lo..hi-1``?"
+``Learned``     read       the answer to ``Learn``
 ==============  =========  ==================================================================
+
+**Registers.** One acceptor serves many independent registers, each its own sequence of
+instances, named by the ``register`` field every message carries: ``""``
+(:data:`CHAIN_REGISTER`) is the MetaStore's register holding the VirtualLog's chain; the
+bootstrap loglet (:mod:`delos_ref.loglet.bootstrap`) uses one register per loglet. Paxos
+runs unchanged within each register: nothing an acceptor does for one register looks at
+another. The field comes last and defaults to ``""``, so ``Prepare(1, b)`` is the chain's.
 
 ``Nack`` is an optimization Lamport mentions ("the acceptor should inform the proposer, who
 can then abandon its proposal"); without it a proposer could only time out. It carries the
@@ -64,6 +73,19 @@ class Update:
 MAX_INSTANCE = 2**63 - 1
 
 
+#: The MetaStore's own register (the VirtualLog's chain).
+CHAIN_REGISTER = ""
+#: Bound on a register name (UTF-8 bytes); names never contain NUL (the storage key separator).
+MAX_REGISTER_NAME = 200
+#: Bound on the instances one ``Learn`` asks about.
+MAX_LEARN = 256
+
+
+def check_register(register: str) -> None:
+    if type(register) is not str or "\x00" in register or len(register.encode()) > MAX_REGISTER_NAME:
+        raise ValueError(f"a register name is a str of at most {MAX_REGISTER_NAME} bytes without NUL, got {register!r}")
+
+
 def _check_instance(instance: int) -> None:
     if not 1 <= instance <= MAX_INSTANCE:
         raise ValueError(f"Paxos instances are numbered from 1 (register version 1) to {MAX_INSTANCE}, got {instance}")
@@ -86,8 +108,10 @@ class Prepare:
 
     instance: int
     ballot: Ballot
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_instance(self.instance)
         if self.ballot.is_zero:
             raise ValueError("Prepare needs a real ballot")
@@ -104,8 +128,10 @@ class Promise:
     accepted_ballot: Ballot
     accepted_value: Update | None
     top: int
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_instance(self.instance)
         _check_top(self.top)
         _check_accepted(self.accepted_ballot, self.accepted_value)
@@ -121,8 +147,10 @@ class Accept:
     instance: int
     ballot: Ballot
     value: Update
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_instance(self.instance)
         if self.ballot.is_zero:
             raise ValueError("Accept needs a real ballot")
@@ -136,8 +164,10 @@ class Accepted:
     instance: int
     ballot: Ballot
     top: int
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_instance(self.instance)
         _check_top(self.top)
 
@@ -150,8 +180,10 @@ class Nack:
     instance: int
     ballot: Ballot
     promised: Ballot
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_instance(self.instance)
         if not self.promised > self.ballot:
             raise ValueError("a Nack reports a promise above the refused ballot")
@@ -161,6 +193,11 @@ class Nack:
 @dataclass(frozen=True, slots=True)
 class Query:
     """Read step 1: ask for the highest instance holding an accepted value."""
+
+    register: str = CHAIN_REGISTER
+
+    def __post_init__(self) -> None:
+        check_register(self.register)
 
 
 @message("paxos.status")
@@ -172,12 +209,57 @@ class Status:
     top: int
     accepted_ballot: Ballot
     accepted_value: Update | None
+    register: str = CHAIN_REGISTER
 
     def __post_init__(self) -> None:
+        check_register(self.register)
         _check_top(self.top)
         _check_accepted(self.accepted_ballot, self.accepted_value)
         if (self.top == 0) != self.accepted_ballot.is_zero:
             raise ValueError("Status reports an accepted value exactly when top > 0")
+
+
+@message("paxos.learn")
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """Ask what the acceptor accepted in instances ``lo .. hi - 1`` (read-only).
+
+    Used to read instances below the top (the bootstrap loglet's ``read_next``): a value
+    that a majority report at one ballot is chosen; anything else needs settling with a full
+    Paxos attempt, as for a read's top (see :meth:`paxos.register.MetaStoreClient.learn`).
+    """
+
+    register: str
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        check_register(self.register)
+        _check_instance(self.lo)
+        if not self.lo < self.hi <= min(self.lo + MAX_LEARN, MAX_INSTANCE + 1):
+            raise ValueError(f"Learn: need lo < hi <= lo + {MAX_LEARN}, got lo={self.lo} hi={self.hi}")
+
+
+@message("paxos.learned")
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """The answer to :class:`Learn`: ``(accepted_ballot, accepted_value)`` for instances
+    ``lo, lo + 1, ...`` (``ZERO``/``None`` where nothing is accepted). It may stop before the
+    ``hi`` asked for, to keep the frame small; ``top`` as in :class:`Status`."""
+
+    register: str
+    lo: int
+    accepted: tuple[tuple[Ballot, Update | None], ...]
+    top: int
+
+    def __post_init__(self) -> None:
+        check_register(self.register)
+        _check_instance(self.lo)
+        _check_top(self.top)
+        if len(self.accepted) > MAX_LEARN:
+            raise ValueError(f"Learned: at most {MAX_LEARN} instances")
+        for ballot, value in self.accepted:
+            _check_accepted(ballot, value)
 
 
 @message("paxos.slot")

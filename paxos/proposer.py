@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from paxos.ballot import ZERO, Ballot
-from paxos.messages import Accept, Accepted, Nack, Prepare, Promise, Status, Update
+from paxos.messages import CHAIN_REGISTER, Accept, Accepted, Learned, Nack, Prepare, Promise, Status, Update
 
 # ----------------------------------------------------------------------------- steps
 
@@ -133,11 +133,13 @@ class Proposer:
         acceptors: tuple[str, ...],
         value: Update | None = None,
         *,
+        register: str = CHAIN_REGISTER,
         ignore_accepted: bool = False,
     ) -> None:
         assert instance >= 1, "Proposer: instances are numbered from 1"
         assert not ballot.is_zero, "Proposer: a real ballot"
         assert len(set(acceptors)) == len(acceptors) >= 1, "Proposer: distinct acceptors"
+        self.register = register
         self.instance = instance
         self.ballot = ballot
         self.acceptors = tuple(acceptors)
@@ -155,7 +157,7 @@ class Proposer:
 
     def prepare(self) -> Prepare:
         assert self.phase == PREPARING, "Proposer.prepare: only before phase 2"
-        return Prepare(self.instance, self.ballot)
+        return Prepare(self.instance, self.ballot, self.register)
 
     # ---------------------------------------------------------------------- answers
 
@@ -174,7 +176,7 @@ class Proposer:
         """Phase 1b, counted; phase 2a once a majority promised."""
         if self.phase != PREPARING:
             return WAITING  # a late promise: phase 1 is already decided
-        if not self._is_ours(src, msg.instance, msg.ballot):
+        if not self._is_ours(src, msg.register, msg.instance, msg.ballot):
             return WAITING  # answers another attempt (stale) or comes from a stranger
         if src in self._votes or src in self._refusals:
             return WAITING  # a duplicate: each acceptor counts once
@@ -191,7 +193,7 @@ class Proposer:
         """Phase 2b, counted: chosen once a majority accepted our ballot."""
         if self.phase != ACCEPTING:
             return WAITING  # not proposing (yet, or any more)
-        if not self._is_ours(src, msg.instance, msg.ballot):
+        if not self._is_ours(src, msg.register, msg.instance, msg.ballot):
             return WAITING  # answers another attempt (stale) or comes from a stranger
         if src in self._votes or src in self._refusals:
             return WAITING  # a duplicate: each acceptor counts once
@@ -207,7 +209,7 @@ class Proposer:
         """A refusal: the acceptor promised ``msg.promised`` > our ballot."""
         if self.phase == DONE:
             return WAITING  # the attempt is over
-        if not self._is_ours(src, msg.instance, msg.ballot):
+        if not self._is_ours(src, msg.register, msg.instance, msg.ballot):
             return WAITING  # refuses another attempt (stale) or comes from a stranger
         assert msg.promised > self.ballot, "Nack: names a promise above the refused ballot"
         self._highest_seen = max(self._highest_seen, msg.promised)
@@ -221,8 +223,8 @@ class Proposer:
 
     # --------------------------------------------------------------------- helpers
 
-    def _is_ours(self, src: str, instance: int, ballot: Ballot) -> bool:
-        return src in self.acceptors and instance == self.instance and ballot == self.ballot
+    def _is_ours(self, src: str, register: str, instance: int, ballot: Ballot) -> bool:
+        return src in self.acceptors and register == self.register and instance == self.instance and ballot == self.ballot
 
     def _count_refusal(self, src: str) -> Step:
         if src in self._votes or src in self._refusals:
@@ -241,7 +243,7 @@ class Proposer:
             return NothingAccepted(self.instance, self.ballot)
         self.phase = ACCEPTING
         self.proposal = proposal
-        return Propose(Accept(self.instance, self.ballot, proposal), adopted)
+        return Propose(Accept(self.instance, self.ballot, proposal, self.register), adopted)
 
     def _choose_proposal(self) -> tuple[Update | None, bool]:
         """P2c: the highest-ballot accepted value reported, else our own (which may be None)."""
@@ -258,8 +260,9 @@ class Proposer:
 class QueryRound:
     """Step 1 of a read: the highest instance holding a value, as a majority reports it."""
 
-    def __init__(self, acceptors: tuple[str, ...]) -> None:
+    def __init__(self, acceptors: tuple[str, ...], register: str = CHAIN_REGISTER) -> None:
         assert len(set(acceptors)) == len(acceptors) >= 1, "QueryRound: distinct acceptors"
+        self.register = register
         self.acceptors = tuple(acceptors)
         self.quorum = majority(len(acceptors))
         self.done = False
@@ -274,6 +277,8 @@ class QueryRound:
     def on_status(self, src: str, msg: Status) -> Step:
         if self.done:
             return WAITING  # already decided
+        if msg.register != self.register:
+            return self.on_silence(src)  # an answer about another register: protocol broken
         if src not in self.acceptors or src in self._answers or src in self._silent:
             return WAITING  # a stranger, or a duplicate
         self._answers[src] = msg
@@ -303,3 +308,69 @@ class QueryRound:
             if same >= self.quorum:
                 return Current(top, status.accepted_value)
         return Unsettled(top)
+
+
+# ------------------------------------------------------------------------ learn round
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A learn round's outcome: ``values[i]`` is the value chosen in instance ``lo + i``, for
+    the prefix of instances a majority showed chosen; ``undecided`` is the first instance
+    after that prefix that a majority did not show chosen (it may still be chosen: settle
+    it with a full attempt), or None if the prefix covers every instance reported."""
+
+    lo: int
+    values: tuple[Update, ...]
+    undecided: int | None
+
+
+class LearnRound:
+    """Read instances ``lo ..`` of a register from a majority's :class:`~paxos.messages.Learned`.
+
+    The fast rule is the one :class:`QueryRound` uses for ``top``: a value that a majority of
+    acceptors report at the *same* ballot was accepted by that majority, so it is chosen.
+    Anything less (acceptors that disagree, or hold nothing) proves nothing either way.
+    """
+
+    def __init__(self, acceptors: tuple[str, ...], register: str, lo: int) -> None:
+        assert len(set(acceptors)) == len(acceptors) >= 1, "LearnRound: distinct acceptors"
+        self.register = register
+        self.lo = lo
+        self.acceptors = tuple(acceptors)
+        self.quorum = majority(len(acceptors))
+        self.done = False
+        self._answers: dict[str, Learned] = {}
+        self._silent: set[str] = set()
+
+    def on_reply(self, src: str, reply: Any) -> Step | Known:
+        if type(reply) is not Learned or reply.register != self.register or reply.lo != self.lo:
+            return self.on_silence(src)  # a peer breaking the protocol counts as silent
+        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
+            return WAITING
+        self._answers[src] = reply
+        if len(self._answers) < self.quorum:
+            return WAITING
+        self.done = True
+        return self._decide()
+
+    def on_silence(self, src: str) -> Step | Known:
+        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
+            return WAITING
+        self._silent.add(src)
+        if len(self._silent) <= len(self.acceptors) - self.quorum:
+            return WAITING
+        self.done = True
+        return NoQuorum()
+
+    def _decide(self) -> Known:
+        answers = list(self._answers.values())
+        reported = max(len(a.accepted) for a in answers)
+        values: list[Update] = []
+        for i in range(reported):
+            held = [a.accepted[i] for a in answers if i < len(a.accepted) and a.accepted[i][1] is not None]
+            chosen = next((v for b, v in held if sum(1 for b2, _ in held if b2 == b) >= self.quorum), None)
+            if chosen is None:
+                return Known(self.lo, tuple(values), self.lo + i)
+            values.append(chosen)
+        return Known(self.lo, tuple(values), None)

@@ -43,6 +43,14 @@ then ``h - 1`` (chosen: some writer proposed in ``h``), which the read settles t
 The common case needs no settling: when a majority report the same ballot at ``h``, that
 majority accepted it, so it is chosen already and the read costs one round trip.
 
+**Many registers.** One set of acceptors holds many independent registers, by name
+(:mod:`paxos.messages`): a client is bound to one, ``MetaStoreClient(..., register=name)``.
+The MetaStore's chain is register ``""``; a bootstrap loglet stores its entries in a register
+of its own, one version per entry (:mod:`delos_ref.loglet.bootstrap`), and reads them back
+with :meth:`MetaStoreClient.learn`, which returns the values chosen in a range of versions:
+one ``Learn`` round to a majority shows most of them chosen at once (a majority holding one
+ballot), and each version it cannot show is settled like a read's top.
+
 **Failures.** Every operation has a deadline. A read that cannot reach a majority in time
 raises :class:`MetaStoreUnavailable`. A write raises :class:`MetaStoreUnavailable` only when
 its value certainly was not chosen (it never left this client in an Accept, or another value
@@ -64,12 +72,14 @@ import trio
 from delos_ref.rpc import RetryPolicy, RpcEndpoint, RpcError
 from delos_ref.trace import TraceSink
 from paxos.ballot import ZERO, Ballot, next_ballot
-from paxos.messages import MAX_INSTANCE, Query, Update
+from paxos.messages import CHAIN_REGISTER, MAX_INSTANCE, MAX_LEARN, Learn, Query, Update, check_register
 from paxos.proposer import (
     WAITING,
     Abandoned,
     Chosen,
     Current,
+    Known,
+    LearnRound,
     NoQuorum,
     NothingAccepted,
     Propose,
@@ -173,8 +183,11 @@ class MetaStoreClient:
         timeouts: ClientTimeouts = ClientTimeouts(),
         trace: TraceSink | None = None,
         ignore_accepted: bool = False,
+        register: str = CHAIN_REGISTER,
     ) -> None:
         assert len(set(acceptors)) == len(acceptors) >= 1, "MetaStoreClient: distinct acceptors"
+        check_register(register)
+        self.register = register
         assert proposer_id, "MetaStoreClient: a proposer id (unique per incarnation)"
         self.endpoint = endpoint
         self.acceptors = tuple(acceptors)
@@ -190,7 +203,7 @@ class MetaStoreClient:
         # never change, and versions are gapless, so every version below it is chosen too.
         self._known_version = 0
         self._known_value: Update | None = None
-        counters = ("reads", "writes", "written", "conflicts", "unavailable", "unknown", "attempts", "abandoned", "fast_reads")
+        counters = ("reads", "writes", "written", "conflicts", "unavailable", "unknown", "attempts", "abandoned", "fast_reads", "learns")
         self.stats = dict.fromkeys(counters, 0)
 
     @property
@@ -232,12 +245,49 @@ class MetaStoreClient:
             return result
         self._deadline_passed(expected_version, exposure)
 
+    async def learn(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """``(version, value)`` for the versions ``lo, lo + 1, ...`` below ``hi`` that are
+        chosen, stopping at the first that is not (the register's current version + 1, or
+        ``hi``). Values never change once chosen, so any answer stays true. Raises
+        :class:`MetaStoreUnavailable`."""
+        if type(lo) is not int or type(hi) is not int or not 1 <= lo <= hi <= MAX_INSTANCE + 1:
+            raise ValueError(f"learn: need 1 <= lo <= hi, got lo={lo!r} hi={hi!r}")
+        self.stats["learns"] += 1
+        with trio.move_on_after(self.timeouts.deadline_s):
+            return [(v, u.data) for v, u in await self._learn_range(lo, hi)]
+        self.stats["unavailable"] += 1
+        raise MetaStoreUnavailable(f"learn({lo}, {hi}): no majority of {list(self.acceptors)} answered within {self.timeouts.deadline_s:g}s")
+
     # ------------------------------------------------------------------ the workflows
+
+    async def _learn_range(self, lo: int, hi: int) -> list[tuple[int, Update]]:
+        out: list[tuple[int, Update]] = []
+        version, attempt = lo, 0
+        while version < hi:
+            round_ = LearnRound(self.acceptors, self.register, version)
+            step = await self._phase(round_, Learn(self.register, version, min(hi, version + MAX_LEARN)))
+            if type(step) is NoQuorum:
+                await self._backoff(attempt)
+                attempt += 1
+                continue
+            assert type(step) is Known, f"LearnRound: unexpected step {step!r}"
+            out += [(version + i, value) for i, value in enumerate(step.values)]
+            version += len(step.values)
+            if step.undecided is not None and version < hi:
+                # Not shown chosen by one majority ballot: settle it, as a read settles its top.
+                chosen = await self._decide(version, None, _Exposure())
+                if chosen is None:
+                    break  # not chosen: versions are gapless, so none above it is either
+                out.append((version, chosen))
+                version += 1
+        if out:
+            self._learn(*out[-1])
+        return out
 
     async def _read(self) -> tuple[int, Update | None]:
         attempt = 0
         while True:
-            step = await self._phase(QueryRound(self.acceptors), Query())
+            step = await self._phase(QueryRound(self.acceptors, self.register), Query(self.register))
             if type(step) is Current:
                 self.stats["fast_reads"] += 1
                 self._learn(step.version, step.value)
@@ -301,7 +351,7 @@ class MetaStoreClient:
     async def _attempt(self, instance: int, value: Update | None, exposure: _Exposure) -> Step:
         """One ballot: phase 1, then phase 2 if phase 1 found a value to propose."""
         self.stats["attempts"] += 1
-        proposer = Proposer(instance, self._new_ballot(), self.acceptors, value, ignore_accepted=self.ignore_accepted)
+        proposer = Proposer(instance, self._new_ballot(), self.acceptors, value, register=self.register, ignore_accepted=self.ignore_accepted)
         step = await self._phase(proposer, proposer.prepare())
         if type(step) is not Propose:
             return step
@@ -363,7 +413,7 @@ class MetaStoreClient:
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self._trace is not None:
-            self._trace.emit(self.endpoint.node_id, ROLE, event, proposer=self.proposer_id, **fields)
+            self._trace.emit(self.endpoint.node_id, ROLE, event, proposer=self.proposer_id, register=self.register, **fields)
 
 
 def _data(update: Update | None) -> bytes | None:

@@ -159,6 +159,19 @@ def test_disaggregated_layout(tmp_path):
         assert "LogServers down: ls1, ls3" in line
 
 
+def test_up_on_the_bootstrap_loglet_then_hot_swap_to_native(tmp_path):
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c", extra=("--loglet", "bootstrap")):
+        (seg,) = j("status", "--dir", d)["chain"]["segments"]
+        assert (seg["kind"], seg["params"]) == ("bootstrap", {"loglet_id": "B0", "acceptors": ["n1", "n2", "n3"]})
+        assert j("append", "b0", "b1", "--dir", d) == {"positions": [0, 1]}
+        assert "no sequencer or LogServers" in error("reconfigure", "--loglet", "bootstrap", "--sequencer", "n1", "--dir", d)
+        swap = j("reconfigure", "--loglet", "native", "--sequencer", "n2", "--dir", d)
+        assert [(s["kind"], s["start"], s["stop"]) for s in swap["chain"]["segments"]] == [("bootstrap", 0, 2), ("native", 2, None)]
+        assert j("append", "n0", "--dir", d) == {"positions": [2]}
+        assert [e["data"] for e in j("read", "--dir", d)["entries"]] == ["b0", "b1", "n0"]
+
+
 def test_operator_errors_are_one_line(tmp_path):
     d = str(tmp_path / "c")
     with running_cluster(tmp_path / "c"):

@@ -43,6 +43,7 @@ def test_initial_loglet_follows_the_roles():
     cfg = cluster.new_config(2, "tcp", 43000, logservers=3)
     config = initial_loglet(cfg)
     assert (config.sequencer, config.logservers) == ("n1", ("ls1", "ls2", "ls3"))
+    assert initial_loglet(cfg, "bootstrap").acceptors == ("n1", "n2")
     with pytest.raises(ValueError, match="unknown initial loglet kind"):
         initial_loglet(cfg, "no-such-kind")
 

@@ -35,7 +35,7 @@ def ask(acceptor: Acceptor, msg, storage: MemoryStorage | None = None, rid: int 
 
 
 def acceptor_with(instance: int, promised: Ballot, accepted: Ballot = ZERO, value: Update | None = None) -> Acceptor:
-    return Acceptor({instance: Slot(promised, accepted, value)})
+    return Acceptor({("", instance): Slot(promised, accepted, value)})
 
 
 def persisted(effects) -> list:
@@ -175,7 +175,7 @@ def test_acceptor_persists_before_reply(msg):
     kinds = [type(e) for e in effects]
     assert kinds.index(Persist) < kinds.index(Reply)
     (write,) = persisted(effects)
-    assert write.table == SLOTS_TABLE and decode_slot(write.key, write.value) == (1, acceptor.slot(1))
+    assert write.table == SLOTS_TABLE and decode_slot(write.key, write.value) == (("", 1), acceptor.slot(1))
 
 
 def test_acceptor_recovers_state_from_storage():
@@ -189,7 +189,7 @@ def test_acceptor_recovers_state_from_storage():
     ask(old, Accept(3, B3, Y), storage)
     storage.crash()  # only synced writes survive; the runtime syncs every Persist
     new = Acceptor.recover(storage)
-    assert load_slots(storage) == {1: Slot(B2), 2: Slot(B1, B1, X), 3: Slot(B3, B3, Y)}
+    assert load_slots(storage) == {("", 1): Slot(B2), ("", 2): Slot(B1, B1, X), ("", 3): Slot(B3, B3, Y)}
     assert new.top == old.top == 3
     for msg in (Prepare(1, B1), Prepare(2, B2), Query(), Accept(1, B1, Y)):
         assert ask(new, msg)[0] == ask(old, msg)[0]
@@ -245,7 +245,9 @@ def test_acceptor_record_round_trips_through_storage_codec():
     """The durable record is the codec's: a Slot written is the Slot read back."""
     slot = Slot(B2, B1, X)
     write = slot_write(9, slot)
-    assert decode_slot(write.key, write.value) == (9, slot)
+    assert decode_slot(write.key, write.value) == (("", 9), slot)
+    named = slot_write(9, slot, "loglet/L1")
+    assert decode_slot(named.key, named.value) == (("loglet/L1", 9), slot)
 
 
 # ---------------------------------------------------------------------- wire hygiene
@@ -269,3 +271,71 @@ def test_malformed_paxos_messages_are_refused_at_the_codec():
     ):
         with pytest.raises(DecodeError):
             decode_value(cbor2.dumps(bad))
+
+
+# ------------------------------------------------------------------ named registers
+
+
+def test_registers_are_independent():
+    """Each register is its own sequence of instances: a promise or an acceptance in one
+    changes nothing in another, and ``top`` is per register."""
+    acceptor = Acceptor()
+    ask(acceptor, Prepare(1, B3, "loglet/L1"))
+    assert ask(acceptor, Prepare(1, B1))[0] == Promise(1, B1, ZERO, None, 0), "the chain register is untouched"
+    ask(acceptor, Accept(1, B3, X, "loglet/L1"))
+    ask(acceptor, Accept(2, B3, Y, "loglet/L1"))
+    assert acceptor.top == 0 and acceptor.top_of("loglet/L1") == 2
+    assert ask(acceptor, Query())[0] == Status(0, ZERO, None)
+    assert ask(acceptor, Query("loglet/L1"))[0] == Status(2, B3, Y, "loglet/L1")
+    reply, _ = ask(acceptor, Prepare(2, B1, "loglet/L1"))
+    assert reply == Nack(2, B1, B3, "loglet/L1"), "a refusal names its register"
+
+
+def test_named_registers_survive_a_restart():
+    storage = MemoryStorage()
+    old = Acceptor()
+    ask(old, Accept(1, B1, X), storage)
+    ask(old, Accept(1, B2, Y, "loglet/L1"), storage)
+    ask(old, Prepare(4, B3, "loglet/L1/trim"), storage)
+    storage.crash()
+    new = Acceptor.recover(storage)
+    assert load_slots(storage) == {("", 1): Slot(B1, B1, X), ("loglet/L1", 1): Slot(B2, B2, Y), ("loglet/L1/trim", 4): Slot(B3)}
+    assert (new.top, new.top_of("loglet/L1"), new.top_of("loglet/L1/trim")) == (1, 1, 0)
+    for msg in (Query(), Query("loglet/L1"), Prepare(1, B1, "loglet/L1"), Prepare(4, B2, "loglet/L1/trim")):
+        assert ask(new, msg)[0] == ask(old, msg)[0]
+
+
+@pytest.mark.parametrize("key", [b"\x00" * 7, b"x" + b"\x01" * 8, b"\xff\x00" + b"\x00" * 8], ids=["short", "no-separator", "bad-utf8"])
+def test_corrupt_slot_keys_are_refused(key):
+    from paxos.storage import CorruptAcceptorState
+
+    with pytest.raises(CorruptAcceptorState):
+        decode_slot(key, slot_write(1, Slot(B1)).value)
+
+
+def test_register_names_are_bounded():
+    with pytest.raises(ValueError):
+        Prepare(1, B1, "a\x00b")
+    with pytest.raises(ValueError):
+        Query("r" * 201)
+
+
+def test_learn_reports_a_range_of_instances_and_stops_at_the_byte_bound():
+    """``Learn`` is read-only: what is accepted in each instance (ZERO/None where nothing),
+    cut short once the values reach LEARN_BYTES, but never empty."""
+    from paxos.acceptor import LEARN_BYTES
+    from paxos.messages import Learn, Learned
+
+    acceptor = Acceptor()
+    ask(acceptor, Accept(1, B1, X, "r"))
+    ask(acceptor, Accept(3, B2, Y, "r"))
+    reply, effects = ask(acceptor, Learn("r", 1, 5))
+    assert reply == Learned("r", 1, ((B1, X), (ZERO, None), (B2, Y), (ZERO, None)), top=3)
+    assert persisted(effects) == []
+    big = Update("p", 9, b"b" * (LEARN_BYTES // 2 + 1))
+    for i in (1, 2, 3):
+        ask(acceptor, Accept(i, B1, big, "big"))
+    assert len(ask(acceptor, Learn("big", 1, 4))[0].accepted) == 1
+    huge = Update("p", 10, b"h" * (LEARN_BYTES + 1))
+    ask(acceptor, Accept(1, B1, huge, "huge"))
+    assert ask(acceptor, Learn("huge", 1, 2))[0].accepted == ((B1, huge),), "at least one instance"

@@ -289,3 +289,43 @@ def test_chosen_value_stays_chosen_across_ballots(ignore_accepted):
     assert first == Chosen(1, B1, X)
     second = run_attempt(Proposer(1, B2, ACCEPTORS, Y, ignore_accepted=ignore_accepted), acceptors, ["a2", "a3"])
     assert second == Chosen(1, B2, Y if ignore_accepted else X)
+
+
+# ------------------------------------------------------------------------ learn round
+
+
+def learned(*accepted, lo: int = 1, register: str = "r"):
+    from paxos.messages import Learned
+
+    return Learned(register, lo, tuple(accepted), top=0)
+
+
+def test_learn_round_takes_the_prefix_a_majority_shows_chosen():
+    """A value two of three acceptors report at one ballot is chosen; the first instance
+    without such a majority is ``undecided`` (it may be chosen: settle it)."""
+    from paxos.proposer import Known, LearnRound
+
+    r = LearnRound(ACCEPTORS, "r", 1)
+    assert r.on_reply("a1", learned((B1, X), (B1, Y), (B2, MINE))) is WAITING
+    step = r.on_reply("a2", learned((B1, X), (B1, Y), (B1, Y)))
+    assert step == Known(1, (X, Y), undecided=3)
+
+
+def test_learn_round_stops_cleanly_where_answers_end_and_ignores_other_registers():
+    from paxos.proposer import Known, LearnRound
+
+    r = LearnRound(ACCEPTORS, "r", 5)
+    assert r.on_reply("a1", learned((B1, X), lo=5, register="other")) is WAITING  # counted as silent
+    assert r.on_reply("a2", learned((B1, X), (B1, Y), lo=5)) is WAITING
+    assert r.on_reply("a3", learned((B1, X), lo=5)) == Known(5, (X,), undecided=6)
+    r2 = LearnRound(ACCEPTORS, "r", 5)
+    r2.on_reply("a2", learned((B1, X), lo=5))
+    assert r2.on_reply("a3", learned((B1, X), lo=5)) == Known(5, (X,), undecided=None)
+
+
+def test_learn_round_without_a_majority_is_no_quorum():
+    from paxos.proposer import LearnRound
+
+    r = LearnRound(ACCEPTORS, "r", 1)
+    assert r.on_silence("a1") is WAITING
+    assert r.on_silence("a2") == NoQuorum()

@@ -1,5 +1,8 @@
 """How fast durable NativeLoglet appends are on a real local cluster, next to synced LMDB puts.
 
+(``--loglet bootstrap`` measures the bootstrap loglet instead: append with 1 and 16
+outstanding and ``append_many`` of 16, each entry a Paxos write; same baselines.)
+
 What is measured
     The benchmark starts its own 3-node cluster (``delos-ref up --detach`` in a temporary
     directory, the requested transport, free ports): three node processes, each hosting an
@@ -55,7 +58,11 @@ from delos_ref import cluster
 from delos_ref.bench import BadBenchArgument, machine
 
 TRANSPORTS = ("tcp", "udp")
-LOGLETS = ("native",)
+LOGLETS = ("native", "bootstrap")
+#: ``--loglet bootstrap``: the bootstrap loglet ``B0`` (entries through the nodes' Paxos
+#: acceptors, ``delos_ref/loglet/bootstrap.py``) on the same cluster; its cases.
+BOOTSTRAP_CONCURRENT = (1, 16)
+BOOTSTRAP_BATCHED = (16,)
 NODES = 3
 WARMUP_S = 0.3
 ENTRY = b"\xa5" * 100
@@ -177,6 +184,43 @@ async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _M
         return results, baseline, stats
 
 
+async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """The same cases on the bootstrap loglet: every append is a Paxos write (phase 1 and
+    phase 2 to a majority); concurrent appenders duel for each version; ``append_many``
+    appends one entry after another."""
+    from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapOptions
+    from delos_ref.ping import Ping
+    from delos_ref.process import initial_loglet, open_client, ping
+    from delos_ref.rpc import RESEND
+
+    async with open_client(cfg, "bench") as client:
+        for n in cfg.nodes:
+            if await ping(client, n.id, timeout_s=2.0) is None:
+                raise RuntimeError(f"bench append: {n.id} does not answer a ping")
+        loglet = BootstrapLoglet(client, initial_loglet(cfg, "bootstrap"), options=BootstrapOptions(op_timeout_s=30.0))
+
+        async def one() -> int:
+            await loglet.append(ENTRY)
+            return 1
+
+        results = [await _loop("append", one, k, k, seconds, meter) for k in BOOTSTRAP_CONCURRENT]
+        for k in BOOTSTRAP_BATCHED:
+            batch = (ENTRY,) * k
+
+            async def many(batch: tuple[bytes, ...] = batch) -> int:
+                await loglet.append_many(batch)
+                return len(batch)
+
+            results.append(await _loop("append_many", many, 1, k, seconds, meter))
+
+        async def ping_n1() -> int:
+            await client.endpoint.call("n1", Ping(False), timeout_s=1.0, retry=RESEND)
+            return 1
+
+        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
+        return results, baseline, {"client": loglet.statistics()}
+
+
 async def _measure_lmdb(seconds: float, meter: _Meter) -> list[dict[str, Any]]:
     from delos_ref.effects import Write
     from delos_ref.storage import LmdbStorage
@@ -207,7 +251,11 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
         raise BadBenchArgument(f"bench append runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
     if not seconds > 0:
         raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
-    meter = _Meter(progress, cases=len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES), seconds=seconds)
+    if loglet == "bootstrap":
+        cases = len(BOOTSTRAP_CONCURRENT) + len(BOOTSTRAP_BATCHED) + 1 + len(LMDB_BATCHES)
+    else:
+        cases = len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES)
+    meter = _Meter(progress, cases=cases, seconds=seconds)
     tmp = tempfile.TemporaryDirectory(prefix="delos-bench-append-")
     directory = Path(tmp.name) / "cluster"
     try:
@@ -216,7 +264,8 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
         if up.returncode != 0:
             raise RuntimeError(f"bench append: `delos-ref up` failed: {up.stderr.strip()}")
         cfg = cluster.load(directory)
-        results, baseline, stats = await _measure_cluster(cfg, seconds, meter)
+        measure = _measure_bootstrap if loglet == "bootstrap" else _measure_cluster
+        results, baseline, stats = await measure(cfg, seconds, meter)
         baseline += await _measure_lmdb(seconds, meter)
     finally:
         with trio.CancelScope(shield=True):
@@ -241,6 +290,12 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
             "processes, acknowledged once a majority synced it); outstanding = entries in flight: k concurrent "
             "append calls, or one append_many of k entries (latency per batch). Baseline in the same run: "
             "ping_rpc = one RPC round trip client -> n1, no storage; lmdb_put_synced = one LmdbStorage transaction of b 100-byte puts + sync, in-process (the storage limit)."
+            + (
+                " With --loglet bootstrap the appends go to the bootstrap loglet B0 instead: each is a Paxos write"
+                " (phase 1 + phase 2 to a majority of the nodes' acceptors, each synced); concurrent appenders duel."
+                if loglet == "bootstrap"
+                else ""
+            )
         ),
         "stats": stats,
     }

@@ -14,7 +14,10 @@ Contents:
   (:class:`SealedError`, :class:`LogletUnavailable`, :class:`TrimmedError`);
 * :mod:`delos_ref.loglet.memory` -- :class:`MemoryLoglet`, the contract in one object;
 * :mod:`delos_ref.loglet.native` -- the NativeLoglet (§4.2.1): a pure sequencer core, a pure
-  LogServer core over LMDB or simulated storage, and the client operations.
+  LogServer core over LMDB or simulated storage, and the client operations;
+* :mod:`delos_ref.loglet.bootstrap` -- the bootstrap loglet (our ZKLoglet, §4.2): entries
+  stored as versions of a register of the Paxos acceptors; slow, simple, fault-tolerant, and
+  what a cluster can start on before it is hot-swapped to a NativeLoglet.
 
 Trace events (``node``, ``role`` and ``t`` are added by the sink). The field names are the
 variables a TLA+ spec of the NativeLoglet uses: per server ``local_tail`` and the seal bit,

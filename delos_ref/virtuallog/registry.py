@@ -19,9 +19,13 @@ Kinds here:
   looked up by id in a :class:`MemoryLogletStore` shared by the clients of one process
   (tests, notebooks);
 * ``"native"`` -- :class:`~delos_ref.loglet.native.NativeLogletConfig`: a
-  :class:`~delos_ref.loglet.native.NativeLoglet` client on the given node.
+  :class:`~delos_ref.loglet.native.NativeLoglet` client on the given node;
+* ``"bootstrap"`` -- :class:`~delos_ref.loglet.bootstrap.BootstrapLogletConfig`: a
+  :class:`~delos_ref.loglet.bootstrap.BootstrapLoglet` client on the given node, its entries
+  in a register of the Paxos acceptors (a clone: the same acceptors, a fresh id, so a fresh
+  register).
 
-Striped and bootstrap loglets register the same way (:meth:`LogletRegistry.add_kind`).
+Striped loglets register the same way (:meth:`LogletRegistry.add_kind`).
 
 The registry caches one loglet client per segment, so a client keeps what it learned about a
 loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from delos_ref.loglet.api import Loglet
+from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapLogletConfig, BootstrapOptions
 from delos_ref.loglet.memory import MemoryLoglet
 from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
 from delos_ref.runtime import Node
@@ -42,6 +47,7 @@ from transports.codec import decode_value, encode_value, message
 
 MEMORY = "memory"
 NATIVE = "native"
+BOOTSTRAP = "bootstrap"
 #: Bound on the loglet clients one registry caches (old segments are rarely read).
 MAX_CACHED_LOGLETS = 256
 
@@ -159,22 +165,37 @@ def native_kind(node: Node, options: NativeOptions = NativeOptions(), bugs: froz
     )
 
 
+def bootstrap_kind(node: Node, options: BootstrapOptions = BootstrapOptions()) -> LogletKind:
+    """BootstrapLoglet clients on ``node``; a clone keeps the acceptors (a new register)."""
+    return LogletKind(
+        BOOTSTRAP,
+        BootstrapLogletConfig,
+        build=lambda cfg: BootstrapLoglet(node, cfg, options=options),
+        clone=lambda cfg, fresh_id: BootstrapLogletConfig(fresh_id, cfg.acceptors),
+    )
+
+
 def default_registry(
     *,
     memory: MemoryLogletStore | None = None,
     node: Node | None = None,
     native_options: NativeOptions = NativeOptions(),
+    bootstrap_options: BootstrapOptions = BootstrapOptions(),
 ) -> LogletRegistry:
-    """A registry with the memory kind (if a store is given) and the native kind (if a node is)."""
+    """A registry with the memory kind (if a store is given) and the native and bootstrap
+    kinds (if a node is)."""
     kinds = []
     if memory is not None:
         kinds.append(memory_kind(memory))
     if node is not None:
-        kinds.append(native_kind(node, native_options))
+        kinds += [native_kind(node, native_options), bootstrap_kind(node, bootstrap_options)]
     return LogletRegistry(tuple(kinds))
 
 
 def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> LogletRegistry:
     """The registry of a ``delos-ref up`` cluster's clients and nodes: every loglet kind a
-    cluster runs, built on ``node``. ``cluster_nodes`` are the cluster's node ids."""
-    return LogletRegistry((native_kind(node),))
+    cluster runs, built on ``node``. ``cluster_nodes`` are the cluster's node ids (every node
+    hosts a Paxos acceptor, a LogServer and a sequencer, so any of them can serve a native
+    or a bootstrap loglet)."""
+    assert cluster_nodes, "cluster_registry: a cluster has at least one node"
+    return LogletRegistry((native_kind(node), bootstrap_kind(node)))

@@ -43,6 +43,7 @@ from delos_ref.rpc import NO_RETRY, RpcError
 from delos_ref.runtime import Node
 from delos_ref.virtuallog.client import VirtualLog, VirtualLogError
 from paxos.register import MetaStoreError
+from transports.codec import DecodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +173,9 @@ class Supervisor:
                 return False  # another supervisor (or an operator) moved the chain on
             self.stats["reconfigurations"] += 1
             won = await self.vlog.reconfig_extend(diagnosis.successor)
-        except (LogletError, MetaStoreError, VirtualLogError) as e:
-            # The loglet could not be sealed yet, or no MetaStore quorum: try again next check.
+        except (LogletError, MetaStoreError, VirtualLogError, DecodeError) as e:
+            # The loglet could not be sealed yet, no MetaStore quorum, no chain yet, or the
+            # register holds something that is not a chain: report it, try again next check.
             self.stats["errors"] += 1
             self._emit("SupervisorError", error=repr(e)[:200])
             return False
