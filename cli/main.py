@@ -1,5 +1,10 @@
 """``delos-ref``: run local clusters, simulations and benchmarks.
 
+Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
+``status``, ``sim``, ``bench``. The operator commands (``append``, ``read``, ``tail``,
+``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
+live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
+
 The only module of the project that prints. Every command reports operator errors as one
 line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad usage).
 """

@@ -108,7 +108,8 @@ async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
     need = len(members) // 2 + 1
     if len(members) - len(down) >= need:
         return f"{what} did not answer within {ops.timeout_s:g}s although a majority of {', '.join(members)} answers pings (overloaded? try a larger --timeout)"
-    return f"{what} cannot reach a quorum, no majority answers: {', '.join(down)} do not answer ({len(members) - len(down)} of {len(members)} alive, need {need})"
+    verb = "does" if len(down) == 1 else "do"
+    return f"{what} cannot reach a quorum, no majority answers: {', '.join(down)} {verb} not answer ({len(members) - len(down)} of {len(members)} alive, need {need})"
 
 
 # ------------------------------------------------------------------------------ status
