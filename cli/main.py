@@ -5,7 +5,7 @@ Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 
-The only module of the project that prints. Every command reports operator errors as one
+The ``cli`` package is the only part of the project that prints. Every command reports operator errors as one
 line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad usage).
 """
 
@@ -132,7 +132,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
                 # move the log onto a fresh loglet on the same nodes (seal, install, fetch).
                 await ops.reconfigure(s, "native")
-            await ops.active_tail(s)  # the active loglet's LogServers answer
+            await ops.check_ready(s)
 
     try:
         trio.run(ready)

@@ -36,7 +36,7 @@ import trio
 
 from delos_ref import cluster
 from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError
-from delos_ref.process import open_client, ping_all, virtuallog_on
+from delos_ref.process import open_client, ping, ping_all, virtuallog_on
 from delos_ref.runtime import Node
 from delos_ref.virtuallog import VirtualLog
 from delos_ref.virtuallog.chain import Segment
@@ -148,6 +148,16 @@ async def active_tail(ops: OpsSession) -> dict[str, Any]:
             return {"position": seg.to_virtual(tail), "sealed": sealed}
     params = config_params(ops.vlog, seg)
     raise OpError(await missing_quorum(ops, f"the active loglet {params.get('loglet_id', '?')}", loglet_servers(params)))
+
+
+async def check_ready(ops: OpsSession) -> None:
+    """Whether the cluster can take appends now (without appending): the active loglet's
+    servers answer a check_tail and, for a NativeLoglet, its sequencer answers a ping."""
+    await active_tail(ops)
+    params = config_params(ops.vlog, ops.vlog.chain.active)
+    sequencer = params.get("sequencer")
+    if sequencer is not None and await ping(ops.node, sequencer, timeout_s=ops.timeout_s) is None:
+        raise OpError(f"the sequencer {sequencer} of the active loglet {params.get('loglet_id')} does not answer")
 
 
 async def chain_report(ops: OpsSession) -> tuple[dict[str, Any], dict[str, Any]]:
