@@ -21,6 +21,10 @@ position p is register version p + 1*. Each operation is a MetaStore operation:
   the marker is chosen, or found written by someone else). Nothing is ever written above
   it: a client writes at version ``t`` only when it knows the value at ``t`` is an entry
   (a chosen value never changes), so after the marker every ``write_if`` is a Conflict.
+  The seal has no priority over appends: it races them for each version, and under a
+  steady stream of appends from other clients it can lose many rounds in a row (the winner
+  of one version proposes the next one first). It then raises :class:`LogletUnavailable`
+  at its deadline and the caller retries; a production loglet would fence appends instead.
 * ``check_tail()`` is a linearizable register read: ``(version - 1, sealed)`` when the top
   value is the marker, else ``(version, unsealed)``. The register's reads are linearizable
   and its versions only rise, so tails are monotonic across clients; every acknowledged
