@@ -312,6 +312,8 @@ class _Counters:
 class TcpTransport(Transport):
     """Frames over TCP, one connection per peer. Open it with :func:`open_tcp_transport`."""
 
+    reliable = True  # in order and without loss while a connection lives
+
     def __init__(
         self,
         node_id: str,
