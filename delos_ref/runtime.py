@@ -68,7 +68,9 @@ class Timers:
     """Named one-shot timers of one role; firings go into the role's inbox.
 
     Zero-delay timers are only recorded here (:meth:`take_due_now`): the role's runner fires
-    them itself, which spares the round trip through this task and the inbox.
+    them itself, which spares the round trip through this task and the inbox. So they are
+    for the role's own effects (the runner looks for them after each step), which is the
+    only place ``SetTimer`` comes from.
     """
 
     def __init__(self, inbox: trio.MemorySendChannel) -> None:
