@@ -447,21 +447,13 @@ class FrameCodec:
 
     def encode(self, env: Envelope) -> bytes:
         body = _encode_body(env)
-        if not self.secret:
-            total = HEADER_BYTES + len(body)
-            if total > self.max_frame_bytes:
-                raise self._too_large(env, total)
-            return HEADER.pack(MAGIC, VERSION, 0, len(body)) + body
-        total = HEADER_BYTES + len(body) + MAC_BYTES
+        total = HEADER_BYTES + len(body) + self.trailer_bytes
         if total > self.max_frame_bytes:
-            raise self._too_large(env, total)
-        signed = HEADER.pack(MAGIC, VERSION, FLAG_MAC, len(body)) + body
-        return signed + self._mac(signed)
-
-    def _too_large(self, env: Envelope, total: int) -> MessageTooLarge:
-        return MessageTooLarge(
-            f"{type(env.payload).__name__} encodes to {total} bytes, over the frame bound of {self.max_frame_bytes}"
-        )
+            raise MessageTooLarge(
+                f"{type(env.payload).__name__} encodes to {total} bytes, over the frame bound of {self.max_frame_bytes}"
+            )
+        signed = HEADER.pack(MAGIC, VERSION, FLAG_MAC if self.secret else 0, len(body)) + body
+        return signed + self._mac(signed) if self.secret else signed
 
     def parse_header(self, header: bytes | memoryview) -> int:
         """Validate a frame header; return the number of bytes that follow it."""
