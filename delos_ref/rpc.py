@@ -96,18 +96,34 @@ class ErrorReply:
 class RetryPolicy:
     """Resend the same request while unanswered: after ``first_s``, then growing by ``multiplier``
     up to ``max_s``, with +-``jitter`` (a fraction) drawn from the endpoint's seeded RNG, at most
-    ``max_sends`` sends in all. The call's deadline bounds everything."""
+    ``max_sends`` sends in all. The call's deadline bounds everything.
+
+    ``reliable_first_s`` (optional) is for transports that lose nothing while a connection
+    lives (``transport.reliable``: TCP). There an unanswered request is almost always one the
+    server is still working on -- a busy server, a slow fsync -- and resending it after
+    ``first_s`` only adds duplicate work. So on such a transport the first resend waits at
+    least ``reliable_first_s``, and later ones at least as long. A message lost with a broken
+    connection is still resent, only later. Lossy transports (UDP, the simulator) ignore it.
+    """
 
     max_sends: int = 1
     first_s: float = 0.05
     multiplier: float = 2.0
     max_s: float = 1.0
     jitter: float = 0.2
+    reliable_first_s: float | None = None
 
     def __post_init__(self) -> None:
         assert self.max_sends >= 1, "RetryPolicy: at least one send"
         assert 0 < self.first_s <= self.max_s, "RetryPolicy: 0 < first_s <= max_s"
         assert 0 <= self.jitter < 1, "RetryPolicy: jitter is a fraction"
+        assert self.reliable_first_s is None or self.reliable_first_s > 0, "RetryPolicy: reliable_first_s > 0"
+
+    def intervals(self, reliable: bool) -> tuple[float, float]:
+        """``(first, max)`` resend interval on a transport that is ``reliable`` or not."""
+        if reliable and self.reliable_first_s is not None:
+            return max(self.first_s, self.reliable_first_s), max(self.max_s, self.reliable_first_s)
+        return self.first_s, self.max_s
 
 
 NO_RETRY = RetryPolicy()
@@ -189,7 +205,7 @@ class RpcEndpoint:
         return call.reply
 
     async def _send_until_answered(self, env: Envelope, call: _Call, retry: RetryPolicy) -> int:
-        interval = retry.first_s
+        interval, max_interval = retry.intervals(self.transport.reliable)
         sends = 0
         while True:
             try:
@@ -208,7 +224,7 @@ class RpcEndpoint:
             if call.done.is_set():
                 return sends
             self.stats["resends"] += 1
-            interval = min(interval * retry.multiplier, retry.max_s)
+            interval = min(interval * retry.multiplier, max_interval)
 
     async def cast(self, dst: str, msg: Any) -> None:
         """A one-way message: no reply, no delivery guarantee."""

@@ -1,5 +1,6 @@
 """The runtime's rules (delos_ref/runtime.py): persist before send, group commit, timers,
-and storage that loses exactly the unsynced writes in a crash (delos_ref/storage.py)."""
+storage that loses exactly the unsynced writes in a crash (delos_ref/storage.py), and the RPC
+resend schedule on lossy and reliable transports (delos_ref/rpc.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 import trio
 
 from delos_ref.effects import CancelTimer, Incoming, Persist, Send, SetTimer, TimerFired, Write
+from delos_ref.rpc import CallTimeout, RetryPolicy, RpcEndpoint
 from delos_ref.runtime import Node, seeded_rng
 from delos_ref.storage import DataDirInUse, LmdbStorage, MemoryStorage
 from delos_ref.sim.workload_rpc import Echo
+from transports.base import Transport, TransportStatistics
 
 
 class RecordingStorage(MemoryStorage):
@@ -113,3 +116,81 @@ def test_seeded_rng_is_independent_of_hash_randomization():
     assert seeded_rng("7", "node", "n1").random() != seeded_rng("7", "node", "n2").random()
 
 
+
+
+class FlushAfterInputs:
+    """Records what it sees; an input arms a zero-delay "flush" timer unless armed, as the sequencer does."""
+
+    handles = (Echo,)
+
+    def __init__(self):
+        self.seen = []
+        self.armed = False
+
+    def handle(self, item):
+        if isinstance(item, TimerFired):
+            self.seen.append(item.name)
+            self.armed = False
+            return []
+        self.seen.append(item.msg.nonce)
+        if item.msg.nonce == 3:
+            return [SetTimer("flush", 0.0), CancelTimer("flush")]  # set and cancelled: never fires
+        if self.armed:
+            return []
+        self.armed = True
+        return [SetTimer("flush", 0.0)]
+
+
+async def test_zero_delay_timer_fires_once_after_the_inputs_already_queued(autojump_clock):
+    core = FlushAfterInputs()
+    node = Node("n", RecordingTransport("n", []))
+    runner = node.add_role("r", core, max_batch=2)
+    for i in range(3):
+        runner.submit_nowait(Incoming("peer", 0, Echo(i, False)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await trio.sleep(0.01)
+        # Batch [0, 1] arms flush; it fires after input 2, which was already queued.
+        assert core.seen == [0, 1, 2, "flush"]
+        runner.submit_nowait(Incoming("peer", 0, Echo(3, False)))
+        await trio.sleep(0.01)
+        assert core.seen == [0, 1, 2, "flush", 3], "a cancelled zero-delay timer does not fire"
+        runner.submit_nowait(Incoming("peer", 0, Echo(4, False)))
+        await trio.sleep(1.0)
+        assert core.seen == [0, 1, 2, "flush", 3, 4, "flush"]
+        nursery.cancel_scope.cancel()
+
+
+class SilentTransport(Transport):
+    """Records when requests leave; never answers."""
+
+    def __init__(self, reliable: bool):
+        self.node_id = "n"
+        self.reliable = reliable
+        self.sent_at = []
+
+    async def send(self, env):
+        self.sent_at.append(trio.current_time())
+
+    async def receive(self):
+        await trio.sleep_forever()
+
+    def statistics(self):
+        return TransportStatistics()
+
+    async def aclose(self):
+        pass
+
+
+@pytest.mark.parametrize("reliable", [False, True])
+async def test_rpc_resends_later_on_a_reliable_transport(autojump_clock, reliable):
+    policy = RetryPolicy(max_sends=16, first_s=0.02, max_s=0.25, reliable_first_s=0.5)
+    transport = SilentTransport(reliable)
+    endpoint = RpcEndpoint(transport, seeded_rng("test"))
+    with pytest.raises(CallTimeout):
+        await endpoint.call("peer", Echo(1, True), timeout_s=2.0, retry=policy)
+    gaps = [b - a for a, b in zip(transport.sent_at, transport.sent_at[1:])]
+    if reliable:  # no resend before 0.5 s (less 20% jitter); later ones no sooner either
+        assert len(transport.sent_at) >= 2 and min(gaps) >= 0.4
+    else:  # the lossy schedule: 20 ms, then doubling up to 250 ms
+        assert gaps[0] <= 0.025 and max(gaps) <= 0.3 and len(transport.sent_at) >= 8

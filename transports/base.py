@@ -88,6 +88,11 @@ class Transport(abc.ABC):
     """Moves envelopes between node ids. See the module docstring for the contract."""
 
     node_id: str
+    #: True if nothing is lost, duplicated or reordered between two nodes while their
+    #: connection lives (TCP); messages can still be lost when a connection breaks. The RPC
+    #: layer then resends later (``RetryPolicy.reliable_first_s``): an early resend would
+    #: only duplicate a request the server is already working on.
+    reliable: bool = False
 
     @abc.abstractmethod
     async def send(self, env: Envelope) -> None:

@@ -75,10 +75,12 @@ from __future__ import annotations
 import errno
 import random
 import socket
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
+import outcome
 import trio
 
 from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
@@ -155,49 +157,64 @@ class Inbox:
     :meth:`deliver` drops an envelope that finds the queue full, and counts it in the
     transport's ``dropped`` (and in :attr:`full_drops`). :meth:`receive` takes a queued
     envelope without a task switch, spending the :class:`ScheduleBudget`.
+
+    It is a deque plus the tasks parked in :meth:`receive`, not a trio memory channel: an
+    envelope that finds a receiver waiting is handed straight to it (``reschedule`` with the
+    envelope as the result of its wait), and the common case of an empty queue costs no
+    ``WouldBlock`` exception. At tens of thousands of messages a second, those few
+    microseconds per message are a good part of the transport's overhead.
     """
 
     def __init__(self, node_id: str, capacity: int, stats: TransportStatistics, budget: ScheduleBudget) -> None:
         assert capacity >= 1, "the receive queue is bounded and non-empty"
         self._node_id = node_id
-        self._in, self._out = trio.open_memory_channel[Envelope](capacity)
+        self._capacity = capacity
+        self._queue: deque[Envelope] = deque()
+        self._waiters: deque[trio.lowlevel.Task] = deque()  # parked in receive(), oldest first
+        self._closed = False
         self._stats = stats
         self._budget = budget
         self.full_drops = 0
 
     def deliver(self, env: Envelope) -> None:
-        try:
-            self._in.send_nowait(env)
-        except trio.WouldBlock:
+        if self._closed:
+            return  # closing: nobody will receive it
+        if self._waiters:
+            trio.lowlevel.reschedule(self._waiters.popleft(), outcome.Value(env))
+        elif len(self._queue) < self._capacity:
+            self._queue.append(env)
+        else:
             self._stats.dropped += 1
             self.full_drops += 1
-        except trio.ClosedResourceError:
-            return  # closing: nobody will receive it
-        else:
-            self._stats.received += 1
+            return
+        self._stats.received += 1
 
     async def receive(self) -> Envelope:
         await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            env = self._out.receive_nowait()
-        except trio.WouldBlock:
-            self._budget.waited()
-            return await self._wait()
-        except (trio.ClosedResourceError, trio.EndOfChannel):
-            raise TransportClosed(f"{self._node_id}: receive after close") from None
-        await self._budget.spend()
-        return env
+        if self._closed:
+            raise TransportClosed(f"{self._node_id}: receive after close")
+        if self._queue:
+            env = self._queue.popleft()
+            await self._budget.spend()
+            return env
+        self._budget.waited()
+        task = trio.lowlevel.current_task()
+        self._waiters.append(task)
 
-    async def _wait(self) -> Envelope:
-        try:
-            return await self._out.receive()
-        except (trio.ClosedResourceError, trio.EndOfChannel):
-            raise TransportClosed(f"{self._node_id}: closed while receiving") from None
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiters.remove(task)  # cancelled while waiting: it takes nothing
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Wakes a task blocked in :meth:`receive` with TransportClosed."""
-        self._in.close()
-        self._out.close()
+        """Wakes every task blocked in :meth:`receive` with TransportClosed."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._waiters:
+            error = TransportClosed(f"{self._node_id}: closed while receiving")
+            trio.lowlevel.reschedule(self._waiters.popleft(), outcome.Error(error))
 
 
 class Backoff:
@@ -294,6 +311,8 @@ class _Counters:
 
 class TcpTransport(Transport):
     """Frames over TCP, one connection per peer. Open it with :func:`open_tcp_transport`."""
+
+    reliable = True  # in order and without loss while a connection lives
 
     def __init__(
         self,

@@ -108,6 +108,13 @@ def run_seed(workload: Workload, cfg: RunConfig) -> RunResult:
     return trio.run(workload.run, cfg, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+def _first_line(e: BaseException) -> str:
+    """One line naming an exception (an exception group: its first leaf)."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+
+
 def replay_command(workload: Workload, seed: int, faults: frozenset[str], bug: str | None) -> str:
     fault_arg = ",".join(sorted(faults)) if faults else "none"
     cmd = f"delos-ref sim --workload {workload.name} --seeds 1 --seed {seed} --faults {fault_arg}"
@@ -131,7 +138,10 @@ def sweep(
     runs = 0
     started = time.perf_counter()
     for i, seed in enumerate(range(first_seed, first_seed + seeds)):
-        result = run_seed(workload, RunConfig(seed, faults, bug))
+        try:
+            result = run_seed(workload, RunConfig(seed, faults, bug))
+        except Exception as e:  # a run that crashes is a finding too; the sweep goes on
+            result = RunResult(seed, [f"the run raised {_first_line(e)}"], 0, "")
         runs += 1
         events += result.events
         for what in result.violations:

@@ -172,7 +172,11 @@ class VirtualLog:
         may_have_landed = False
         last: Exception | None = None
         for _ in range(self.options.attempts):
-            seg = (await self._chain()).active
+            try:
+                seg = (await self._chain()).active
+            except MetaStoreUnavailable as e:
+                last = e  # no chain to route by (a fresh client, MetaStore unreachable)
+                break
             try:
                 pos = await self._append_on(seg, entry)
             except (SealedError, LogletUnavailable) as e:
