@@ -141,7 +141,9 @@ class Acceptor:
         self.stats["queries"] += 1
         slot = self.slot(self._top) if self._top else EMPTY_SLOT
         assert (self._top == 0) == (slot.accepted_value is None), "Acceptor.top: holds an accepted value"
-        return self._answer(req, Status(self._top, slot.accepted_ballot, slot.accepted_value))
+        value = slot.accepted_value.as_trace() if slot.accepted_value is not None else None
+        query = Emit("Query", {"top": self._top, "accepted_ballot": slot.accepted_ballot.as_trace(), "accepted_value": value})
+        return [query] + self._answer(req, Status(self._top, slot.accepted_ballot, slot.accepted_value))
 
     # --------------------------------------------------------------------- helpers
 
