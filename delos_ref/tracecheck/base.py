@@ -49,7 +49,7 @@ class Checker:
             return None
         self.index, self.event, self.action = index, event, name
         getattr(self, name)(event)
-        self.steps[name] = self.steps.get(name, 0) + 1
+        self.steps[self.action] = self.steps.get(self.action, 0) + 1
         self.invariants()
         return name
 
