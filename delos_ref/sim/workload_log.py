@@ -174,7 +174,7 @@ class Cluster:
 
     def client(self, name: str, options: VirtualLogOptions = OPTIONS) -> VirtualLog:
         node = self.sim.client(name)
-        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS)
+        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS, trace=node.trace)
         registry = default_registry(memory=self.memory)
         native_bugs = frozenset([self.bug]) & {BUG_SEAL_MINORITY}
         registry.add_kind(native_kind(node, SIM_OPTIONS, native_bugs))
