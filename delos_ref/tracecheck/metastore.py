@@ -186,19 +186,18 @@ class MetaStoreChecker(Checker):
         self.proposals[(i, b)] = v
 
     def p2c_allows(self, i: int, b: Ballot, v: str, own: bool) -> bool:
-        """\\E Q \\in Quorums : QuorumPromised(p, Q) /\\ v is the value Phase2a picks from Q."""
+        """\\E Q \\in Quorums : QuorumPromised(p, Q) /\\ v is the value Phase2a picks from
+        Promises(p, Q): the value of the highest accepted ballot among them, else p's own."""
         reports = self.promises.get((i, b), {})
-        options = {a: sorted(r, key=lambda x: (x[0], x[1] or "")) for a, r in reports.items()}
-        for quorum in itertools.combinations(sorted(options), self.majority()):
-            for choice in itertools.product(*(options[a] for a in quorum)):
-                with_val = [(mbal, mval) for mbal, mval in choice if mval is not None]
-                if not with_val:
-                    if own:
-                        return True
-                    continue
-                top = max(mbal for mbal, _ in with_val)
-                if any(mbal == top and mval == v for mbal, mval in with_val):
+        for quorum in itertools.combinations(sorted(reports), self.majority()):
+            with_val = [(mbal, mval) for a in quorum for mbal, mval in reports[a] if mval is not None]
+            if not with_val:
+                if own:
                     return True
+                continue
+            top = max(mbal for mbal, _ in with_val)
+            if any(mbal == top and mval == v for mbal, mval in with_val):
+                return True
         return False
 
     def Learn(self, e: dict[str, Any]) -> None:
