@@ -51,7 +51,7 @@ class ModuleInfo:
         self.constants: set[str] = set()
         self.variables: list[str] = []
         self.definitions: dict[str, Any] = {}
-        for unit in tree.units:
+        for unit in tree.units or []:
             kind = type(unit).__name__
             if kind == "Constants":
                 self.constants |= {_decl_name(n) for n in unit.names}
