@@ -209,3 +209,18 @@ def test_cli_check_and_validate(tmp_path: Path) -> None:
         result = runner.invoke(app, ["trace", "validate", "NativeLoglet", str(path)])
         assert result.exit_code == 2 and "TLA2TOOLS_JAR" in result.output
         assert "TLA2TOOLS_JAR" in HOW_TO_GET_TLC
+
+
+def test_real_cluster_trace_files_are_checked(tmp_path: Path) -> None:
+    """``up --trace``: each node's trace.ndjson, merged by wall-clock time, is a behaviour of
+    MetaStorePaxos (the chain ``up`` installs; its client logs nothing: a hidden Phase2a)."""
+    from cluster_fixture import running_cluster
+
+    from delos_ref.tracecheck.ndjson import load_traces
+
+    with running_cluster(tmp_path / "c", extra=("--trace",)):
+        pass
+    events = load_traces([tmp_path / "c"])
+    assert {e["node"] for e in events} == {"n1", "n2", "n3"}
+    steps = check_events("MetaStorePaxos", events)
+    assert steps["Phase2b"] >= 2 and steps["Phase2a"] == 1, steps

@@ -53,6 +53,11 @@ class Checker:
         self.invariants()
         return name
 
+    @classmethod
+    def preprocess(cls, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Make explicit the steps of actors that log nothing (default: none)."""
+        return events
+
     def observe(self, event: dict[str, Any]) -> None:
         """Learn constants (e.g. the set of acceptors) from any event; default: nothing."""
 

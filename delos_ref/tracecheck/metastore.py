@@ -86,6 +86,27 @@ class MetaStoreChecker(Checker):
 
     # ------------------------------------------------------------------ constants
 
+    @classmethod
+    def preprocess(cls, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Phase2a of proposers that log nothing (a register client without a trace sink,
+        e.g. the one ``delos-ref up`` bootstraps the chain with) is a hidden step: a
+        ``Propose`` marked ``hidden`` is inserted before the first acceptor event that
+        answers its Accept, with the value the acceptor logs. Phase2a's conditions (P2c over
+        the logged promises, GaplessVersions) are then checked as for any proposal."""
+        logging = {e["proposer"] for e in events if e.get("role") == "metastore" and "proposer" in e}
+        out: list[dict[str, Any]] = []
+        seen: set[tuple[int, tuple[int, str]]] = set()
+        for e in events:
+            if e.get("role") == "acceptor" and e.get("event") in ("Accepted", "RejectAccept"):
+                b = ballot(e["ballot"])
+                key = (int(e["instance"]), b)
+                if b[1] not in logging and key not in seen and e["event"] == "Accepted":
+                    seen.add(key)
+                    out.append({"role": "metastore", "event": "Propose", "node": b[1], "proposer": b[1], "instance": key[0],
+                                "ballot": list(b), "value": e["accepted_value"], "adopted": None, "hidden": True})
+            out.append(e)
+        return out
+
     def observe(self, event: dict[str, Any]) -> None:
         if self._fixed:
             return

@@ -38,7 +38,7 @@ def spec_name(text: str) -> str:
 def check_events(spec: str, events: list[dict[str, Any]]) -> dict[str, int]:
     """Replay ``events`` against ``spec``; the number of steps per action. Raises TraceViolation."""
     checker = CHECKERS[spec]()
-    for index, event in enumerate(events):
+    for index, event in enumerate(checker.preprocess(events)):
         checker.step(index, event)
     checker.finish()
     return dict(sorted(checker.steps.items()))

@@ -65,6 +65,7 @@ def prepare(spec: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _prepare_metastore(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    events = MetaStoreChecker.preprocess(events)
     probe = MetaStoreChecker()
     proposers: set[str] = {""}
     for e in events:
