@@ -135,7 +135,9 @@ def check(
         _print_json({"events": len(events), "specs": results})
     else:
         for name, r in results.items():
-            if r["accepted"]:
+            if r["accepted"] and not r["steps"]:
+                out.print(f"[bold]{name}[/]: no events of this spec in {len(events)} events")
+            elif r["accepted"]:
                 out.print(f"[bold]{name}[/]: [green]accepted[/] ({sum(r['steps'].values())} steps over {len(events)} events)")
             else:
                 out.print(f"[bold]{name}[/]: [red]rejected[/]: {r['why']}", highlight=False, soft_wrap=True)

@@ -20,9 +20,10 @@ module                 spec                              trace events (role: eve
                                                          Commit, SequencerSealed; logserver:
                                                          Store, StoreRefused, Seal, Repair;
                                                          loglet: SealReturned, CheckTail
-:mod:`.virtuallog`     ``specs/VirtualLog.tla``           virtuallog: Fetch, Install, AppendAck,
-                                                         Sealed; loglet: SealReturned, CheckTail;
-                                                         logserver: Store (zombie appends)
+:mod:`.virtuallog`     ``specs/VirtualLog.tla``           metastore: Chosen, ReadDone (the
+                                                         register's chains); virtuallog:
+                                                         AppendAck; logserver: Seal, Repair;
+                                                         loglet: CheckTail; sequencer: Activate
 =====================  ================================  ==================================
 
 Every checker accepts the events of *all* layers (a ``log`` workload trace holds Paxos,
