@@ -16,7 +16,8 @@ Contents:
 * :mod:`delos_ref.loglet.native` -- the NativeLoglet (§4.2.1): a pure sequencer core, a pure
   LogServer core over LMDB or simulated storage, and the client operations.
 
-Trace events (``node``, ``role`` and ``t`` are added by the sink). The field names are the
+Trace events (``node``, ``role`` and ``t`` are added by the sink; client events, role
+``loglet``, also carry the loglet's ``logservers``). The field names are the
 variables a TLA+ spec of the NativeLoglet uses: per server ``local_tail`` and the seal bit,
 the sequencer's ``next_pos`` and ``known_tail``, a client's returned ``tail``.
 

@@ -1,8 +1,8 @@
 """Trace checker for ``specs/NativeLoglet.tla``: LogServers, the sequencer, seal and check_tail.
 
 One spec instance per loglet id (a ``log`` workload trace holds many loglets); its constant
-``Servers`` comes from the sequencer's ``Activate`` event (before it, from the LogServers seen
-in the loglet's events). The state is the spec's, restricted to what the trace shows:
+``Servers`` comes from the sequencer's ``Activate`` event or a client event's ``logservers``
+(before either, from the LogServers seen in the loglet's events). The state is the spec's, restricted to what the trace shows:
 
 ================  =========================================================================
 spec variable     here (per loglet)
@@ -111,6 +111,10 @@ class NativeLogletChecker(Checker):
 
     def lg(self, e: dict[str, Any]) -> LogletSpecState:
         st = self.loglets.setdefault(str(e["loglet"]), LogletSpecState())
+        if not st.activated and "logservers" in e:
+            # A client event names the loglet's config: as good as the sequencer's Activate.
+            self.require(set(st.servers) <= set(e["logservers"]), f"loglet {e['loglet']}: LogServers {sorted(set(st.servers) - set(e['logservers']))} acted but are not in its config")
+            st.servers, st.activated = tuple(e["logservers"]), True
         self.current = st
         return st
 

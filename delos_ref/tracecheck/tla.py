@@ -106,7 +106,7 @@ def _prepare_loglet(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     servers: dict[str, list[str]] = {}
     seen: dict[str, set[str]] = {}
     for e in events:
-        if (e.get("role"), e.get("event")) == ("sequencer", "Activate"):
+        if (e.get("role"), e.get("event")) == ("sequencer", "Activate") or (e.get("role") == "loglet" and "logservers" in e):
             servers.setdefault(str(e["loglet"]), list(e["logservers"]))
         elif e.get("role") == "logserver" and "loglet" in e:
             seen.setdefault(str(e["loglet"]), set()).add(e["node"])
