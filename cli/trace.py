@@ -7,8 +7,8 @@
 * ``trace validate`` runs TLC on ``specs/Trace<Spec>.tla`` over a trace, when TLC is
   installed (``TLA2TOOLS_JAR`` or ``tlc`` on PATH), and otherwise says how to get it.
 
-Exit codes: 0 accepted, 1 a trace was rejected (not a behaviour of the spec), 2 bad usage
-(or TLC missing, for ``validate``).
+Exit codes: 0 accepted, 1 a trace was rejected (not a behaviour of the spec) or a simulated
+run raised, 2 bad usage (or TLC missing, for ``validate``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ def check(
                 out.print(f"  seed {item['seed']}: {item['why']}", highlight=False, soft_wrap=True)
             if n > 10:
                 out.print(f"  ... and {n - 10} more")
-        if summary["rejected"]:
+            for item in summary["crashed"]:
+                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {item['error']}", highlight=False, soft_wrap=True)
+        if summary["rejected"] or summary["crashed"]:
             raise typer.Exit(1)
         return
     sources = list(paths or []) + ([cluster_dir] if cluster_dir else [])

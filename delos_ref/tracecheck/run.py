@@ -59,8 +59,10 @@ def check_workload(
 ) -> dict[str, Any]:
     """Run ``seeds`` seeded simulations keeping their traces; check each against its specs.
 
-    Returns ``{"workload", "bug", "runs", "rejected": [{"seed", "spec", "why"}], "accepted",
-    "sim_violations", "steps", "wall_s"}``: a trace is *rejected* when a spec's checker raises.
+    Returns ``{"workload", "bug", "runs", "rejected": [{"seed", "spec", "why"}], "crashed":
+    [{"seed", "error"}], "accepted", "sim_violations", "steps", "wall_s"}``: a trace is
+    *rejected* when a spec's checker raises; a run *crashed* when the simulation itself raised
+    (there is then no complete trace to check).
     """
     from delos_ref.sim.harness import RunConfig, check_bug, get_workload, parse_faults, run_seed
 
@@ -74,8 +76,13 @@ def check_workload(
     rejected: list[dict[str, Any]] = []
     steps: dict[str, int] = {}
     sim_violations = 0
+    crashed: list[dict[str, Any]] = []
     for n, seed in enumerate(range(first_seed, first_seed + seeds)):
-        result = run_seed(workload, RunConfig(seed, fault_set, bug, keep_trace=True))
+        try:
+            result = run_seed(workload, RunConfig(seed, fault_set, bug, keep_trace=True))
+        except Exception as e:  # the run itself failed: no complete trace to check
+            crashed.append({"seed": seed, "error": repr(e)[:500]})
+            continue
         sim_violations += bool(result.violations)
         assert result.trace is not None
         for spec in specs:
@@ -92,8 +99,9 @@ def check_workload(
         "bug": bug,
         "faults": sorted(fault_set),
         "runs": seeds,
-        "accepted": seeds - len(rejected),
+        "accepted": seeds - len(rejected) - len(crashed),
         "rejected": rejected,
+        "crashed": crashed,
         "sim_violations": sim_violations,
         "steps": dict(sorted(steps.items())),
         "wall_s": round(time.perf_counter() - started, 3),
