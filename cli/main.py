@@ -426,6 +426,11 @@ def _print_bench(result: dict[str, Any]) -> None:
     out.print(table)
 
 
+from cli.trace import trace_app  # noqa: E402
+
+app.add_typer(trace_app, name="trace")
+
+
 def main() -> None:
     app()
 

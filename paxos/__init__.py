@@ -34,6 +34,8 @@ event               role        fields
 ``RejectPrepare``   acceptor    same fields; state unchanged (a Prepare below the promise)
 ``Accepted``        acceptor    same fields (Phase2b: accepted_ballot = ballot)
 ``RejectAccept``    acceptor    same fields; state unchanged (an Accept below the promise)
+``Query``           acceptor    top, accepted_ballot, accepted_value (a read's Query: the
+                                highest instance holding an accepted value, and that value)
 ``Propose``         metastore   proposer, instance, ballot, value, adopted (Phase2a; adopted:
                                 the value came from a promise, P2c)
 ``Chosen``          metastore   proposer, instance, ballot, value (a majority accepted it)

@@ -168,7 +168,9 @@ class Acceptor:
         top = self.top_of(msg.register)
         slot = self.slot(top, msg.register) if top else EMPTY_SLOT
         assert (top == 0) == (slot.accepted_value is None), "Acceptor.top: holds an accepted value"
-        return self._answer(req, Status(top, slot.accepted_ballot, slot.accepted_value, msg.register))
+        value = slot.accepted_value.as_trace() if slot.accepted_value is not None else None
+        query = Emit("Query", {"register": msg.register, "top": top, "accepted_ballot": slot.accepted_ballot.as_trace(), "accepted_value": value})
+        return [query] + self._answer(req, Status(top, slot.accepted_ballot, slot.accepted_value, msg.register))
 
     def on_learn(self, req: Incoming, msg: Learn) -> list[Effect]:
         """Report what is accepted in ``msg.lo .. msg.hi - 1`` (read-only), stopping early

@@ -334,4 +334,26 @@ AcceptedBelowPromise ==
 
 Safety == /\ TypeOK /\ OneValuePerInstance /\ GaplessVersions /\ KnownIsChosen
           /\ WriteAckOnlyIfChosen /\ ReadReturnsChosen /\ AcceptedBelowPromise
+
+---------------------------------------------------------------------------
+(* Liveness (model MCMetaStorePaxosLive): without timeouts -- no Abandon,  *)
+(* the network loses nothing (msgs only grows) -- and with weak fairness   *)
+(* on the proposers' and acceptors' steps, a write_if eventually returns:  *)
+(* a lone proposer decides.  Reads are left out of LiveNext: each read     *)
+(* spends rounds, which the model bounds (MaxRound).                       *)
+
+LiveNext ==
+  \/ \E p \in Proposers :
+       \/ \E e \in 0..(MaxVersion - 1), d \in Values : BeginWrite(p, e, d)
+       \/ WriteStep(p) \/ Phase2a(p) \/ NothingAccepted(p) \/ Learn(p)
+  \/ \E a \in Acceptors :
+       Phase1b(a) \/ RejectPrepare(a) \/ Phase2b(a) \/ RejectAccept(a)
+
+LiveSpec ==
+  /\ Init /\ [][LiveNext]_vars
+  /\ \A p \in Proposers : WF_vars(WriteStep(p) \/ Phase2a(p) \/ NothingAccepted(p) \/ Learn(p))
+  /\ \A a \in Acceptors : WF_vars(Phase1b(a) \/ Phase2b(a))
+
+WriteReturns == \A p \in Proposers : op[p].kind = "write" ~> pc[p] = "idle"
+
 =============================================================================

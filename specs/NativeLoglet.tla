@@ -358,4 +358,32 @@ SequencerSealSound ==
 
 Safety == /\ TypeOK /\ NoAckLost /\ AckedTailDurable /\ KnownTailBound /\ SealedTailCoversAcked
           /\ RepairedOnMajority /\ UnsealedTailCommitted /\ SequencerSealSound
+
+---------------------------------------------------------------------------
+(* Liveness (model MCNativeLogletLive): without crashes and client aborts, *)
+(* with weak fairness on the clients', LogServers' and sequencer's steps,  *)
+(* a check_tail that runs once a majority is sealed eventually returns.    *)
+
+SealedMajority == \E Q \in Majorities : \A s \in Q : sealed[s]
+
+LiveNext ==
+  \/ Assign
+  \/ \E s \in Servers : \/ StoreAt(s) \/ StoreRefused(s) \/ ReceiveStored(s) \/ ReceiveRefused(s)
+  \/ \E c \in Clients :
+       \/ StartSeal(c) \/ StartCheckTail(c) \/ SealDone(c)
+       \/ CTDecide(c) \/ CTSealDone(c) \/ LearnKnownTail(c)
+       \/ CTWaitDone(c) \/ CTWaitRetry(c) \/ RepairDone(c)
+       \/ \E s \in Servers : SealServer(c, s) \/ ProbeServer(c, s) \/ RepairServer(c, s)
+
+LiveSpec ==
+  /\ Init /\ [][LiveNext]_vars
+  /\ \A s \in Servers : WF_vars(ReceiveStored(s) \/ ReceiveRefused(s))
+  /\ \A c \in Clients :
+       /\ WF_vars(SealDone(c) \/ CTDecide(c) \/ CTSealDone(c) \/ LearnKnownTail(c)
+                  \/ CTWaitDone(c) \/ CTWaitRetry(c) \/ RepairDone(c))
+       /\ \A s \in Servers : WF_vars(SealServer(c, s) \/ ProbeServer(c, s) \/ RepairServer(c, s))
+
+SealedCheckTailReturns ==
+  \A c \in Clients : (cpc[c] = "ct" /\ SealedMajority) ~> cpc[c] = "idle"
+
 =============================================================================

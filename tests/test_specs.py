@@ -51,7 +51,7 @@ class ModuleInfo:
         self.constants: set[str] = set()
         self.variables: list[str] = []
         self.definitions: dict[str, Any] = {}
-        for unit in tree.units:
+        for unit in tree.units or []:
             kind = type(unit).__name__
             if kind == "Constants":
                 self.constants |= {_decl_name(n) for n in unit.names}
@@ -81,7 +81,7 @@ def read_cfg(path: Path) -> dict[str, list[str]]:
     text = "\n".join(line.split("\\*", 1)[0] for line in text.splitlines())
     sections: dict[str, list[str]] = {}
     section = None
-    tokens = re.findall(r"<-|=|[A-Za-z_][A-Za-z0-9_!]*|\{[^}]*\}|\S", text)
+    tokens = re.findall(r'<-|=|"[^"]*"|[A-Za-z_][A-Za-z0-9_!]*|\{[^}]*\}|\S', text)
     i = 0
     while i < len(tokens):
         tok = tokens[i]

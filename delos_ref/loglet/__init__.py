@@ -19,7 +19,8 @@ Contents:
   stored as versions of a register of the Paxos acceptors; slow, simple, fault-tolerant, and
   what a cluster can start on before it is hot-swapped to a NativeLoglet.
 
-Trace events (``node``, ``role`` and ``t`` are added by the sink). The field names are the
+Trace events (``node``, ``role`` and ``t`` are added by the sink; client events, role
+``loglet``, also carry the loglet's ``logservers``). The field names are the
 variables a TLA+ spec of the NativeLoglet uses: per server ``local_tail`` and the seal bit,
 the sequencer's ``next_pos`` and ``known_tail``, a client's returned ``tail``.
 

@@ -192,7 +192,7 @@ class Cluster:
 
     def vlog_on(self, node: Node, name: str, options: VirtualLogOptions) -> VirtualLog:
         """A (monitored) VirtualLog client on ``node``; ``name`` is unique per incarnation."""
-        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS)
+        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS, trace=node.trace)
         registry = default_registry(memory=self.memory)
         registry.add_kind(native_kind(node, SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS))
         vlog = MonitoredVirtualLog(metastore, registry, name, options=options, bugs=frozenset([self.bug]) & set(VIRTUALLOG_BUGS))

@@ -13,6 +13,12 @@ Modules, bottom up:
   params, and clones configs for roll-forward;
 * ``client.py``   -- :class:`VirtualLog`: routing by the cached chain, retries on sealed
   loglets, roll-forward, ``reconfig_extend`` / ``reconfig_truncate`` / ``reconfig_modify``.
+
+Trace events: the register's (``metastore`` Chosen / ReadDone carry the encoded chains of
+each version) and the loglets', plus ``AppendAck`` (role ``virtuallog``: client, vpos,
+lpos, start, loglet -- an append acknowledged at virtual position vpos, loglet position
+lpos of the segment starting at start). ``delos_ref.tracecheck.virtuallog`` checks them
+against ``specs/VirtualLog.tla``.
 """
 
 from delos_ref.virtuallog.chain import Chain, Segment, decode_chain, encode_chain, violations

@@ -128,6 +128,12 @@ class VirtualLog:
         self._clones = 0
         self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "abandoned", "refreshes", "roll_forwards", "won", "lost"), 0)
 
+    def _emit(self, event: str, **fields: Any) -> None:
+        """A ``virtuallog`` trace event, into the MetaStore client's trace sink (if any)."""
+        trace = getattr(self.metastore, "_trace", None)
+        if trace is not None:
+            trace.emit(self.metastore.endpoint.node_id, "virtuallog", event, client=self.client_id, **fields)
+
     def statistics(self) -> dict[str, int]:
         return dict(self.stats, version=self.version, segments=0 if self.chain is None else len(self.chain.segments))
 
@@ -193,6 +199,7 @@ class VirtualLog:
                     break
                 continue
             self.stats["appends"] += 1
+            self._emit("AppendAck", vpos=seg.to_virtual(pos), lpos=pos, start=seg.start, loglet=getattr(self.registry.config(seg), "loglet_id", None))
             return seg.to_virtual(pos)
         error = AppendOutcomeUnknown if may_have_landed else AppendFailed
         raise error(f"append gave up after {last!r}") from last

@@ -204,7 +204,7 @@ class NativeLoglet(Loglet):
         self._known_tail = max(self._known_tail, tail)
 
     def _emit(self, event: str, **fields: Any) -> None:
-        self.node.trace.emit(self.node.node_id, "loglet", event, loglet=self.config.loglet_id, **fields)
+        self.node.trace.emit(self.node.node_id, "loglet", event, loglet=self.config.loglet_id, logservers=list(self.config.logservers), **fields)
 
     async def _call(self, dst: str, msg: Any, deadline: float) -> Any:
         timeout = deadline - trio.current_time()

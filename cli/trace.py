@@ -1,0 +1,185 @@
+"""``delos-ref trace``: record, check and validate NDJSON traces against the TLA+ specs.
+
+* ``trace record`` writes one seeded simulation's trace to a file;
+* ``trace check`` replays traces against the Python transcriptions of the specs
+  (:mod:`delos_ref.tracecheck`): files (or a cluster directory started with ``up --trace``),
+  or many seeded simulations of a workload at once;
+* ``trace validate`` runs TLC on ``specs/Trace<Spec>.tla`` over a trace, when TLC is
+  installed (``TLA2TOOLS_JAR`` or ``tlc`` on PATH), and otherwise says how to get it.
+
+Exit codes: 0 accepted, 1 a trace was rejected (not a behaviour of the spec) or a simulated
+run raised, 2 bad usage (or TLC missing, for ``validate``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+trace_app = typer.Typer(
+    help="Record, check and validate NDJSON traces against the TLA+ specs (specs/Trace*.tla).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@trace_app.command(epilog="Example: delos-ref trace record --workload loglet --seed 7 --out /tmp/loglet-7.ndjson")
+def record(
+    workload: str = typer.Option(..., "--workload", "-w", help="Simulator workload (metastore, loglet, log, ...)."),
+    seed: int = typer.Option(0, "--seed", help="The run's seed."),
+    faults: Optional[str] = typer.Option(None, "--faults", help="Comma list of faults, or 'none'. Default: every fault the workload supports."),
+    bug: Optional[str] = typer.Option(None, "--bug", help="A teaching bug switch (see `delos-ref sim --workload W --list-bugs`)."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Where to write the NDJSON trace."),
+) -> None:
+    """Run one seeded simulation and write its trace (every node's events, in order) as NDJSON."""
+    from delos_ref.sim import harness
+
+    try:
+        wl = harness.get_workload(workload)
+        fault_set = harness.parse_faults(wl, faults)
+        harness.check_bug(wl, bug)
+    except (harness.UnknownWorkload, harness.BadSimArgument) as e:
+        raise _fail(str(e).strip("'\""), 2)
+    result = harness.run_seed(wl, harness.RunConfig(seed, fault_set, bug, keep_trace=True))
+    assert result.trace is not None
+    with open(out_path, "w") as fp:
+        for event in result.trace:
+            fp.write(json.dumps(event, sort_keys=True) + "\n")
+    out.print(f"{len(result.trace)} events -> {out_path}" + (f" (the simulator's checks found {len(result.violations)} violation(s))" if result.violations else ""), highlight=False)
+
+
+@trace_app.command(
+    epilog="Examples:\n\n  delos-ref trace check --workload metastore --seeds 500\n\n"
+    "  delos-ref trace check --workload loglet --seeds 50 --bug sequencer_acks_before_majority\n\n"
+    "  delos-ref trace check --spec NativeLoglet /tmp/loglet-7.ndjson\n\n"
+    "  delos-ref trace check --spec MetaStorePaxos --dir .delos-ref   (a cluster started with up --trace)"
+)
+def check(
+    paths: list[Path] = typer.Argument(None, help="Trace files (NDJSON; several are merged by time), or cluster directories."),
+    spec: Optional[str] = typer.Option(None, "--spec", "-s", help="MetaStorePaxos, NativeLoglet or VirtualLog (for trace files; default: all three)."),
+    cluster_dir: Optional[Path] = typer.Option(None, "--dir", help="A cluster directory: check its */trace.ndjson."),
+    workload: Optional[str] = typer.Option(None, "--workload", "-w", help="Instead of files: run seeded simulations of this workload and check their traces."),
+    seeds: int = typer.Option(100, "--seeds", help="With --workload: number of seeded runs."),
+    seed: int = typer.Option(0, "--seed", help="With --workload: first seed."),
+    faults: Optional[str] = typer.Option(None, "--faults", help="With --workload: comma list of faults, or 'none'."),
+    bug: Optional[str] = typer.Option(None, "--bug", help="With --workload: a teaching bug switch; its traces should be rejected."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Replay traces against the Python transcriptions of the specs; exit 1 if one is rejected."""
+    from delos_ref import tracecheck
+    from delos_ref.tracecheck.ndjson import BadTrace, load_traces
+    from delos_ref.tracecheck.run import spec_name
+
+    if workload is not None:
+        if paths or cluster_dir:
+            raise _fail("give either --workload or trace files, not both", 2)
+        if seeds < 1:
+            raise _fail("--seeds must be at least 1", 2)
+        from delos_ref.sim import harness
+
+        try:
+            summary = tracecheck.check_workload(workload, seeds=seeds, first_seed=seed, faults=faults, bug=bug)
+        except (harness.UnknownWorkload, harness.BadSimArgument, KeyError) as e:
+            raise _fail(str(e).strip("'\""), 2)
+        if as_json:
+            _print_json(summary)
+        else:
+            n = len(summary["rejected"])
+            colour = "red" if n else "green"
+            out.print(
+                f"[bold]{summary['workload']}[/]: {summary['runs']} traces, faults {','.join(summary['faults']) or 'none'}"
+                + (f", bug {bug}" if bug else "")
+                + f": [{colour}]{n} rejected[/], {summary['accepted']} accepted"
+                + f" (the simulator's own checks flagged {summary['sim_violations']}; {summary['wall_s']:.1f} s)"
+            )
+            for item in summary["rejected"][:10]:
+                out.print(f"  seed {item['seed']}: {item['why']}", highlight=False, soft_wrap=True)
+            if n > 10:
+                out.print(f"  ... and {n - 10} more")
+            for item in summary["crashed"]:
+                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {item['error']}", highlight=False, soft_wrap=True)
+        if summary["rejected"] or summary["crashed"]:
+            raise typer.Exit(1)
+        return
+    sources = list(paths or []) + ([cluster_dir] if cluster_dir else [])
+    if not sources:
+        raise _fail("give trace files, --dir, or --workload (see --help)", 2)
+    try:
+        specs = [spec_name(spec)] if spec else list(tracecheck.CHECKERS)
+        events = load_traces(sources)
+    except (KeyError, BadTrace, OSError) as e:
+        raise _fail(str(e).strip("'\""), 2)
+    results: dict[str, Any] = {}
+    rejected = False
+    for name in specs:
+        try:
+            results[name] = {"accepted": True, "steps": tracecheck.check_events(name, events)}
+        except tracecheck.TraceViolation as v:
+            results[name] = {"accepted": False, "why": str(v)}
+            rejected = True
+    if as_json:
+        _print_json({"events": len(events), "specs": results})
+    else:
+        for name, r in results.items():
+            if r["accepted"] and not r["steps"]:
+                out.print(f"[bold]{name}[/]: no events of this spec in {len(events)} events")
+            elif r["accepted"]:
+                out.print(f"[bold]{name}[/]: [green]accepted[/] ({sum(r['steps'].values())} steps over {len(events)} events)")
+            else:
+                out.print(f"[bold]{name}[/]: [red]rejected[/]: {r['why']}", highlight=False, soft_wrap=True)
+    if rejected:
+        raise typer.Exit(1)
+
+
+@trace_app.command(
+    epilog="Examples:\n\n  delos-ref trace validate NativeLoglet /tmp/loglet-7.ndjson\n\n"
+    "  TLA2TOOLS_JAR=~/tla2tools.jar TLA_COMMUNITY_JAR=~/CommunityModules-deps.jar delos-ref trace validate specs/TraceMetaStorePaxos.tla /tmp/ms-3.ndjson\n\n"
+    "  delos-ref trace validate VirtualLog /tmp/log-1.ndjson --prepare-only /tmp/log-1.tla.ndjson"
+)
+def validate(
+    spec: str = typer.Argument(..., help="MetaStorePaxos, NativeLoglet or VirtualLog (or the path of its Trace*.tla)."),
+    paths: list[Path] = typer.Argument(..., help="Trace files (merged by time) or a cluster directory."),
+    prepare_only: Optional[Path] = typer.Option(None, "--prepare-only", help="Only write the prepared trace (what the Trace spec reads) here."),
+) -> None:
+    """Validate a trace with TLC: is it a behaviour of the spec (specs/Trace<Spec>.tla)?"""
+    from delos_ref.tracecheck.ndjson import BadTrace, load_traces
+    from delos_ref.tracecheck.run import spec_name
+    from delos_ref.tracecheck.tla import TLCUnavailable, prepare, validate_with_tlc
+
+    try:
+        name = spec_name(spec)
+        events = load_traces(paths)
+    except (KeyError, BadTrace, OSError) as e:
+        raise _fail(str(e).strip("'\""), 2)
+    if prepare_only is not None:
+        with open(prepare_only, "w") as fp:
+            for line in prepare(name, events):
+                fp.write(json.dumps(line, sort_keys=True) + "\n")
+        out.print(f"prepared trace for Trace{name}.tla -> {prepare_only}", highlight=False)
+        return
+    try:
+        accepted, output = validate_with_tlc(name, events)
+    except TLCUnavailable as e:
+        raise _fail(str(e), 2)
+    sys.stdout.write(output)
+    if accepted:
+        out.print(f"[bold]Trace{name}[/]: [green]TLC accepts the trace[/]")
+    else:
+        out.print(f"[bold]Trace{name}[/]: [red]TLC rejects the trace[/] (see its output above)")
+        raise typer.Exit(1)

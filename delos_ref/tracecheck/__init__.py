@@ -1,0 +1,49 @@
+"""Trace checking: replay implementation traces against executable transcriptions of the specs.
+
+TLA+ trace validation (Cirstea, Kuppe, Merz et al. 2024; the etcd-raft and CCF trace
+validators) asks TLC whether a logged run is a behaviour of a spec: ``specs/Trace*.tla`` read
+an NDJSON trace and, line by line, take the spec action the line names with the logged
+parameters, then compare the spec's variables with the logged state. TLC cannot run in this
+repository's CI, so this package does the same in Python: each module transcribes one spec --
+its variables as a state object, each action as a method named exactly like the TLA+ action,
+enabling condition first, then the effect -- and checks the spec's invariants after every
+step. A trace that no behaviour of the spec explains raises :class:`TraceViolation` naming
+the line, the action and the failed condition.
+
+=====================  ================================  ==================================
+module                 spec                              trace events (role: event)
+=====================  ================================  ==================================
+:mod:`.metastore`      ``specs/MetaStorePaxos.tla``       acceptor: Promise, RejectPrepare,
+                                                         Accepted, RejectAccept; metastore:
+                                                         Propose, Chosen, ReadDone, WriteDone
+:mod:`.loglet`         ``specs/NativeLoglet.tla``         sequencer: Activate, Append, Stored,
+                                                         Commit, SequencerSealed; logserver:
+                                                         Store, StoreRefused, Seal, Repair;
+                                                         loglet: SealReturned, CheckTail
+:mod:`.virtuallog`     ``specs/VirtualLog.tla``           metastore: Chosen, ReadDone (the
+                                                         register's chains); virtuallog:
+                                                         AppendAck; logserver: Seal, Repair;
+                                                         loglet: CheckTail; sequencer: Activate
+=====================  ================================  ==================================
+
+Every checker accepts the events of *all* layers (a ``log`` workload trace holds Paxos,
+loglet and VirtualLog events at once) and ignores the ones its spec does not model.
+:func:`check_trace` runs one; :func:`check_workload` runs seeded simulations and checks
+their traces (``delos-ref trace check``).
+"""
+
+from delos_ref.tracecheck.base import Checker, TraceViolation
+from delos_ref.tracecheck.ndjson import load_trace, merge_traces
+from delos_ref.tracecheck.run import CHECKERS, SPEC_OF_WORKLOAD, check_events, check_trace, check_workload
+
+__all__ = [
+    "CHECKERS",
+    "SPEC_OF_WORKLOAD",
+    "Checker",
+    "TraceViolation",
+    "check_events",
+    "check_trace",
+    "check_workload",
+    "load_trace",
+    "merge_traces",
+]

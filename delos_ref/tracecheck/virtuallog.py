@@ -1,0 +1,238 @@
+"""Trace checker for ``specs/VirtualLog.tla``: the chain in the register, reconfigurations, appends.
+
+The spec's register ``hist`` is the MetaStore register holding encoded chains. The trace
+shows its versions wherever a client learns one: a metastore ``Chosen`` (instance v, the
+value chosen) or ``ReadDone`` (version v, its data). Each such event *reveals* ``hist[v]``;
+the checker decodes the chain (``transports.codec``) into segments
+``(start, stop, open, loglet)``, where ``loglet`` is the loglet id from the segment's config
+(the spec's ``loglet`` field; the spec's ``cfg`` is the rest of the config).
+
+================  =========================================================================
+spec variable     here
+================  =========================================================================
+hist              ``hist[v]``: every revealed version's chain
+lSealed[l]        ``sealed[l]``: LogServers of loglet ``l`` that logged ``Seal``; ``l`` is
+                  sealed when a majority of its config's LogServers did
+rTail             ``sealed_tails[l]``: every tail a sealed ``CheckTail`` of ``l`` returned
+acked             ``acked[vpos] = (loglet, lpos)``: virtuallog ``AppendAck`` events
+cache, rpc, won   not tracked (the client's local control state; a client routes with
+                  a version it read, so its cache is some ``hist[v]``)
+================  =========================================================================
+
+Actions: revealing ``hist[v+1]`` when ``hist[v]`` is known is the write that installed it,
+one of :meth:`ExtWrite` (close the active segment at ``start + rTail``, where ``rTail`` is a
+sealed check_tail result of its loglet -- ExtCheck -- and open a fresh loglet there),
+:meth:`Truncate` (drop leading segments; the implementation drops several at once, the spec
+one per step) or :meth:`Modify` (change the loglet of one closed segment); the checker
+tries them in the spec's order and rejects a chain that none of them produces.
+``AppendAck`` -> :meth:`Append`. Seals and zombie appends are the NativeLoglet's business
+(:mod:`.loglet`); here only their outcome (sealed, sealed tails) is used.
+
+Invariants after every step: OneChainPerVersion (one chain per revealed version),
+SegmentsContiguous, ClosedSegmentsSealed, AckedInPlace (every acknowledged entry not
+truncated away lies in its loglet's segment of the latest revealed chain, at start + lpos,
+below the segment's stop), UniquePositions. The ``metastore_write_without_version`` bug
+shows up as a chain that is no legal successor of the version below it (built on an older
+version), which also moves or loses acknowledged entries.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from delos_ref.tracecheck.base import Checker
+
+
+@dataclass(frozen=True)
+class Seg:
+    start: int
+    stop: int | None  # None: open (the active segment)
+    loglet: str
+    servers: tuple[str, ...]
+
+    @property
+    def open(self) -> bool:
+        return self.stop is None
+
+    def covers(self, p: int) -> bool:
+        return self.start <= p and (self.stop is None or p < self.stop)
+
+
+Chain = tuple[Seg, ...]
+
+
+def data_bytes(logged: Any) -> bytes:
+    """A logged bytes value (:mod:`delos_ref.trace`: utf-8 text or ``{"b64": ...}``) as bytes."""
+    if isinstance(logged, dict) and "b64" in logged:
+        return base64.b64decode(logged["b64"])
+    if isinstance(logged, str):
+        return logged.encode("utf-8")
+    raise ValueError(f"not a logged bytes value: {logged!r}")
+
+
+def decode_chain(logged: Any) -> Chain | None:
+    """The chain a register value holds, or None if it is not a chain (another register use)."""
+    from transports.codec import decode_value
+
+    try:
+        value = decode_value(data_bytes(logged))
+    except Exception:
+        return None
+    segments = getattr(value, "segments", None)
+    if segments is None:
+        return None
+    out = []
+    for seg in segments:
+        try:
+            config = decode_value(seg.params)
+        except Exception:
+            config = None
+        loglet = getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}"
+        out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ()))))
+    return tuple(out)
+
+
+class VirtualLogChecker(Checker):
+    SPEC = "VirtualLog"
+    ACTIONS = {
+        ("metastore", "Chosen"): "RevealChosen",
+        ("metastore", "ReadDone"): "RevealRead",
+        ("virtuallog", "AppendAck"): "Append",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hist: dict[int, Chain] = {}
+        self.sealed: dict[str, set[str]] = {}
+        self.servers: dict[str, tuple[str, ...]] = {}
+        self.sealed_tails: dict[str, set[int]] = {}
+        self.acked: dict[int, tuple[str, int]] = {}
+        self.used: dict[str, int] = {}  # loglet -> first version whose chain names it
+        self.installs = 0
+        self.unlinked = 0  # versions revealed without their predecessor (no successor check)
+
+    def observe(self, event: dict[str, Any]) -> None:
+        role, name = event.get("role"), event.get("event")
+        if role == "logserver" and name in ("Seal", "Repair"):
+            self.sealed.setdefault(str(event["loglet"]), set()).add(event["node"])
+        elif role == "sequencer" and name == "Activate":
+            self.servers[str(event["loglet"])] = tuple(event["logservers"])
+        elif role == "loglet" and name == "CheckTail" and event.get("sealed"):
+            self.sealed_tails.setdefault(str(event["loglet"]), set()).add(int(event["tail"]))
+
+    def is_sealed(self, seg: Seg) -> bool:
+        """lSealed[l]: a majority of the loglet's LogServers set the seal bit."""
+        servers = seg.servers or self.servers.get(seg.loglet, ())
+        if not servers:
+            return True  # not a NativeLoglet: its seal is not in the trace (not checked)
+        return len(self.sealed.get(seg.loglet, set()) & set(servers)) >= len(servers) // 2 + 1
+
+    # ------------------------------------------------------------------ register
+
+    def RevealChosen(self, e: dict[str, Any]) -> None:
+        value = e["value"]
+        self.reveal(int(e["instance"]), value.get("data") if isinstance(value, dict) else None)
+
+    def RevealRead(self, e: dict[str, Any]) -> None:
+        if int(e["version"]) > 0:
+            self.reveal(int(e["version"]), e["value"])
+
+    def reveal(self, v: int, logged: Any) -> None:
+        chain = decode_chain(logged) if logged is not None else None
+        if chain is None:
+            return
+        if v in self.hist:
+            self.require(self.hist[v] == chain, f"two chains for version {v} (OneChainPerVersion)")
+            return
+        self.hist[v] = chain
+        self.check_chain(v, chain)
+        for below, above in ((v - 1, v), (v, v + 1)):
+            if below in self.hist and above in self.hist:
+                self.install(below, above)
+        if v - 1 not in self.hist and v > 1:
+            self.unlinked += 1
+
+    def check_chain(self, v: int, ch: Chain) -> None:
+        """SegmentsContiguous and ClosedSegmentsSealed for hist[v]."""
+        self.require(len(ch) >= 1 and ch[-1].open, f"version {v}: the last segment is open (SegmentsContiguous)")
+        for i in range(len(ch) - 1):
+            s = ch[i]
+            self.require(not s.open and s.start <= s.stop and s.stop == ch[i + 1].start, f"version {v}: segment {i} [{s.start}, {s.stop}) and segment {i + 1} are not contiguous (SegmentsContiguous)")
+            self.require(self.is_sealed(s), f"version {v}: closed segment {i} (loglet {s.loglet}) is not sealed (ClosedSegmentsSealed)")
+        for s in ch:
+            self.used.setdefault(s.loglet, v)
+
+    def install(self, v: int, w: int) -> None:
+        """hist[w] (w = v + 1) was written over hist[v]: one of ExtWrite, Truncate, Modify."""
+        old, new = self.hist[v], self.hist[w]
+        why = []
+        for action in (self.ExtWrite, self.Truncate, self.Modify):
+            reason = action(old, new, w)
+            if reason is None:
+                self.installs += 1
+                return
+            why.append(f"{action.__name__}: {reason}")
+        self.require(False, f"the chain of version {w} is no successor of version {v}'s (" + "; ".join(why) + ")")
+
+    def ExtWrite(self, old: Chain, new: Chain, w: int) -> str | None:
+        if len(new) != len(old) + 1 or new[: len(old) - 1] != old[:-1]:
+            return "not the old chain plus one segment"
+        closed, fresh, active = new[-2], new[-1], old[-1]
+        if (closed.start, closed.loglet) != (active.start, active.loglet) or closed.open:
+            return f"does not close the active segment (loglet {active.loglet})"
+        rtail = closed.stop - closed.start
+        if active.servers:  # a NativeLoglet: its sealed check_tails are in the trace
+            if rtail not in self.sealed_tails.get(active.loglet, set()):
+                return f"closes loglet {active.loglet} at local tail {rtail}, which no sealed check_tail returned (ExtCheck)"
+        if fresh.start != closed.stop or not fresh.open:
+            return "the new segment does not start at the stop"
+        if self.used.get(fresh.loglet, w) < w:
+            return f"the new segment's loglet {fresh.loglet} is not fresh"
+        return None
+
+    def Truncate(self, old: Chain, new: Chain, w: int) -> str | None:
+        k = len(old) - len(new)
+        return None if k >= 1 and old[k:] == new else "not a suffix of the old chain"
+
+    def Modify(self, old: Chain, new: Chain, w: int) -> str | None:
+        if len(old) != len(new):
+            return "another number of segments"
+        diff = [i for i in range(len(old)) if old[i] != new[i]]
+        if len(diff) != 1:
+            return f"{len(diff)} segments differ"
+        i = diff[0]
+        if i == len(old) - 1 or (old[i].start, old[i].stop) != (new[i].start, new[i].stop):
+            return "changes the active segment or a segment's range"
+        return None
+
+    # ------------------------------------------------------------------ appends
+
+    def Append(self, e: dict[str, Any]) -> None:
+        vpos, lpos, start, loglet = int(e["vpos"]), int(e["lpos"]), int(e["start"]), str(e["loglet"])
+        self.require(vpos == start + lpos, f"append acknowledged at {vpos}, not start {start} + loglet position {lpos}")
+        self.require(vpos not in self.acked, f"virtual position {vpos} acknowledged twice (UniquePositions)")
+        self.acked[vpos] = (loglet, lpos)
+
+    # ------------------------------------------------------------------ invariants
+
+    def invariants(self) -> None:
+        if not self.hist:
+            return
+        latest = max(self.hist)
+        ch = self.hist[latest]
+        if self.action == "Append":
+            e = self.event
+            assert e is not None
+            self.acked_in_place(latest, ch, [int(e["vpos"])])
+        elif latest in (int(self.event.get("instance", -1)), int(self.event.get("version", -1))):  # type: ignore[union-attr]
+            self.acked_in_place(latest, ch, list(self.acked))
+
+    def acked_in_place(self, v: int, ch: Chain, positions: list[int]) -> None:
+        for p in positions:
+            if p < ch[0].start:
+                continue  # truncated away
+            loglet, lpos = self.acked[p]
+            ok = any(s.covers(p) and s.loglet == loglet and p == s.start + lpos for s in ch)
+            self.require(ok, f"acknowledged entry at {p} (loglet {loglet}, position {lpos}) is not in place in the chain of version {v} (AckedInPlace)")

@@ -1,0 +1,226 @@
+"""Trace checking (issue 8): simulator traces against the transcriptions of the TLA+ specs.
+
+* traces of correct seeded runs under every fault are accepted, for every spec their
+  workload exercises (the >= 500-seed sweeps are ``slow``; the report quotes
+  ``delos-ref trace check --workload W --seeds 500``);
+* traces of every bug switch are rejected: every seed the simulator's own checks flag is
+  rejected too, by the spec that the bug breaks;
+* hand-made traces exercise single rules (an enabling condition, a logged-state mismatch);
+* the prepared traces use exactly the event names the ``specs/Trace*.tla`` modules match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from delos_ref.sim.harness import RunConfig, get_workload, parse_faults, run_seed
+from delos_ref.tracecheck import SPEC_OF_WORKLOAD, TraceViolation, check_events
+from delos_ref.tracecheck.tla import HOW_TO_GET_TLC, prepare, tlc_command
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _run(workload: str, seed: int, bug: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    wl = get_workload(workload)
+    result = run_seed(wl, RunConfig(seed, parse_faults(wl, None), bug, keep_trace=True))
+    assert result.trace is not None
+    return result.trace, result.violations
+
+
+def _rejected_by(trace: list[dict[str, Any]], workload: str) -> str | None:
+    for spec in SPEC_OF_WORKLOAD[workload]:
+        try:
+            check_events(spec, trace)
+        except TraceViolation:
+            return spec
+    return None
+
+
+# ---------------------------------------------------------------- correct runs
+
+
+@pytest.mark.parametrize(("workload", "seeds"), [("metastore", 100), ("loglet", 30), ("log", 30)])
+def test_correct_runs_are_behaviours_of_the_specs(workload: str, seeds: int) -> None:
+    steps: dict[str, int] = {}
+    for seed in range(seeds):
+        trace, violations = _run(workload, seed)
+        assert violations == [], f"seed {seed}: the simulator itself found {violations[:1]}"
+        for spec in SPEC_OF_WORKLOAD[workload]:
+            for action, n in check_events(spec, trace).items():  # raises TraceViolation
+                steps[f"{spec}.{action}"] = steps.get(f"{spec}.{action}", 0) + n
+    # The traces exercised the protocol, not just idle time: the main actions all ran.
+    expected = {
+        "metastore": ["Phase1b", "Phase2a", "Phase2b", "Learn", "WriteStep", "ReadStep", "RejectPrepare", "RejectAccept"],
+        "loglet": ["Assign", "StoreAt", "ReceiveStored", "ReceiveRefused", "Commit", "SealServer", "SealDone", "CTWaitDone", "RepairDone", "RepairServer", "Crash"],
+        "log": ["Append", "RevealChosen", "RevealRead"],
+    }[workload]
+    spec = SPEC_OF_WORKLOAD[workload][-1]
+    for action in expected:
+        assert steps.get(f"{spec}.{action}", 0) > 0, f"no {action} step in {seeds} {workload} traces: {steps}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload", ["metastore", "loglet", "log"])
+def test_500_correct_runs(workload: str) -> None:
+    for seed in range(500):
+        trace, _ = _run(workload, seed)
+        assert _rejected_by(trace, workload) is None, f"seed {seed} rejected"
+
+
+# ------------------------------------------------------------------ bug switches
+
+BUGS = [
+    ("metastore", "ignore_accepted", "MetaStorePaxos"),
+    ("metastore", "forget_promise", "MetaStorePaxos"),
+    ("loglet", "check_tail_neither_seals_nor_repairs", "NativeLoglet"),
+    ("loglet", "logserver_accepts_after_seal", "NativeLoglet"),
+    ("loglet", "seal_on_minority", "NativeLoglet"),
+    ("loglet", "sequencer_acks_before_majority", "NativeLoglet"),
+    ("log", "metastore_write_without_version", "VirtualLog"),
+    ("log", "seal_on_minority", "NativeLoglet"),
+    ("log", "logserver_accepts_after_seal", "NativeLoglet"),
+]
+
+
+@pytest.mark.parametrize(("workload", "bug", "spec"), BUGS, ids=[f"{w}-{b}" for w, b, _ in BUGS])
+def test_bug_switch_traces_are_rejected(workload: str, bug: str, spec: str) -> None:
+    assert bug in get_workload(workload).bugs
+    rejected = 0
+    for seed in range(6):
+        trace, violations = _run(workload, seed, bug)
+        by = _rejected_by(trace, workload)
+        if violations:
+            assert by is not None, f"seed {seed}: the simulator caught {bug}, the trace checker did not"
+        if by is not None:
+            assert by == spec, f"seed {seed}: {bug} rejected by {by}, expected {spec}"
+            rejected += 1
+    assert rejected >= 1, f"no trace of {bug} rejected in 6 seeds"
+
+
+# ------------------------------------------------------------ hand-made traces
+
+
+def _acc(event: str, node: str, instance: int, ballot: list, promised: list, accepted: list, value: Any = None) -> dict[str, Any]:
+    return {"role": "acceptor", "event": event, "node": node, "instance": instance, "ballot": ballot, "promised": promised, "accepted_ballot": accepted, "accepted_value": value}
+
+
+Z = [0, ""]
+V1 = {"writer": "c1", "seq": 1, "data": "x"}
+V2 = {"writer": "c2", "seq": 1, "data": "y"}
+CONFIG = [{"role": "net", "event": "deliver", "node": "~net", "dst": a, "msg": "Prepare"} for a in ("a1", "a2", "a3")]
+
+
+def _chosen_v1() -> list[dict[str, Any]]:
+    return CONFIG + [
+        _acc("Promise", "a1", 1, [1, "c1"], [1, "c1"], Z),
+        _acc("Promise", "a2", 1, [1, "c1"], [1, "c1"], Z),
+        {"role": "metastore", "event": "Propose", "node": "c1", "proposer": "c1", "instance": 1, "ballot": [1, "c1"], "value": V1, "adopted": False},
+        _acc("Accepted", "a1", 1, [1, "c1"], [1, "c1"], [1, "c1"], V1),
+        _acc("Accepted", "a2", 1, [1, "c1"], [1, "c1"], [1, "c1"], V1),
+        {"role": "metastore", "event": "Chosen", "node": "c1", "proposer": "c1", "instance": 1, "ballot": [1, "c1"], "value": V1},
+        {"role": "metastore", "event": "WriteDone", "node": "c1", "proposer": "c1", "expected_version": 0, "seq": 1, "outcome": ["written", 1]},
+    ]
+
+
+def test_metastore_accepts_a_choice() -> None:
+    steps = check_events("MetaStorePaxos", _chosen_v1())
+    assert steps == {"Learn": 1, "Phase1b": 2, "Phase2a": 1, "Phase2b": 2, "WriteStep": 1}
+
+
+def test_metastore_rejects_p2c_violation_and_promise_below_promise() -> None:
+    # c2 gets promises from a2, a3 at a higher ballot; a2 reports V1 accepted: P2c forces V1.
+    tail = [
+        _acc("Promise", "a2", 1, [2, "c2"], [2, "c2"], [1, "c1"], V1),
+        _acc("Promise", "a3", 1, [2, "c2"], [2, "c2"], Z),
+        {"role": "metastore", "event": "Propose", "node": "c2", "proposer": "c2", "instance": 1, "ballot": [2, "c2"], "value": V2, "adopted": False},
+    ]
+    with pytest.raises(TraceViolation, match="P2c"):
+        check_events("MetaStorePaxos", _chosen_v1() + tail)
+    forgot = [_acc("Promise", "a1", 1, [1, "c0"], [1, "c0"], Z)]  # below its promise [1, "c1"]
+    with pytest.raises(TraceViolation, match="below its promise"):
+        check_events("MetaStorePaxos", _chosen_v1() + forgot)
+
+
+def _loglet(event: str, role: str, node: str, **fields: Any) -> dict[str, Any]:
+    return {"role": role, "event": event, "node": node, "loglet": "L", **fields}
+
+
+def test_loglet_rejects_commit_before_majority_and_store_after_seal() -> None:
+    base = [
+        _loglet("Activate", "sequencer", "q", logservers=["s1", "s2", "s3"]),
+        _loglet("Append", "sequencer", "q", first=0, count=2, client="a"),
+        _loglet("Store", "logserver", "s1", lo=0, hi=2, local_tail=2),
+        _loglet("Stored", "sequencer", "q", server="s1", local_tail=2, sealed=False),
+    ]
+    with pytest.raises(TraceViolation, match="majority"):
+        check_events("NativeLoglet", base + [_loglet("Commit", "sequencer", "q", known_tail=2)])
+    ok = base + [
+        _loglet("Store", "logserver", "s2", lo=0, hi=1, local_tail=1),
+        _loglet("Stored", "sequencer", "q", server="s2", local_tail=1, sealed=False),
+        _loglet("Commit", "sequencer", "q", known_tail=1),
+        _loglet("Seal", "logserver", "s2", local_tail=1),
+    ]
+    assert check_events("NativeLoglet", ok)["Commit"] == 1
+    with pytest.raises(TraceViolation, match="after its seal bit"):
+        check_events("NativeLoglet", ok + [_loglet("Store", "logserver", "s2", lo=1, hi=2, local_tail=2)])
+
+
+# ------------------------------------------------------------- TLA+ trace specs
+
+
+@pytest.mark.parametrize("spec", ["MetaStorePaxos", "NativeLoglet", "VirtualLog"])
+def test_prepared_trace_matches_the_trace_spec(spec: str) -> None:
+    """Every event name of a prepared trace is one the Trace spec matches (Ev.event = "...")."""
+    workload = {"MetaStorePaxos": "metastore", "NativeLoglet": "loglet", "VirtualLog": "log"}[spec]
+    trace, _ = _run(workload, 3)
+    prepared = prepare(spec, trace)
+    assert prepared[0]["event"] == "Config"
+    text = (SPECS / f"Trace{spec}.tla").read_text()
+    matched = set(re.findall(r'Ev\.event = "([A-Za-z_]+)"', text))
+    names = {line["event"] for line in prepared[1:]}
+    assert names and names <= matched, f"events the Trace spec cannot match: {names - matched}"
+    json.dumps(prepared)  # plain JSON, as ndJsonDeserialize reads it
+
+
+def test_cli_check_and_validate(tmp_path: Path) -> None:
+    from cli.main import app
+
+    runner = CliRunner()
+    path = tmp_path / "t.ndjson"
+    result = runner.invoke(app, ["trace", "record", "--workload", "loglet", "--seed", "2", "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["trace", "check", "--spec", "NativeLoglet", str(path)])
+    assert result.exit_code == 0 and "accepted" in result.output, result.output
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"role": "x"}\nnot json\n')
+    result = runner.invoke(app, ["trace", "check", str(bad)])
+    assert result.exit_code == 2 and "bad.ndjson:1" in result.output
+    result = runner.invoke(app, ["trace", "check", "--workload", "loglet", "--seeds", "2", "--bug", "seal_on_minority"])
+    assert result.exit_code == 1 and "2 rejected" in result.output, result.output
+    try:
+        tlc_command()
+    except Exception:
+        result = runner.invoke(app, ["trace", "validate", "NativeLoglet", str(path)])
+        assert result.exit_code == 2 and "TLA2TOOLS_JAR" in result.output
+        assert "TLA2TOOLS_JAR" in HOW_TO_GET_TLC
+
+
+def test_real_cluster_trace_files_are_checked(tmp_path: Path) -> None:
+    """``up --trace``: each node's trace.ndjson, merged by wall-clock time, is a behaviour of
+    MetaStorePaxos (the chain ``up`` installs; its client logs nothing: a hidden Phase2a)."""
+    from cluster_fixture import running_cluster
+
+    from delos_ref.tracecheck.ndjson import load_traces
+
+    with running_cluster(tmp_path / "c", extra=("--trace",)):
+        pass
+    events = load_traces([tmp_path / "c"])
+    assert {e["node"] for e in events} == {"n1", "n2", "n3"}
+    steps = check_events("MetaStorePaxos", events)
+    assert steps["Phase2b"] >= 2 and steps["Phase2a"] == 1, steps
