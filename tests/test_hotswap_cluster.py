@@ -1,11 +1,11 @@
 """A hot swap under load on a real 3-process TCP cluster (OSDI'20 §4.2, §5: ZKLoglet -> NativeLoglet).
 
-``delos-ref up`` starts three node processes (Paxos acceptor, LogServer and sequencer on each,
-state in LMDB) and installs the chain on the NativeLoglet ``L0``. The test then moves the log
-onto a bootstrap loglet (entries stored through Paxos) and, while one client appends without
-pause through its own VirtualLog, hot-swaps it twice with ``reconfig_extend``:
+``delos-ref up --loglet bootstrap`` starts three node processes (Paxos acceptor, LogServer
+and sequencer on each, state in LMDB) and installs the chain on the bootstrap loglet ``B0``
+(entries stored through Paxos), as Delos started on its ZKLoglet. While one client appends
+without pause through its own VirtualLog, the test hot-swaps it twice with ``reconfig_extend``:
 
-    bootstrap B1  ->  native N1 (sequencer n1)  ->  native N2 (sequencer n2)
+    bootstrap B0  ->  native N1 (sequencer n1)  ->  native N2 (sequencer n2)
 
 It asserts what the issue asks: no append fails as its client sees it (each ``append`` call
 returns a position: the VirtualLog retries over the seal on its own), and every acknowledged
@@ -21,7 +21,6 @@ import statistics
 import trio
 
 from cluster_fixture import running_cluster
-from delos_ref.loglet.bootstrap import BootstrapLogletConfig
 from delos_ref.loglet.native import NativeLogletConfig
 from delos_ref.process import open_virtuallog
 
@@ -29,12 +28,12 @@ PHASE_S = 2.0
 
 
 async def test_hot_swap_under_load_loses_nothing(tmp_path):
-    with running_cluster(tmp_path / "cluster", nodes=3, transport="tcp") as cfg:
+    with running_cluster(tmp_path / "cluster", nodes=3, transport="tcp", extra=("--loglet", "bootstrap")) as cfg:
         ids = tuple(n.id for n in cfg.nodes)
         with trio.fail_after(60):
             async with open_virtuallog(cfg, "admin") as admin, open_virtuallog(cfg, "app") as app:
-                await admin.refresh()
-                assert await admin.reconfig_extend(BootstrapLogletConfig("B1", ids))
+                chain = await admin.refresh()
+                assert [s.kind for s in chain.segments] == ["bootstrap"], chain
                 acked: list[tuple[int, bytes, float]] = []  # (position, entry, latency)
                 stop = trio.Event()
 
@@ -66,12 +65,12 @@ async def test_hot_swap_under_load_loses_nothing(tmp_path):
                     got.update(batch)
                     pos += len(batch)
 
-    assert [s.kind for s in chain.segments] == ["native", "bootstrap", "native", "native"], chain
+    assert [s.kind for s in chain.segments] == ["bootstrap", "native", "native"], chain
     lost = [(p, e) for p, e, _ in acked if got.get(p) != e]
     assert not lost, f"{len(lost)} acknowledged entries not read back at their positions, e.g. {lost[:3]}"
     assert len({p for p, _, _ in acked}) == len(acked), "two appends acknowledged at one position"
 
-    names = {1: "bootstrap B1", 2: "native N1 (seq n1)", 3: "native N2 (seq n2)"}
+    names = {0: "bootstrap B0", 1: "native N1 (seq n1)", 2: "native N2 (seq n2)"}
     phases: dict[int, list[float]] = {i: [] for i in names}
     for p, _, latency in acked:
         index = next(i for i, s in enumerate(chain.segments) if s.start <= p and (s.stop is None or p < s.stop))
