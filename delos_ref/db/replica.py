@@ -120,11 +120,12 @@ class Replica:
 
     async def _on_envelope(self, env: Any) -> None:
         # The router awaits this: take a slot (backpressure), serve in our own task.
-        await self._limit.acquire_on_behalf_of(env)
+        token = object()  # not the envelope: a duplicated message is an equal envelope
+        await self._limit.acquire_on_behalf_of(token)
         assert self._nursery is not None, "Replica: serving before run()"
-        self._nursery.start_soon(self._serve, env)
+        self._nursery.start_soon(self._serve, env, token)
 
-    async def _serve(self, env: Any) -> None:
+    async def _serve(self, env: Any, token: object) -> None:
         try:
             with trio.move_on_after(self.options.request_timeout_s):
                 handler = getattr(self, "_on_" + type(env.payload).__name__)
@@ -140,7 +141,7 @@ class Replica:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the client went away: nobody to answer
         finally:
-            self._limit.release_on_behalf_of(env)
+            self._limit.release_on_behalf_of(token)
 
     def statistics(self) -> dict[str, Any]:
         return dict(self.stats, applied=self.table.applied)
@@ -157,9 +158,10 @@ class Replica:
         try:
             try:
                 pos = await self.vlog.append(encode_command(cmd))
-            except AppendFailed as e:
+            except (AppendFailed, MetaStoreUnavailable, NotBootstrapped) as e:
+                # The latter two come from the first chain fetch, before any attempt.
                 return m.APPEND_FAILED, str(e), None
-            except AppendOutcomeUnknown as e:
+            except (AppendOutcomeUnknown, *LOG_ERRORS) as e:
                 return m.OUTCOME_UNKNOWN, str(e), None
             await self.wait_applied(pos + 1)
             self.stats["writes"] += 1
