@@ -390,9 +390,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json")
+@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench kv --json")
 def bench(
-    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append."),
+    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
@@ -432,6 +432,11 @@ def _print_bench(result: dict[str, Any]) -> None:
         for r in rows:
             table.add_row(label, r["case"], str(r["outstanding"]), f"{r['p50_us']:.1f}" if r["p50_us"] is not None else "-", f"{r['p99_us']:.1f}" if r["p99_us"] is not None else "-", f"{r['ops_per_s']:.0f}")
     out.print(table)
+
+
+from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
+
+app.add_typer(kv_app, name="kv")
 
 
 def main() -> None:

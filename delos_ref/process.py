@@ -8,9 +8,9 @@
   or an ephemeral port for UDP, and an RPC endpoint.
 
 Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, PAPER_NOTES §3),
-``logserver`` (NativeLoglet storage, §5) and ``sequencer`` (the NativeLoglet's sequencer for
-the loglets that name this node). Their state lives in LMDB under ``DIR/<id>/``. The database
-replica joins here later, so this module is where a node's composition lives.
+``logserver`` (NativeLoglet storage, §5), ``sequencer`` (the NativeLoglet's sequencer for
+the loglets that name this node) and ``replica`` (the database, §8: :func:`host_replica`).
+Their state lives in LMDB under ``DIR/<id>/``; this module is where a node's composition lives.
 """
 
 from __future__ import annotations
@@ -98,6 +98,21 @@ def host_roles(node: Node, data_dir: Path) -> list[LmdbStorage]:
     return [paxos_store, logserver_store, sequencer_store]
 
 
+def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> LmdbStorage:
+    """Add the node's database replica (``delos_ref/db``): its table in LMDB under
+    ``DIR/<id>/db``, its own VirtualLog client (appends coalesced: concurrent writes share
+    requests), and every node of the cluster as its peers (for trim and snapshots)."""
+    from delos_ref.db.hosting import add_replica
+    from delos_ref.db.table import TABLES as DB_TABLES
+    from delos_ref.loglet.native import NativeOptions
+    from delos_ref.virtuallog.registry import LogletRegistry, native_kind
+
+    storage = LmdbStorage(data_dir / "db", DB_TABLES)
+    registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)),))
+    add_replica(node, metastore_client(cfg, node), registry, storage, [n.id for n in cfg.nodes])
+    return storage
+
+
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
     cfg = cluster.load(directory)
@@ -111,6 +126,7 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
             async with transport_cm as transport:
                 node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
                 storages = host_roles(node, cluster.node_dir(directory, node_id))
+                storages.append(host_replica(cfg, node, cluster.node_dir(directory, node_id)))
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)

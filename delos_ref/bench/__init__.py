@@ -14,7 +14,7 @@ import os
 import platform
 from typing import Any, Awaitable, Callable
 
-NAMES = ("transport", "metastore", "append")
+NAMES = ("transport", "metastore", "append", "kv")
 
 
 class BadBenchArgument(ValueError):

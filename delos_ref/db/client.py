@@ -52,6 +52,10 @@ class ReadFailed(KvError):
     """No replica answered the read in time."""
 
 
+class TrimFailed(KvError):
+    """The replica could not trim (some replica did not report its applied position)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     call_timeout_s: float = 5.0  # one attempt at one replica
@@ -106,7 +110,10 @@ class KvClient:
 
     async def trim(self, replica: str | None = None) -> int:
         """Ask a replica to prefix_trim the log below every replica's applied position."""
-        reply = await self._call(self.replicas[0] if replica is None else replica, m.KvTrim())
+        try:
+            reply = await self._call(self.replicas[0] if replica is None else replica, m.KvTrim())
+        except (DefiniteFailure, UnknownOutcome) as e:
+            raise TrimFailed(str(e)) from None
         return reply.trim_point
 
     # -------------------------------------------------------------------- the mechanics
@@ -174,5 +181,11 @@ async def connect(directory: str = ".delos-ref", *, node: str | None = None, opt
     order = [first] + [i for i in ids if i != first]
     if options is None:
         options = ClientOptions(retry=RESEND if cfg.transport == "udp" else NO_RETRY)
+    failure: Exception | None = None
     async with open_client(cfg, "kv") as client_node:
-        yield KvClient(client_node.endpoint, order, f"{client_node.node_id}-{secrets.token_hex(4)}", options=options)
+        try:
+            yield KvClient(client_node.endpoint, order, f"{client_node.node_id}-{secrets.token_hex(4)}", options=options)
+        except Exception as e:  # re-raised below, outside the client node's nursery, so the
+            failure = e  # caller sees KvError itself, not an ExceptionGroup around it
+    if failure is not None:
+        raise failure
