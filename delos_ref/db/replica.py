@@ -8,8 +8,10 @@ Every node of a cluster hosts one :class:`Replica`. It owns a local table
 applied position with ``read_next`` and applies what it got as one batch (one transaction:
 the entries' effects and the new applied position). It plays up to the highest position
 anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
-serves no writes still keeps up. If the log was trimmed above its applied position (a new or
-wiped replica), it restores a snapshot from a peer first (see below).
+serves no writes still keeps up. Entries this replica appended itself are not read back:
+``append`` returned their positions, so the player applies them from memory when it reaches
+them. If the log was trimmed above its applied position (a new or wiped replica), it restores
+a snapshot from a peer first (see below).
 
 **Writes** (:class:`~delos_ref.db.messages.KvWrite`): append the command, wait until the
 player has applied the position ``append`` returned, and answer with the command's result.
@@ -33,6 +35,7 @@ holds -- in chunks, installs it in one transaction, and plays on from there.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +100,7 @@ class Replica:
         self._readers: list[_Sync] = []
         self._readers_changed = trio.Event()
         self._snapshot: tuple[int, list[tuple]] | None = None  # (id, chunks) being served
+        self._mine: dict[int, bytes] = {}  # log positions of entries this replica appended
         self._limit = trio.CapacityLimiter(options.max_requests)
         self._nursery: trio.Nursery | None = None
         self.stats = dict.fromkeys(("writes", "reads", "syncs", "batches", "entries", "snapshots_restored", "trims", "errors"), 0)
@@ -157,12 +161,15 @@ class Replica:
         self._waiting[key] += 1  # before the append: the player may apply it at once
         try:
             try:
-                pos = await self.vlog.append(encode_command(cmd))
+                entry = encode_command(cmd)
+                pos = await self.vlog.append(entry)
             except (AppendFailed, MetaStoreUnavailable, NotBootstrapped) as e:
                 # The latter two come from the first chain fetch, before any attempt.
                 return m.APPEND_FAILED, str(e), None
             except (AppendOutcomeUnknown, *LOG_ERRORS) as e:
                 return m.OUTCOME_UNKNOWN, str(e), None
+            if pos >= self.table.applied:
+                self._mine[pos] = entry  # the player need not read it back (see _play_once)
             await self.wait_applied(pos + 1)
             self.stats["writes"] += 1
             return None, "", m.KvWritten(self._result_of(key), pos)
@@ -258,6 +265,10 @@ class Replica:
         lo, hi = self.table.applied, self._want
         if lo >= hi:
             return
+        if lo in self._mine:  # our own appends: append returned where they are, no read needed
+            run = list(itertools.takewhile(lambda p: p in self._mine, range(lo, hi)))
+            self._apply(lo, [self._mine.pop(p) for p in run])
+            return
         try:
             got = await self.vlog.read_next(lo, hi)
         except TrimmedError:
@@ -272,6 +283,8 @@ class Replica:
         self._apply(got[0][0], [entry for _, entry in got])
 
     def _apply(self, first: int, entries: list[bytes]) -> None:
+        for p in range(first, first + len(entries)):
+            self._mine.pop(p, None)
         for a in self.table.apply(first, entries):
             if a.command is not None:
                 key = (a.command.client, a.command.seq)
@@ -326,6 +339,7 @@ class Replica:
             if _applied_in(rows) <= self.table.applied:
                 continue  # no newer than what we have
             self.table.restore(rows)
+            self._mine = {p: e for p, e in self._mine.items() if p >= self.table.applied}
             self.stats["snapshots_restored"] += 1
             self._progress.set()
             self._progress = trio.Event()
