@@ -32,6 +32,10 @@ from delos_ref.db.table import MAX_SCAN, BadCommand, validate
 from delos_ref.rpc import NO_RETRY, RESEND, DefiniteFailure, RemoteError, RetryPolicy, UnknownOutcome
 
 
+#: Refusals after which this attempt certainly appended nothing.
+DEFINITE_CODES = (m.APPEND_FAILED, "unknown_message")  # the latter: no replica serves there (yet)
+
+
 class KvError(Exception):
     """Base of the client's named failures."""
 
@@ -143,7 +147,7 @@ class KvClient:
                 try:
                     return (await self._call(replica, msg)).result
                 except RemoteError as e:
-                    maybe_landed |= e.code != m.APPEND_FAILED
+                    maybe_landed |= e.code not in DEFINITE_CODES
                     last = e
                 except UnknownOutcome as e:
                     maybe_landed = True

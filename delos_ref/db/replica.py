@@ -49,6 +49,7 @@ from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
 from delos_ref.storage import Storage
 from delos_ref.virtuallog import AppendFailed, AppendOutcomeUnknown, NotBootstrapped, VirtualLog, VirtualLogUnavailable
 from paxos.register import MetaStoreUnavailable, WriteOutcomeUnknown
+from transports.base import TransportError
 from transports.codec import decode_value
 
 #: Bug switch: a read asked for as linearizable is served from the local table without a sync.
@@ -60,7 +61,7 @@ LOG_ERRORS = (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, 
 
 @dataclass(frozen=True, slots=True)
 class ReplicaOptions:
-    poll_s: float = 0.05  # idle replicas check the tail this often
+    poll_s: float = 0.1  # idle replicas check the tail this often
     retry_s: float = 0.02  # after an unreadable position or an unavailable log
     request_timeout_s: float = 5.0  # a bound on serving one request
     peer_timeout_s: float = 1.0  # status / snapshot calls to peers
@@ -142,8 +143,8 @@ class Replica:
                 return
             # Timed out: a write may still land (its append is in the log's hands).
             await self.node.endpoint.fail(env.src, env.rid, m.OUTCOME_UNKNOWN if type(env.payload) is m.KvWrite else m.UNAVAILABLE, "timed out")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass  # the client went away: nobody to answer
+        except TransportError:
+            self.stats["errors"] += 1  # the client is unreachable: a lost reply, which it tolerates
         finally:
             self._limit.release_on_behalf_of(token)
 
