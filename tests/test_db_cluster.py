@@ -108,3 +108,28 @@ def test_kv_cli_round_trip_and_trim(tmp_path):
         assert trimmed["trim_point"] >= 3
         status = json.loads(cli("kv", "status", "--dir", d, "--json").stdout)
         assert len({(r["applied"], r["digest"]) for r in status["replicas"]}) == 1
+
+
+def test_wiped_replica_restores_a_snapshot_after_a_trim(tmp_path):
+    """Trim the log, then wipe n3's table (kill -9, delete DIR/n3/db, restart): the log no
+    longer holds its prefix, so n3 fetches a peer's snapshot and plays on from there."""
+    import shutil
+
+    d = tmp_path / "c"
+    with running_cluster(d):
+        for i in range(30):
+            assert cli("kv", "put", f"k{i % 7}", str(i), "--dir", str(d)).returncode == 0
+        point = json.loads(cli("kv", "trim", "--dir", str(d), "--json").stdout)["trim_point"]
+        assert point >= 30
+        _kill(d, VICTIM)
+        shutil.rmtree(d / VICTIM / "db")
+        _restart(d, VICTIM)
+        assert cli("kv", "put", "after", "wipe", "--dir", str(d)).returncode == 0
+        got = cli("kv", "get", "k1", "--node", VICTIM, "--dir", str(d), "--json", timeout=60)
+        assert json.loads(got.stdout)["value"] == "29", got.stderr
+        for n in ("n1", "n2"):  # a linearizable read syncs each replica to the same tail
+            assert cli("kv", "get", "after", "--node", n, "--dir", str(d)).returncode == 0
+        status = json.loads(cli("kv", "status", "--dir", str(d), "--json").stdout)["replicas"]
+        victim = next(r for r in status if r["replica"] == VICTIM)
+        assert victim["snapshots_restored"] >= 1
+        assert len({(r["applied"], r["digest"]) for r in status}) == 1, status

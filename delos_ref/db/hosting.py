@@ -9,6 +9,7 @@ cancel scope) stops it with everything else.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from delos_ref.db.replica import Replica, ReplicaOptions
@@ -31,7 +32,10 @@ def add_replica(node: Any, metastore: Any, registry: LogletRegistry, storage: St
     assert REPLICA_ROLE not in node.roles, f"node {node.node_id} hosts a replica already"
     # Unique per incarnation: the VirtualLog names the loglets its roll-forwards create by it.
     incarnation = node.rng("replica", "incarnation").getrandbits(32)
-    vlog = VirtualLog(metastore, registry, f"{node.node_id}.replica.{incarnation:08x}", options=vlog_options)
-    replica = Replica(node, vlog, storage, peers, options=options, bugs=bugs)
+    name = f"{node.node_id}.replica.{incarnation:08x}"
+    vlog = VirtualLog(metastore, registry, name, options=vlog_options)
+    # Idle polls try once: a poll that fails is simply retried later (with backoff).
+    poll_vlog = VirtualLog(metastore, registry, name + ".poll", options=dataclasses.replace(vlog_options, attempts=1))
+    replica = Replica(node, vlog, storage, peers, poll_vlog=poll_vlog, options=options, bugs=bugs)
     node.roles[REPLICA_ROLE] = replica
     return replica

@@ -8,7 +8,8 @@ Every node of a cluster hosts one :class:`Replica`. It owns a local table
 applied position with ``read_next`` and applies what it got as one batch (one transaction:
 the entries' effects and the new applied position). It plays up to the highest position
 anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
-serves no writes still keeps up. Entries this replica appended itself are not read back:
+serves no writes still keeps up (backing off while the log is unavailable: a failed
+``check_tail`` reads the MetaStore, which idle replicas must not crowd). Entries this replica appended itself are not read back:
 ``append`` returned their positions, so the player applies them from memory when it reaches
 them. If the log was trimmed above its applied position (a new or wiped replica), it restores
 a snapshot from a peer first (see below).
@@ -50,25 +51,28 @@ from delos_ref.storage import Storage
 from delos_ref.virtuallog import AppendFailed, AppendOutcomeUnknown, NotBootstrapped, VirtualLog, VirtualLogUnavailable
 from paxos.register import MetaStoreUnavailable, WriteOutcomeUnknown
 from transports.base import TransportError
-from transports.codec import decode_value
+from transports.codec import DecodeError, decode_value
 
 #: Bug switch: a read asked for as linearizable is served from the local table without a sync.
 BUG_STALE_READ = "stale_read_as_linearizable"
 
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
-LOG_ERRORS = (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, LogletUnavailable, NotBootstrapped)
+#: The log cannot be used now. DecodeError: the MetaStore register holds no chain (a test or
+#: an operator wrote something else there): the replica waits, it does not bring the node down.
+LOG_ERRORS = (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, LogletUnavailable, NotBootstrapped, DecodeError)
 
 
 @dataclass(frozen=True, slots=True)
 class ReplicaOptions:
     poll_s: float = 0.1  # idle replicas check the tail this often
+    max_poll_s: float = 5.0  # ... backing off to this while the log is unavailable
     retry_s: float = 0.02  # after an unreadable position or an unavailable log
     request_timeout_s: float = 5.0  # a bound on serving one request
     peer_timeout_s: float = 1.0  # status / snapshot calls to peers
     max_requests: int = 4096  # served concurrently; more wait in the router (backpressure)
 
     def __post_init__(self) -> None:
-        assert 0 < self.retry_s <= self.poll_s and self.request_timeout_s > 0, "ReplicaOptions: bounded, positive waits"
+        assert 0 < self.retry_s <= self.poll_s <= self.max_poll_s and self.request_timeout_s > 0, "ReplicaOptions: bounded, positive waits"
 
 
 class _Sync:
@@ -85,10 +89,12 @@ class Replica:
     handles = (m.KvWrite, m.KvRead, m.KvStatus, m.KvTrim, m.KvSnapshotRequest)
 
     def __init__(self, node: Any, vlog: VirtualLog, storage: Storage, peers: list[str] | tuple[str, ...], *,
-                 options: ReplicaOptions = ReplicaOptions(), bugs: frozenset[str] = frozenset()) -> None:
+                 poll_vlog: VirtualLog | None = None, options: ReplicaOptions = ReplicaOptions(),
+                 bugs: frozenset[str] = frozenset()) -> None:
         assert node.node_id in peers, "Replica: this node is one of the peers"
         self.node = node
         self.vlog = vlog
+        self.poll_vlog = poll_vlog or vlog  # for idle polls: best with few attempts (one try)
         self.table = TableState(storage, bugs=frozenset(bugs) - {BUG_STALE_READ})
         self.peers = tuple(sorted(peers))
         self.options = options
@@ -249,15 +255,20 @@ class Replica:
     # ------------------------------------------------------------------------- player
 
     async def _player(self) -> None:
+        poll_s = self.options.poll_s
         while True:
             if self._want <= self.table.applied:
-                with trio.move_on_after(self.options.poll_s) as idle:
+                with trio.move_on_after(poll_s) as idle:
                     await self._wake.wait()
                 self._wake = trio.Event()
                 if idle.cancelled_caught:  # nobody waits: learn the tail to keep up
                     try:
-                        self._want = max(self._want, await self.vlog.check_tail())
+                        self._want = max(self._want, await self.poll_vlog.check_tail())
+                        poll_s = self.options.poll_s
                     except LOG_ERRORS:
+                        # The log is unavailable: poll less often (each failed check_tail
+                        # reads the MetaStore, and idle pollers must not crowd it out).
+                        poll_s = min(2 * poll_s, self.options.max_poll_s)
                         continue
             await self._play_once()
 

@@ -71,7 +71,7 @@ RUN_BOUND_S = 300.0  # virtual seconds: a bound on the client phase, never reach
 DB_STORAGE = "db"
 TIMEOUTS = ClientTimeouts(deadline_s=1.0, call_timeout_s=0.2)
 VLOG_OPTIONS = VirtualLogOptions(attempts=8, roll_forward_s=0.5, poll_s=0.05, retry_unknown=True)
-REPLICA_OPTIONS = ReplicaOptions(poll_s=0.1, retry_s=0.02, request_timeout_s=3.0, peer_timeout_s=0.5)
+REPLICA_OPTIONS = ReplicaOptions(poll_s=0.1, max_poll_s=1.0, retry_s=0.02, request_timeout_s=3.0, peer_timeout_s=0.5)
 CLIENT_OPTIONS = ClientOptions(call_timeout_s=1.0, attempts=6, retry=RetryPolicy(max_sends=4, first_s=0.1, max_s=0.3))
 FINAL_CLIENT_OPTIONS = ClientOptions(call_timeout_s=5.0, attempts=12, retry=RESEND)
 
