@@ -9,9 +9,10 @@ node's simulated disk, which loses unsynced writes on a crash). Around them:
   ``(client, seq)`` again). They run random ``put``, ``delete``, ``cas``, ``txn``,
   linearizable ``get`` and ``scan`` on four keys, and some stale reads (not checked);
 * a *reconfigurer* that moves the log onto a fresh NativeLoglet with a sequencer chosen by the
-  seed (``reconfig_extend``) now and then;
-* a *trimmer* that asks a random replica to ``prefix_trim`` the log below every replica's
-  applied position;
+  seed (``reconfig_extend``) every 0.3-1.5 virtual seconds while the clients run (it also
+  stands in for the failure detector: a crashed sequencer's loglet is soon replaced);
+* a *trimmer* that, as often, asks a random replica to ``prefix_trim`` the log below every
+  replica's applied position;
 * a *wiper* (with the ``crash`` fault) that crashes a server, erases its replica's table and
   restarts it: the replica replays the log from 0, or, if the log has been trimmed, restores a
   peer's snapshot and catches up.
