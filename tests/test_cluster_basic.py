@@ -51,6 +51,10 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     for _ in range(5):  # another process may take a probed port first: probe again
         base = free_base_port(3, "tcp")
         with socket.socket() as s:
+            # SO_REUSEADDR: the previous test's cluster may have left the port in TIME_WAIT
+            # (free for a listener, which is what a node would be); our listener still
+            # makes the node's bind fail.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", base + 1))
             except OSError:
