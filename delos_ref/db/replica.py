@@ -36,7 +36,6 @@ holds -- in chunks, installs it in one transaction, and plays on from there.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +56,7 @@ from transports.codec import DecodeError, decode_value
 BUG_STALE_READ = "stale_read_as_linearizable"
 
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
+MAX_BATCH = 4096  # entries applied in one transaction
 #: The log cannot be used now. DecodeError: the MetaStore register holds no chain (a test or
 #: an operator wrote something else there): the replica waits, it does not bring the node down.
 LOG_ERRORS = (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, LogletUnavailable, NotBootstrapped, DecodeError)
@@ -273,26 +273,32 @@ class Replica:
             await self._play_once()
 
     async def _play_once(self) -> None:
-        """Read from the applied position toward ``_want`` and apply one batch."""
+        """Gather the entries from the applied position toward ``_want`` -- our own appends
+        from memory, the others read from the log -- and apply them as one batch (one
+        transaction, one fsync, however the positions interleave)."""
         lo, hi = self.table.applied, self._want
-        if lo >= hi:
-            return
-        if lo in self._mine:  # our own appends: append returned where they are, no read needed
-            run = list(itertools.takewhile(lambda p: p in self._mine, range(lo, hi)))
-            self._apply(lo, [self._mine.pop(p) for p in run])
-            return
-        try:
-            got = await self.vlog.read_next(lo, hi)
-        except TrimmedError:
-            await self._restore_snapshot()
-            return
-        except LOG_ERRORS:
+        batch: list[bytes] = []
+        while lo + len(batch) < hi and len(batch) < MAX_BATCH:
+            pos = lo + len(batch)
+            if pos in self._mine:  # our own append: it returned this position, no read needed
+                batch.append(self._mine[pos])
+                continue
+            try:
+                got = await self.vlog.read_next(pos, hi)
+            except TrimmedError:
+                if not batch:
+                    await self._restore_snapshot()
+                    return
+                break  # apply what we have; the next round meets the trim point again
+            except LOG_ERRORS:
+                break
+            if not got:
+                break  # below the tail but not readable yet (an append still in flight)
+            batch.extend(entry for _, entry in got)
+        if batch:
+            self._apply(lo, batch)
+        elif lo < hi:
             await trio.sleep(self.options.retry_s)
-            return
-        if not got:  # below the tail but not readable yet (an append still in flight)
-            await trio.sleep(self.options.retry_s)
-            return
-        self._apply(got[0][0], [entry for _, entry in got])
 
     def _apply(self, first: int, entries: list[bytes]) -> None:
         for p in range(first, first + len(entries)):
