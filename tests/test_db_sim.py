@@ -82,3 +82,11 @@ def test_concurrent_linearizable_reads_share_one_sync():
     seen, syncs = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert seen == ["v"] * 20
     assert 1 <= syncs <= 2
+
+
+def test_kv_pinned_seed_4934_sequencer_crashed_after_the_last_reconfiguration():
+    """Found by the long sweep: s2, the active loglet's sequencer, crashed after the
+    reconfigurer stopped, so no replica could sync on the healed cluster. The final phase now
+    moves the log to a fresh loglet first (the failure detector's job on a real cluster)."""
+    result = run_seed(KV, RunConfig(4934, FAULTS))
+    assert result.violations == []
