@@ -1,0 +1,21 @@
+"""delos-ref: a reference implementation of virtual consensus (Delos, OSDI 2020).
+
+``delos_ref.connect(directory, node=...)`` opens a client of the database of a running
+cluster (see :mod:`delos_ref.db`)::
+
+    async with delos_ref.connect(".delos-ref") as table:
+        await table.put("k", "v")
+"""
+
+from typing import Any
+
+__all__ = ["connect"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing any submodule of delos_ref must not pull in the whole database stack.
+    if name == "connect":
+        from delos_ref.db.client import connect
+
+        return connect
+    raise AttributeError(f"module 'delos_ref' has no attribute {name!r}")

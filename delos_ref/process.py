@@ -8,10 +8,11 @@
   or an ephemeral port for UDP, and an RPC endpoint.
 
 Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, PAPER_NOTES §3),
-``logserver`` (NativeLoglet storage, §5) and ``sequencer`` (the NativeLoglet's sequencer for
-the loglets that name this node) -- all of them, or the subset ``cluster.json`` gives the node
-(the disaggregated layout, see ``cluster.py``). Their state lives in LMDB under ``DIR/<id>/``.
-The database replica joins here later, so this module is where a node's composition lives.
+``logserver`` (NativeLoglet storage, §5), ``sequencer`` (the NativeLoglet's sequencer for
+the loglets that name this node) and ``replica`` (the database, §8: :func:`host_replica`) --
+all of them, or the subset ``cluster.json`` gives the node (the disaggregated layout, see
+``cluster.py``). Their state lives in LMDB under ``DIR/<id>/``; this module is where a node's
+composition lives.
 """
 
 from __future__ import annotations
@@ -122,6 +123,22 @@ def host_supervisor(cfg: cluster.ClusterConfig, node: Node) -> Any:
     return supervisor
 
 
+def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> LmdbStorage:
+    """Add the node's database replica (``delos_ref/db``): its table in LMDB under
+    ``DIR/<id>/db``, its own VirtualLog client (appends coalesced: concurrent writes share
+    requests), and the other replicas -- the core (acceptor) nodes -- as its peers (for trim
+    and snapshots). Its registry builds every loglet kind a cluster runs."""
+    from delos_ref.db.hosting import add_replica
+    from delos_ref.db.table import TABLES as DB_TABLES
+    from delos_ref.loglet.native import NativeOptions
+    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, native_kind
+
+    storage = LmdbStorage(data_dir / "db", DB_TABLES)
+    registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
+    add_replica(node, metastore_client(cfg, node), registry, storage, cfg.with_role("acceptor"))
+    return storage
+
+
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
     cfg = cluster.load(directory)
@@ -138,6 +155,8 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
                 node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
                 storages = host_roles(node, cluster.node_dir(directory, node_id), spec.hosted_roles)
                 host_supervisor(cfg, node)
+                if "acceptor" in spec.hosted_roles:  # a database replica on every core node
+                    storages.append(host_replica(cfg, node, cluster.node_dir(directory, node_id)))
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.run)

@@ -23,6 +23,7 @@ PURE = [
     "delos_ref/loglet/native/logserver.py",
     "delos_ref/loglet/native/sequencer.py",
     "delos_ref/virtuallog/chain.py",
+    "delos_ref/db/table.py",
     *[f"delos_ref/checker/{p.name}" for p in sorted((ROOT / "delos_ref/checker").glob("*.py"))],
 ]
 

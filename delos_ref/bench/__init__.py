@@ -14,7 +14,7 @@ import os
 import platform
 from typing import Any, Awaitable, Callable
 
-NAMES = ("transport", "metastore", "append", "virtuallog")
+NAMES = ("transport", "metastore", "append", "virtuallog", "kv")
 
 
 class BadBenchArgument(ValueError):

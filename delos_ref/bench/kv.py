@@ -1,0 +1,157 @@
+"""How fast the database is on a real local cluster: puts and linearizable gets.
+
+What is measured
+    The benchmark starts its own 3-node cluster (``delos-ref up --detach`` in a temporary
+    directory, the requested transport, free ports): three node processes, each hosting a
+    Paxos acceptor, an LMDB LogServer, a sequencer role and a database replica (its table in
+    its own LMDB). The log is the cluster's first NativeLoglet (sequencer on n1). From this
+    process, k clients (k = 1, 64), each a :class:`~delos_ref.db.KvClient` with its own client
+    id, client i talking to replica ``n(i mod 3 + 1)``, run one operation after another:
+
+    * ``put``: a 100-byte value under one of 10,000 keys. The replica appends the command to
+      the VirtualLog (durable on a majority of LogServers), plays the log up to it (its LMDB
+      table updated and synced with the applied position) and answers.
+    * ``get_linearizable``: the replica syncs (``check_tail``; concurrent reads share one)
+      and plays up to that tail, then reads its table.
+    * ``get_stale``: the replica reads its table as it is (no log access): the RPC floor.
+
+    Baseline, measured in the same run on the same machine:
+
+    * ``ping_rpc``: one RPC round trip from the same client to n1 (no storage).
+    * ``log_append``: the same client appending 100-byte entries straight to the NativeLoglet
+      with k outstanding (coalesced like the replicas' appends): the log's own limit, which a
+      put adds a replica hop and an apply to.
+
+How to read the numbers
+    Client and the three nodes are four processes sharing this machine's cores over loopback;
+    each replica and LogServer syncs its own LMDB. Latency is per operation
+    (``time.perf_counter`` around each awaited call); ``outstanding`` is concurrent clients.
+
+The cluster is always stopped (``delos-ref down``) and its directory removed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+
+from delos_ref import cluster
+from delos_ref.bench import BadBenchArgument, machine
+from delos_ref.bench.append import _cli, _free_base_port, _loop, _Meter
+
+TRANSPORTS = ("tcp", "udp")
+NODES = 3
+CLIENTS = (1, 64)
+KEYS = 10_000
+VALUE = "v" * 100
+
+
+async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    from delos_ref.db import ClientOptions, KvClient
+    from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
+    from delos_ref.ping import Ping
+    from delos_ref.process import open_client, ping
+    from delos_ref.rpc import NO_RETRY, RESEND
+
+    ids = [n.id for n in cfg.nodes]
+    rng = random.Random(7)  # which keys: not a protocol choice, any fixed sequence will do
+    options = ClientOptions(call_timeout_s=30.0, retry=RESEND if cfg.transport == "udp" else NO_RETRY)
+    async with open_client(cfg, "bench") as client:
+        for n in ids:
+            if await ping(client, n, timeout_s=2.0) is None:
+                raise RuntimeError(f"bench kv: {n} does not answer a ping")
+        tables = [KvClient(client.endpoint, ids[i % NODES:] + ids[: i % NODES], f"{client.node_id}-{i}", options=options) for i in range(max(CLIENTS))]
+        await tables[0].put("warm", "up")  # the replicas have found the log
+        results = []
+        for case, op in (("put", _put), ("get_linearizable", _get), ("get_stale", _get_stale)):
+            for k in CLIENTS:
+                pool = itertools.cycle(tables[:k])  # each call takes the next client, round robin
+                results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter))
+        loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=2))
+
+        async def append() -> int:
+            await loglet.append(VALUE.encode())
+            return 1
+
+        async def ping_n1() -> int:
+            await client.endpoint.call(ids[0], Ping(False), timeout_s=1.0, retry=RESEND)
+            return 1
+
+        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
+        baseline += [await _loop("log_append", append, k, k, seconds, meter) for k in CLIENTS]
+        stats: dict[str, Any] = {}
+        for n in ids:
+            pong = await ping(client, n, timeout_s=2.0, want_stats=True)
+            if pong is not None:
+                stats[n] = pong.info.get("roles", {}).get("replica", {})
+        return results, baseline, stats
+
+
+def _worker(op: Callable, pool: Any, rng: random.Random) -> Callable:
+    """An operation for ``_loop``: each call takes the next client of the pool (with k tasks
+    and k clients, each client has at most one operation in flight)."""
+    async def one() -> int:
+        table = next(pool)
+        await op(table, f"key{rng.randrange(KEYS)}")
+        return 1
+
+    return one
+
+
+async def _put(table: Any, key: str) -> None:
+    await table.put(key, VALUE)
+
+
+async def _get(table: Any, key: str) -> None:
+    await table.get(key)
+
+
+async def _get_stale(table: Any, key: str) -> None:
+    await table.get(key, stale=True)
+
+
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
+    """``delos-ref bench kv``: see the module docstring."""
+    if transport not in TRANSPORTS:
+        raise BadBenchArgument(f"bench kv runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
+    if not seconds > 0:
+        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
+    meter = _Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds)
+    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-kv-")
+    directory = Path(tmp.name) / "cluster"
+    try:
+        base = _free_base_port(NODES)
+        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
+        if up.returncode != 0:
+            raise RuntimeError(f"bench kv: `delos-ref up` failed: {up.stderr.strip()}")
+        results, baseline, stats = await _measure(cluster.load(directory), seconds, meter)
+    finally:
+        with trio.CancelScope(shield=True):
+            if cluster.config_path(directory).exists():
+                try:
+                    _cli("down", "--dir", str(directory), timeout=30)
+                finally:
+                    for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
+                        cluster.signal_node(n, 9)
+            tmp.cleanup()
+    return {
+        "bench": "kv",
+        "machine": machine(),
+        "transport": transport,
+        "nodes": NODES,
+        "value_bytes": len(VALUE),
+        "results": results,
+        "baseline": baseline,
+        "note": (
+            "put = durable write through the VirtualLog, answered once the replica applied it (3 replicas, each "
+            "with its own LMDB, plus 3 LMDB LogServers, in 3 processes); get_linearizable = check_tail sync then "
+            "local read; get_stale = local read; outstanding = concurrent clients spread over the 3 replicas. "
+            "Baseline in the same run: ping_rpc = one RPC round trip; log_append = NativeLoglet appends from the client, k outstanding."
+        ),
+        "stats": stats,
+    }

@@ -1,0 +1,339 @@
+"""The table state machine: log entries in, table state out (PAPER_NOTES §8; Delos OSDI'20 §4).
+
+A Delos database is a *replicated state machine over the shared log*: every write is a
+command appended to the VirtualLog, and every replica plays the log in order, applying each
+command to its local table. Replicas that applied the same prefix hold the same table. This
+module is that state machine, and nothing else: no trio, no network, no clock. It is driven
+by :class:`~delos_ref.db.replica.Replica` on real and simulated nodes, and directly by tests.
+
+**Commands.** A log entry is a :class:`Command` -- ``(client, seq, floor, op, arg)`` -- encoded
+as ``b"KV1" + CBOR``. The operations that change the table (:data:`WRITE_OPS`):
+
+* ``put(key, value)`` -> ``None``;
+* ``delete(key)`` -> ``None``;
+* ``cas(key, expected, new)`` -> ``True`` and writes ``new`` iff the value is ``expected``
+  (``None`` means absent: ``expected=None`` creates only if absent, ``new=None`` deletes);
+* ``txn(conditions, writes)``: ``conditions`` is a tuple of ``(key, expected)``, ``writes`` a
+  tuple of ``(key, value-or-None)``; if every condition holds, every write is applied and the
+  result is ``True``, else nothing changes and it is ``False`` (all or nothing).
+
+Reads (``get``, ``scan``) are not commands: they read the local table (see the replica for
+how a read is made linearizable). Keys and values are text, stored UTF-8 in the ``data``
+table, so the table's key order is the byte order of the UTF-8 keys.
+
+**Exactly once.** A client may send the same command more than once (it timed out and
+retried on another replica; the VirtualLog retried an append that may have landed), so the
+same ``(client, seq)`` can appear at several log positions. Only the first is applied: its
+result is remembered in the ``dedup`` table, and later copies return that result without
+touching the data. The remembered results would grow forever, so each command also carries
+the client's ``floor``: every ``seq`` below it has been answered, and the client will never
+ask about it again. Applying a command drops that client's results below its floor, and
+treats any later copy of a ``seq`` below the floor as a duplicate (nobody waits for it). All
+of this happens in log order, so every replica makes the same decision at the same position.
+
+**Atomic and durable apply.** :meth:`TableState.apply` applies a batch of consecutive
+entries and writes, in *one* storage transaction, every entry's effect plus the new applied
+position (the ``meta`` table's ``applied`` key). A crash leaves the table at the end of some
+whole batch, with the position that matches it, so no entry is applied twice or skipped
+after a restart (group apply: several entries share one fsync, each entry still atomic).
+
+A malformed entry (not a ``KV1`` command: another application's entry, or garbage) is
+skipped -- the position still advances, so every replica skips it alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from delos_ref.effects import Write
+from delos_ref.storage import Storage
+from transports.codec import DecodeError, EncodeError, decode_value, encode_value
+
+DATA, DEDUP, META = "data", "dedup", "meta"
+TABLES = (DATA, DEDUP, META)
+APPLIED_KEY = b"applied"
+FLOOR_PREFIX = b"floor/"
+MAGIC = b"KV1"
+WRITE_OPS = ("put", "delete", "cas", "txn")
+MAX_KEY_BYTES = 1024
+MAX_VALUE_BYTES = 64 * 1024
+MAX_TXN_ITEMS = 64
+MAX_SCAN = 1000
+
+#: Bug switch: apply every copy of a retried command (no deduplication).
+BUG_NO_DEDUP = "no_dedup"
+
+
+class BadCommand(ValueError):
+    """A command's operation or arguments are malformed (the caller's fault: never appended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One write, as it travels in the log. ``seq`` is unique per ``client``; ``floor`` is the
+    lowest seq the client still awaits an answer for."""
+
+    client: str
+    seq: int
+    floor: int
+    op: str
+    arg: tuple
+
+    def __post_init__(self) -> None:
+        if not self.client or not isinstance(self.client, str) or "\0" in self.client:
+            raise BadCommand("a command needs a non-empty client id without NUL")
+        if not (0 <= self.floor <= self.seq):
+            raise BadCommand(f"a command needs 0 <= floor <= seq, got floor={self.floor} seq={self.seq}")
+        validate(self.op, self.arg)
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def _key(k: Any) -> None:
+    if not isinstance(k, str) or not k or len(k.encode()) > MAX_KEY_BYTES:
+        raise BadCommand(f"a key is a non-empty string of at most {MAX_KEY_BYTES} bytes, got {k!r:.60}")
+
+
+def _value(v: Any, *, absent_ok: bool) -> None:
+    if v is None and absent_ok:
+        return
+    if not isinstance(v, str) or len(v.encode()) > MAX_VALUE_BYTES:
+        raise BadCommand(f"a value is a string of at most {MAX_VALUE_BYTES} bytes, got {type(v).__name__}")
+
+
+def _pairs(x: Any, what: str) -> tuple:
+    if not isinstance(x, (tuple, list)) or len(x) > MAX_TXN_ITEMS or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in x):
+        raise BadCommand(f"txn {what}: a list of at most {MAX_TXN_ITEMS} [key, value] pairs")
+    for k, v in x:
+        _key(k)
+        _value(v, absent_ok=True)
+    return tuple(tuple(p) for p in x)
+
+
+def validate(op: str, arg: Any) -> None:
+    """Raise :class:`BadCommand` unless ``op(arg)`` is a well-formed write."""
+    if not isinstance(arg, tuple):
+        raise BadCommand(f"{op}: arguments are a tuple")
+    match op, len(arg):
+        case "put", 2:
+            _key(arg[0])
+            _value(arg[1], absent_ok=False)
+        case "delete", 1:
+            _key(arg[0])
+        case "cas", 3:
+            _key(arg[0])
+            _value(arg[1], absent_ok=True)
+            _value(arg[2], absent_ok=True)
+        case "txn", 2:
+            _pairs(arg[0], "conditions")
+            _pairs(arg[1], "writes")
+        case _:
+            raise BadCommand(f"unknown write {op!r} with {len(arg)} argument(s); writes are {', '.join(WRITE_OPS)}")
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def _tuples(x: Any) -> Any:
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def encode_command(cmd: Command) -> bytes:
+    return MAGIC + encode_value([cmd.client, cmd.seq, cmd.floor, cmd.op, list(cmd.arg)])
+
+
+def decode_command(entry: bytes) -> Command | None:
+    """The command in a log entry, or None if the entry is not a well-formed command."""
+    if not entry.startswith(MAGIC):
+        return None
+    try:
+        client, seq, floor, op, arg = decode_value(entry[len(MAGIC):])
+        return Command(client, seq, floor, op, _tuples(arg))
+    except (DecodeError, ValueError, TypeError):
+        return None
+
+
+def _u64(n: int) -> bytes:
+    return struct.pack(">Q", n)
+
+
+def _dedup_key(client: str, seq: int) -> bytes:
+    return client.encode() + b"\0" + _u64(seq)
+
+
+# ------------------------------------------------------------------------------- a batch
+
+
+class _Overlay:
+    """The storage as the entries of one batch see it: writes of earlier entries in the batch
+    are visible to later ones before anything reaches the storage."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.pending: dict[tuple[str, bytes], bytes | None] = {}
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        if (table, key) in self.pending:
+            return self.pending[(table, key)]
+        return self.storage.get(table, key)
+
+    def put(self, table: str, key: bytes, value: bytes | None) -> None:
+        self.pending[(table, key)] = value
+
+    def keys_in(self, table: str, lo: bytes, hi: bytes) -> list[bytes]:
+        """Present keys with ``lo <= key < hi`` (storage merged with pending writes)."""
+        keys = {k for k, _ in self.storage.scan(table, lo, hi)}
+        for (t, k), v in self.pending.items():
+            if t == table and lo <= k < hi:
+                (keys.add if v is not None else keys.discard)(k)
+        return sorted(keys)
+
+    def writes(self) -> list[Write]:
+        return [Write(t, k, v) for (t, k), v in self.pending.items()]
+
+
+def _read(view: _Overlay, key: str) -> str | None:
+    raw = view.get(DATA, key.encode())
+    return None if raw is None else raw.decode()
+
+
+def _write(view: _Overlay, key: str, value: str | None) -> None:
+    view.put(DATA, key.encode(), None if value is None else value.encode())
+
+
+def execute(view: _Overlay, op: str, arg: tuple) -> Any:
+    """The effect of one write on the table, and its result (the sequential specification:
+    it matches :class:`~delos_ref.checker.KVTable`)."""
+    match op:
+        case "put":
+            _write(view, arg[0], arg[1])
+            return None
+        case "delete":
+            _write(view, arg[0], None)
+            return None
+        case "cas":
+            key, expected, new = arg
+            if _read(view, key) != expected:
+                return False
+            _write(view, key, new)
+            return True
+        case "txn":
+            conditions, writes = arg
+            if any(_read(view, k) != expected for k, expected in conditions):
+                return False  # all or nothing: no write happens
+            for k, v in writes:
+                _write(view, k, v)
+            return True
+    raise AssertionError(f"execute: unvalidated op {op!r}")
+
+
+def _apply_command(view: _Overlay, cmd: Command, dedup: bool) -> Any:
+    """Apply ``cmd`` once per (client, seq); a copy gets the first copy's result."""
+    if not dedup:  # the bug switch: every copy takes effect
+        return execute(view, cmd.op, cmd.arg)
+    floor_key = FLOOR_PREFIX + cmd.client.encode()
+    raw = view.get(META, floor_key)
+    old_floor = 0 if raw is None else struct.unpack(">Q", raw)[0]
+    floor = max(old_floor, cmd.floor)
+    if floor > old_floor:  # the client has its answers below floor: forget them
+        for k in view.keys_in(DEDUP, _dedup_key(cmd.client, 0), _dedup_key(cmd.client, floor)):
+            view.put(DEDUP, k, None)
+        view.put(META, floor_key, _u64(floor))
+    if cmd.seq < floor:
+        return None  # a late copy of an answered command: nobody waits for it; no effect
+    key = _dedup_key(cmd.client, cmd.seq)
+    seen = view.get(DEDUP, key)
+    if seen is not None:
+        return decode_value(seen)  # a duplicate: the first copy's result, no effect
+    result = execute(view, cmd.op, cmd.arg)
+    view.put(DEDUP, key, encode_value(result))
+    return result
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying one log position did: the command (None: a skipped entry) and its result."""
+
+    pos: int
+    command: Command | None
+    result: Any
+
+
+class TableState:
+    """The table of one replica over a :class:`~delos_ref.storage.Storage` (LMDB on a node,
+    memory in tests and the simulator). ``applied`` is the number of log positions applied:
+    the next position to apply."""
+
+    def __init__(self, storage: Storage, *, bugs: frozenset[str] = frozenset()) -> None:
+        assert set(bugs) <= {BUG_NO_DEDUP}, f"TableState: unknown bugs {sorted(bugs)}"
+        self.storage = storage
+        self.dedup = BUG_NO_DEDUP not in bugs
+        raw = storage.get(META, APPLIED_KEY)
+        self.applied = 0 if raw is None else struct.unpack(">Q", raw)[0]
+
+    def apply(self, first: int, entries: Iterable[bytes]) -> list[Applied]:
+        """Apply the entries at positions ``first, first+1, ...`` in one durable transaction."""
+        assert first == self.applied, f"apply: entries must start at the applied position {self.applied}, not {first}"
+        view = _Overlay(self.storage)
+        out = []
+        for pos, entry in enumerate(entries, start=first):
+            cmd = decode_command(entry)
+            out.append(Applied(pos, cmd, None if cmd is None else _apply_command(view, cmd, self.dedup)))
+        if not out:
+            return out
+        view.put(META, APPLIED_KEY, _u64(first + len(out)))
+        self.storage.write(view.writes(), sync=True)  # effects + position: one transaction
+        self.applied = first + len(out)
+        return out
+
+    def get(self, key: str) -> str | None:
+        _key(key)
+        raw = self.storage.get(DATA, key.encode())
+        return None if raw is None else raw.decode()
+
+    def scan(self, *, prefix: str | None = None, start: str | None = None, end: str | None = None, limit: int = 100) -> list[tuple[str, str]]:
+        """Pairs in key order: those with ``prefix``, or with ``start <= key < end`` (either
+        bound may be left open); at most ``limit`` (<= MAX_SCAN)."""
+        if not 1 <= limit <= MAX_SCAN:
+            raise BadCommand(f"scan: limit is 1..{MAX_SCAN}, got {limit}")
+        if prefix is not None and (start is not None or end is not None):
+            raise BadCommand("scan: give a prefix or a range, not both")
+        lo, hi = (start or "").encode(), None if end is None else end.encode()
+        if prefix is not None:
+            lo, hi = prefix.encode(), _prefix_end(prefix.encode())
+        return [(k.decode(), v.decode()) for k, v in self.storage.scan(DATA, lo, hi, limit)]
+
+    def digest(self) -> str:
+        """SHA-256 of the data and dedup tables and the applied position: equal on replicas that
+        applied the same prefix."""
+        h = hashlib.sha256(_u64(self.applied))
+        for table in (DATA, DEDUP):
+            for k, v in self.storage.scan(table):
+                h.update(_u64(len(k)) + k + _u64(len(v)) + v)
+        return h.hexdigest()
+
+    def dump(self) -> list[tuple[str, bytes, bytes]]:
+        """Every row of every table: the content of a snapshot (applied position included)."""
+        return [(t, k, v) for t in TABLES for k, v in self.storage.scan(t)]
+
+    def restore(self, rows: list[tuple[str, bytes, bytes]]) -> None:
+        """Replace the whole state with a snapshot's rows, in one transaction."""
+        assert all(t in TABLES for t, _, _ in rows), "restore: rows of known tables only"
+        writes = [Write(t, k, None) for t in TABLES for k, _ in self.storage.scan(t)]
+        writes += [Write(t, k, v) for t, k, v in rows]
+        self.storage.write(writes, sync=True)
+        raw = self.storage.get(META, APPLIED_KEY)
+        self.applied = 0 if raw is None else struct.unpack(">Q", raw)[0]
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The least byte string above every string with ``prefix`` (None: no bound)."""
+    p = prefix.rstrip(b"\xff")
+    return None if not p else p[:-1] + bytes([p[-1] + 1])

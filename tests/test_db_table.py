@@ -1,0 +1,182 @@
+"""The table state machine (delos_ref/db/table.py), driven directly: no I/O, memory storage."""
+
+from __future__ import annotations
+
+import pytest
+
+from delos_ref.db.table import (
+    APPLIED_KEY,
+    BUG_NO_DEDUP,
+    DEDUP,
+    META,
+    BadCommand,
+    Command,
+    TableState,
+    decode_command,
+    encode_command,
+)
+from delos_ref.storage import MemoryStorage
+
+
+def cmd(op, *arg, client="c", seq=0, floor=0):
+    return encode_command(Command(client, seq, floor, op, tuple(arg)))
+
+
+class Log:
+    """A table and the log it plays, one position per call."""
+
+    def __init__(self, storage=None, bugs=frozenset()):
+        self.storage = storage or MemoryStorage()
+        self.table = TableState(self.storage, bugs=bugs)
+        self.seq = 0
+
+    def write(self, op, *arg, client="c", seq=None, floor=None):
+        if seq is None:
+            seq, self.seq = self.seq, self.seq + 1
+        entry = cmd(op, *arg, client=client, seq=seq, floor=seq if floor is None else floor)
+        return self.table.apply(self.table.applied, [entry])[0].result
+
+
+def test_put_get_delete():
+    log = Log()
+    assert log.write("put", "a", "1") is None
+    assert log.table.get("a") == "1"
+    log.write("put", "a", "2")
+    assert log.table.get("a") == "2"
+    log.write("delete", "a")
+    assert log.table.get("a") is None
+    assert log.table.applied == 3
+
+
+def test_cas_compares_with_absent_as_none():
+    log = Log()
+    assert log.write("cas", "k", "x", "1") is False  # absent is not "x"
+    assert log.table.get("k") is None
+    assert log.write("cas", "k", None, "1") is True  # create only if absent
+    assert log.write("cas", "k", None, "2") is False
+    assert log.write("cas", "k", "1", "2") is True
+    assert log.write("cas", "k", "2", None) is True  # new=None deletes
+    assert log.table.get("k") is None
+
+
+def test_txn_is_all_or_nothing():
+    log = Log()
+    log.write("put", "a", "1")
+    assert log.write("txn", (("a", "1"), ("b", "nope")), (("a", "9"), ("c", "3"))) is False
+    assert (log.table.get("a"), log.table.get("c")) == ("1", None)  # the failed txn wrote nothing
+    assert log.write("txn", (("a", "1"), ("b", None)), (("a", "9"), ("c", "3"), ("a", "10"))) is True
+    assert (log.table.get("a"), log.table.get("c")) == ("10", "3")  # writes in order
+    assert log.write("txn", (), (("c", None),)) is True
+    assert log.table.get("c") is None
+
+
+def test_scan_prefix_and_range_are_bounded():
+    log = Log()
+    for k in ("a1", "a2", "a3", "b1", "b\xff"):
+        log.write("put", k, k.upper())
+    assert log.table.scan(prefix="a") == [("a1", "A1"), ("a2", "A2"), ("a3", "A3")]
+    assert log.table.scan(prefix="a", limit=2) == [("a1", "A1"), ("a2", "A2")]
+    assert log.table.scan(start="a2", end="b1") == [("a2", "A2"), ("a3", "A3")]
+    assert log.table.scan(prefix="b") == [("b1", "B1"), ("b\xff", "b\xff".upper())]
+    with pytest.raises(BadCommand):
+        log.table.scan(prefix="a", start="a")
+    with pytest.raises(BadCommand):
+        log.table.scan(limit=0)
+
+
+def test_a_retried_command_takes_effect_once_and_every_copy_gets_its_result():
+    log = Log()
+    first = cmd("cas", "k", None, "1", seq=0)
+    assert log.table.apply(0, [first])[0].result is True
+    log.write("put", "k", "2", client="other", seq=0)
+    # The copy of seq 0 lands again later: no effect, the first copy's result.
+    assert log.table.apply(2, [first])[0].result is True
+    assert log.table.get("k") == "2"
+
+
+def test_without_dedup_the_copy_takes_effect_again():
+    log = Log(bugs=frozenset([BUG_NO_DEDUP]))
+    first = cmd("put", "k", "1", seq=0)
+    log.table.apply(0, [first])
+    log.write("put", "k", "2", client="other", seq=0)
+    log.table.apply(2, [first])
+    assert log.table.get("k") == "1"  # the bug: an old write overwrote a newer one
+
+
+def test_the_floor_forgets_answered_results_and_ignores_their_late_copies():
+    log = Log()
+    copy0 = cmd("put", "k", "old", seq=0, floor=0)
+    log.table.apply(0, [copy0])
+    assert log.storage.scan(DEDUP)  # remembered
+    log.write("put", "k", "new", seq=1, floor=1)  # the client has its answer for seq 0
+    assert len(log.storage.scan(DEDUP)) == 1  # only seq 1 is remembered
+    log.table.apply(2, [copy0])  # a late copy of seq 0: below the floor, no effect
+    assert log.table.get("k") == "new"
+
+
+def test_one_batch_is_one_transaction_with_the_applied_position():
+    storage = MemoryStorage()
+    table = TableState(storage)
+    entries = [cmd("put", f"k{i}", str(i), seq=i, floor=i) for i in range(5)]
+    syncs = storage.syncs
+    out = table.apply(0, entries)
+    assert [a.pos for a in out] == list(range(5))
+    assert storage.syncs == syncs + 1  # group apply: one synced write
+    assert storage.get(META, APPLIED_KEY) == (5).to_bytes(8, "big")
+
+
+def test_exactly_once_across_a_crash_between_batches():
+    """A crash loses nothing synced and nothing is half applied: replaying the log from the
+    recovered applied position gives the same table as a replica that never crashed."""
+    entries = [cmd("cas", "n", str(i) if i else None, str(i + 1), seq=i, floor=i) for i in range(6)]
+    storage = MemoryStorage()
+    table = TableState(storage)
+    table.apply(0, entries[:3])
+    storage.crash()  # after the first batch's sync
+    recovered = TableState(storage)
+    assert recovered.applied == 3
+    recovered.apply(recovered.applied, entries[recovered.applied:])
+    reference = TableState(MemoryStorage())
+    reference.apply(0, entries)
+    assert recovered.get("n") == "6" and recovered.digest() == reference.digest()
+
+
+def test_a_write_that_was_not_synced_is_lost_together_with_its_position():
+    storage = MemoryStorage()
+    table = TableState(storage)
+    table.apply(0, [cmd("put", "a", "1", seq=0)])
+    storage.write([], sync=False)
+    storage.crash()
+    assert TableState(storage).applied == 1
+
+
+def test_malformed_entries_are_skipped_but_advance_the_position():
+    log = Log()
+    out = log.table.apply(0, [b"not a command", b"KV1\xff\xff", cmd("put", "a", "1")])
+    assert [a.command is None for a in out] == [True, True, False]
+    assert log.table.applied == 3 and log.table.get("a") == "1"
+
+
+@pytest.mark.parametrize(
+    "op,arg",
+    [("put", ("k",)), ("put", ("", "v")), ("put", ("k", None)), ("cas", ("k", 1, "v")), ("txn", ((("k",),), ())), ("drop", ("k",)), ("put", ("k" * 2000, "v"))],
+)
+def test_malformed_commands_are_refused(op, arg):
+    with pytest.raises(BadCommand):
+        Command("c", 0, 0, op, arg)
+
+
+def test_encoding_roundtrip():
+    c = Command("c1", 7, 3, "txn", ((("a", None),), (("b", "1"),)))
+    assert decode_command(encode_command(c)) == c
+
+
+def test_a_snapshot_restores_the_same_state():
+    log = Log()
+    for i in range(10):
+        log.write("put", f"k{i % 3}", str(i))
+    other = TableState(MemoryStorage())
+    other.apply(0, [cmd("put", "junk", "x", client="z")])
+    other.restore(log.table.dump())
+    assert other.applied == log.table.applied and other.digest() == log.table.digest()
+    assert other.get("junk") is None
