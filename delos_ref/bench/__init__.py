@@ -9,10 +9,15 @@ measured in the same run on the same machine, so the two are comparable. It rais
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import platform
-from typing import Any, Awaitable, Callable
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
 
 NAMES = ("transport", "metastore", "append", "virtuallog", "kv")
 
@@ -43,3 +48,53 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu}
+
+
+def check_options(bench: str, transport: str, seconds: float, transports: tuple[str, ...]) -> None:
+    """The options every real-cluster benchmark checks the same way."""
+    if transport not in transports:
+        raise BadBenchArgument(f"bench {bench} runs on a real cluster: --transport must be one of {', '.join(transports)} (got {transport!r})")
+    if not seconds > 0:
+        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
+
+
+@contextlib.contextmanager
+def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A ``delos-ref up --detach`` cluster of ``nodes`` in a temporary directory on free
+    ports, for one benchmark; always stopped (``down``, then SIGKILL of any survivor) and its
+    directory removed, whatever happens -- errors and Ctrl-C included. Yields its config."""
+    import trio
+
+    from delos_ref import cluster
+
+    cli = [sys.executable, "-m", "cli.main"]
+    tmp = tempfile.TemporaryDirectory(prefix=f"delos-bench-{bench}-")
+    directory = Path(tmp.name) / "cluster"
+    try:
+        base = free_base_port(nodes)
+        args = ["up", "--detach", "--dir", str(directory), "--nodes", str(nodes), "--transport", transport, "--base-port", str(base), *extra]
+        up = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=90)
+        if up.returncode != 0:
+            raise RuntimeError(f"bench {bench}: `delos-ref up` failed: {up.stderr.strip()}")
+        yield cluster.load(directory)
+    finally:
+        with trio.CancelScope(shield=True):
+            if cluster.config_path(directory).exists():
+                try:
+                    subprocess.run([*cli, "down", "--dir", str(directory)], capture_output=True, text=True, timeout=30)
+                finally:
+                    for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
+                        cluster.signal_node(n, 9)
+            tmp.cleanup()
+
+
+def free_base_port(n: int) -> int:
+    """``n`` consecutive free ports (TCP and UDP) on 127.0.0.1, below the kernel's ephemeral
+    range (32768+ on Linux), so no outgoing connection can take one between probe and bind."""
+    from delos_ref import cluster
+
+    start = 20000 + (os.getpid() * 37) % 12000
+    for base in [*range(start, 32768 - n, 17), *range(20000, start, 17)]:
+        if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
+            return base
+    raise RuntimeError("no free port range")

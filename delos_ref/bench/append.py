@@ -44,8 +44,6 @@ happens -- errors and Ctrl-C included.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +53,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, machine
+from delos_ref.bench import BadBenchArgument, check_options, local_cluster, machine
 
 TRANSPORTS = ("tcp", "udp")
 LOGLETS = ("native", "bootstrap")
@@ -72,17 +70,6 @@ UNCOALESCED = (16, 256)
 COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
 LMDB_BATCHES = (1, 16, 256)
 CLI = [sys.executable, "-m", "cli.main"]
-
-
-def _free_base_port(n: int) -> int:
-    for base in range(31000 + (os.getpid() * 41) % 20000, 60000, 19):
-        if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def _row(case: str, outstanding: int, latencies: list[float], ops: int, elapsed_s: float) -> dict[str, Any]:
@@ -247,35 +234,16 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
     """``delos-ref bench append``: see the module docstring."""
     if loglet not in LOGLETS:
         raise BadBenchArgument(f"bench append measures the NativeLoglet on a real cluster: --loglet must be one of {', '.join(LOGLETS)} (got {loglet!r})")
-    if transport not in TRANSPORTS:
-        raise BadBenchArgument(f"bench append runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
-    if not seconds > 0:
-        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
+    check_options("append", transport, seconds, TRANSPORTS)
     if loglet == "bootstrap":
         cases = len(BOOTSTRAP_CONCURRENT) + len(BOOTSTRAP_BATCHED) + 1 + len(LMDB_BATCHES)
     else:
         cases = len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES)
     meter = _Meter(progress, cases=cases, seconds=seconds)
-    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-append-")
-    directory = Path(tmp.name) / "cluster"
-    try:
-        base = _free_base_port(NODES)
-        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
-        if up.returncode != 0:
-            raise RuntimeError(f"bench append: `delos-ref up` failed: {up.stderr.strip()}")
-        cfg = cluster.load(directory)
+    with local_cluster("append", transport, NODES) as cfg:
         measure = _measure_bootstrap if loglet == "bootstrap" else _measure_cluster
         results, baseline, stats = await measure(cfg, seconds, meter)
         baseline += await _measure_lmdb(seconds, meter)
-    finally:
-        with trio.CancelScope(shield=True):
-            if cluster.config_path(directory).exists():
-                try:
-                    _cli("down", "--dir", str(directory), timeout=30)
-                finally:
-                    for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
-                        cluster.signal_node(n, 9)
-            tmp.cleanup()
     return {
         "bench": "append",
         "machine": machine(),

@@ -34,15 +34,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import tempfile
-from pathlib import Path
 from typing import Any, Callable
 
-import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, machine
-from delos_ref.bench.append import _cli, _free_base_port, _loop, _Meter
+from delos_ref.bench import check_options, local_cluster, machine
+from delos_ref.bench.append import _loop, _Meter
 
 TRANSPORTS = ("tcp", "udp")
 NODES = 3
@@ -117,28 +114,10 @@ async def _get_stale(table: Any, key: str) -> None:
 
 async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
     """``delos-ref bench kv``: see the module docstring."""
-    if transport not in TRANSPORTS:
-        raise BadBenchArgument(f"bench kv runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
-    if not seconds > 0:
-        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
+    check_options("kv", transport, seconds, TRANSPORTS)
     meter = _Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds)
-    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-kv-")
-    directory = Path(tmp.name) / "cluster"
-    try:
-        base = _free_base_port(NODES)
-        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
-        if up.returncode != 0:
-            raise RuntimeError(f"bench kv: `delos-ref up` failed: {up.stderr.strip()}")
-        results, baseline, stats = await _measure(cluster.load(directory), seconds, meter)
-    finally:
-        with trio.CancelScope(shield=True):
-            if cluster.config_path(directory).exists():
-                try:
-                    _cli("down", "--dir", str(directory), timeout=30)
-                finally:
-                    for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
-                        cluster.signal_node(n, 9)
-            tmp.cleanup()
+    with local_cluster("kv", transport, NODES) as cfg:
+        results, baseline, stats = await _measure(cfg, seconds, meter)
     return {
         "bench": "kv",
         "machine": machine(),

@@ -3,7 +3,8 @@
 What is measured
     The benchmark starts its own 3-node cluster (``delos-ref up --detach`` in a temporary
     directory, the requested transport, free ports): three node processes, each with a durable
-    LMDB acceptor. From this process one client (its own ``cli-<hex>`` node and proposer id)
+    LMDB acceptor. From this process one client (its own ``cli-<hex>`` node and proposer id,
+    on a register of its own, ``bench/metastore``: the chain register belongs to the VirtualLog)
     runs, each for ``seconds`` after a short unmeasured warm-up, with one operation outstanding:
 
     * ``write_if``: a sequential writer, ``write_if(v, 100 bytes) -> Written(v + 1)`` then the
@@ -34,10 +35,6 @@ happens -- errors and Ctrl-C included.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,27 +43,12 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, machine
+from delos_ref.bench import check_options, local_cluster, machine
 
 TRANSPORTS = ("tcp", "udp")
 NODES = 3
 WARMUP_S = 0.2
 VALUE = b"\xa5" * 100
-CLI = [sys.executable, "-m", "cli.main"]
-
-
-def _free_base_port(n: int) -> int:
-    """``n`` consecutive free ports (tcp and udp) below the kernel's ephemeral range (32768+
-    on Linux), so no outgoing connection can take one between the probe and the bind."""
-    start = 20000 + (os.getpid() * 37) % 12000
-    for base in [*range(start, 32768 - n, 17), *range(20000, start, 17)]:
-        if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def _row(case: str, latencies: list[float], elapsed_s: float) -> dict[str, Any]:
@@ -114,7 +96,8 @@ async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _M
     from paxos.register import MetaStoreClient, Written
 
     async with open_client(cfg, "bench") as client:
-        store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id)
+        # A register of its own on the cluster's acceptors: the chain register is the VirtualLog's.
+        store = MetaStoreClient(client.endpoint, [n.id for n in cfg.nodes], client.rng("paxos"), client.node_id, register="bench/metastore")
         version, _ = await store.read()
         state = {"version": version}
 
@@ -157,27 +140,11 @@ async def _measure_lmdb(seconds: float, meter: _Meter) -> dict[str, Any]:
 
 async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
     """``delos-ref bench metastore``: see the module docstring."""
-    if transport not in TRANSPORTS:
-        raise BadBenchArgument(f"bench metastore runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
+    check_options("metastore", transport, seconds, TRANSPORTS)
     meter = _Meter(progress, cases=4, seconds=seconds)
-    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-metastore-")
-    directory = Path(tmp.name) / "cluster"
-    try:
-        base = _free_base_port(NODES)
-        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
-        if up.returncode != 0:
-            raise RuntimeError(f"bench metastore: `delos-ref up` failed: {up.stderr.strip()}")
-        cfg = cluster.load(directory)
+    with local_cluster("metastore", transport, NODES) as cfg:
         results, baseline, stats = await _measure_cluster(cfg, seconds, meter)
         baseline.append(await _measure_lmdb(seconds, meter))
-    finally:
-        if cluster.config_path(directory).exists():  # `up` got far enough to start nodes
-            with trio.CancelScope(shield=True):
-                _cli("down", "--dir", str(directory), timeout=30)
-                left = cluster.live_nodes(cluster.load(directory))
-                for n in left:  # `down` failed: do not leave processes behind
-                    cluster.signal_node(n, signal.SIGKILL)
-        tmp.cleanup()
     return {
         "bench": "metastore",
         "machine": machine(),

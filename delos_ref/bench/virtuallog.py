@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import secrets
 import signal
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, machine
-from delos_ref.bench.append import ENTRY, NODES, TRANSPORTS, WARMUP_S, _cli, _free_base_port, _row
+from delos_ref.bench import check_options, local_cluster, machine
+from delos_ref.bench.append import ENTRY, NODES, TRANSPORTS, WARMUP_S, _row
 
 ROUNDS = 4  # alternating rounds of the two append cases
 RECONFIGS = 30
@@ -53,7 +50,7 @@ async def _timed(op: Callable[[], Any], seconds: float) -> tuple[list[float], in
     return latencies, len(latencies), time.perf_counter() - start
 
 
-async def _measure(directory: Path, cfg: cluster.ClusterConfig, seconds: float, progress: Callable[[float], None] | None) -> tuple[list, list, dict]:
+async def _measure(cfg: cluster.ClusterConfig, seconds: float, progress: Callable[[float], None] | None) -> tuple[list, list, dict]:
     from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
     from delos_ref.process import open_client, ping, virtuallog_on
     from delos_ref.virtuallog import VirtualLogOptions
@@ -113,28 +110,9 @@ async def _measure(directory: Path, cfg: cluster.ClusterConfig, seconds: float, 
 
 async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
     """``delos-ref bench virtuallog``: see the module docstring."""
-    if transport not in TRANSPORTS:
-        raise BadBenchArgument(f"bench virtuallog runs on a real cluster: --transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
-    if not seconds > 0:
-        raise BadBenchArgument(f"--seconds must be positive (got {seconds})")
-    tmp = tempfile.TemporaryDirectory(prefix="delos-bench-vlog-")
-    directory = Path(tmp.name) / "cluster"
-    try:
-        base = _free_base_port(NODES)
-        up = _cli("up", "--detach", "--dir", str(directory), "--nodes", str(NODES), "--transport", transport, "--base-port", str(base), timeout=90)
-        if up.returncode != 0:
-            raise RuntimeError(f"bench virtuallog: `delos-ref up` failed: {up.stderr.strip()}")
-        cfg = cluster.load(directory)
-        results, baseline, stats = await _measure(directory, cfg, seconds, progress)
-    finally:
-        with trio.CancelScope(shield=True):
-            if cluster.config_path(directory).exists():
-                try:
-                    _cli("down", "--dir", str(directory), timeout=30)
-                finally:
-                    for n in cluster.live_nodes(cluster.load(directory)):
-                        cluster.signal_node(n, 9)
-            tmp.cleanup()
+    check_options("virtuallog", transport, seconds, TRANSPORTS)
+    with local_cluster("virtuallog", transport, NODES) as cfg:
+        results, baseline, stats = await _measure(cfg, seconds, progress)
     v, n = results[0]["p50_us"], baseline[0]["p50_us"]
     return {
         "bench": "virtuallog",
