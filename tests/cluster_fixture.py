@@ -51,3 +51,15 @@ def running_cluster(directory: Path, *, nodes: int = 3, transport: str = "tcp", 
 def status(directory: Path) -> dict:
     proc = cli("status", "--dir", str(directory), "--json")
     return json.loads(proc.stdout)
+
+
+async def wait_answers(cfg: cluster.ClusterConfig, node_id: str, timeout_s: float = 20.0) -> None:
+    """Wait (bounded) until ``node_id`` answers a ping over the cluster's transport."""
+    import trio
+
+    from delos_ref.process import open_client, ping
+
+    async with open_client(cfg, "probe") as client:
+        with trio.fail_after(timeout_s):
+            while await ping(client, node_id, timeout_s=0.3) is None:
+                await trio.sleep(0.1)

@@ -22,27 +22,17 @@ import trio
 
 from delos_ref import cluster
 from delos_ref.loglet.native import NativeOptions
-from delos_ref.process import metastore_client, open_client, open_virtuallog, ping
+from delos_ref.process import metastore_client, open_client, open_virtuallog
 from delos_ref.virtuallog import AppendFailed, AppendOutcomeUnknown, LogletRegistry, VirtualLog, VirtualLogError
 from delos_ref.virtuallog.registry import native_kind
 from paxos.register import MetaStoreError
-from tests.cluster_fixture import running_cluster
+from tests.cluster_fixture import running_cluster, wait_answers
 
 pytestmark = pytest.mark.cluster
 
 
 def restart(directory: Path, node_id: str) -> None:
-    pid = cluster.spawn_node(directory, node_id)
-    saved = cluster.load(directory)
-    saved.node(node_id).pid = pid
-    cluster.save(directory, saved)
-
-
-async def wait_answers(cfg: cluster.ClusterConfig, node_id: str, timeout_s: float = 20.0) -> None:
-    async with open_client(cfg, "probe") as client:
-        with trio.fail_after(timeout_s):
-            while await ping(client, node_id, timeout_s=0.3) is None:
-                await trio.sleep(0.1)
+    cluster.restart_node(directory, cluster.load(directory), node_id)
 
 
 async def read_all(cfg: cluster.ClusterConfig, read_first: str, tail_hint: int) -> list[bytes]:

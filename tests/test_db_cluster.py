@@ -11,8 +11,6 @@ applied position. Also: the CLI round trip (put/get/cas/txn/scan) and a trim.
 from __future__ import annotations
 
 import json
-import signal
-import time
 
 import pytest
 import trio
@@ -29,18 +27,11 @@ WRITERS = 8
 
 
 def _kill(directory, node_id: str) -> None:
-    spec = cluster.load(directory).node(node_id)
-    assert cluster.signal_node(spec, signal.SIGKILL), f"{node_id} was not running"
-    end = time.monotonic() + 5
-    while cluster.pid_alive(spec.pid):
-        assert time.monotonic() < end, f"{node_id} survived SIGKILL"
-        time.sleep(0.01)
+    cluster.kill_node(cluster.load(directory), node_id)  # SIGKILL, and wait until it is gone
 
 
 def _restart(directory, node_id: str) -> None:
-    cfg = cluster.load(directory)
-    cfg.node(node_id).pid = cluster.spawn_node(directory, node_id)
-    cluster.save(directory, cfg)
+    cluster.restart_node(directory, cluster.load(directory), node_id)
 
 
 async def _load_kill_restart(directory) -> None:

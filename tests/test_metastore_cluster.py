@@ -41,9 +41,9 @@ import pytest
 import trio
 
 from delos_ref import cluster
-from delos_ref.process import open_client, ping
+from delos_ref.process import open_client
 from paxos.register import ClientTimeouts, Conflict, MetaStoreClient, MetaStoreError, Written
-from tests.cluster_fixture import cli, running_cluster, status
+from tests.cluster_fixture import cli, running_cluster, status, wait_answers
 
 pytestmark = pytest.mark.cluster
 
@@ -99,13 +99,6 @@ async def writer(cfg: cluster.ClusterConfig, name: str, run: Run) -> None:
             else:
                 assert type(result) is Conflict and result.version > version
                 known = (result.version, result.value)
-
-
-async def wait_answers(cfg: cluster.ClusterConfig, node_id: str, timeout_s: float = 15.0) -> None:
-    async with open_client(cfg, "probe") as client:
-        with trio.fail_after(timeout_s):
-            while await ping(client, node_id, timeout_s=0.3) is None:
-                await trio.sleep(0.05)
 
 
 def test_acknowledged_writes_survive_kill_and_restart_of_acceptors(tmp_path):

@@ -10,8 +10,6 @@ seal bit survives another SIGKILL (LMDB, synced before the seal was acknowledged
 
 from __future__ import annotations
 
-import signal
-import time
 
 import pytest
 import trio
@@ -31,18 +29,11 @@ VICTIM = "n3"  # a LogServer that is not the sequencer (n1)
 
 
 def _kill(directory, node_id: str) -> None:
-    spec = cluster.load(directory).node(node_id)
-    assert cluster.signal_node(spec, signal.SIGKILL), f"{node_id} was not running"
-    end = time.monotonic() + 5
-    while cluster.pid_alive(spec.pid):
-        assert time.monotonic() < end, f"{node_id} survived SIGKILL"
-        time.sleep(0.01)
+    cluster.kill_node(cluster.load(directory), node_id)  # SIGKILL, and wait until it is gone
 
 
 def _restart(directory, node_id: str) -> None:
-    cfg = cluster.load(directory)
-    cfg.node(node_id).pid = cluster.spawn_node(directory, node_id)
-    cluster.save(directory, cfg)
+    cluster.restart_node(directory, cluster.load(directory), node_id)
 
 
 async def _until_up(client, node_id: str, timeout_s: float = 15.0) -> None:
