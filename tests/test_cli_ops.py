@@ -146,7 +146,8 @@ def test_disaggregated_layout(tmp_path):
         assert [n.id for n in cfg.nodes] == ["n1", "n2", "n3", "ls1", "ls2", "ls3"]
         report = j("status", "--dir", d)
         roles = {n["id"]: set(n["roles"]) - {"ping", "supervisor"} for n in report["nodes"]}
-        assert roles == {"n1": {"acceptor", "sequencer"}, "n2": {"acceptor", "sequencer"}, "n3": {"acceptor", "sequencer"}, "ls1": {"logserver"}, "ls2": {"logserver"}, "ls3": {"logserver"}}
+        core = {"acceptor", "sequencer", "replica"}  # a database replica on every core node
+        assert roles == {"n1": core, "n2": core, "n3": core, "ls1": {"logserver"}, "ls2": {"logserver"}, "ls3": {"logserver"}}
         assert report["chain"]["segments"][0]["params"]["logservers"] == ["ls1", "ls2", "ls3"]
         assert j("append", "x", "y", "--dir", d) == {"positions": [0, 1]}
         assert "does not host the logserver role" in error("reconfigure", "--logservers", "n1,ls1,ls2", "--dir", d)
