@@ -12,7 +12,11 @@ Modules, bottom up:
 * ``registry.py`` -- :class:`LogletRegistry`: builds a loglet from a segment's kind and
   params, and clones configs for roll-forward;
 * ``client.py``   -- :class:`VirtualLog`: routing by the cached chain, retries on sealed
-  loglets, roll-forward, ``reconfig_extend`` / ``reconfig_truncate`` / ``reconfig_modify``.
+  loglets, roll-forward, ``reconfig_extend`` / ``reconfig_truncate`` / ``reconfig_modify``;
+* ``supervisor.py`` -- failure-driven reconfiguration: heartbeats, a damped
+  :class:`~delos_ref.virtuallog.supervisor.FailureDetector`, and a ``Supervisor`` that asks
+  the active loglet to ``diagnose`` itself and extends the chain onto the successor it names
+  (trace events, role ``supervisor``: Diagnosis, Reconfigured, SupervisorError).
 
 Trace events: the register's (``metastore`` Chosen / ReadDone carry the encoded chains of
 each version) and the loglets', plus ``AppendAck`` (role ``virtuallog``: client, vpos,
