@@ -36,6 +36,7 @@ reconfiguring. A sealed loglet raises :class:`SealedError` on append.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -188,6 +189,7 @@ class NativeLoglet(Loglet):
         self.bugs = frozenset(bugs)
         self._endpoint = node.endpoint
         self._known_tail = 0  # every position below it is known committed (readable)
+        self._last_status: tuple[int, int] | None = None  # (known_tail, next_pos) at the last diagnose
         self._batch: _Batch | None = None  # the open batch of coalesced appends
         self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
         self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0}
@@ -541,8 +543,9 @@ class NativeLoglet(Loglet):
         if not view.is_alive(cfg.sequencer):
             reason = f"sequencer {cfg.sequencer} of {cfg.loglet_id} does not answer heartbeats"
             return Diagnosis(reason, native_successor(cfg, view, fresh_id, replace_sequencer=True))
+        status = None
         try:
-            await self._call(cfg.sequencer, KnownTailQuery(cfg.loglet_id), self._deadline(self.options.call_timeout_s))
+            status = await self._call(cfg.sequencer, KnownTailQuery(cfg.loglet_id), self._deadline(self.options.call_timeout_s))
         except RemoteError as e:
             if e.code == UNAVAILABLE:
                 reason = f"sequencer {cfg.sequencer} restarted and will not serve {cfg.loglet_id} again"
@@ -551,10 +554,44 @@ class NativeLoglet(Loglet):
         except (NotSent, CallTimeout):
             # One slow answer is no verdict: heartbeats decide whether the node is dead.
             return Diagnosis(f"sequencer {cfg.sequencer} does not answer for {cfg.loglet_id}", None)
+        if status is not None:
+            stalled = await self._seal_stalled(status)
+            if stalled is not None:
+                return Diagnosis(stalled, native_successor(cfg, view, fresh_id, replace_sequencer=False, same_members_ok=True))
         down = [s for s in cfg.logservers if not view.is_alive(s)]
         if down:
             reason = f"LogServer(s) {', '.join(down)} of {cfg.loglet_id} do not answer heartbeats"
             return Diagnosis(reason, native_successor(cfg, view, fresh_id, replace_sequencer=False))
+        return None
+
+    async def _seal_stalled(self, status: Any) -> str | None:
+        """Why this loglet, still the chain's active segment, is sealed or half-sealed, or None.
+
+        A sealed active loglet means a reconfiguration stopped after its seal (the
+        reconfigurer died): clients would roll forward on their next append, the supervisor
+        may as well. Worse is a *half* seal: the seal bit set on a minority (the sealer died
+        in the middle) while another LogServer is down. The sequencer then counts neither
+        the sealed server (its tail may hold repairs) nor the dead one, so nothing commits;
+        and no client ever sees ``sealed``. The sign is a sequencer whose appends do not
+        commit between two diagnoses; then the LogServers' seal bits are probed.
+        """
+        previous, self._last_status = self._last_status, (status.known_tail, status.next_pos)
+        if status.sealed:
+            return f"{self.config.loglet_id} is sealed but still the active segment (a reconfiguration stopped half-way)"
+        if not (status.next_pos > status.known_tail and previous is not None and previous[0] == status.known_tail):
+            return None  # nothing pending, or progress since the last look
+        replies: dict[str, TailReply] = {}
+
+        async def probe(server: str) -> None:
+            with contextlib.suppress(RpcError):
+                replies[server] = await self._call(server, TailQuery(self.config.loglet_id, self._known_tail), self._deadline(self.options.call_timeout_s))
+
+        async with trio.open_nursery() as nursery:
+            for server in self.config.logservers:
+                nursery.start_soon(probe, server)
+        sealed = [s for s in self.config.logservers if s in replies and replies[s].sealed]
+        if sealed:
+            return f"appends to {self.config.loglet_id} stall and {', '.join(sealed)} hold its seal bit: a seal stopped half-way"
         return None
 
     def statistics(self) -> dict[str, int]:
