@@ -16,7 +16,9 @@ is down, appends continue on the cached chain (§3.3).
 2. *check_tail* it: the sealed tail, mapped to a virtual position, is where the old segment
    stops and the new one starts;
 3. *install* the new chain with ``write_if(version read, chain)``: at most one racer wins;
-4. *fetch* the chain again -- someone else may have won -- and route with it.
+4. *fetch* the chain -- someone else may have won -- and route with it. The write's outcome
+   carries it (ours if written; a conflict carries the winner's), so only an unknown outcome
+   costs a read.
 
 **A sealed error** means the chain has moved on, or is about to: the client fetches the chain
 and retries on the new active segment. If no newer chain appears within
@@ -405,16 +407,23 @@ class VirtualLog:
         return await self._install(self.version, chain.modify(index, kind, params))
 
     async def _install(self, version: int, new: Chain) -> bool:
-        """Conditional write of ``new`` over ``version``, then fetch. On an unknown write
-        outcome the fetch decides: won iff the register now holds ``new`` at ``version + 1``."""
+        """Conditional write of ``new`` over ``version``, then learn the chain. The write's
+        outcome carries it: ``Written`` means ours is current; a ``Conflict`` carries the
+        winner's (version, chain), read linearizably by the register. Only an unknown outcome
+        needs a fetch, and it decides: won iff the register holds ``new`` at ``version + 1``."""
         try:
             result = await self.metastore.write_if(version, encode_chain(new))
             if type(result) is Conflict and BUG_UNCONDITIONAL_WRITE in self.bugs:
                 result = await self.metastore.write_if(result.version, encode_chain(new))  # the bug: blind
         except WriteOutcomeUnknown:
             result = None
-        await self.refresh()
-        won = type(result) is Written or (result is None and self.version == version + 1 and self.chain == new)
         assert type(result) in (Written, Conflict) or result is None, "write_if: Written or Conflict"
+        if type(result) is Written:
+            self._learn(result.version, encode_chain(new))
+        elif type(result) is Conflict:
+            self._learn(result.version, result.value)
+        else:
+            await self.refresh()
+        won = type(result) is Written or (result is None and self.version == version + 1 and self.chain == new)
         self.stats["won" if won else "lost"] += 1
         return won
