@@ -41,7 +41,6 @@ appear twice; deduplication is the database's job (§3.4).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +127,9 @@ class VirtualLog:
         self.chain: Chain | None = None
         self._trim_point = 0
         self._clones = 0
+        self._in_flight: dict[trio.CancelScope, tuple[Segment, float]] = {}  # appends, for _watch
+        self._watching = False
+        self._watch_wakeup = trio.Event()
         self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "abandoned", "refreshes", "roll_forwards", "won", "lost"), 0)
 
     def _emit(self, event: str, **fields: Any) -> None:
@@ -210,37 +212,47 @@ class VirtualLog:
         """Append to ``seg``'s loglet; give up early if the chain moves past ``seg`` meanwhile.
 
         A loglet whose sequencer died answers nothing, so its append only fails at its own
-        deadline (seconds). But the supervisors reconfigure away from it sooner. So an append
-        that has not returned within ``watch_after_s`` starts watching the chain, and once the
-        active segment is another one it stops waiting and retries there. The entry may
-        still have landed below the old segment's sealed tail: ``may_have_landed``.
+        deadline (seconds). But the supervisors reconfigure away from it sooner. So every
+        append in flight is registered with this client's *watcher* (:meth:`_watch`): once
+        one has waited ``watch_after_s``, the watcher fetches the chain, and if the active
+        segment is another one it cancels the append, which is then retried there. The entry
+        may still have landed below the old segment's sealed tail: ``may_have_landed``.
         """
         loglet = self.registry.loglet(seg)
-        pos: int | None = None
-        error: Exception | None = None
-
-        async def watch() -> None:
-            await trio.sleep(self.options.watch_after_s)
-            while True:
-                with contextlib.suppress(MetaStoreUnavailable):
-                    if not (await self.refresh()).active.same_loglet(seg):
-                        nursery.cancel_scope.cancel()  # the chain moved on
-                        return
-                await trio.sleep(self.options.poll_s)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
+        with trio.CancelScope() as scope:
+            self._in_flight[scope] = (seg, trio.current_time())
+            if not self._watching:
+                self._watching = True
+                trio.lowlevel.spawn_system_task(self._watch, name=f"VirtualLog {self.client_id} watcher")
+            self._watch_wakeup.set()
             try:
-                pos = await loglet.append(entry)
-            except Exception as e:  # re-raised below, outside the nursery (no exception group)
-                error = e
-            nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
-        if pos is None:
-            self.stats["abandoned"] += 1
-            raise SealedError(f"the chain moved past {seg.kind} loglet at {seg.start} while an append was in flight", may_have_landed=True)
-        return pos
+                return await loglet.append(entry)
+            finally:
+                del self._in_flight[scope]
+        self.stats["abandoned"] += 1
+        raise SealedError(f"the chain moved past {seg.kind} loglet at {seg.start} while an append was in flight", may_have_landed=True)
+
+    async def _watch(self) -> None:
+        """The watcher of :meth:`_append_on` (one per client, started with its first append):
+        asleep while no append has waited ``watch_after_s``; then it polls the chain."""
+        while True:
+            now = trio.current_time()
+            if not self._in_flight:
+                self._watch_wakeup = trio.Event()
+                await self._watch_wakeup.wait()
+                continue
+            due = min(t for _, t in self._in_flight.values()) + self.options.watch_after_s
+            if due > now:
+                await trio.sleep(due - now)
+                continue
+            try:
+                active = (await self.refresh()).active
+            except Exception:  # no chain now (MetaStore unreachable...): look again later
+                active = None
+            for scope, (seg, _) in list(self._in_flight.items()):
+                if active is not None and not active.same_loglet(seg):
+                    scope.cancel()  # the chain moved on: stop waiting for this loglet
+            await trio.sleep(self.options.poll_s)
 
     async def _after_failure(self, seg: Segment, e: Exception) -> None:
         """After ``seg``'s loglet failed an operation: fetch the chain; if it has not moved
