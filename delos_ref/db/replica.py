@@ -9,10 +9,9 @@ applied position with ``read_next`` and applies what it got as one batch (one tr
 the entries' effects and the new applied position). Batches are not fsynced one by one: the
 log already holds every write durably, and a crash only rolls the table back to an earlier
 applied position, from which the log replays the same effects (see ``table.py``). The
-player syncs the table when it has been idle for ``poll_s`` and at least every ``sync_s``, and a replica
+player syncs the table after ``poll_s`` idle and at least every ``sync_s``, and a replica
 syncs before it reports its applied position to a peer (so a trim never removes entries it
-would need after a crash). It plays up to the highest position
-anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
+would need after a crash). It plays up to the highest position anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
 serves no writes still keeps up (backing off while the log is unavailable: a failed
 ``check_tail`` reads the MetaStore, which idle replicas must not crowd). Entries this replica appended itself are not read back:
 ``append`` returned their positions, so the player applies them from memory when it reaches
