@@ -6,8 +6,12 @@ Every node of a cluster hosts one :class:`Replica`. It owns a local table
 
 **The player** (one task) is the only code that changes the table. It reads the log from the
 applied position with ``read_next`` and applies what it got as one batch (one transaction:
-the entries' effects and the new applied position). It plays up to the highest position
-anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
+the entries' effects and the new applied position). Batches are not fsynced one by one: the
+log already holds every write durably, and a crash only rolls the table back to an earlier
+applied position, from which the log replays the same effects (see ``table.py``). The
+player syncs the table after ``poll_s`` idle and at least every ``sync_s``, and a replica
+syncs before it reports its applied position to a peer (so a trim never removes entries it
+would need after a crash). It plays up to the highest position anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
 serves no writes still keeps up (backing off while the log is unavailable: a failed
 ``check_tail`` reads the MetaStore, which idle replicas must not crowd). Entries this replica appended itself are not read back:
 ``append`` returned their positions, so the player applies them from memory when it reaches
@@ -70,9 +74,10 @@ class ReplicaOptions:
     request_timeout_s: float = 5.0  # a bound on serving one request
     peer_timeout_s: float = 1.0  # status / snapshot calls to peers
     max_requests: int = 4096  # served concurrently; more wait in the router (backpressure)
+    sync_s: float = 0.5  # under load, the table is fsynced at least this often
 
     def __post_init__(self) -> None:
-        assert 0 < self.retry_s <= self.poll_s <= self.max_poll_s and self.request_timeout_s > 0, "ReplicaOptions: bounded, positive waits"
+        assert 0 < self.retry_s <= self.poll_s <= self.max_poll_s and self.request_timeout_s > 0 and self.sync_s > 0, "ReplicaOptions: bounded, positive waits"
 
 
 class _Sync:
@@ -155,7 +160,7 @@ class Replica:
             self._limit.release_on_behalf_of(token)
 
     def statistics(self) -> dict[str, Any]:
-        return dict(self.stats, applied=self.table.applied)
+        return dict(self.stats, applied=self.table.applied, durable=self.table.durable)
 
     # ------------------------------------------------------------------------- writes
 
@@ -256,12 +261,18 @@ class Replica:
 
     async def _player(self) -> None:
         poll_s = self.options.poll_s
+        synced_at = trio.current_time()
         while True:
+            if trio.current_time() - synced_at >= self.options.sync_s:
+                self.table.sync()  # busy for a while: bound what a crash makes us replay
+                synced_at = trio.current_time()
             if self._want <= self.table.applied:
                 with trio.move_on_after(poll_s) as idle:
                     await self._wake.wait()
                 self._wake = trio.Event()
-                if idle.cancelled_caught:  # nobody waits: learn the tail to keep up
+                if idle.cancelled_caught:  # nobody waits: sync the table, learn the tail to keep up
+                    self.table.sync()
+                    synced_at = trio.current_time()
                     try:
                         self._want = max(self._want, await self.poll_vlog.check_tail())
                         poll_s = self.options.poll_s
@@ -303,7 +314,7 @@ class Replica:
     def _apply(self, first: int, entries: list[bytes]) -> None:
         for p in range(first, first + len(entries)):
             self._mine.pop(p, None)
-        for a in self.table.apply(first, entries):
+        for a in self.table.apply(first, entries, sync=False):  # synced by the player later
             if a.command is not None:
                 key = (a.command.client, a.command.seq)
                 if key in self._waiting and key not in self._results:
@@ -316,11 +327,12 @@ class Replica:
     # ------------------------------------------------------------------ trim, snapshots
 
     async def _on_KvStatus(self, msg: m.KvStatus) -> tuple:
+        applied = self.table.sync()  # a peer may trim the log up to it: durable first
         digest = self.table.digest() if msg.want_digest else ""
-        return None, "", m.KvStatusReply(self.node.node_id, self.table.applied, digest, self.stats["snapshots_restored"])
+        return None, "", m.KvStatusReply(self.node.node_id, applied, digest, self.stats["snapshots_restored"])
 
     async def _on_KvTrim(self, msg: m.KvTrim) -> tuple:
-        lowest = self.table.applied
+        lowest = self.table.sync()  # durable: the entries above it may be needed after a crash
         for peer in self.peers:
             if peer == self.node.node_id:
                 continue

@@ -37,6 +37,14 @@ position (the ``meta`` table's ``applied`` key). A crash leaves the table at the
 whole batch, with the position that matches it, so no entry is applied twice or skipped
 after a restart (group apply: several entries share one fsync, each entry still atomic).
 
+The fsync may also be deferred (``apply(..., sync=False)``, then :meth:`TableState.sync`):
+the log, not the table, is what makes a write durable, and the table is a deterministic
+function of the log prefix it applied. A crash then loses whole unsynced batches together
+with their applied position, and the replica replays them from the log, making the same
+decisions (results, deduplication) at the same positions. ``durable`` is the applied
+position as of the last sync: the log must keep every entry from there on (see the
+replica's trim).
+
 A malformed entry (not a ``KV1`` command: another application's entry, or garbage) is
 skipped -- the position still advances, so every replica skips it alike.
 """
@@ -277,9 +285,18 @@ class TableState:
         self.dedup = BUG_NO_DEDUP not in bugs
         raw = storage.get(META, APPLIED_KEY)
         self.applied = 0 if raw is None else struct.unpack(">Q", raw)[0]
+        self.durable = self.applied  # what storage holds was synced (or is all a crash left)
 
-    def apply(self, first: int, entries: Iterable[bytes]) -> list[Applied]:
-        """Apply the entries at positions ``first, first+1, ...`` in one durable transaction."""
+    def sync(self) -> int:
+        """Make every applied batch durable; the durable applied position."""
+        if self.durable < self.applied:
+            self.storage.sync()
+            self.durable = self.applied
+        return self.durable
+
+    def apply(self, first: int, entries: Iterable[bytes], *, sync: bool = True) -> list[Applied]:
+        """Apply the entries at positions ``first, first+1, ...`` in one transaction, durable
+        before this returns unless ``sync`` is False (then durable at the next :meth:`sync`)."""
         assert first == self.applied, f"apply: entries must start at the applied position {self.applied}, not {first}"
         view = _Overlay(self.storage)
         out = []
@@ -289,8 +306,10 @@ class TableState:
         if not out:
             return out
         view.put(META, APPLIED_KEY, _u64(first + len(out)))
-        self.storage.write(view.writes(), sync=True)  # effects + position: one transaction
+        self.storage.write(view.writes(), sync=sync)  # effects + position: one transaction
         self.applied = first + len(out)
+        if sync:
+            self.durable = self.applied
         return out
 
     def get(self, key: str) -> str | None:
@@ -330,7 +349,7 @@ class TableState:
         writes += [Write(t, k, v) for t, k, v in rows]
         self.storage.write(writes, sync=True)
         raw = self.storage.get(META, APPLIED_KEY)
-        self.applied = 0 if raw is None else struct.unpack(">Q", raw)[0]
+        self.applied = self.durable = 0 if raw is None else struct.unpack(">Q", raw)[0]
 
 
 def _prefix_end(prefix: bytes) -> bytes | None:
