@@ -31,11 +31,7 @@ land late); those positions are not in the VirtualLog, because the segment's sto
 at install. A client with a stale chain must not read them: reads in the segment it believes
 active are bounded by an *unsealed* ``check_tail`` of that loglet, whose tail lies below every
 sealed tail; if the loglet reports sealed, the client refreshes the chain first. For the same
-reason ``check_tail`` never answers from a sealed loglet. The one shortcut: positions below
-the loglet client's *known committed tail* (learned from append acknowledgements and earlier
-tail checks; NativeLoglet's ``known_tail``) are read without a ``check_tail`` round. A
-committed position is on a majority of the loglet's servers, so every sealed tail is above
-it: it belongs to the segment whatever stop a reconfiguration fixes.
+reason ``check_tail`` never answers from a sealed loglet.
 
 **What a failed append means.** Every error a caller sees says whether the entry may be in the
 log: :class:`AppendFailed` (it certainly is not) or :class:`AppendOutcomeUnknown` (it may be,
@@ -337,7 +333,7 @@ class VirtualLog:
             if index is None:
                 raise TrimmedError(pos, chain.base)
             seg = chain.segments[index]
-            stop = await self._readable_stop(seg, pos)
+            stop = await self._readable_stop(seg)
             if stop is None:
                 continue  # the segment we took as active is sealed: the chain was refreshed
             end = min(hi, stop)
@@ -352,19 +348,11 @@ class VirtualLog:
             return [(seg.to_virtual(p), v) for p, v in got], pos + len(got) == stop
         raise VirtualLogUnavailable(f"read_next at {pos}: the chain kept moving")
 
-    async def _readable_stop(self, seg: Segment, pos: int) -> int | None:
-        """Where reads in ``seg`` from ``pos`` must stop: its stop if closed; for the segment
-        this client believes active, the loglet's known committed tail if ``pos`` is below it,
-        else its unsealed tail (None: it is sealed, the chain was refreshed)."""
+    async def _readable_stop(self, seg: Segment) -> int | None:
+        """Where reads in ``seg`` must stop: its stop if closed; for the segment this client
+        believes active, its unsealed tail (None: it is sealed, the chain was refreshed)."""
         if seg.stop is not None:
             return seg.stop
-        # A position the loglet client has learned is committed (e.g. from its own append's
-        # acknowledgement) is on a majority of the loglet's servers, so every seal's tail is
-        # above it: it lies in the segment whatever chain installs later. Reads below it need
-        # no check_tail round (NativeLoglet.known_tail; other loglets: always ask).
-        known = seg.to_virtual(getattr(self.registry.loglet(seg), "known_tail", 0))
-        if pos < known:
-            return known
         try:
             tail, sealed = await self.registry.loglet(seg).check_tail()
         except LogletUnavailable as e:
