@@ -3,6 +3,9 @@ of successor, and the supervisor on a simulated cluster (delos_ref/virtuallog/su
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any, AsyncIterator
+
 import trio
 
 from delos_ref.loglet import Membership
@@ -83,20 +86,29 @@ def test_a_restarted_sequencer_gets_a_fresh_instance_on_the_same_members():
     assert new == NativeLogletConfig("L2", "n1", NODES)
 
 
-async def test_supervisors_reconfigure_away_from_a_crashed_sequencer(autojump_clock):
-    """Three simulated servers with supervisors; crash the sequencer: one supervisor wins the
-    reconfiguration, the chain gets a new segment with another sequencer, appends go on."""
+@contextlib.asynccontextmanager
+async def supervised(seed: str) -> AsyncIterator[tuple[Any, Any]]:
+    """Three simulated servers, each with an acceptor, a LogServer, a sequencer and a
+    supervisor (the ``log`` workload's servers); yields (simulation, an app's VirtualLog)
+    bootstrapped on a NativeLoglet sequenced by s1."""
     from delos_ref.sim.simulation import Simulation
     from delos_ref.sim.workload_log import SERVERS, Cluster, _server_build
     from delos_ref.virtuallog import VirtualLogOptions
 
-    sim = Simulation("supervisor-test")
+    sim = Simulation(seed)
     async with sim.run():
         c = Cluster(sim, None)
         for name in SERVERS:
             sim.add_node(name, _server_build(c))
-        vlog = c.client("app", VirtualLogOptions(attempts=32, roll_forward_s=0.5, poll_s=0.05))
+        vlog = c.client("app", VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05))
         await vlog.bootstrap(NativeLogletConfig("boot", "s1", SERVERS))
+        yield sim, vlog
+
+
+async def test_supervisors_reconfigure_away_from_a_crashed_sequencer(autojump_clock):
+    """Three simulated servers with supervisors; crash the sequencer: one supervisor wins the
+    reconfiguration, the chain gets a new segment with another sequencer, appends go on."""
+    async with supervised("supervisor-test") as (sim, vlog):
         first = [await vlog.append(f"a{i}".encode()) for i in range(5)]
         sim.crash("s1")
         with trio.fail_after(10):
@@ -117,17 +129,8 @@ async def test_a_seal_stopped_half_way_next_to_a_dead_logserver_is_finished(auto
     client ever sees ``sealed``. The supervisors must notice the stall, find the seal bit, and
     move the log on (seal on the two live servers, install a successor)."""
     from delos_ref.loglet.native.messages import Seal
-    from delos_ref.sim.simulation import Simulation
-    from delos_ref.sim.workload_log import SERVERS, Cluster, _server_build
-    from delos_ref.virtuallog import VirtualLogOptions
 
-    sim = Simulation("half-seal")
-    async with sim.run():
-        c = Cluster(sim, None)
-        for name in SERVERS:
-            sim.add_node(name, _server_build(c))
-        vlog = c.client("app", VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05))
-        await vlog.bootstrap(NativeLogletConfig("boot", "s1", SERVERS))
+    async with supervised("half-seal") as (sim, vlog):
         assert [await vlog.append(f"a{i}".encode()) for i in range(3)] == [0, 1, 2]
         dying_sealer = sim.client("sealer")
         await dying_sealer.endpoint.call("s2", Seal("boot", 0), timeout_s=1.0)  # one seal bit, then "dies"
