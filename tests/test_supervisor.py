@@ -36,25 +36,28 @@ def test_a_silent_peer_is_dead_after_suspect_s():
     assert d.view(101.5, NODES).alive == {"n1", "n3"}  # n2 silent for 1.1 s
 
 
-def test_a_returning_peer_counts_again_only_once_stable():
-    """Damping: a node that died and answers again is not counted in until it has answered
+def test_a_returning_peer_is_alive_at_once_but_stable_only_later():
+    """Damping: a node that died and answers again counts as alive at once (it may help make
+    a majority), but it is *stable* -- eligible as a new member -- only after answering
     without a gap for stable_s (a flapping node never gets there)."""
     d = detector()
     d.heard("n3", 105.0)
     d.heard("n2", 100.1)  # then silent: dead from 101.1
+    assert "n2" not in d.view(105.0, NODES).alive
     d.heard("n2", 110.0)  # back
-    assert "n2" not in d.view(110.0, NODES).alive
+    v = d.view(110.0, NODES)
+    assert "n2" in v.alive and "n2" not in v.stable
     for t in (111.0, 112.0, 113.0):
         d.heard("n2", t)
         d.heard("n3", t)
-    assert "n2" in d.view(113.0, NODES).alive
+    assert "n2" in d.view(113.0, NODES).stable
     # Flapping: silence longer than suspect_s restarts the stability clock.
     d.heard("n2", 115.0)
-    assert "n2" not in d.view(115.0, NODES).alive
+    assert "n2" in d.view(115.0, NODES).alive and "n2" not in d.view(115.0, NODES).stable
 
 
-def view(alive: set[str], candidates: tuple[str, ...] = NODES) -> Membership:
-    return Membership(frozenset(alive), candidates)
+def view(alive: set[str], candidates: tuple[str, ...] = NODES, stable: set[str] | None = None) -> Membership:
+    return Membership(frozenset(alive), candidates, stable=None if stable is None else frozenset(stable))
 
 
 CFG = NativeLogletConfig("L1", "n1", NODES)
@@ -79,6 +82,9 @@ def test_dead_logserver_is_replaced_by_a_live_spare_but_not_by_itself():
     # 5 candidates, a loglet on 3 of them: the dead n3 is replaced by the live spare n4.
     new = native_successor(CFG, view({"n1", "n2", "n4", "n5"}, five), "L2", replace_sequencer=False)
     assert new == NativeLogletConfig("L2", "n1", ("n1", "n2", "n4"))
+    # A spare that answers but is not stable yet (it just came back) is not taken in: n5 is.
+    new = native_successor(CFG, view({"n1", "n2", "n4", "n5"}, five, stable={"n1", "n2", "n5"}), "L2", replace_sequencer=False)
+    assert new == NativeLogletConfig("L2", "n1", ("n1", "n2", "n5"))
 
 
 def test_a_restarted_sequencer_gets_a_fresh_instance_on_the_same_members():

@@ -117,18 +117,26 @@ def check_range(lo: int, hi: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """What one node's failure detector believes: ``alive`` answered heartbeats lately (and
-    have for at least the damping time, so a flapping node is not yet counted back in);
+    """What one node's failure detector believes: ``alive`` answered heartbeats lately;
     ``candidates`` are the nodes that may host LogServers, ``sequencers`` those that may
     host sequencers (default: the candidates), in cluster order."""
 
     alive: frozenset[str]
     candidates: tuple[str, ...]
     sequencers: tuple[str, ...] = ()
+    #: The alive nodes that have answered steadily for the damping time (None: all alive
+    #: ones). Only these are taken in as *new* members (spares); a node that answers counts
+    #: as alive for everything else, so damping never hides a working majority.
+    stable: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.sequencers:
             object.__setattr__(self, "sequencers", self.candidates)
+        if self.stable is None:
+            object.__setattr__(self, "stable", self.alive)
+
+    def is_stable(self, node_id: str) -> bool:
+        return node_id in self.stable  # type: ignore[operator]
 
     def is_alive(self, node_id: str) -> bool:
         return node_id in self.alive

@@ -10,9 +10,10 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
 2. **The failure detector** (:class:`FailureDetector`, pure: it is handed the time). A peer is
    *alive* while its last answer is at most ``suspect_s`` old, and *stable* once it has been
    alive without a gap for ``stable_s``. The two thresholds are the damping: a death is
-   noticed after ``suspect_s``, but a node that comes back is counted in again (given a
-   LogServer) only after ``stable_s`` of uninterrupted answers, so a flapping node does not
-   cause a reconfiguration on every beat.
+   noticed after ``suspect_s``, but a node that comes back is taken in as a new member (a
+   spare LogServer) only after ``stable_s`` of uninterrupted answers, so a flapping node does
+   not cause a reconfiguration on every beat. Damping never hides a node that answers: it
+   still counts toward the majority a seal needs and may become a sequencer.
 3. **The supervisor loop.** Every ``check_s`` it fetches the chain and asks the active
    segment's loglet :meth:`~delos_ref.loglet.api.Loglet.diagnose` with the detector's view.
    The loglet decides whether it is failing and names its successor (only a NativeLoglet
@@ -94,14 +95,15 @@ class FailureDetector:
         return peer == self.self_id or (self.alive(peer, now) and now - self.alive_since[peer] >= self.options.stable_s)
 
     def view(self, now: float, candidates: tuple[str, ...], sequencers: tuple[str, ...] = ()) -> Membership:
-        """The :class:`Membership` a loglet diagnoses itself with. ``alive`` holds the nodes
-        that answer now; a node that just came back is in it only once it is stable, except
-        that a node that never left (alive since the start) is in it from the start.
-        ``sequencers``: the nodes that may sequence (default: the candidates)."""
-        alive = frozenset(
-            n for n in dict.fromkeys(candidates + sequencers) if self.alive(n, now) and (self.stable(n, now) or self.alive_since.get(n) == self.started)
-        )
-        return Membership(alive, candidates, sequencers)
+        """The :class:`Membership` a loglet diagnoses itself with. ``alive``: the nodes that
+        answer now. ``stable``: those of them that have answered without a gap for
+        ``stable_s`` (or never left since the start): only these may join a loglet as new
+        members, so a flapping node is not taken in. ``sequencers``: the nodes that may
+        sequence (default: the candidates)."""
+        nodes = dict.fromkeys(candidates + sequencers)
+        alive = frozenset(n for n in nodes if self.alive(n, now))
+        stable = frozenset(n for n in alive if self.stable(n, now) or self.alive_since.get(n) == self.started)
+        return Membership(alive, candidates, sequencers, stable)
 
 
 class Supervisor:
@@ -144,7 +146,8 @@ class Supervisor:
         while True:
             sent = trio.current_time()
             try:
-                await self.node.endpoint.call(peer, Ping(), timeout_s=self.options.suspect_s, retry=NO_RETRY)
+                # Wait at most half the suspicion time: a lost ping must not look like a silence.
+                await self.node.endpoint.call(peer, Ping(), timeout_s=self.options.suspect_s / 2, retry=NO_RETRY)
             except RpcError:
                 pass  # silence: the detector notices by the absence of answers
             else:

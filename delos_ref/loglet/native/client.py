@@ -128,7 +128,7 @@ def native_successor(
         sequencer = choices[0]
     width = len(config.logservers)
     live_old = [s for s in config.logservers if view.is_alive(s)]
-    spares = [n for n in view.candidates if view.is_alive(n) and n not in config.logservers]
+    spares = [n for n in view.candidates if view.is_stable(n) and n not in config.logservers]
     dead_old = [s for s in config.logservers if not view.is_alive(s)]
     chosen = (live_old + spares + dead_old)[:width]
     logservers = tuple(n for n in config.logservers if n in chosen) + tuple(n for n in chosen if n not in config.logservers)
