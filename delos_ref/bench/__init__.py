@@ -50,6 +50,30 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu}
 
 
+def row(case: str, outstanding: int, latencies: list[float], ops: int, elapsed_s: float) -> dict[str, Any]:
+    """One result row: p50/p99 of ``latencies`` (seconds) in us, and ``ops`` per second."""
+    latencies = sorted(latencies)
+
+    def pct(p: float) -> float | None:
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6, 1)
+
+    return {"case": case, "outstanding": outstanding, "p50_us": pct(0.50), "p99_us": pct(0.99), "ops_per_s": round(ops / elapsed_s, 1) if elapsed_s > 0 else 0.0}
+
+
+class Meter:
+    """Progress of a benchmark of ``cases`` cases, each a warm-up plus ``seconds`` measured."""
+
+    def __init__(self, callback: Callable[[float], None] | None, cases: int, seconds: float, warmup_s: float) -> None:
+        self.callback, self.total, self.done = callback, cases * (seconds + warmup_s), 0.0
+
+    def add(self, s: float) -> None:
+        self.done += s
+        if self.callback is not None:
+            self.callback(min(1.0, self.done / self.total))
+
+
 def check_options(bench: str, transport: str, seconds: float, transports: tuple[str, ...]) -> None:
     """The options every real-cluster benchmark checks the same way."""
     if transport not in transports:

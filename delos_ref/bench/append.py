@@ -44,7 +44,6 @@ happens -- errors and Ctrl-C included.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, check_options, local_cluster, machine
+from delos_ref.bench import BadBenchArgument, Meter, check_options, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
 LOGLETS = ("native", "bootstrap")
@@ -69,31 +68,9 @@ BATCHED = (16, 256)
 UNCOALESCED = (16, 256)
 COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
 LMDB_BATCHES = (1, 16, 256)
-CLI = [sys.executable, "-m", "cli.main"]
 
 
-def _row(case: str, outstanding: int, latencies: list[float], ops: int, elapsed_s: float) -> dict[str, Any]:
-    latencies = sorted(latencies)
-
-    def pct(p: float) -> float | None:
-        if not latencies:
-            return None
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6, 1)
-
-    return {"case": case, "outstanding": outstanding, "p50_us": pct(0.50), "p99_us": pct(0.99), "ops_per_s": round(ops / elapsed_s, 1) if elapsed_s > 0 else 0.0}
-
-
-class _Meter:
-    def __init__(self, callback: Callable[[float], None] | None, cases: int, seconds: float) -> None:
-        self.callback, self.total, self.done = callback, cases * (seconds + WARMUP_S), 0.0
-
-    def add(self, s: float) -> None:
-        self.done += s
-        if self.callback is not None:
-            self.callback(min(1.0, self.done / self.total))
-
-
-async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: _Meter) -> dict[str, Any]:
+async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: Meter) -> dict[str, Any]:
     """``tasks`` tasks run ``op`` (returning how many entries it did) back to back: a warm-up,
     then ``seconds`` measured; operations still in flight at the end are not counted."""
     latencies: list[float] = []
@@ -119,10 +96,10 @@ async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstan
         phase["stop"] = True
         elapsed = time.perf_counter() - start
     meter.add(seconds)
-    return _row(case, outstanding, latencies, counted[0], elapsed)
+    return row(case, outstanding, latencies, counted[0], elapsed)
 
 
-async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
     from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
     from delos_ref.process import open_client, ping
 
@@ -171,7 +148,7 @@ async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _M
         return results, baseline, stats
 
 
-async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """The same cases on the bootstrap loglet: every append is a Paxos write (phase 1 and
     phase 2 to a majority); concurrent appenders duel for each version; ``append_many``
     appends one entry after another."""
@@ -208,7 +185,7 @@ async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: 
         return results, baseline, {"client": loglet.statistics()}
 
 
-async def _measure_lmdb(seconds: float, meter: _Meter) -> list[dict[str, Any]]:
+async def _measure_lmdb(seconds: float, meter: Meter) -> list[dict[str, Any]]:
     from delos_ref.effects import Write
     from delos_ref.storage import LmdbStorage
 
@@ -239,7 +216,7 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
         cases = len(BOOTSTRAP_CONCURRENT) + len(BOOTSTRAP_BATCHED) + 1 + len(LMDB_BATCHES)
     else:
         cases = len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES)
-    meter = _Meter(progress, cases=cases, seconds=seconds)
+    meter = Meter(progress, cases=cases, seconds=seconds, warmup_s=WARMUP_S)
     with local_cluster("append", transport, NODES) as cfg:
         measure = _measure_bootstrap if loglet == "bootstrap" else _measure_cluster
         results, baseline, stats = await measure(cfg, seconds, meter)

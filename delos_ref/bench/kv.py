@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import check_options, local_cluster, machine
-from delos_ref.bench.append import _loop, _Meter
+from delos_ref.bench import Meter, check_options, local_cluster, machine
+from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
 NODES = 3
@@ -48,7 +48,7 @@ KEYS = 10_000
 VALUE = "v" * 100
 
 
-async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
     from delos_ref.db import ClientOptions, KvClient
     from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
     from delos_ref.ping import Ping
@@ -115,7 +115,7 @@ async def _get_stale(table: Any, key: str) -> None:
 async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
     """``delos-ref bench kv``: see the module docstring."""
     check_options("kv", transport, seconds, TRANSPORTS)
-    meter = _Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds)
+    meter = Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds, warmup_s=WARMUP_S)
     with local_cluster("kv", transport, NODES) as cfg:
         results, baseline, stats = await _measure(cfg, seconds, meter)
     return {

@@ -43,7 +43,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import check_options, local_cluster, machine
+from delos_ref.bench import Meter, check_options, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
 NODES = 3
@@ -51,28 +51,7 @@ WARMUP_S = 0.2
 VALUE = b"\xa5" * 100
 
 
-def _row(case: str, latencies: list[float], elapsed_s: float) -> dict[str, Any]:
-    latencies = sorted(latencies)
-
-    def pct(p: float) -> float | None:
-        if not latencies:
-            return None
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6, 1)
-
-    return {"case": case, "outstanding": 1, "p50_us": pct(0.50), "p99_us": pct(0.99), "ops_per_s": round(len(latencies) / elapsed_s, 1) if elapsed_s > 0 else 0.0}
-
-
-class _Meter:
-    def __init__(self, callback: Callable[[float], None] | None, cases: int, seconds: float) -> None:
-        self.callback, self.total, self.done = callback, cases * (seconds + WARMUP_S), 0.0
-
-    def add(self, s: float) -> None:
-        self.done += s
-        if self.callback is not None:
-            self.callback(min(1.0, self.done / self.total))
-
-
-async def _loop(case: str, op: Callable[[], Awaitable[None]], seconds: float, meter: _Meter) -> dict[str, Any]:
+async def _loop(case: str, op: Callable[[], Awaitable[None]], seconds: float, meter: Meter) -> dict[str, Any]:
     """Run ``op`` back to back (one outstanding): a warm-up, then ``seconds`` measured."""
     end = time.perf_counter() + WARMUP_S
     while time.perf_counter() < end:
@@ -86,10 +65,10 @@ async def _loop(case: str, op: Callable[[], Awaitable[None]], seconds: float, me
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     meter.add(seconds)
-    return _row(case, latencies, elapsed)
+    return row(case, 1, latencies, len(latencies), elapsed)
 
 
-async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
     from delos_ref.ping import Ping
     from delos_ref.process import open_client, ping
     from delos_ref.rpc import RESEND
@@ -120,7 +99,7 @@ async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: _M
         return results, baseline, store.statistics()
 
 
-async def _measure_lmdb(seconds: float, meter: _Meter) -> dict[str, Any]:
+async def _measure_lmdb(seconds: float, meter: Meter) -> dict[str, Any]:
     from delos_ref.effects import Write
     from delos_ref.storage import LmdbStorage
 
@@ -141,7 +120,7 @@ async def _measure_lmdb(seconds: float, meter: _Meter) -> dict[str, Any]:
 async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
     """``delos-ref bench metastore``: see the module docstring."""
     check_options("metastore", transport, seconds, TRANSPORTS)
-    meter = _Meter(progress, cases=4, seconds=seconds)
+    meter = Meter(progress, cases=4, seconds=seconds, warmup_s=WARMUP_S)
     with local_cluster("metastore", transport, NODES) as cfg:
         results, baseline, stats = await _measure_cluster(cfg, seconds, meter)
         baseline.append(await _measure_lmdb(seconds, meter))

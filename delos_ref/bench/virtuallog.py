@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import check_options, local_cluster, machine
-from delos_ref.bench.append import ENTRY, NODES, TRANSPORTS, WARMUP_S, _row
+from delos_ref.bench import check_options, local_cluster, machine, row
+from delos_ref.bench.append import ENTRY, NODES, TRANSPORTS, WARMUP_S
 
 ROUNDS = 4  # alternating rounds of the two append cases
 RECONFIGS = 30
@@ -82,8 +82,8 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, progress: Callabl
                 old = samples[case]
                 samples[case] = (old[0] + lat, old[1] + count, old[2] + elapsed)
             tick(0.6 * (r + 1) / ROUNDS)
-        results = [_row("virtuallog_append", 1, *samples["virtuallog_append"])]
-        baseline = [_row("native_append", 1, *samples["native_append"])]
+        results = [row("virtuallog_append", 1, *samples["virtuallog_append"])]
+        baseline = [row("native_append", 1, *samples["native_append"])]
 
         reconfigs: list[float] = []
         for i in range(RECONFIGS):
@@ -92,7 +92,7 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, progress: Callabl
             await vlog.reconfig_extend(config)
             reconfigs.append(time.perf_counter() - t0)
             await vlog.append(ENTRY)  # activate the new loglet before the next seal
-        results.append(_row("reconfigure", 1, reconfigs, len(reconfigs), sum(reconfigs)))
+        results.append(row("reconfigure", 1, reconfigs, len(reconfigs), sum(reconfigs)))
         tick(0.8)
 
         chain = await vlog.refresh()
@@ -102,7 +102,7 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, progress: Callabl
             raise RuntimeError(f"bench virtuallog: could not kill {victim}")
         await vlog.append(ENTRY)
         recovery = time.perf_counter() - killed
-        results.append(_row("kill_to_append", 1, [recovery], 1, recovery))
+        results.append(row("kill_to_append", 1, [recovery], 1, recovery))
         tick(1.0)
         stats = {"virtuallog": vlog.statistics(), "killed": victim, "segments": len((await vlog.refresh()).segments)}
         return results, baseline, stats
