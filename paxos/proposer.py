@@ -257,17 +257,49 @@ class Proposer:
 # ------------------------------------------------------------------------ query round
 
 
-class QueryRound:
-    """Step 1 of a read: the highest instance holding a value, as a majority reports it."""
+class _MajorityRound:
+    """One read-only round to the acceptors that decides once a majority answered: the
+    bookkeeping :class:`QueryRound` and :class:`LearnRound` share. Each answer and each
+    silence counts once per acceptor; when so many are silent that no majority can answer
+    any more, the round ends with :class:`NoQuorum`."""
 
-    def __init__(self, acceptors: tuple[str, ...], register: str = CHAIN_REGISTER) -> None:
-        assert len(set(acceptors)) == len(acceptors) >= 1, "QueryRound: distinct acceptors"
-        self.register = register
+    def __init__(self, acceptors: tuple[str, ...]) -> None:
+        assert len(set(acceptors)) == len(acceptors) >= 1, f"{type(self).__name__}: distinct acceptors"
         self.acceptors = tuple(acceptors)
         self.quorum = majority(len(acceptors))
         self.done = False
-        self._answers: dict[str, Status] = {}
+        self._answers: dict[str, Any] = {}
         self._silent: set[str] = set()
+
+    def _count(self, src: str, answer: Any) -> Any:
+        """Record ``src``'s answer; the decision once a majority answered, else WAITING."""
+        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
+            return WAITING  # decided, a stranger, or a duplicate
+        self._answers[src] = answer
+        if len(self._answers) < self.quorum:
+            return WAITING
+        self.done = True
+        return self._decide()
+
+    def on_silence(self, src: str) -> Any:
+        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
+            return WAITING  # decided, a stranger, or already counted
+        self._silent.add(src)
+        if len(self._silent) <= len(self.acceptors) - self.quorum:
+            return WAITING
+        self.done = True
+        return NoQuorum()
+
+    def _decide(self) -> Any:
+        raise NotImplementedError
+
+
+class QueryRound(_MajorityRound):
+    """Step 1 of a read: the highest instance holding a value, as a majority reports it."""
+
+    def __init__(self, acceptors: tuple[str, ...], register: str = CHAIN_REGISTER) -> None:
+        super().__init__(acceptors)
+        self.register = register
 
     def on_reply(self, src: str, reply: Any) -> Step:
         if type(reply) is not Status:
@@ -279,22 +311,7 @@ class QueryRound:
             return WAITING  # already decided
         if msg.register != self.register:
             return self.on_silence(src)  # an answer about another register: protocol broken
-        if src not in self.acceptors or src in self._answers or src in self._silent:
-            return WAITING  # a stranger, or a duplicate
-        self._answers[src] = msg
-        if len(self._answers) < self.quorum:
-            return WAITING
-        self.done = True
-        return self._decide()
-
-    def on_silence(self, src: str) -> Step:
-        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
-            return WAITING  # decided, a stranger, or already counted
-        self._silent.add(src)
-        if len(self._silent) <= len(self.acceptors) - self.quorum:
-            return WAITING
-        self.done = True
-        return NoQuorum()
+        return self._count(src, msg)
 
     def _decide(self) -> Step:
         top = max(s.top for s in self._answers.values())
@@ -325,7 +342,7 @@ class Known:
     undecided: int | None
 
 
-class LearnRound:
+class LearnRound(_MajorityRound):
     """Read instances ``lo ..`` of a register from a majority's :class:`~paxos.messages.Learned`.
 
     The fast rule is the one :class:`QueryRound` uses for ``top``: a value that a majority of
@@ -334,34 +351,14 @@ class LearnRound:
     """
 
     def __init__(self, acceptors: tuple[str, ...], register: str, lo: int) -> None:
-        assert len(set(acceptors)) == len(acceptors) >= 1, "LearnRound: distinct acceptors"
+        super().__init__(acceptors)
         self.register = register
         self.lo = lo
-        self.acceptors = tuple(acceptors)
-        self.quorum = majority(len(acceptors))
-        self.done = False
-        self._answers: dict[str, Learned] = {}
-        self._silent: set[str] = set()
 
     def on_reply(self, src: str, reply: Any) -> Step | Known:
         if type(reply) is not Learned or reply.register != self.register or reply.lo != self.lo:
             return self.on_silence(src)  # a peer breaking the protocol counts as silent
-        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
-            return WAITING
-        self._answers[src] = reply
-        if len(self._answers) < self.quorum:
-            return WAITING
-        self.done = True
-        return self._decide()
-
-    def on_silence(self, src: str) -> Step | Known:
-        if self.done or src not in self.acceptors or src in self._answers or src in self._silent:
-            return WAITING
-        self._silent.add(src)
-        if len(self._silent) <= len(self.acceptors) - self.quorum:
-            return WAITING
-        self.done = True
-        return NoQuorum()
+        return self._count(src, reply)
 
     def _decide(self) -> Known:
         answers = list(self._answers.values())
