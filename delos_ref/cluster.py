@@ -355,6 +355,10 @@ def restart_node(directory: str | os.PathLike, cfg: ClusterConfig, node_id: str)
     data and address, and record its pid in ``cluster.json``."""
     node = cfg.node(node_id)
     stop_nodes(cfg, only=[node])
+    # The kernel releases a killed process's sockets asynchronously: give the port a moment.
+    deadline = time.monotonic() + 5.0
+    while not port_free(node.host, node.port, cfg.transport) and time.monotonic() < deadline:
+        time.sleep(0.1)
     if not port_free(node.host, node.port, cfg.transport):
         raise ClusterError(f"cannot restart {node_id}: port {node.address} ({cfg.transport}) is in use by another process")
     node.pid = spawn_node(directory, node.id)

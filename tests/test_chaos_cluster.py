@@ -32,16 +32,7 @@ pytestmark = pytest.mark.cluster
 
 
 def restart(directory: Path, node_id: str) -> None:
-    """Restart a killed node; on a loaded machine its old process may hold the port a moment
-    longer (the kernel closes a SIGKILLed process's sockets asynchronously): try again."""
-    for attempt in range(40):
-        try:
-            cluster.restart_node(directory, cluster.load(directory), node_id)
-            return
-        except cluster.ClusterError:
-            if attempt == 39:
-                raise
-            time.sleep(0.25)
+    cluster.restart_node(directory, cluster.load(directory), node_id)
 
 
 async def read_all(cfg: cluster.ClusterConfig, read_first: str, tail_hint: int) -> list[bytes]:
