@@ -99,46 +99,58 @@ async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstan
     return row(case, outstanding, latencies, counted[0], elapsed)
 
 
+async def _all_answer(client: Any, cfg: cluster.ClusterConfig) -> None:
+    from delos_ref.process import ping
+
+    for n in cfg.nodes:
+        if await ping(client, n.id, timeout_s=2.0) is None:
+            raise RuntimeError(f"bench append: {n.id} does not answer a ping")
+
+
+async def _append_cases(case: str, loglet: Any, concurrent: tuple[int, ...], batched: tuple[int, ...], seconds: float, meter: Meter) -> list[dict]:
+    """``case`` with k concurrent ``append`` calls (k in ``concurrent``), then ``append_many``
+    of k entries from one task (k in ``batched``); latency per call, ops_per_s in entries."""
+
+    async def one() -> int:
+        await loglet.append(ENTRY)
+        return 1
+
+    rows = [await _loop(case, one, k, k, seconds, meter) for k in concurrent]
+    for k in batched:
+        batch = (ENTRY,) * k
+
+        async def many(batch: tuple[bytes, ...] = batch) -> int:
+            await loglet.append_many(batch)
+            return len(batch)
+
+        rows.append(await _loop("append_many", many, 1, k, seconds, meter))
+    return rows
+
+
+async def _ping_baseline(client: Any, seconds: float, meter: Meter) -> dict:
+    """``ping_rpc``: one RPC round trip from the client to n1, no storage."""
+    from delos_ref.ping import Ping
+    from delos_ref.rpc import RESEND
+
+    async def ping_n1() -> int:
+        await client.endpoint.call("n1", Ping(False), timeout_s=1.0, retry=RESEND)
+        return 1
+
+    return await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)
+
+
 async def _measure_cluster(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
     from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
     from delos_ref.process import open_client, ping
 
     async with open_client(cfg, "bench") as client:
-        for n in cfg.nodes:
-            if await ping(client, n.id, timeout_s=2.0) is None:
-                raise RuntimeError(f"bench append: {n.id} does not answer a ping")
+        await _all_answer(client, cfg)
         loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=COALESCE))
         plain = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0))
-
-        async def one() -> int:
-            await loglet.append(ENTRY)
-            return 1
-
-        async def one_plain() -> int:
-            await plain.append(ENTRY)
-            return 1
-
-        results = []
-        for k in CONCURRENT:
-            results.append(await _loop("append", one, k, k, seconds, meter))
-        for k in UNCOALESCED:
-            results.append(await _loop("append_uncoalesced", one_plain, k, k, seconds, meter))
-        for k in BATCHED:
-            batch = (ENTRY,) * k
-
-            async def many(batch: tuple[bytes, ...] = batch) -> int:
-                await loglet.append_many(batch)
-                return len(batch)
-
-            results.append(await _loop("append_many", many, 1, k, seconds, meter))
-        from delos_ref.ping import Ping
-        from delos_ref.rpc import RESEND
-
-        async def ping_n1() -> int:
-            await client.endpoint.call("n1", Ping(False), timeout_s=1.0, retry=RESEND)
-            return 1
-
-        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
+        results = await _append_cases("append", loglet, CONCURRENT, (), seconds, meter)
+        results += await _append_cases("append_uncoalesced", plain, UNCOALESCED, (), seconds, meter)
+        results += await _append_cases("append", loglet, (), BATCHED, seconds, meter)
+        baseline = [await _ping_baseline(client, seconds, meter)]
         stats = {"client": loglet.statistics(), "client_uncoalesced": plain.statistics()}
         for n in cfg.nodes:
             pong = await ping(client, n.id, timeout_s=2.0, want_stats=True)
@@ -153,35 +165,13 @@ async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: 
     phase 2 to a majority); concurrent appenders duel for each version; ``append_many``
     appends one entry after another."""
     from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapOptions
-    from delos_ref.ping import Ping
-    from delos_ref.process import initial_loglet, open_client, ping
-    from delos_ref.rpc import RESEND
+    from delos_ref.process import initial_loglet, open_client
 
     async with open_client(cfg, "bench") as client:
-        for n in cfg.nodes:
-            if await ping(client, n.id, timeout_s=2.0) is None:
-                raise RuntimeError(f"bench append: {n.id} does not answer a ping")
+        await _all_answer(client, cfg)
         loglet = BootstrapLoglet(client, initial_loglet(cfg, "bootstrap"), options=BootstrapOptions(op_timeout_s=30.0))
-
-        async def one() -> int:
-            await loglet.append(ENTRY)
-            return 1
-
-        results = [await _loop("append", one, k, k, seconds, meter) for k in BOOTSTRAP_CONCURRENT]
-        for k in BOOTSTRAP_BATCHED:
-            batch = (ENTRY,) * k
-
-            async def many(batch: tuple[bytes, ...] = batch) -> int:
-                await loglet.append_many(batch)
-                return len(batch)
-
-            results.append(await _loop("append_many", many, 1, k, seconds, meter))
-
-        async def ping_n1() -> int:
-            await client.endpoint.call("n1", Ping(False), timeout_s=1.0, retry=RESEND)
-            return 1
-
-        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
+        results = await _append_cases("append", loglet, BOOTSTRAP_CONCURRENT, BOOTSTRAP_BATCHED, seconds, meter)
+        baseline = [await _ping_baseline(client, seconds, meter)]
         return results, baseline, {"client": loglet.statistics()}
 
 
