@@ -13,6 +13,8 @@ from delos_ref.db.table import (
     Command,
     TableState,
     decode_command,
+    decode_entry,
+    encode_batch,
     encode_command,
 )
 from delos_ref.storage import MemoryStorage
@@ -200,3 +202,28 @@ def test_deferred_sync_loses_whole_batches_and_replay_gives_the_same_table():
     reference = TableState(MemoryStorage())
     reference.apply(0, entries)
     assert recovered.get("n") == "4" and recovered.digest() == reference.digest()
+
+
+def test_a_batch_entry_applies_each_command_once_in_order_at_one_position():
+    c = [Command("a", 0, 0, "cas", ("n", None, "1")), Command("b", 0, 0, "cas", ("n", "1", "2")), Command("a", 0, 0, "cas", ("n", None, "1"))]
+    entry = encode_batch(c)
+    assert entry.startswith(b"KVB") and decode_entry(entry) == c
+    table = TableState(MemoryStorage())
+    out = table.apply(0, [entry, cmd("put", "x", "y", client="z")])
+    # the third command is a copy of the first (same client and seq): the first one's result
+    assert [(a.pos, a.command, a.result) for a in out] == [(0, c[0], True), (0, c[1], True), (0, c[2], True), (1, decode_command(cmd("put", "x", "y", client="z")), None)]
+    assert table.applied == 2 and table.get("n") == "2"  # the copy did not set n back to "1"
+    later = table.apply(2, [encode_batch([c[1]])])  # a batch of one is a plain KV1 entry
+    assert later[0].result is True and table.get("n") == "2" and table.applied == 3
+
+
+def test_a_malformed_command_inside_a_batch_is_skipped_alone():
+    from transports.codec import encode_value
+
+    good = Command("a", 0, 0, "put", ("k", "v"))
+    entry = b"KVB" + encode_value([["a", 0, 0, "drop", ["k"]], ["", 1, 0, "put", ["k", "w"]], 7, ["a", 0, 0, "put", ["k", "v"]]])
+    assert decode_entry(entry) == [good]
+    table = TableState(MemoryStorage())
+    out = table.apply(0, [entry, b"KVB\xff", b"KVB" + encode_value("not a list")])
+    assert [(a.pos, a.command) for a in out] == [(0, good), (1, None), (2, None)]
+    assert table.applied == 3 and table.get("k") == "v"

@@ -16,7 +16,7 @@ LMDB table, and a read syncs with the log's tail before reading locally. Modules
 
 from delos_ref.db.client import BadRequest, ClientOptions, KvClient, KvError, ReadFailed, WriteFailed, WriteOutcomeUnknown, connect
 from delos_ref.db.replica import BUG_STALE_READ, Replica, ReplicaOptions
-from delos_ref.db.table import BUG_NO_DEDUP, TABLES, BadCommand, Command, TableState, decode_command, encode_command
+from delos_ref.db.table import BUG_NO_DEDUP, TABLES, BadCommand, Command, TableState, decode_command, decode_entry, encode_batch, encode_command
 
 DB_BUGS = {
     BUG_STALE_READ: "a read asked for as linearizable is served from the local table without a sync",
@@ -42,5 +42,7 @@ __all__ = [
     "WriteOutcomeUnknown",
     "connect",
     "decode_command",
+    "decode_entry",
+    "encode_batch",
     "encode_command",
 ]

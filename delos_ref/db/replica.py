@@ -18,8 +18,10 @@ serves no writes still keeps up (backing off while the log is unavailable: a fai
 them. If the log was trimmed above its applied position (a new or wiped replica), it restores
 a snapshot from a peer first (see below).
 
-**Writes** (:class:`~delos_ref.db.messages.KvWrite`): append the command, wait until the
-player has applied the position ``append`` returned, and answer with the command's result.
+**Writes** (:class:`~delos_ref.db.messages.KvWrite`): append the command -- through the
+:class:`~delos_ref.db.batching.WriteBatcher`, which puts the writes that arrive while earlier
+appends are in flight into one batch entry --, wait until the player has applied the
+position ``append`` returned, and answer with the command's result.
 Because every copy of a ``(client, seq)`` after the first returns the first one's result
 (the table's deduplication), a write that a client retried -- here, elsewhere, or inside the
 VirtualLog after an unknown outcome -- takes effect once, and each answer is that effect.
@@ -47,7 +49,8 @@ from typing import Any
 import trio
 
 from delos_ref.db import messages as m
-from delos_ref.db.table import APPLIED_KEY, DEDUP, META, BadCommand, Command, TableState, _dedup_key, encode_command
+from delos_ref.db.batching import BatchOptions, WriteBatcher
+from delos_ref.db.table import APPLIED_KEY, DEDUP, META, BadCommand, Command, TableState, _dedup_key
 from delos_ref.loglet.api import LogletUnavailable, TrimmedError
 from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
 from delos_ref.storage import Storage
@@ -75,6 +78,7 @@ class ReplicaOptions:
     peer_timeout_s: float = 1.0  # status / snapshot calls to peers
     max_requests: int = 4096  # served concurrently; more wait in the router (backpressure)
     sync_s: float = 0.5  # under load, the table is fsynced at least this often
+    batching: BatchOptions = BatchOptions()  # writes sharing one log entry (see batching.py)
 
     def __post_init__(self) -> None:
         assert 0 < self.retry_s <= self.poll_s <= self.max_poll_s and self.request_timeout_s > 0 and self.sync_s > 0, "ReplicaOptions: bounded, positive waits"
@@ -114,6 +118,7 @@ class Replica:
         self._snapshot: tuple[int, list[tuple]] | None = None  # (id, chunks) being served
         self._mine: dict[int, bytes] = {}  # log positions of entries this replica appended
         self._limit = trio.CapacityLimiter(options.max_requests)
+        self.batcher = WriteBatcher(vlog.append, options=options.batching, on_appended=self._appended)
         self._nursery: trio.Nursery | None = None
         self.stats = dict.fromkeys(("writes", "reads", "syncs", "batches", "entries", "snapshots_restored", "trims", "errors"), 0)
 
@@ -128,6 +133,7 @@ class Replica:
             try:
                 nursery.start_soon(self._player)
                 nursery.start_soon(self._syncer)
+                await nursery.start(self.batcher.run)
                 task_status.started()
                 await trio.sleep_forever()
             finally:
@@ -160,7 +166,7 @@ class Replica:
             self._limit.release_on_behalf_of(token)
 
     def statistics(self) -> dict[str, Any]:
-        return dict(self.stats, applied=self.table.applied, durable=self.table.durable)
+        return dict(self.stats, applied=self.table.applied, durable=self.table.durable, batches_appended=self.batcher.stats["batches"])
 
     # ------------------------------------------------------------------------- writes
 
@@ -173,15 +179,12 @@ class Replica:
         self._waiting[key] += 1  # before the append: the player may apply it at once
         try:
             try:
-                entry = encode_command(cmd)
-                pos = await self.vlog.append(entry)
+                pos = await self.batcher.append(cmd, _size(msg))
             except (AppendFailed, MetaStoreUnavailable, NotBootstrapped) as e:
                 # The latter two come from the first chain fetch, before any attempt.
                 return m.APPEND_FAILED, str(e), None
             except (AppendOutcomeUnknown, *LOG_ERRORS) as e:
                 return m.OUTCOME_UNKNOWN, str(e), None
-            if pos >= self.table.applied:
-                self._mine[pos] = entry  # the player need not read it back (see _play_once)
             await self.wait_applied(pos + 1)
             self.stats["writes"] += 1
             return None, "", m.KvWritten(self._result_of(key), pos)
@@ -190,6 +193,10 @@ class Replica:
             if self._waiting[key] == 0:
                 del self._waiting[key]
                 self._results.pop(key, None)
+
+    def _appended(self, pos: int, entry: bytes) -> None:
+        if pos >= self.table.applied:
+            self._mine[pos] = entry  # the player need not read it back (see _play_once)
 
     def _result_of(self, key: tuple[str, int]) -> Any:
         if key in self._results:
@@ -389,6 +396,19 @@ class Replica:
             if not reply.more:
                 return rows
             chunk += 1
+
+
+def _size(msg: m.KvWrite) -> int:
+    """About how many bytes a write adds to a batch entry (keys and values dominate)."""
+    return 32 + len(msg.client) + sum(len(a.encode()) for a in _strings(msg.arg))
+
+
+def _strings(x: Any):
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _strings(v)
 
 
 def _chunks(rows: list[tuple[str, bytes, bytes]]) -> list[tuple]:

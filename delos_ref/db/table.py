@@ -6,8 +6,11 @@ command to its local table. Replicas that applied the same prefix hold the same 
 module is that state machine, and nothing else: no trio, no network, no clock. It is driven
 by :class:`~delos_ref.db.replica.Replica` on real and simulated nodes, and directly by tests.
 
-**Commands.** A log entry is a :class:`Command` -- ``(client, seq, floor, op, arg)`` -- encoded
-as ``b"KV1" + CBOR``. The operations that change the table (:data:`WRITE_OPS`):
+**Commands.** A write is a :class:`Command` -- ``(client, seq, floor, op, arg)``. A log entry
+holds one command (``b"KV1" + CBOR``) or a *batch* of them (``b"KVB" + CBOR list``: the
+replica puts the writes that arrive while its earlier appends are in flight into one entry,
+group commit at the database layer). A batch is applied in its order, each command on its
+own: its own deduplication and result. The operations that change the table (:data:`WRITE_OPS`):
 
 * ``put(key, value)`` -> ``None``;
 * ``delete(key)`` -> ``None``;
@@ -45,8 +48,9 @@ decisions (results, deduplication) at the same positions. ``durable`` is the app
 position as of the last sync: the log must keep every entry from there on (see the
 replica's trim).
 
-A malformed entry (not a ``KV1`` command: another application's entry, or garbage) is
-skipped -- the position still advances, so every replica skips it alike.
+A malformed entry (neither ``KV1`` nor ``KVB``: another application's entry, or garbage) is
+skipped -- the position still advances, so every replica skips it alike; so is a malformed
+command inside a batch (the others in the batch are applied).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ TABLES = (DATA, DEDUP, META)
 APPLIED_KEY = b"applied"
 FLOOR_PREFIX = b"floor/"
 MAGIC = b"KV1"
+BATCH_MAGIC = b"KVB"
 WRITE_OPS = ("put", "delete", "cas", "txn")
 MAX_KEY_BYTES = 1024
 MAX_VALUE_BYTES = 64 * 1024
@@ -150,19 +155,55 @@ def _tuples(x: Any) -> Any:
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def _fields(cmd: Command) -> list:
+    return [cmd.client, cmd.seq, cmd.floor, cmd.op, list(cmd.arg)]
+
+
+def _from_fields(fields: Any) -> Command | None:
+    try:
+        client, seq, floor, op, arg = fields
+        return Command(client, seq, floor, op, _tuples(arg))
+    except (ValueError, TypeError):  # BadCommand is a ValueError
+        return None
+
+
 def encode_command(cmd: Command) -> bytes:
-    return MAGIC + encode_value([cmd.client, cmd.seq, cmd.floor, cmd.op, list(cmd.arg)])
+    """One command as one log entry."""
+    return MAGIC + encode_value(_fields(cmd))
+
+
+def encode_batch(cmds: list[Command]) -> bytes:
+    """Several commands as one log entry, applied in this order (one command: ``KV1``)."""
+    assert cmds, "encode_batch: at least one command"
+    if len(cmds) == 1:
+        return encode_command(cmds[0])
+    return BATCH_MAGIC + encode_value([_fields(c) for c in cmds])
 
 
 def decode_command(entry: bytes) -> Command | None:
-    """The command in a log entry, or None if the entry is not a well-formed command."""
+    """The command in a single-command entry, or None if the entry is not a well-formed one."""
     if not entry.startswith(MAGIC):
         return None
     try:
-        client, seq, floor, op, arg = decode_value(entry[len(MAGIC):])
-        return Command(client, seq, floor, op, _tuples(arg))
-    except (DecodeError, ValueError, TypeError):
+        return _from_fields(decode_value(entry[len(MAGIC):]))
+    except DecodeError:
         return None
+
+
+def decode_entry(entry: bytes) -> list[Command]:
+    """The well-formed commands of a log entry, in order (none: a skipped entry)."""
+    if entry.startswith(MAGIC):
+        cmd = decode_command(entry)
+        return [] if cmd is None else [cmd]
+    if not entry.startswith(BATCH_MAGIC):
+        return []
+    try:
+        items = decode_value(entry[len(BATCH_MAGIC):])
+    except DecodeError:
+        return []
+    if not isinstance(items, list):
+        return []
+    return [c for c in map(_from_fields, items) if c is not None]
 
 
 def _u64(n: int) -> bytes:
@@ -267,7 +308,8 @@ def _apply_command(view: _Overlay, cmd: Command, dedup: bool) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What applying one log position did: the command (None: a skipped entry) and its result."""
+    """What applying one command did: its log position, the command and its result. A batch
+    entry gives one per command (same ``pos``); a skipped entry one with ``command`` None."""
 
     pos: int
     command: Command | None
@@ -296,18 +338,21 @@ class TableState:
 
     def apply(self, first: int, entries: Iterable[bytes], *, sync: bool = True) -> list[Applied]:
         """Apply the entries at positions ``first, first+1, ...`` in one transaction, durable
-        before this returns unless ``sync`` is False (then durable at the next :meth:`sync`)."""
+        before this returns unless ``sync`` is False (then durable at the next :meth:`sync`).
+        One :class:`Applied` per command, in log order."""
         assert first == self.applied, f"apply: entries must start at the applied position {self.applied}, not {first}"
         view = _Overlay(self.storage)
         out = []
-        for pos, entry in enumerate(entries, start=first):
-            cmd = decode_command(entry)
-            out.append(Applied(pos, cmd, None if cmd is None else _apply_command(view, cmd, self.dedup)))
-        if not out:
+        n = 0
+        for n, entry in enumerate(entries, start=1):
+            pos = first + n - 1
+            cmds = decode_entry(entry)
+            out += [Applied(pos, c, _apply_command(view, c, self.dedup)) for c in cmds] or [Applied(pos, None, None)]
+        if not n:
             return out
-        view.put(META, APPLIED_KEY, _u64(first + len(out)))
+        view.put(META, APPLIED_KEY, _u64(first + n))
         self.storage.write(view.writes(), sync=sync)  # effects + position: one transaction
-        self.applied = first + len(out)
+        self.applied = first + n
         if sync:
             self.durable = self.applied
         return out

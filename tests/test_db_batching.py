@@ -1,0 +1,107 @@
+"""The replica's write batching (delos_ref/db/batching.py) over a fake log append."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from delos_ref.db.batching import BatchOptions, WriteBatcher
+from delos_ref.db.table import Command, decode_entry
+from delos_ref.virtuallog import AppendFailed
+
+
+class FakeLog:
+    """Appends wait until the test releases them; positions are handed out in order."""
+
+    def __init__(self) -> None:
+        self.entries: list[bytes] = []
+        self.release = trio.Event()
+        self.fail_next = False
+
+    async def append(self, entry: bytes) -> int:
+        await self.release.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise AppendFailed("the loglet refused it")
+        self.entries.append(entry)
+        return len(self.entries) - 1
+
+
+def put(i: int) -> Command:
+    return Command(f"c{i}", 0, 0, "put", (f"k{i}", "v"))
+
+
+async def test_a_lone_write_is_appended_at_once_and_writes_arriving_meanwhile_share_one_entry():
+    log = FakeLog()
+    seen: list[tuple[int, bytes]] = []
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1), on_appended=lambda p, e: seen.append((p, e)))
+    positions: dict[int, int] = {}
+
+    async def write(i: int) -> None:
+        positions[i] = await batcher.append(put(i), 40)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(write, 0)
+        await trio.testing.wait_all_tasks_blocked()  # write 0 is in flight alone
+        for i in range(1, 6):
+            nursery.start_soon(write, i)
+        await trio.testing.wait_all_tasks_blocked()
+        log.release.set()
+        while len(positions) < 6:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert len(log.entries) == 2 and decode_entry(log.entries[0]) == [put(0)]
+    assert sorted(decode_entry(log.entries[1]), key=lambda c: c.client) == [put(i) for i in range(1, 6)]  # any order
+    assert positions == {0: 0, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    assert seen == list(enumerate(log.entries))
+    assert batcher.stats == {"batches": 2, "commands": 6}
+
+
+@pytest.mark.parametrize("max_commands,max_bytes,sizes", [(2, 10_000, [2, 2, 1]), (100, 100, [3, 2])])
+async def test_a_batch_is_bounded_by_commands_and_bytes(max_commands, max_bytes, sizes):
+    log = FakeLog()
+    log.release.set()
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1, max_commands=max_commands, max_bytes=max_bytes))
+    done: list[int] = []
+
+    async def write(i: int) -> None:
+        done.append(await batcher.append(put(i), 40))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(5):  # queued before the appender starts: it finds all five waiting
+            nursery.start_soon(write, i)
+        await trio.testing.wait_all_tasks_blocked()
+        await nursery.start(batcher.run)
+        while len(done) < 5:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert [len(decode_entry(e)) for e in log.entries] == sizes
+
+
+async def test_every_write_of_a_failed_batch_gets_the_failure_and_later_writes_go_on():
+    log = FakeLog()
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1))
+    outcomes: dict[int, object] = {}
+
+    async def write(i: int) -> None:
+        try:
+            outcomes[i] = await batcher.append(put(i), 40)
+        except AppendFailed as e:
+            outcomes[i] = e
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(write, i)
+        await trio.testing.wait_all_tasks_blocked()
+        await nursery.start(batcher.run)
+        log.fail_next = True
+        log.release.set()
+        while len(outcomes) < 3:
+            await trio.sleep(0.01)
+        nursery.start_soon(write, 3)
+        while len(outcomes) < 4:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert all(isinstance(outcomes[i], AppendFailed) for i in range(3))
+    assert outcomes[3] == 0 and decode_entry(log.entries[0]) == [put(3)]
