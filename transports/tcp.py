@@ -73,7 +73,9 @@ layout has one.
 from __future__ import annotations
 
 import errno
+import os
 import random
+import selectors
 import socket
 from collections import deque
 from contextlib import asynccontextmanager
@@ -100,6 +102,7 @@ LISTEN_BACKLOG = 128
 # When accept fails for lack of resources (file descriptors, memory), wait this long.
 ACCEPT_RETRY_S = 0.1
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+READER_IDLE_CHECK_S = 0.01
 # send/receive calls that need not wait yield to the scheduler once per this many calls.
 OPERATIONS_PER_SCHEDULE_POINT = 16
 
@@ -188,6 +191,13 @@ class Inbox:
             self.full_drops += 1
             return
         self._stats.received += 1
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def take_nowait(self) -> Envelope | None:
+        """The oldest queued envelope, or None if there is none (never waits)."""
+        return self._queue.popleft() if self._queue else None
 
     async def receive(self) -> Envelope:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -347,6 +357,15 @@ class TcpTransport(Transport):
         self._counters = _Counters()
         self._inbox = Inbox(node_id, receive_queue, self._stats, self._budget)
         self._pending_peers = dict(peers)
+        # Reading (opened in _run): every connection's socket in one selector; the reader
+        # task waits on the selector's fd, a reading receiver on a duplicate of it.
+        self._selector: selectors.BaseSelector | None = None
+        self._wait_fd: int | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._wake_sent = False
+        self._reading_receiver = False
+        self._read_buffer = bytearray(RECEIVE_CHUNK_BYTES)
 
     # ------------------------------------------------------------------ public API
 
@@ -363,6 +382,7 @@ class TcpTransport(Transport):
         if env.dst == self.node_id:
             self._stats.sent += 1
             self._inbox.deliver(env)
+            self._wake_reading_receiver()
             await self._budget.spend()
             return
         link = self._links.get(env.dst)
@@ -376,10 +396,17 @@ class TcpTransport(Transport):
             await self._enqueue(link, frame)
 
     async def receive(self) -> Envelope:
-        """The next envelope addressed to this node."""
+        """The next envelope addressed to this node.
+
+        With nothing queued, the first task to wait becomes the *reading receiver*: it waits
+        on the connections itself and reads what arrives (see "Reading" in the module
+        docstring). Other tasks that wait meanwhile park in the inbox as usual.
+        """
         if self._closed:
             raise TransportClosed(f"{self.node_id}: receive after close")
-        return await self._inbox.receive()
+        if self._inbox.queued() or self._reading_receiver:
+            return await self._inbox.receive()
+        return await self._receive_reading()
 
     def add_peer(self, node_id: str, address: PeerAddress) -> None:
         """Learn (or change) the address of ``node_id``; the next dial uses it.
@@ -429,8 +456,21 @@ class TcpTransport(Transport):
         for sock in list(self._sockets):
             close_socket(sock)
         self._sockets.clear()
+        self._close_selector()
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
+
+    def _close_selector(self) -> None:
+        if self._selector is None:
+            return
+        trio.lowlevel.notify_closing(self._selector.fileno())  # the reader task: ClosedResourceError
+        assert self._wait_fd is not None and self._wake_r is not None and self._wake_w is not None
+        trio.lowlevel.notify_closing(self._wait_fd)  # a reading receiver: TransportClosed
+        os.close(self._wait_fd)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        self._selector = None
 
     # ----------------------------------------------------------------- startup
 
@@ -440,8 +480,15 @@ class TcpTransport(Transport):
         if listener is not None:
             host, port = listener.getsockname()[:2]
             self.address = PeerAddress(host, port)
+        self._selector = selectors.DefaultSelector()
+        self._wait_fd = os.dup(self._selector.fileno())
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._read_loop, self._selector.fileno())
             for peer, address in sorted(self._pending_peers.items()):
                 self.add_peer(peer, address)
             if listener is not None:
@@ -582,7 +629,7 @@ class TcpTransport(Transport):
         self._sockets.add(sock)
         self._adopt(conn)
         assert self._tasks is not None, "dials happen while the transport runs"
-        self._tasks.start_soon(self._read_connection, conn, FrameReader(self._codec), [])
+        self._start_reading(conn, FrameReader(self._codec), [])
         return True
 
     async def _connect(self, address: PeerAddress) -> socket.socket | None:
@@ -657,7 +704,7 @@ class TcpTransport(Transport):
         hello, rest = first
         conn = _Connection(sock, peer=hello.src, dialer=hello.src)
         self._adopt(conn)
-        await self._read_connection(conn, reader, rest)
+        self._start_reading(conn, reader, rest)
 
     async def _read_hello(self, sock: socket.socket, reader: FrameReader) -> tuple[Envelope, list[Envelope]] | None:
         """The valid hello and the envelopes that came with it, or None to close the socket."""
@@ -686,6 +733,90 @@ class TcpTransport(Transport):
 
     # ------------------------------------------------------------------ reading
 
+    async def _receive_reading(self) -> Envelope:
+        """Wait for the connections to be readable and read them ourselves, until an envelope
+        is queued for us: the reader task's work, minus the hand-off to this task."""
+        assert self._wait_fd is not None, "receiving happens while the transport runs"
+        self._reading_receiver = True
+        self._budget.waited()
+        try:
+            while True:
+                if self._closed:  # (its descriptors are closed: their numbers may be reused)
+                    raise trio.ClosedResourceError
+                await trio.lowlevel.wait_readable(self._wait_fd)
+                self._read_ready()
+                env = self._inbox.take_nowait()
+                if env is not None:
+                    return env
+        except trio.ClosedResourceError:
+            raise TransportClosed(f"{self.node_id}: closed while receiving") from None
+        finally:
+            self._reading_receiver = False
+
+    async def _read_loop(self, selector_fd: int) -> None:
+        """Read every connection whenever one is readable, so that a peer is never blocked by
+        us not reading (we drop at the inbox instead). A reading receiver may get there first."""
+        try:
+            while not self._closed:
+                if self._reading_receiver:
+                    await trio.sleep(READER_IDLE_CHECK_S)  # a receiver reads: nothing to do
+                    continue
+                await trio.lowlevel.wait_readable(selector_fd)
+                if not self._reading_receiver:  # else it was woken too, and reads itself
+                    self._read_ready()
+        except trio.ClosedResourceError:
+            return  # closed
+
+    def _start_reading(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
+        """Deliver what came with the hello, then read ``conn`` from the selector."""
+        assert self._selector is not None, "connections are read while the transport runs"
+        self._accept_all(conn, first)
+        if first:
+            self._wake_reading_receiver()
+        if not conn.broken:
+            self._selector.register(conn.sock, selectors.EVENT_READ, (conn, reader))
+
+    def _read_ready(self) -> None:
+        """Read every connection that has bytes (or EOF) waiting, without blocking."""
+        if self._selector is None:
+            return  # closed
+        for key, _ in self._selector.select(0):
+            if key.data is None:
+                self._wake_r.recv(64)  # a wake-up for the reading receiver: nothing else to do
+                self._wake_sent = False
+            else:
+                self._read_once(*key.data)
+
+    def _read_once(self, conn: _Connection, reader: FrameReader) -> None:
+        try:
+            size = conn.sock.recv_into(self._read_buffer)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._connection_lost(conn)  # reset by the peer
+            return
+        if size == 0:
+            self._connection_lost(conn)  # EOF: the peer closed (or half-closed a retired connection)
+            return
+        self._stats.bytes_received += size
+        try:
+            envs = reader.feed(memoryview(self._read_buffer)[:size])
+        except DecodeError:
+            self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
+            self._connection_lost(conn)
+            return
+        self._accept_all(conn, envs)
+
+    def _wake_reading_receiver(self) -> None:
+        """An envelope was queued from outside :meth:`_read_ready` (a message to ourselves, or
+        frames that came with a hello): make a reading receiver's wait end, so it looks."""
+        if self._reading_receiver and self._inbox.queued() and not self._wake_sent:
+            self._wake_sent = True
+            try:
+                self._wake_w.send(b"w")
+            except BlockingIOError:
+                pass  # a wake-up is already pending
+
     async def _receive_some(self, sock: socket.socket, buffer: bytearray) -> memoryview:
         """Wait until ``sock`` is readable, then read what is there (empty: EOF)."""
         while True:
@@ -698,26 +829,6 @@ class TcpTransport(Transport):
                 continue
             self._stats.bytes_received += size
             return memoryview(buffer)[:size]
-
-    async def _read_connection(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
-        """Deliver everything that arrives on ``conn`` until EOF, an error, or garbage."""
-        buffer = bytearray(RECEIVE_CHUNK_BYTES)
-        try:
-            self._accept_all(conn, first)
-            while not conn.broken:
-                data = await self._receive_some(conn.sock, buffer)
-                if not data:
-                    return  # EOF: the peer closed (or half-closed a retired connection)
-                try:
-                    envs = reader.feed(data)  # type: ignore[arg-type]  # feed copies a memoryview
-                except DecodeError:
-                    self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
-                    return
-                self._accept_all(conn, envs)
-        except (OSError, trio.ClosedResourceError):
-            return  # reset by the peer, or closed by us
-        finally:
-            self._connection_lost(conn)
 
     def _accept_all(self, conn: _Connection, envs: list[Envelope]) -> None:
         for env in envs:
@@ -767,6 +878,10 @@ class TcpTransport(Transport):
         """Forget a connection that can no longer be used, and close it. Idempotent."""
         conn.broken = True
         self._sockets.discard(conn.sock)
+        if self._selector is not None and conn.sock.fileno() != -1:
+            key = self._selector.get_map().get(conn.sock)
+            if key is not None and key.data[0] is conn:
+                self._selector.unregister(conn.sock)
         close_socket(conn.sock)  # wakes its reader and writer, if they are waiting
         link = self._links.get(conn.peer)
         if link is None or link.conn is not conn:
