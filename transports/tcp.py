@@ -75,6 +75,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import select
 import selectors
 import socket
 from collections import deque
@@ -251,6 +252,59 @@ class Backoff:
         self._next_s = self._min_s
 
 
+class ReadableSet:
+    """Sockets we read, and which of them are readable now (bytes or EOF waiting), asked
+    without blocking.
+
+    Its own descriptor, :meth:`fileno`, is readable whenever a member is, so one
+    ``trio.lowlevel.wait_readable`` waits for *any* of them. It is an epoll set on Linux (one
+    system call to ask), the platform's default selector elsewhere (kqueue on BSD and macOS).
+    Each member carries an ``item`` that :meth:`ready` returns for it.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        self._items: dict[int, object] = {}  # by file descriptor
+
+    def fileno(self) -> int:
+        return self._epoll.fileno() if self._epoll is not None else self._selector.fileno()  # type: ignore[union-attr]
+
+    def add(self, sock: socket.socket, item: object) -> None:
+        fd = sock.fileno()
+        assert fd not in self._items, "ReadableSet: a socket is added once"
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self._selector.register(fd, selectors.EVENT_READ)  # type: ignore[union-attr]
+        self._items[fd] = item
+
+    def discard(self, sock: socket.socket, item: object) -> None:
+        """Forget ``sock`` if it is still a member for ``item`` (call it before closing ``sock``)."""
+        fd = sock.fileno()
+        if fd == -1 or self._items.get(fd) is not item:
+            return
+        del self._items[fd]
+        if self._epoll is not None:
+            self._epoll.unregister(fd)
+        else:
+            self._selector.unregister(fd)  # type: ignore[union-attr]
+
+    def ready(self) -> list[object]:
+        """The items of the members that are readable now."""
+        items = self._items
+        if self._epoll is not None:
+            return [items[fd] for fd, _ in self._epoll.poll(0)]
+        return [items[key.fd] for key, _ in self._selector.select(0)]  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self._items.clear()
+        if self._epoll is not None:
+            self._epoll.close()
+        else:
+            self._selector.close()  # type: ignore[union-attr]
+
+
 def close_socket(sock: socket.socket | None) -> None:
     """Close ``sock``, first waking any task that waits on it (it gets ClosedResourceError)."""
     if sock is not None and sock.fileno() != -1:
@@ -281,6 +335,7 @@ class _Connection:
     broken: bool = False
     retired: bool = False  # lost the one-connection-per-pair tie-break: carries no new frames
     eof_pending: bool = False  # retired while being written: half-close after that write
+    reader: FrameReader | None = None  # splits what arrives into frames, once we read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +414,7 @@ class TcpTransport(Transport):
         self._pending_peers = dict(peers)
         # Reading (opened in _run): every connection's socket in one selector; the reader
         # task waits on the selector's fd, a reading receiver on a duplicate of it.
-        self._selector: selectors.BaseSelector | None = None
+        self._readable: ReadableSet | None = None
         self._wait_fd: int | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
@@ -456,21 +511,21 @@ class TcpTransport(Transport):
         for sock in list(self._sockets):
             close_socket(sock)
         self._sockets.clear()
-        self._close_selector()
+        self._close_readable()
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
 
-    def _close_selector(self) -> None:
-        if self._selector is None:
+    def _close_readable(self) -> None:
+        if self._readable is None:
             return
-        trio.lowlevel.notify_closing(self._selector.fileno())  # the reader task: ClosedResourceError
+        trio.lowlevel.notify_closing(self._readable.fileno())  # the reader task: ClosedResourceError
         assert self._wait_fd is not None and self._wake_r is not None and self._wake_w is not None
         trio.lowlevel.notify_closing(self._wait_fd)  # a reading receiver: TransportClosed
         os.close(self._wait_fd)
-        self._selector.close()
+        self._readable.close()
         self._wake_r.close()
         self._wake_w.close()
-        self._selector = None
+        self._readable = None
 
     # ----------------------------------------------------------------- startup
 
@@ -480,15 +535,15 @@ class TcpTransport(Transport):
         if listener is not None:
             host, port = listener.getsockname()[:2]
             self.address = PeerAddress(host, port)
-        self._selector = selectors.DefaultSelector()
-        self._wait_fd = os.dup(self._selector.fileno())
+        self._readable = ReadableSet()
+        self._wait_fd = os.dup(self._readable.fileno())
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._readable.add(self._wake_r, None)
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
-            tasks.start_soon(self._read_loop, self._selector.fileno())
+            tasks.start_soon(self._read_loop, self._readable.fileno())
             for peer, address in sorted(self._pending_peers.items()):
                 self.add_peer(peer, address)
             if listener is not None:
@@ -769,25 +824,26 @@ class TcpTransport(Transport):
 
     def _start_reading(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
         """Deliver what came with the hello, then read ``conn`` from the selector."""
-        assert self._selector is not None, "connections are read while the transport runs"
+        assert self._readable is not None, "connections are read while the transport runs"
         self._accept_all(conn, first)
         if first:
             self._wake_reading_receiver()
         if not conn.broken:
-            self._selector.register(conn.sock, selectors.EVENT_READ, (conn, reader))
+            conn.reader = reader
+            self._readable.add(conn.sock, conn)
 
     def _read_ready(self) -> None:
         """Read every connection that has bytes (or EOF) waiting, without blocking."""
-        if self._selector is None:
+        if self._readable is None:
             return  # closed
-        for key, _ in self._selector.select(0):
-            if key.data is None:
+        for item in self._readable.ready():
+            if item is None:
                 self._wake_r.recv(64)  # a wake-up for the reading receiver: nothing else to do
                 self._wake_sent = False
             else:
-                self._read_once(*key.data)
+                self._read_once(item)  # type: ignore[arg-type]
 
-    def _read_once(self, conn: _Connection, reader: FrameReader) -> None:
+    def _read_once(self, conn: _Connection) -> None:
         try:
             size = conn.sock.recv_into(self._read_buffer)
         except BlockingIOError:
@@ -800,7 +856,7 @@ class TcpTransport(Transport):
             return
         self._stats.bytes_received += size
         try:
-            envs = reader.feed(memoryview(self._read_buffer)[:size])
+            envs = conn.reader.feed(memoryview(self._read_buffer)[:size])  # type: ignore[union-attr]
         except DecodeError:
             self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
             self._connection_lost(conn)
@@ -878,10 +934,8 @@ class TcpTransport(Transport):
         """Forget a connection that can no longer be used, and close it. Idempotent."""
         conn.broken = True
         self._sockets.discard(conn.sock)
-        if self._selector is not None and conn.sock.fileno() != -1:
-            key = self._selector.get_map().get(conn.sock)
-            if key is not None and key.data[0] is conn:
-                self._selector.unregister(conn.sock)
+        if self._readable is not None:
+            self._readable.discard(conn.sock, conn)
         close_socket(conn.sock)  # wakes its reader and writer, if they are waiting
         link = self._links.get(conn.peer)
         if link is None or link.conn is not conn:
