@@ -314,9 +314,8 @@ def _default_encoder(encoder: cbor2.CBOREncoder, value: Any) -> None:
     encoder.encode(_as_tag(value))
 
 
-def _tag_hook(*args: Any) -> Any:
-    # cbor2 >= 6 calls tag_hook(tag, immutable); older releases called tag_hook(decoder, tag).
-    tag = args[0] if isinstance(args[0], cbor2.CBORTag) else args[1]
+def _tag_hook(tag: cbor2.CBORTag, immutable: bool) -> Any:
+    """cbor2 (>= 6) calls this for every tag it has no decoder of its own for."""
     if tag.tag != CBOR_TAG_MESSAGE:
         raise DecodeError(f"unexpected CBOR tag {tag.tag}")
     return _build(tag.value)
@@ -575,7 +574,7 @@ class FrameReader:
             self._buf += data
             data = bytes(self._buf)
             self._buf.clear()
-        view = memoryview(data)
+        view = data if type(data) is memoryview else memoryview(data)
         end = len(view)
         pos = 0
         out: list[Envelope] = []

@@ -142,16 +142,19 @@ class ScheduleBudget:
         """The operation blocked (and so yielded): the budget starts over."""
         self._since_yield = 0
 
-    async def spend(self) -> None:
-        """Count one operation that did not wait; yield if the budget is used up.
+    def spend(self) -> bool:
+        """Count one operation that did not wait; True if the budget is used up, and the
+        caller must now yield with ``trio.lowlevel.cancel_shielded_checkpoint()``.
 
-        Never raises ``Cancelled``: it runs after the operation took effect, and reporting
-        the cancellation then would make the caller believe it had not.
+        That yield never raises ``Cancelled``: it comes after the operation took effect, and
+        reporting the cancellation then would make the caller believe it had not. (A plain
+        function, not a coroutine: most calls do not yield, and need not pay for one.)
         """
         self._since_yield += 1
-        if self._since_yield >= self._every:
-            self._since_yield = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        if self._since_yield < self._every:
+            return False
+        self._since_yield = 0
+        return True
 
 
 class Inbox:
@@ -206,7 +209,8 @@ class Inbox:
             raise TransportClosed(f"{self._node_id}: receive after close")
         if self._queue:
             env = self._queue.popleft()
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return env
         self._budget.waited()
         task = trio.lowlevel.current_task()
@@ -420,7 +424,7 @@ class TcpTransport(Transport):
         self._wake_w: socket.socket | None = None
         self._wake_sent = False
         self._reading_receiver = False
-        self._read_buffer = bytearray(RECEIVE_CHUNK_BYTES)
+        self._read_buffer = memoryview(bytearray(RECEIVE_CHUNK_BYTES))  # reused by every read
 
     # ------------------------------------------------------------------ public API
 
@@ -438,7 +442,8 @@ class TcpTransport(Transport):
             self._stats.sent += 1
             self._inbox.deliver(env)
             self._wake_reading_receiver()
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         link = self._links.get(env.dst)
         conn = link.live_connection() if link is not None else None
@@ -446,7 +451,8 @@ class TcpTransport(Transport):
             raise Unreachable(f"{self.node_id}: no address and no connection for {env.dst!r}")
         if conn is not None and link.unwritten == 0:
             self._write_now(link, conn, frame)
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
         else:
             await self._enqueue(link, frame)
 
@@ -856,7 +862,7 @@ class TcpTransport(Transport):
             return
         self._stats.bytes_received += size
         try:
-            envs = conn.reader.feed(memoryview(self._read_buffer)[:size])  # type: ignore[union-attr]
+            envs = conn.reader.feed(self._read_buffer[:size])  # type: ignore[union-attr]
         except DecodeError:
             self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
             self._connection_lost(conn)
