@@ -45,6 +45,23 @@ Writing: a fast path, and a writer that coalesces
     (``wait_readable`` / ``wait_writable``) instead of trio's ``SocketStream``: the fast path
     needs a synchronous, non-blocking send, which a stream does not offer.
 
+Reading: the task that waits reads
+    Every connection (once its hello is checked) is in one :class:`ReadableSet`, an epoll set
+    whose own descriptor is readable when any connection is. A task that calls ``receive``
+    and finds nothing queued becomes the *reading receiver*: it waits on that descriptor
+    itself, and when it wakes it reads and decodes what arrived and returns the first
+    envelope. Handing each envelope from a reader task to the waiting task would cost one
+    more pass of trio's scheduler per message -- on loopback, about a tenth of a round trip.
+
+    Someone must read even when no task is in ``receive`` (its consumer may be blocked
+    sending to a peer that is blocked sending to us), so a background *reader task* waits on
+    the same set whenever there is no reading receiver, and delivers into the receive queue.
+    While a receiver reads, the reader task only checks every ``READER_IDLE_CHECK_S`` whether
+    one still does, so that one arrival wakes one task, not two. Other tasks that wait in
+    ``receive`` meanwhile park in the queue (:class:`Inbox`) and are handed envelopes as they
+    are read. Envelopes queued from elsewhere -- a message to ourselves, frames that came
+    with a hello -- wake the reading receiver through a socket pair in the same set.
+
 Backpressure and what is dropped when
     ``send`` waits while a peer's queue (``send_queue_frames``) is full, so a slow receiver
     slows its senders down instead of growing our memory. What is *dropped* (counted in
@@ -59,7 +76,8 @@ Backpressure and what is dropped when
     * received envelopes that find the receive queue (``receive_queue``) full. We drop
       rather than stop reading: two nodes each blocked sending to the other, neither
       reading, would otherwise deadlock. Loss is in the transport contract; the RPC layer
-      retries.
+      retries. (With no task in ``receive``, frames may wait in the kernel for up to
+      ``READER_IDLE_CHECK_S`` before the reader task reads them.)
 
 Sending to oneself
     An envelope whose ``dst`` is this node is encoded (so the same size bound applies) and
@@ -103,6 +121,8 @@ LISTEN_BACKLOG = 128
 # When accept fails for lack of resources (file descriptors, memory), wait this long.
 ACCEPT_RETRY_S = 0.1
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# While a receiver reads the connections itself, how often the reader task checks that one
+# still does (it reads in its place once none does): bounds how long frames can sit unread.
 READER_IDLE_CHECK_S = 0.01
 # send/receive calls that need not wait yield to the scheduler once per this many calls.
 OPERATIONS_PER_SCHEDULE_POINT = 16
@@ -160,10 +180,10 @@ class ScheduleBudget:
 class Inbox:
     """A transport's bounded receive queue: delivering never waits, receiving rarely yields.
 
-    A reader task (a connection, a socket) must never block on a slow consumer, so
-    :meth:`deliver` drops an envelope that finds the queue full, and counts it in the
-    transport's ``dropped`` (and in :attr:`full_drops`). :meth:`receive` takes a queued
-    envelope without a task switch, spending the :class:`ScheduleBudget`.
+    A reader (a reader task, or a receiver that reads for everyone) must never block on a
+    slow consumer, so :meth:`deliver` drops an envelope that finds the queue full, and counts
+    it in the transport's ``dropped`` (and in :attr:`full_drops`). :meth:`receive` takes a
+    queued envelope without a task switch, spending the :class:`ScheduleBudget`.
 
     It is a deque plus the tasks parked in :meth:`receive`, not a trio memory channel: an
     envelope that finds a receiver waiting is handed straight to it (``reschedule`` with the
@@ -416,8 +436,9 @@ class TcpTransport(Transport):
         self._counters = _Counters()
         self._inbox = Inbox(node_id, receive_queue, self._stats, self._budget)
         self._pending_peers = dict(peers)
-        # Reading (opened in _run): every connection's socket in one selector; the reader
-        # task waits on the selector's fd, a reading receiver on a duplicate of it.
+        # Reading (opened in _run; see "Reading" above): every connection in one ReadableSet.
+        # The reader task waits on its descriptor, a reading receiver on a duplicate of it
+        # (trio lets one task at a time wait for a given descriptor to become readable).
         self._readable: ReadableSet | None = None
         self._wait_fd: int | None = None
         self._wake_r: socket.socket | None = None
@@ -814,7 +835,7 @@ class TcpTransport(Transport):
         finally:
             self._reading_receiver = False
 
-    async def _read_loop(self, selector_fd: int) -> None:
+    async def _read_loop(self, readable_fd: int) -> None:
         """Read every connection whenever one is readable, so that a peer is never blocked by
         us not reading (we drop at the inbox instead). A reading receiver may get there first."""
         try:
@@ -822,14 +843,14 @@ class TcpTransport(Transport):
                 if self._reading_receiver:
                     await trio.sleep(READER_IDLE_CHECK_S)  # a receiver reads: nothing to do
                     continue
-                await trio.lowlevel.wait_readable(selector_fd)
+                await trio.lowlevel.wait_readable(readable_fd)
                 if not self._reading_receiver:  # else it was woken too, and reads itself
                     self._read_ready()
         except trio.ClosedResourceError:
             return  # closed
 
     def _start_reading(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
-        """Deliver what came with the hello, then read ``conn`` from the selector."""
+        """Deliver what came with the hello, then read ``conn`` with the others."""
         assert self._readable is not None, "connections are read while the transport runs"
         self._accept_all(conn, first)
         if first:
@@ -844,8 +865,7 @@ class TcpTransport(Transport):
             return  # closed
         for item in self._readable.ready():
             if item is None:
-                self._wake_r.recv(64)  # a wake-up for the reading receiver: nothing else to do
-                self._wake_sent = False
+                self._drain_wake_up()
             else:
                 self._read_once(item)  # type: ignore[arg-type]
 
@@ -869,10 +889,20 @@ class TcpTransport(Transport):
             return
         self._accept_all(conn, envs)
 
+    def _drain_wake_up(self) -> None:
+        """A wake-up for the reading receiver: it has done its work by waking it."""
+        assert self._wake_r is not None, "wake-ups arrive while the transport runs"
+        try:
+            self._wake_r.recv(64)
+        except BlockingIOError:
+            pass
+        self._wake_sent = False
+
     def _wake_reading_receiver(self) -> None:
         """An envelope was queued from outside :meth:`_read_ready` (a message to ourselves, or
         frames that came with a hello): make a reading receiver's wait end, so it looks."""
         if self._reading_receiver and self._inbox.queued() and not self._wake_sent:
+            assert self._wake_w is not None, "a receiver reads only while the transport runs"
             self._wake_sent = True
             try:
                 self._wake_w.send(b"w")
