@@ -492,14 +492,22 @@ class FrameCodec:
     # which skips hashing the two key pads again (half the cost of a MAC on a small frame).
     _keyed_mac: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
+    # What our frame headers say, and the largest body that fits the bound (set from the above).
+    _flags: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+    _trailer_bytes: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+    _max_body_bytes: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         assert self.max_frame_bytes >= 64, "frames must be able to hold a small message"
         if self.secret:
             object.__setattr__(self, "_keyed_mac", _keyed_hmac_sha256(self.secret))
+        object.__setattr__(self, "_flags", FLAG_MAC if self.secret else 0)
+        object.__setattr__(self, "_trailer_bytes", MAC_BYTES if self.secret else 0)
+        object.__setattr__(self, "_max_body_bytes", self.max_frame_bytes - HEADER_BYTES - self._trailer_bytes)
 
     @property
     def trailer_bytes(self) -> int:
-        return MAC_BYTES if self.secret else 0
+        return self._trailer_bytes
 
     def _mac(self, signed: bytes | memoryview) -> bytes:
         mac = self._keyed_mac.copy()
@@ -508,12 +516,12 @@ class FrameCodec:
 
     def encode(self, env: Envelope) -> bytes:
         body = _encode_body(env)
-        total = HEADER_BYTES + len(body) + self.trailer_bytes
-        if total > self.max_frame_bytes:
+        if len(body) > self._max_body_bytes:
+            total = HEADER_BYTES + len(body) + self._trailer_bytes
             raise MessageTooLarge(
                 f"{type(env.payload).__name__} encodes to {total} bytes, over the frame bound of {self.max_frame_bytes}"
             )
-        signed = HEADER.pack(MAGIC, VERSION, FLAG_MAC if self.secret else 0, len(body)) + body
+        signed = HEADER.pack(MAGIC, VERSION, self._flags, len(body)) + body
         return signed + self._mac(signed) if self.secret else signed
 
     def parse_header(self, header: bytes | memoryview) -> int:
@@ -521,6 +529,8 @@ class FrameCodec:
         if len(header) < HEADER_BYTES:
             raise DecodeError("truncated frame header")
         magic, version, flags, length = HEADER.unpack_from(header)
+        if magic == MAGIC and version == VERSION and flags == self._flags and length <= self._max_body_bytes:
+            return length + self._trailer_bytes  # the usual case: every check passed at once
         if magic != MAGIC:
             raise DecodeError("bad frame magic: not a delos-ref peer")
         if version != VERSION:
