@@ -420,6 +420,8 @@ _ENVELOPE_HEADS_MAX = 4096
 
 def _envelope_head(src: str, dst: str, kind: int) -> bytes:
     """CBOR for ``[src, dst, kind, `` (an array of 5 whose last two items follow)."""
+    if type(kind) is not int:  # True and 1.0 equal 1 as dict keys, but encode differently
+        return b"\x85" + encode_value([src, dst, kind, 0])[1:-1]
     key = (src, dst, kind)
     head = _ENVELOPE_HEADS.get(key)
     if head is None:
@@ -555,14 +557,12 @@ class FrameCodec:
 
     def _decode_checked(self, frame: memoryview) -> Envelope:
         """Decode a whole frame whose header :meth:`parse_header` has accepted."""
-        if not self.secret:
-            return _decode_body(frame[HEADER_BYTES:])
-        end = len(frame) - MAC_BYTES
-        mac = self._keyed_mac.copy()  # (self._mac, inlined: this runs for every frame received)
-        mac.update(frame[:end])
-        if not hmac.compare_digest(mac.digest(), frame[end:]):
-            raise BadMac("frame MAC does not verify: wrong cluster secret?")
-        return _decode_body(frame[HEADER_BYTES:end])
+        if self.secret:
+            end = len(frame) - MAC_BYTES
+            if not hmac.compare_digest(self._mac(frame[:end]), frame[end:]):
+                raise BadMac("frame MAC does not verify: wrong cluster secret?")
+            return _decode_body(frame[HEADER_BYTES:end])
+        return _decode_body(frame[HEADER_BYTES:])
 
 
 class FrameReader:

@@ -318,7 +318,8 @@ class ReadableSet:
         """The items of the members that are readable now."""
         items = self._items
         if self._epoll is not None:
-            return [items[fd] for fd, _ in self._epoll.poll(0)]
+            # (room for every member: by default it would allocate room for a thousand)
+            return [items[fd] for fd, _ in self._epoll.poll(0, max(1, len(items)))]
         return [items[key.fd] for key, _ in self._selector.select(0)]  # type: ignore[union-attr]
 
     def close(self) -> None:
