@@ -100,3 +100,31 @@ async def test_a_receiver_cancelled_while_waiting_leaves_the_next_message_to_the
                 while s.statistics().received < 2:
                     await trio.sleep(0.005)
                 assert (await s.receive()).payload.seq == 2
+
+
+def test_readable_set_reports_exactly_the_readable_members_with_epoll_or_a_selector():
+    import select
+    import socket
+
+    from transports.tcp import ReadableSet
+
+    for use_epoll in sorted({False, hasattr(select, "epoll")}):
+        readable = ReadableSet(use_epoll=use_epoll)
+        pairs = [socket.socketpair() for _ in range(3)]
+        items = [object() for _ in pairs]  # members are told apart by identity
+        try:
+            for (_, inner), item in zip(pairs, items):
+                readable.add(inner, item)
+            assert readable.ready() == []
+            pairs[1][0].send(b"x")
+            assert readable.ready() == [items[1]]
+            readable.discard(pairs[1][1], items[0])  # not its item: it stays a member
+            assert readable.ready() == [items[1]]
+            readable.discard(pairs[1][1], items[1])
+            pairs[2][0].close()  # EOF is readable too
+            assert readable.ready() == [items[2]]
+        finally:
+            readable.close()
+            for a, b in pairs:
+                a.close()
+                b.close()

@@ -286,8 +286,8 @@ class ReadableSet:
     Each member carries an ``item`` that :meth:`ready` returns for it.
     """
 
-    def __init__(self) -> None:
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+    def __init__(self, *, use_epoll: bool = hasattr(select, "epoll")) -> None:
+        self._epoll = select.epoll() if use_epoll else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
         self._items: dict[int, object] = {}  # by file descriptor
 
@@ -871,6 +871,7 @@ class TcpTransport(Transport):
                 self._read_once(item)  # type: ignore[arg-type]
 
     def _read_once(self, conn: _Connection) -> None:
+        """One read of ``conn`` (it is readable): deliver its whole frames, or lose it."""
         try:
             size = conn.sock.recv_into(self._read_buffer)
         except BlockingIOError:
@@ -891,7 +892,7 @@ class TcpTransport(Transport):
         self._accept_all(conn, envs)
 
     def _drain_wake_up(self) -> None:
-        """A wake-up for the reading receiver: it has done its work by waking it."""
+        """Consume a wake-up byte: its work, ending the reading receiver's wait, is done."""
         assert self._wake_r is not None, "wake-ups arrive while the transport runs"
         try:
             self._wake_r.recv(64)
