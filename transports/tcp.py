@@ -107,8 +107,9 @@ import trio
 from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
-# Bounds. One read takes whatever the kernel has, up to this much, into a buffer that each
-# connection reuses: one system call and one FrameReader pass for many small frames.
+# Bounds. One read takes whatever the kernel has, up to this much, into one buffer that every
+# read reuses (a FrameReader keeps only an incomplete frame): one system call and one
+# FrameReader pass for many small frames.
 RECEIVE_CHUNK_BYTES = 64 * 1024
 # A writer joins queued frames into one write of at most about this many bytes (a single
 # frame larger than this is still written, alone).
