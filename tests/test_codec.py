@@ -3,6 +3,7 @@ or raises DecodeError, never anything else (transports/codec.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transports.codec import (
+    CBOR_TAG_MESSAGE,
     HEADER,
     KIND_REQUEST,
     MAGIC,
@@ -68,6 +70,28 @@ def test_roundtrip_preserves_every_field(msg):
     codec = FrameCodec(secret=SECRET)
     env = codec.decode(frame_of(msg))
     assert env == Envelope("n1", "n2", KIND_REQUEST, 9, msg)
+
+
+@given(
+    samples,
+    st.text(min_size=1, max_size=12),
+    st.text(max_size=12),
+    st.sampled_from([0, 1, 2, 3, True, False]),  # a bool kind encodes as a bool, never as 0/1
+    st.integers(-5, 2**64 + 5),
+)
+def test_envelope_bodies_are_byte_for_byte_cbor2s_encoding_of_the_five_item_list(msg, src, dst, kind, rid):
+    """The codec writes the repeating head of a body from a cache; the bytes must not change."""
+    import cbor2
+
+    env = Envelope(src, dst, kind, rid, msg)
+    tagged = cbor2.CBORTag(CBOR_TAG_MESSAGE, [Sample.TAG, *(getattr(msg, f.name) for f in dataclasses.fields(msg))])
+    assert FrameCodec().encode(env)[HEADER.size :] == encode_value([src, dst, kind, rid, tagged])
+
+
+def test_a_bool_kind_is_not_sent_as_the_int_kind_encoded_before_it():
+    for kind in (1, True, 0, False):  # True == 1 and False == 0 as cache keys
+        body = FrameCodec().encode(Envelope("n1", "n2", kind, 9, Inner(1, "x")))[HEADER.size :]
+        assert type(decode_value(body)[2]) is type(kind)
 
 
 @given(st.binary(max_size=300))

@@ -95,6 +95,10 @@ class _Registered:
     checkers: tuple[Callable[[Any, int], Any], ...]
     # The message's fields in order, as one C-level call (faster than a getattr per field).
     get_fields: Callable[[Any], tuple[Any, ...]]
+    compiled: bool = False  # checkers and exact_types are built (on first decode)
+    # When every field is an int, bool, str or bytes, the type of each field in order: a
+    # decoded message whose values have exactly these types needs no checker calls at all.
+    exact_types: tuple[type, ...] | None = None
 
 
 _BY_TAG: dict[str, _Registered] = {}
@@ -141,12 +145,18 @@ def registered_tags() -> list[str]:
     return sorted(_BY_TAG)
 
 
+# Field types whose checker is exactly ``type(value) is T`` (bool is not an int here).
+_EXACT_FIELD_TYPES = (int, bool, str, bytes)
+
+
 def _compiled(entry: _Registered) -> _Registered:
-    if entry.checkers or not entry.field_names:
+    if entry.compiled:
         return entry
     hints = typing.get_type_hints(entry.cls)
-    checkers = tuple(_checker_for(hints[name]) for name in entry.field_names)
-    entry = dataclasses.replace(entry, checkers=checkers)
+    types_ = tuple(hints[name] for name in entry.field_names)
+    checkers = tuple(_checker_for(tp) for tp in types_)
+    exact = types_ if all(tp in _EXACT_FIELD_TYPES for tp in types_) else None
+    entry = dataclasses.replace(entry, checkers=checkers, compiled=True, exact_types=exact)
     _BY_TAG[entry.tag] = entry
     _BY_CLASS[entry.cls] = entry
     return entry
@@ -304,9 +314,8 @@ def _default_encoder(encoder: cbor2.CBOREncoder, value: Any) -> None:
     encoder.encode(_as_tag(value))
 
 
-def _tag_hook(*args: Any) -> Any:
-    # cbor2 >= 6 calls tag_hook(tag, immutable); older releases called tag_hook(decoder, tag).
-    tag = args[0] if isinstance(args[0], cbor2.CBORTag) else args[1]
+def _tag_hook(tag: cbor2.CBORTag, immutable: bool) -> Any:
+    """cbor2 (>= 6) calls this for every tag it has no decoder of its own for."""
     if tag.tag != CBOR_TAG_MESSAGE:
         raise DecodeError(f"unexpected CBOR tag {tag.tag}")
     return _build(tag.value)
@@ -318,14 +327,18 @@ def _build(raw: Any) -> Any:
     entry = _BY_TAG.get(raw[0])
     if entry is None:
         raise DecodeError(f"unknown message tag {raw[0][:64]!r}")
-    entry = _compiled(entry)
+    if not entry.compiled:
+        entry = _compiled(entry)
     values = raw[1:]
     if len(values) != len(entry.field_names):
         raise DecodeError(f"{entry.tag}: expected {len(entry.field_names)} fields, got {len(values)}")
-    try:
-        checked = [c(v, 1) for c, v in zip(entry.checkers, values)]
-    except DecodeError as e:
-        raise DecodeError(f"{entry.tag}: {e}") from None
+    if entry.exact_types is not None and tuple(map(type, values)) == entry.exact_types:
+        checked = values  # every field has its declared type already: one C-level comparison
+    else:
+        try:
+            checked = [c(v, 1) for c, v in zip(entry.checkers, values)]
+        except DecodeError as e:
+            raise DecodeError(f"{entry.tag}: {e}") from None
     try:
         return entry.cls(*checked)
     except (TypeError, ValueError) as e:  # a __post_init__ validator refused it
@@ -396,10 +409,60 @@ class Envelope:
         assert self.kind in KINDS, "Envelope.kind is one of KINDS"
 
 
+# The CBOR head of tag CBOR_TAG_MESSAGE (major type 6, a 2-byte tag number), which opens the
+# payload of every envelope body.
+_MESSAGE_TAG_HEAD = b"\xd9" + struct.pack(">H", CBOR_TAG_MESSAGE)
+# Encoded envelope heads: the CBOR array head and src, dst and kind, which repeat frame after
+# frame. Bounded: cleared when full (a node talks to a handful of peers).
+_ENVELOPE_HEADS: dict[tuple[str, str, int], bytes] = {}
+_ENVELOPE_HEADS_MAX = 4096
+
+
+def _envelope_head(src: str, dst: str, kind: int) -> bytes:
+    """CBOR for ``[src, dst, kind, `` (an array of 5 whose last two items follow)."""
+    if type(kind) is not int:  # True and 1.0 equal 1 as dict keys, but encode differently
+        return b"\x85" + encode_value([src, dst, kind, 0])[1:-1]
+    key = (src, dst, kind)
+    head = _ENVELOPE_HEADS.get(key)
+    if head is None:
+        # cbor2's own bytes for [src, dst, kind, 0], as an array of 5, minus the final 0.
+        head = b"\x85" + encode_value([src, dst, kind, 0])[1:-1]
+        if len(_ENVELOPE_HEADS) >= _ENVELOPE_HEADS_MAX:
+            _ENVELOPE_HEADS.clear()
+        _ENVELOPE_HEADS[key] = head
+    return head
+
+
+def _encode_uint(n: int) -> bytes:
+    """CBOR for a request id: the shortest unsigned-integer form, as cbor2 writes it."""
+    if type(n) is not int or not 0 <= n < 1 << 64:
+        return encode_value(n)  # not a valid request id: encoded as is, refused by the receiver
+    if n < 24:
+        return bytes((n,))
+    if n < 1 << 8:
+        return b"\x18" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\x19" + n.to_bytes(2, "big")
+    if n < 1 << 32:
+        return b"\x1a" + n.to_bytes(4, "big")
+    return b"\x1b" + n.to_bytes(8, "big")
+
+
 def _encode_body(env: Envelope) -> bytes:
-    # The payload is a registered message (checked on decode; here we turn it into its tag
-    # ourselves, which saves cbor2 a call back into Python for the outermost message).
-    return encode_value([env.src, env.dst, env.kind, env.rid, _as_tag(env.payload)])
+    """``[src, dst, kind, rid, tag(CBOR_TAG_MESSAGE, [type_tag, *fields])]`` in CBOR.
+
+    Byte for byte what ``encode_value`` gives for that list; only the parts that repeat (the
+    head, the tag) are not re-encoded for every frame.
+    """
+    entry = _BY_CLASS.get(type(env.payload))
+    if entry is None:
+        raise EncodeError(f"cannot encode {type(env.payload).__name__}: not a registered message")
+    try:
+        head = _envelope_head(env.src, env.dst, env.kind)
+    except TypeError as e:  # an unhashable src/dst/kind: not an envelope that can be sent
+        raise EncodeError(f"cannot encode envelope: {e}") from e
+    fields = encode_value([entry.tag, *entry.get_fields(env.payload)])
+    return head + _encode_uint(env.rid) + _MESSAGE_TAG_HEAD + fields
 
 
 def _decode_body(body: bytes | memoryview) -> Envelope:
@@ -431,14 +494,22 @@ class FrameCodec:
     # which skips hashing the two key pads again (half the cost of a MAC on a small frame).
     _keyed_mac: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
+    # What our frame headers say, and the largest body that fits the bound (set from the above).
+    _flags: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+    _trailer_bytes: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+    _max_body_bytes: int = dataclasses.field(default=0, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         assert self.max_frame_bytes >= 64, "frames must be able to hold a small message"
         if self.secret:
             object.__setattr__(self, "_keyed_mac", _keyed_hmac_sha256(self.secret))
+        object.__setattr__(self, "_flags", FLAG_MAC if self.secret else 0)
+        object.__setattr__(self, "_trailer_bytes", MAC_BYTES if self.secret else 0)
+        object.__setattr__(self, "_max_body_bytes", self.max_frame_bytes - HEADER_BYTES - self._trailer_bytes)
 
     @property
     def trailer_bytes(self) -> int:
-        return MAC_BYTES if self.secret else 0
+        return self._trailer_bytes
 
     def _mac(self, signed: bytes | memoryview) -> bytes:
         mac = self._keyed_mac.copy()
@@ -447,12 +518,12 @@ class FrameCodec:
 
     def encode(self, env: Envelope) -> bytes:
         body = _encode_body(env)
-        total = HEADER_BYTES + len(body) + self.trailer_bytes
-        if total > self.max_frame_bytes:
+        if len(body) > self._max_body_bytes:
+            total = HEADER_BYTES + len(body) + self._trailer_bytes
             raise MessageTooLarge(
                 f"{type(env.payload).__name__} encodes to {total} bytes, over the frame bound of {self.max_frame_bytes}"
             )
-        signed = HEADER.pack(MAGIC, VERSION, FLAG_MAC if self.secret else 0, len(body)) + body
+        signed = HEADER.pack(MAGIC, VERSION, self._flags, len(body)) + body
         return signed + self._mac(signed) if self.secret else signed
 
     def parse_header(self, header: bytes | memoryview) -> int:
@@ -460,6 +531,8 @@ class FrameCodec:
         if len(header) < HEADER_BYTES:
             raise DecodeError("truncated frame header")
         magic, version, flags, length = HEADER.unpack_from(header)
+        if magic == MAGIC and version == VERSION and flags == self._flags and length <= self._max_body_bytes:
+            return length + self._trailer_bytes  # the usual case: every check passed at once
         if magic != MAGIC:
             raise DecodeError("bad frame magic: not a delos-ref peer")
         if version != VERSION:
@@ -513,7 +586,7 @@ class FrameReader:
             self._buf += data
             data = bytes(self._buf)
             self._buf.clear()
-        view = memoryview(data)
+        view = data if type(data) is memoryview else memoryview(data)
         end = len(view)
         pos = 0
         out: list[Envelope] = []

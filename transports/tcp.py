@@ -45,6 +45,23 @@ Writing: a fast path, and a writer that coalesces
     (``wait_readable`` / ``wait_writable``) instead of trio's ``SocketStream``: the fast path
     needs a synchronous, non-blocking send, which a stream does not offer.
 
+Reading: the task that waits reads
+    Every connection (once its hello is checked) is in one :class:`ReadableSet`, an epoll set
+    whose own descriptor is readable when any connection is. A task that calls ``receive``
+    and finds nothing queued becomes the *reading receiver*: it waits on that descriptor
+    itself, and when it wakes it reads and decodes what arrived and returns the first
+    envelope. Handing each envelope from a reader task to the waiting task would cost one
+    more pass of trio's scheduler per message -- on loopback, about a tenth of a round trip.
+
+    Someone must read even when no task is in ``receive`` (its consumer may be blocked
+    sending to a peer that is blocked sending to us), so a background *reader task* waits on
+    the same set whenever there is no reading receiver, and delivers into the receive queue.
+    While a receiver reads, the reader task only checks every ``READER_IDLE_CHECK_S`` whether
+    one still does, so that one arrival wakes one task, not two. Other tasks that wait in
+    ``receive`` meanwhile park in the queue (:class:`Inbox`) and are handed envelopes as they
+    are read. Envelopes queued from elsewhere -- a message to ourselves, frames that came
+    with a hello -- wake the reading receiver through a socket pair in the same set.
+
 Backpressure and what is dropped when
     ``send`` waits while a peer's queue (``send_queue_frames``) is full, so a slow receiver
     slows its senders down instead of growing our memory. What is *dropped* (counted in
@@ -59,7 +76,8 @@ Backpressure and what is dropped when
     * received envelopes that find the receive queue (``receive_queue``) full. We drop
       rather than stop reading: two nodes each blocked sending to the other, neither
       reading, would otherwise deadlock. Loss is in the transport contract; the RPC layer
-      retries.
+      retries. (With no task in ``receive``, frames may wait in the kernel for up to
+      ``READER_IDLE_CHECK_S`` before the reader task reads them.)
 
 Sending to oneself
     An envelope whose ``dst`` is this node is encoded (so the same size bound applies) and
@@ -73,7 +91,10 @@ layout has one.
 from __future__ import annotations
 
 import errno
+import os
 import random
+import select
+import selectors
 import socket
 from collections import deque
 from contextlib import asynccontextmanager
@@ -86,8 +107,9 @@ import trio
 from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
-# Bounds. One read takes whatever the kernel has, up to this much, into a buffer that each
-# connection reuses: one system call and one FrameReader pass for many small frames.
+# Bounds. One read takes whatever the kernel has, up to this much, into one buffer that every
+# read reuses (a FrameReader keeps only an incomplete frame): one system call and one
+# FrameReader pass for many small frames.
 RECEIVE_CHUNK_BYTES = 64 * 1024
 # A writer joins queued frames into one write of at most about this many bytes (a single
 # frame larger than this is still written, alone).
@@ -100,6 +122,9 @@ LISTEN_BACKLOG = 128
 # When accept fails for lack of resources (file descriptors, memory), wait this long.
 ACCEPT_RETRY_S = 0.1
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# While a receiver reads the connections itself, how often the reader task checks that one
+# still does (it reads in its place once none does): bounds how long frames can sit unread.
+READER_IDLE_CHECK_S = 0.01
 # send/receive calls that need not wait yield to the scheduler once per this many calls.
 OPERATIONS_PER_SCHEDULE_POINT = 16
 
@@ -138,25 +163,28 @@ class ScheduleBudget:
         """The operation blocked (and so yielded): the budget starts over."""
         self._since_yield = 0
 
-    async def spend(self) -> None:
-        """Count one operation that did not wait; yield if the budget is used up.
+    def spend(self) -> bool:
+        """Count one operation that did not wait; True if the budget is used up, and the
+        caller must now yield with ``trio.lowlevel.cancel_shielded_checkpoint()``.
 
-        Never raises ``Cancelled``: it runs after the operation took effect, and reporting
-        the cancellation then would make the caller believe it had not.
+        That yield never raises ``Cancelled``: it comes after the operation took effect, and
+        reporting the cancellation then would make the caller believe it had not. (A plain
+        function, not a coroutine: most calls do not yield, and need not pay for one.)
         """
         self._since_yield += 1
-        if self._since_yield >= self._every:
-            self._since_yield = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        if self._since_yield < self._every:
+            return False
+        self._since_yield = 0
+        return True
 
 
 class Inbox:
     """A transport's bounded receive queue: delivering never waits, receiving rarely yields.
 
-    A reader task (a connection, a socket) must never block on a slow consumer, so
-    :meth:`deliver` drops an envelope that finds the queue full, and counts it in the
-    transport's ``dropped`` (and in :attr:`full_drops`). :meth:`receive` takes a queued
-    envelope without a task switch, spending the :class:`ScheduleBudget`.
+    A reader (a reader task, or a receiver that reads for everyone) must never block on a
+    slow consumer, so :meth:`deliver` drops an envelope that finds the queue full, and counts
+    it in the transport's ``dropped`` (and in :attr:`full_drops`). :meth:`receive` takes a
+    queued envelope without a task switch, spending the :class:`ScheduleBudget`.
 
     It is a deque plus the tasks parked in :meth:`receive`, not a trio memory channel: an
     envelope that finds a receiver waiting is handed straight to it (``reschedule`` with the
@@ -189,13 +217,21 @@ class Inbox:
             return
         self._stats.received += 1
 
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def take_nowait(self) -> Envelope | None:
+        """The oldest queued envelope, or None if there is none (never waits)."""
+        return self._queue.popleft() if self._queue else None
+
     async def receive(self) -> Envelope:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
             raise TransportClosed(f"{self._node_id}: receive after close")
         if self._queue:
             env = self._queue.popleft()
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return env
         self._budget.waited()
         task = trio.lowlevel.current_task()
@@ -241,6 +277,60 @@ class Backoff:
         self._next_s = self._min_s
 
 
+class ReadableSet:
+    """Sockets we read, and which of them are readable now (bytes or EOF waiting), asked
+    without blocking.
+
+    Its own descriptor, :meth:`fileno`, is readable whenever a member is, so one
+    ``trio.lowlevel.wait_readable`` waits for *any* of them. It is an epoll set on Linux (one
+    system call to ask), the platform's default selector elsewhere (kqueue on BSD and macOS).
+    Each member carries an ``item`` that :meth:`ready` returns for it.
+    """
+
+    def __init__(self, *, use_epoll: bool = hasattr(select, "epoll")) -> None:
+        self._epoll = select.epoll() if use_epoll else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        self._items: dict[int, object] = {}  # by file descriptor
+
+    def fileno(self) -> int:
+        return self._epoll.fileno() if self._epoll is not None else self._selector.fileno()  # type: ignore[union-attr]
+
+    def add(self, sock: socket.socket, item: object) -> None:
+        fd = sock.fileno()
+        assert fd not in self._items, "ReadableSet: a socket is added once"
+        if self._epoll is not None:
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self._selector.register(fd, selectors.EVENT_READ)  # type: ignore[union-attr]
+        self._items[fd] = item
+
+    def discard(self, sock: socket.socket, item: object) -> None:
+        """Forget ``sock`` if it is still a member for ``item`` (call it before closing ``sock``)."""
+        fd = sock.fileno()
+        if fd == -1 or self._items.get(fd) is not item:
+            return
+        del self._items[fd]
+        if self._epoll is not None:
+            self._epoll.unregister(fd)
+        else:
+            self._selector.unregister(fd)  # type: ignore[union-attr]
+
+    def ready(self) -> list[object]:
+        """The items of the members that are readable now."""
+        items = self._items
+        if self._epoll is not None:
+            # (room for every member: by default it would allocate room for a thousand)
+            return [items[fd] for fd, _ in self._epoll.poll(0, max(1, len(items)))]
+        return [items[key.fd] for key, _ in self._selector.select(0)]  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self._items.clear()
+        if self._epoll is not None:
+            self._epoll.close()
+        else:
+            self._selector.close()  # type: ignore[union-attr]
+
+
 def close_socket(sock: socket.socket | None) -> None:
     """Close ``sock``, first waking any task that waits on it (it gets ClosedResourceError)."""
     if sock is not None and sock.fileno() != -1:
@@ -271,6 +361,7 @@ class _Connection:
     broken: bool = False
     retired: bool = False  # lost the one-connection-per-pair tie-break: carries no new frames
     eof_pending: bool = False  # retired while being written: half-close after that write
+    reader: FrameReader | None = None  # splits what arrives into frames, once we read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +438,16 @@ class TcpTransport(Transport):
         self._counters = _Counters()
         self._inbox = Inbox(node_id, receive_queue, self._stats, self._budget)
         self._pending_peers = dict(peers)
+        # Reading (opened in _run; see "Reading" above): every connection in one ReadableSet.
+        # The reader task waits on its descriptor, a reading receiver on a duplicate of it
+        # (trio lets one task at a time wait for a given descriptor to become readable).
+        self._readable: ReadableSet | None = None
+        self._wait_fd: int | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._wake_sent = False
+        self._reading_receiver = False
+        self._read_buffer = memoryview(bytearray(RECEIVE_CHUNK_BYTES))  # reused by every read
 
     # ------------------------------------------------------------------ public API
 
@@ -363,7 +464,9 @@ class TcpTransport(Transport):
         if env.dst == self.node_id:
             self._stats.sent += 1
             self._inbox.deliver(env)
-            await self._budget.spend()
+            self._wake_reading_receiver()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         link = self._links.get(env.dst)
         conn = link.live_connection() if link is not None else None
@@ -371,15 +474,23 @@ class TcpTransport(Transport):
             raise Unreachable(f"{self.node_id}: no address and no connection for {env.dst!r}")
         if conn is not None and link.unwritten == 0:
             self._write_now(link, conn, frame)
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
         else:
             await self._enqueue(link, frame)
 
     async def receive(self) -> Envelope:
-        """The next envelope addressed to this node."""
+        """The next envelope addressed to this node.
+
+        With nothing queued, the first task to wait becomes the *reading receiver*: it waits
+        on the connections itself and reads what arrives (see "Reading" in the module
+        docstring). Other tasks that wait meanwhile park in the inbox as usual.
+        """
         if self._closed:
             raise TransportClosed(f"{self.node_id}: receive after close")
-        return await self._inbox.receive()
+        if self._inbox.queued() or self._reading_receiver:
+            return await self._inbox.receive()
+        return await self._receive_reading()
 
     def add_peer(self, node_id: str, address: PeerAddress) -> None:
         """Learn (or change) the address of ``node_id``; the next dial uses it.
@@ -429,8 +540,21 @@ class TcpTransport(Transport):
         for sock in list(self._sockets):
             close_socket(sock)
         self._sockets.clear()
+        self._close_readable()
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
+
+    def _close_readable(self) -> None:
+        if self._readable is None:
+            return
+        trio.lowlevel.notify_closing(self._readable.fileno())  # the reader task: ClosedResourceError
+        assert self._wait_fd is not None and self._wake_r is not None and self._wake_w is not None
+        trio.lowlevel.notify_closing(self._wait_fd)  # a reading receiver: TransportClosed
+        os.close(self._wait_fd)
+        self._readable.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        self._readable = None
 
     # ----------------------------------------------------------------- startup
 
@@ -440,8 +564,15 @@ class TcpTransport(Transport):
         if listener is not None:
             host, port = listener.getsockname()[:2]
             self.address = PeerAddress(host, port)
+        self._readable = ReadableSet()
+        self._wait_fd = os.dup(self._readable.fileno())
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._readable.add(self._wake_r, None)
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._read_loop, self._readable.fileno())
             for peer, address in sorted(self._pending_peers.items()):
                 self.add_peer(peer, address)
             if listener is not None:
@@ -582,7 +713,7 @@ class TcpTransport(Transport):
         self._sockets.add(sock)
         self._adopt(conn)
         assert self._tasks is not None, "dials happen while the transport runs"
-        self._tasks.start_soon(self._read_connection, conn, FrameReader(self._codec), [])
+        self._start_reading(conn, FrameReader(self._codec), [])
         return True
 
     async def _connect(self, address: PeerAddress) -> socket.socket | None:
@@ -657,7 +788,7 @@ class TcpTransport(Transport):
         hello, rest = first
         conn = _Connection(sock, peer=hello.src, dialer=hello.src)
         self._adopt(conn)
-        await self._read_connection(conn, reader, rest)
+        self._start_reading(conn, reader, rest)
 
     async def _read_hello(self, sock: socket.socket, reader: FrameReader) -> tuple[Envelope, list[Envelope]] | None:
         """The valid hello and the envelopes that came with it, or None to close the socket."""
@@ -686,6 +817,101 @@ class TcpTransport(Transport):
 
     # ------------------------------------------------------------------ reading
 
+    async def _receive_reading(self) -> Envelope:
+        """Wait for the connections to be readable and read them ourselves, until an envelope
+        is queued for us: the reader task's work, minus the hand-off to this task."""
+        assert self._wait_fd is not None, "receiving happens while the transport runs"
+        self._reading_receiver = True
+        self._budget.waited()
+        try:
+            while True:
+                if self._closed:  # (its descriptors are closed: their numbers may be reused)
+                    raise trio.ClosedResourceError
+                await trio.lowlevel.wait_readable(self._wait_fd)
+                self._read_ready()
+                env = self._inbox.take_nowait()
+                if env is not None:
+                    return env
+        except trio.ClosedResourceError:
+            raise TransportClosed(f"{self.node_id}: closed while receiving") from None
+        finally:
+            self._reading_receiver = False
+
+    async def _read_loop(self, readable_fd: int) -> None:
+        """Read every connection whenever one is readable, so that a peer is never blocked by
+        us not reading (we drop at the inbox instead). A reading receiver may get there first."""
+        try:
+            while not self._closed:
+                if self._reading_receiver:
+                    await trio.sleep(READER_IDLE_CHECK_S)  # a receiver reads: nothing to do
+                    continue
+                await trio.lowlevel.wait_readable(readable_fd)
+                if not self._reading_receiver:  # else it was woken too, and reads itself
+                    self._read_ready()
+        except trio.ClosedResourceError:
+            return  # closed
+
+    def _start_reading(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
+        """Deliver what came with the hello, then read ``conn`` with the others."""
+        assert self._readable is not None, "connections are read while the transport runs"
+        self._accept_all(conn, first)
+        if first:
+            self._wake_reading_receiver()
+        if not conn.broken:
+            conn.reader = reader
+            self._readable.add(conn.sock, conn)
+
+    def _read_ready(self) -> None:
+        """Read every connection that has bytes (or EOF) waiting, without blocking."""
+        if self._readable is None:
+            return  # closed
+        for item in self._readable.ready():
+            if item is None:
+                self._drain_wake_up()
+            else:
+                self._read_once(item)  # type: ignore[arg-type]
+
+    def _read_once(self, conn: _Connection) -> None:
+        """One read of ``conn`` (it is readable): deliver its whole frames, or lose it."""
+        try:
+            size = conn.sock.recv_into(self._read_buffer)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._connection_lost(conn)  # reset by the peer
+            return
+        if size == 0:
+            self._connection_lost(conn)  # EOF: the peer closed (or half-closed a retired connection)
+            return
+        self._stats.bytes_received += size
+        try:
+            envs = conn.reader.feed(self._read_buffer[:size])  # type: ignore[union-attr]
+        except DecodeError:
+            self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
+            self._connection_lost(conn)
+            return
+        self._accept_all(conn, envs)
+
+    def _drain_wake_up(self) -> None:
+        """Consume a wake-up byte: its work, ending the reading receiver's wait, is done."""
+        assert self._wake_r is not None, "wake-ups arrive while the transport runs"
+        try:
+            self._wake_r.recv(64)
+        except BlockingIOError:
+            pass
+        self._wake_sent = False
+
+    def _wake_reading_receiver(self) -> None:
+        """An envelope was queued from outside :meth:`_read_ready` (a message to ourselves, or
+        frames that came with a hello): make a reading receiver's wait end, so it looks."""
+        if self._reading_receiver and self._inbox.queued() and not self._wake_sent:
+            assert self._wake_w is not None, "a receiver reads only while the transport runs"
+            self._wake_sent = True
+            try:
+                self._wake_w.send(b"w")
+            except BlockingIOError:
+                pass  # a wake-up is already pending
+
     async def _receive_some(self, sock: socket.socket, buffer: bytearray) -> memoryview:
         """Wait until ``sock`` is readable, then read what is there (empty: EOF)."""
         while True:
@@ -698,26 +924,6 @@ class TcpTransport(Transport):
                 continue
             self._stats.bytes_received += size
             return memoryview(buffer)[:size]
-
-    async def _read_connection(self, conn: _Connection, reader: FrameReader, first: list[Envelope]) -> None:
-        """Deliver everything that arrives on ``conn`` until EOF, an error, or garbage."""
-        buffer = bytearray(RECEIVE_CHUNK_BYTES)
-        try:
-            self._accept_all(conn, first)
-            while not conn.broken:
-                data = await self._receive_some(conn.sock, buffer)
-                if not data:
-                    return  # EOF: the peer closed (or half-closed a retired connection)
-                try:
-                    envs = reader.feed(data)  # type: ignore[arg-type]  # feed copies a memoryview
-                except DecodeError:
-                    self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
-                    return
-                self._accept_all(conn, envs)
-        except (OSError, trio.ClosedResourceError):
-            return  # reset by the peer, or closed by us
-        finally:
-            self._connection_lost(conn)
 
     def _accept_all(self, conn: _Connection, envs: list[Envelope]) -> None:
         for env in envs:
@@ -767,6 +973,8 @@ class TcpTransport(Transport):
         """Forget a connection that can no longer be used, and close it. Idempotent."""
         conn.broken = True
         self._sockets.discard(conn.sock)
+        if self._readable is not None:
+            self._readable.discard(conn.sock, conn)
         close_socket(conn.sock)  # wakes its reader and writer, if they are waiting
         link = self._links.get(conn.peer)
         if link is None or link.conn is not conn:

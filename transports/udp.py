@@ -104,7 +104,8 @@ class UdpTransport(Transport):
         if env.dst == self.node_id:
             self._stats.sent += 1
             self._inbox.deliver(env)
-            await self._budget.spend()
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return
         sockaddr = await self._sockaddr_of(env.dst)
         await self._sendto(frame, sockaddr)
@@ -189,7 +190,8 @@ class UdpTransport(Transport):
                 self._stats.sent += 1
                 self._stats.bytes_sent += len(frame)
             break
-        await self._budget.spend()
+        if self._budget.spend():
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _wait_writable(self) -> None:
         try:
