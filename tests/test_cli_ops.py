@@ -9,6 +9,7 @@ Python start-up per command). tests/test_new_user_session.py runs the real execu
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -219,7 +220,10 @@ def test_read_follow_streams_new_entries_and_big_entries_are_refused(tmp_path):
     d = str(tmp_path / "c")
     with running_cluster(tmp_path / "c"):
         j("append", "old", "--dir", d)
-        follower = subprocess.Popen([*CLI, "read", "--follow", "--json", "--dir", d], stdout=subprocess.PIPE, text=True)
+        # (faulthandler: if Ctrl-C does not end it, SIGABRT makes it print every thread's stack)
+        err = open(tmp_path / "follower.err", "w+")  # a file, not a pipe: stderr can never block it
+        follower = subprocess.Popen([*CLI, "read", "--follow", "--json", "--dir", d], stdout=subprocess.PIPE, stderr=err,
+                                    text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         lines = _line_reader(follower)
         try:
             assert _take(lines, 1, 30) == [{"position": 0, "data": "old"}]
@@ -227,7 +231,13 @@ def test_read_follow_streams_new_entries_and_big_entries_are_refused(tmp_path):
             assert _take(lines, 2, 30) == [{"position": 1, "data": "new1"}, {"position": 2, "data": "new2"}]
         finally:
             follower.send_signal(signal.SIGINT)
-            code = follower.wait(timeout=10)
+            try:
+                code = follower.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                follower.send_signal(signal.SIGABRT)
+                follower.wait(timeout=10)
+                pytest.fail("read --follow did not end within 10 s of Ctrl-C; its stacks:\n" + (tmp_path / "follower.err").read_text()[-6000:])
+        err.close()
         assert code == 0, "Ctrl-C ends --follow quietly"
         big = b"x" * ((1 << 20) + 1) + b"\n"
         line = error("append", "--dir", d, input=b"fine\n" + big)
