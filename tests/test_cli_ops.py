@@ -222,8 +222,15 @@ def test_read_follow_streams_new_entries_and_big_entries_are_refused(tmp_path):
         j("append", "old", "--dir", d)
         # (faulthandler: if Ctrl-C does not end it, SIGABRT makes it print every thread's stack)
         err = open(tmp_path / "follower.err", "w+")  # a file, not a pipe: stderr can never block it
-        follower = subprocess.Popen([*CLI, "read", "--follow", "--json", "--dir", d], stdout=subprocess.PIPE, stderr=err,
-                                    text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+        # A test run started in the background by a shell (`make test &`) inherits SIGINT
+        # *ignored*, and so would the follower: Ctrl-C would never reach it. A Python handler
+        # here becomes the default disposition in the child after exec.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            follower = subprocess.Popen([*CLI, "read", "--follow", "--json", "--dir", d], stdout=subprocess.PIPE, stderr=err,
+                                        text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+        finally:
+            signal.signal(signal.SIGINT, previous)
         lines = _line_reader(follower)
         try:
             assert _take(lines, 1, 30) == [{"position": 0, "data": "old"}]
