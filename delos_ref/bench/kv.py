@@ -9,8 +9,10 @@ What is measured
     id, client i talking to replica ``n(i mod 3 + 1)``, run one operation after another:
 
     * ``put``: a 100-byte value under one of 10,000 keys. The replica appends the command to
-      the VirtualLog (durable on a majority of LogServers), plays the log up to it (its LMDB
-      table updated and synced with the applied position) and answers.
+      the VirtualLog (durable on a majority of LogServers; commands that arrive while its
+      earlier appends are in flight share one batch entry), plays the log up to it (its LMDB
+      table updated with the applied position) and answers. ``stats`` reports, per replica,
+      ``writes`` and ``batches_appended`` (their ratio is the mean batch size).
     * ``get_linearizable``: the replica syncs (``check_tail``; concurrent reads share one)
       and plays up to that tail, then reads its table.
     * ``get_stale``: the replica reads its table as it is (no log access): the RPC floor.

@@ -7,6 +7,8 @@ LMDB table, and a read syncs with the log's tail before reading locally. Modules
 * ``table.py``    -- the state machine (pure): commands, their encoding, deduplication of
   retried commands, group apply in one transaction with the applied position, snapshots' rows;
 * ``messages.py`` -- the wire messages between clients and replicas;
+* ``batching.py`` -- :class:`~delos_ref.db.batching.WriteBatcher`: writes that arrive while
+  a replica's appends are in flight share one log entry;
 * ``replica.py``  -- :class:`Replica`: the player, writes, linearizable and stale reads,
   trim and snapshot transfer, on a node's RPC endpoint;
 * ``client.py``   -- :class:`KvClient` and :func:`connect`: retries with exactly-once
