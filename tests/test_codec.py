@@ -230,3 +230,38 @@ def test_header_layout_is_stable():
     frame = frame_of(Inner(1, "x"), secret=None)
     magic, version, flags, length = struct.unpack(">2sBBI", frame[:8])
     assert (magic, version, flags, length) == (MAGIC, VERSION, 0, len(frame) - 8)
+
+
+@message("test.with_defaults_and_check")
+class _Checked:
+    n: int
+    label: str = "none"
+    parts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("n >= 0")
+
+
+def test_messages_built_by_the_fast_init_behave_like_the_dataclass_ones():
+    """@message installs fast_frozen_init's __init__: the same signature, defaults,
+    keywords, __post_init__ validation, immutability, equality and hash as the dataclass's."""
+    assert "_set0" in _Checked.__init__.__code__.co_names  # ours (slot stores), not the dataclass's
+    assert "_set0" in Envelope.__init__.__code__.co_names
+    a, b = _Checked(1), _Checked(n=1, label="none", parts=())
+    assert a == b and hash(a) == hash(b) and (a.n, a.label, a.parts) == (1, "none", ())
+    assert _Checked(2, "x", (3,)) == _Checked(label="x", parts=(3,), n=2)
+    with pytest.raises(ValueError):
+        _Checked(-1)  # __post_init__ still runs
+    with pytest.raises(TypeError):
+        _Checked()  # a field without a default is still required
+    with pytest.raises(TypeError):
+        _Checked(1, nope=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.n = 5  # type: ignore[misc]
+    assert repr(_Checked(1)) == "_Checked(n=1, label='none', parts=())"
+    codec = FrameCodec(secret=b"k")
+    env = Envelope("a", "b", KIND_REQUEST, 9, _Checked(4, "y", (1, 2)))
+    assert codec.decode(codec.encode(env)) == env
+    with pytest.raises(DecodeError):  # the validator refuses it on the way in, as before
+        decode_value(encode_value(_Checked(0)).replace(b"\x00", b"\x20", 1))
