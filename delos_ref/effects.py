@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
+from transports.codec import fast_frozen_init  # effects are built for every message: see there
+
 
 # ------------------------------------------------------------------------------ inputs
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A message delivered to a role. ``rid`` is nonzero when the sender awaits a reply."""
@@ -32,6 +35,7 @@ class Incoming:
         return self.rid != 0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     name: str
@@ -43,6 +47,7 @@ Input = Union[Incoming, TimerFired]
 # ----------------------------------------------------------------------------- effects
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Send:
     """A one-way message to another node."""
@@ -51,6 +56,7 @@ class Send:
     msg: Any
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Reply:
     """The answer to a request (``Incoming.rid``)."""
@@ -60,6 +66,7 @@ class Reply:
     msg: Any
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Fail:
     """A definite refusal of a request: the caller learns that it did *not* take effect."""
@@ -70,6 +77,7 @@ class Fail:
     detail: str = ""
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Write:
     """One key in one table of the role's storage; ``value=None`` deletes it."""
@@ -79,6 +87,7 @@ class Write:
     value: bytes | None
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Persist:
     """Writes applied atomically and synced before any later send (group-committed)."""
@@ -86,6 +95,7 @@ class Persist:
     writes: tuple[Write, ...]
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class SetTimer:
     """(Re)arm the named timer; it fires once as :class:`TimerFired` after ``delay_s``."""
@@ -94,11 +104,13 @@ class SetTimer:
     delay_s: float
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
     name: str
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Emit:
     """A trace event (see :mod:`delos_ref.trace`): a protocol step a spec talks about."""

@@ -116,6 +116,20 @@ def test_the_floor_forgets_answered_results_and_ignores_their_late_copies():
     assert log.table.get("k") == "new"
 
 
+@pytest.mark.parametrize("step", [1, 3, 64, 65, 500])
+def test_a_floor_step_of_any_size_forgets_every_result_below_it(step):
+    """Small steps delete the results by key, long ones scan (FLOOR_STEP_DELETES): both
+    leave exactly the results at or above the floor, in a batch or entry by entry."""
+    log = Log()
+    outstanding = [cmd("put", f"k{s}", "v", client="c", seq=s, floor=0) for s in range(step + 2)]
+    log.table.apply(0, outstanding[:-1])  # seqs 0..step answered, all results remembered
+    assert len(log.storage.scan(DEDUP)) == step + 1
+    other = cmd("put", "o", "v", client="c2", seq=0, floor=0)  # another client's result stays
+    log.table.apply(step + 1, [other, cmd("put", "k", "v", client="c", seq=step + 1, floor=step)])
+    left = sorted(k for k, _ in log.storage.scan(DEDUP))
+    assert left == sorted([b"c\0" + step.to_bytes(8, "big"), b"c\0" + (step + 1).to_bytes(8, "big"), b"c2\0" + bytes(8)])
+
+
 def test_one_batch_is_one_transaction_with_the_applied_position():
     storage = MemoryStorage()
     table = TableState(storage)

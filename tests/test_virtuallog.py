@@ -259,3 +259,22 @@ async def test_append_on_a_sealed_loglet_without_a_metastore_definitely_fails(au
         c.sim.crash("s2")
         with pytest.raises(AppendFailed):
             await v.append(b"x")
+
+
+async def test_reads_below_an_acknowledged_append_need_no_check_tail(autojump_clock):
+    """An acknowledged NativeLoglet append means every position before it is committed, so a
+    client reads up to its own appends without asking for the tail (known_readable); beyond
+    them it asks, and sees the others' later entries."""
+    async with cluster() as c:
+        v, w = c.client("c1"), c.client("c2")
+        await v.bootstrap(native("N0"))
+        await appended(w, 2, "w")
+        mine = await appended(v, 2, "v")
+        await appended(w, 2, "x")  # after v's appends: v cannot know of them yet
+        loglet = v.registry.loglet(v.chain.active)
+        before = loglet.stats["check_tails"]
+        got = await v.read_next(0, mine[-1] + 1)
+        assert [e for _, e in got] == [b"w0", b"w1", b"v0", b"v1"]
+        assert loglet.stats["check_tails"] == before  # answered from what the appends taught
+        assert [e for _, e in await v.read_next(4, 10)] == [b"x0", b"x1"]
+        assert loglet.stats["check_tails"] > before  # past its own appends: it had to ask

@@ -31,7 +31,11 @@ from delos_ref.db.table import Command, encode_batch
 
 @dataclass(frozen=True, slots=True)
 class BatchOptions:
-    max_in_flight: int = 4  # appends of one replica in flight at once
+    # Appends of one replica in flight at once. One: the writes that arrive during an append's
+    # round trip all go into the next batch. Measured (bench kv, put at 64 clients): 1 in
+    # flight did ~24% more puts/s than 4, at a lower p50, because bigger batches cost the log,
+    # and every replica reading it, less per write; a lone write is still appended at once.
+    max_in_flight: int = 1
     max_commands: int = 256  # commands in one batch entry
     max_bytes: int = 32 * 1024  # a batch stops growing past this (one big command goes alone)
 

@@ -15,7 +15,9 @@ would need after a crash). It plays up to the highest position anyone waits for,
 serves no writes still keeps up (backing off while the log is unavailable: a failed
 ``check_tail`` reads the MetaStore, which idle replicas must not crowd). Entries this replica appended itself are not read back:
 ``append`` returned their positions, so the player applies them from memory when it reaches
-them. If the log was trimmed above its applied position (a new or wiped replica), it restores
+them; and the others' entries below them are read without a ``check_tail`` first (the
+acknowledged append told the loglet client that everything before it is committed: see
+``VirtualLog._readable_stop``). If the log was trimmed above its applied position (a new or wiped replica), it restores
 a snapshot from a peer first (see below).
 
 **Writes** (:class:`~delos_ref.db.messages.KvWrite`): append the command -- through the

@@ -176,6 +176,13 @@ class Loglet(abc.ABC):
     async def read_next(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """``(pos, entry)`` pairs for ``lo, lo+1, ...`` below ``hi``, up to the first gap."""
 
+    def known_readable(self) -> int:
+        """A position below which this client already knows every entry is committed (from
+        replies it got: an acknowledged append, an earlier ``check_tail``), with no I/O. A
+        reader may read below it without a ``check_tail`` first: it never exceeds the tail
+        ``check_tail`` would report, sealed or not. This default knows nothing: 0."""
+        return 0
+
     @abc.abstractmethod
     async def prefix_trim(self, pos: int) -> None:
         """Allow positions below ``pos`` to be discarded."""

@@ -333,7 +333,7 @@ class VirtualLog:
             if index is None:
                 raise TrimmedError(pos, chain.base)
             seg = chain.segments[index]
-            stop = await self._readable_stop(seg)
+            stop = await self._readable_stop(seg, hi)
             if stop is None:
                 continue  # the segment we took as active is sealed: the chain was refreshed
             end = min(hi, stop)
@@ -348,13 +348,22 @@ class VirtualLog:
             return [(seg.to_virtual(p), v) for p, v in got], pos + len(got) == stop
         raise VirtualLogUnavailable(f"read_next at {pos}: the chain kept moving")
 
-    async def _readable_stop(self, seg: Segment) -> int | None:
+    async def _readable_stop(self, seg: Segment, want: int) -> int | None:
         """Where reads in ``seg`` must stop: its stop if closed; for the segment this client
-        believes active, its unsealed tail (None: it is sealed, the chain was refreshed)."""
+        believes active, its unsealed tail (None: it is sealed, the chain was refreshed) --
+        or, when every position below ``want`` is already known committed (the loglet's
+        ``known_readable``: e.g. this client's own acknowledged appends), that known position,
+        without asking: committed entries are readable whether or not the loglet has been
+        sealed since. A database replica reading up to its own latest append needs no
+        ``check_tail`` for it."""
         if seg.stop is not None:
             return seg.stop
+        loglet = self.registry.loglet(seg)
+        known = seg.to_virtual(loglet.known_readable())
+        if want <= known:
+            return known
         try:
-            tail, sealed = await self.registry.loglet(seg).check_tail()
+            tail, sealed = await loglet.check_tail()
         except LogletUnavailable as e:
             raise VirtualLogUnavailable(f"read_next: {e}") from None
         if not sealed:

@@ -200,6 +200,9 @@ class NativeLoglet(Loglet):
     def known_tail(self) -> int:
         return self._known_tail
 
+    def known_readable(self) -> int:
+        return self._known_tail  # appends are acknowledged once committed, and commit in order
+
     def learn_tail(self, tail: int) -> None:
         """Tell this client that every position below ``tail`` is committed (e.g. the stop of a
         sealed segment, from the chain), so reads up to it need no ``check_tail`` first."""
