@@ -143,6 +143,10 @@ class _Call:
     error: ErrorReply | None = None
 
 
+def _not_sent(env: Envelope, cause: Exception) -> NotSent:
+    return NotSent(f"{type(env.payload).__name__} to {env.dst}: {cause}")
+
+
 # ---------------------------------------------------------------------------- endpoint
 
 
@@ -190,7 +194,15 @@ class RpcEndpoint:
         sends = 0
         try:
             with trio.move_on_after(timeout_s):
-                sends = await self._send_until_answered(env, call, retry)
+                if retry.max_sends == 1:  # the usual case on TCP: one send, then wait
+                    try:
+                        await self.transport.send(env)
+                    except (Unreachable, MessageTooLarge) as e:
+                        raise _not_sent(env, e) from e
+                    sends = 1
+                    await call.done.wait()
+                else:
+                    sends = await self._send_until_answered(env, call, retry)
         finally:
             del self._pending[rid]
         if not call.done.is_set():
@@ -212,7 +224,7 @@ class RpcEndpoint:
                 await self.transport.send(env)
             except (Unreachable, MessageTooLarge) as e:
                 if sends == 0:
-                    raise NotSent(f"{type(env.payload).__name__} to {env.dst}: {e}") from e
+                    raise _not_sent(env, e) from e
                 # An earlier copy may be on its way: the outcome stays unknown.
             sends += 1
             if sends >= retry.max_sends:

@@ -44,6 +44,7 @@ holds -- in chunks, installs it in one transaction, and plays on from there.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -112,14 +113,18 @@ class Replica:
         self.stale_reads = BUG_STALE_READ in bugs
         self._want = 0  # play at least up to here (exclusive)
         self._wake = trio.Event()
-        self._progress = trio.Event()  # set (and replaced) after each applied batch
+        # Tasks waiting for the table to reach a position: position -> the Event they share,
+        # and those positions in a heap. Each applied batch wakes exactly the ones it reached.
+        self._until: dict[int, trio.Event] = {}
+        self._until_heap: list[int] = []
         self._waiting: Counter[tuple[str, int]] = Counter()  # (client, seq) -> writers waiting here
         self._results: dict[tuple[str, int], Any] = {}
         self._readers: list[_Sync] = []
         self._readers_changed = trio.Event()
         self._snapshot: tuple[int, list[tuple]] | None = None  # (id, chunks) being served
         self._mine: dict[int, bytes] = {}  # log positions of entries this replica appended
-        self._limit = trio.CapacityLimiter(options.max_requests)
+        self._serving = 0  # requests being served (at most options.max_requests)
+        self._slot_freed = trio.lowlevel.ParkingLot()
         self.batcher = WriteBatcher(vlog.append, options=options.batching, on_appended=self._appended)
         self._nursery: trio.Nursery | None = None
         self.stats = dict.fromkeys(("writes", "reads", "syncs", "batches", "entries", "snapshots_restored", "trims", "errors"), 0)
@@ -143,13 +148,14 @@ class Replica:
                     self.node.router.unregister(cls)
 
     async def _on_envelope(self, env: Any) -> None:
-        # The router awaits this: take a slot (backpressure), serve in our own task.
-        token = object()  # not the envelope: a duplicated message is an equal envelope
-        await self._limit.acquire_on_behalf_of(token)
+        # The router awaits this: wait for a free slot (backpressure), serve in our own task.
+        while self._serving >= self.options.max_requests:
+            await self._slot_freed.park()
         assert self._nursery is not None, "Replica: serving before run()"
-        self._nursery.start_soon(self._serve, env, token)
+        self._serving += 1
+        self._nursery.start_soon(self._serve, env)
 
-    async def _serve(self, env: Any, token: object) -> None:
+    async def _serve(self, env: Any) -> None:
         try:
             with trio.move_on_after(self.options.request_timeout_s):
                 handler = getattr(self, "_on_" + type(env.payload).__name__)
@@ -165,7 +171,8 @@ class Replica:
         except TransportError:
             self.stats["errors"] += 1  # the client is unreachable: a lost reply, which it tolerates
         finally:
-            self._limit.release_on_behalf_of(token)
+            self._serving -= 1
+            self._slot_freed.unpark()
 
     def statistics(self) -> dict[str, Any]:
         return dict(self.stats, applied=self.table.applied, durable=self.table.durable, batches_appended=self.batcher.stats["batches"])
@@ -214,7 +221,17 @@ class Replica:
             if upto > self._want:
                 self._want = upto
                 self._wake.set()
-            await self._progress.wait()
+            reached = self._until.get(upto)
+            if reached is None:
+                reached = self._until[upto] = trio.Event()
+                heapq.heappush(self._until_heap, upto)
+            await reached.wait()
+
+    def _applied_moved(self) -> None:
+        """Wake the tasks waiting for a position the table has now reached."""
+        heap, applied = self._until_heap, self.table.applied
+        while heap and heap[0] <= applied:
+            self._until.pop(heapq.heappop(heap)).set()
 
     # -------------------------------------------------------------------------- reads
 
@@ -330,8 +347,7 @@ class Replica:
                     self._results[key] = a.result
         self.stats["batches"] += 1
         self.stats["entries"] += len(entries)
-        self._progress.set()
-        self._progress = trio.Event()
+        self._applied_moved()
 
     # ------------------------------------------------------------------ trim, snapshots
 
@@ -380,8 +396,7 @@ class Replica:
             self.table.restore(rows)
             self._mine = {p: e for p, e in self._mine.items() if p >= self.table.applied}
             self.stats["snapshots_restored"] += 1
-            self._progress.set()
-            self._progress = trio.Event()
+            self._applied_moved()
             return
         await trio.sleep(self.options.poll_s)  # nobody could help yet: try again later
 
