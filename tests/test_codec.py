@@ -246,8 +246,8 @@ class _Checked:
 def test_messages_built_by_the_fast_init_behave_like_the_dataclass_ones():
     """@message installs fast_frozen_init's __init__: the same signature, defaults,
     keywords, __post_init__ validation, immutability, equality and hash as the dataclass's."""
-    assert "_set0" in _Checked.__init__.__code__.co_names  # ours (slot stores), not the dataclass's
-    assert "_set0" in Envelope.__init__.__code__.co_names
+    assert "__set0" in _Checked.__init__.__code__.co_names  # ours (slot stores), not the dataclass's
+    assert "__set0" in Envelope.__init__.__code__.co_names
     a, b = _Checked(1), _Checked(n=1, label="none", parts=())
     assert a == b and hash(a) == hash(b) and (a.n, a.label, a.parts) == (1, "none", ())
     assert _Checked(2, "x", (3,)) == _Checked(label="x", parts=(3,), n=2)

@@ -105,3 +105,29 @@ async def test_every_write_of_a_failed_batch_gets_the_failure_and_later_writes_g
         nursery.cancel_scope.cancel()
     assert all(isinstance(outcomes[i], AppendFailed) for i in range(3))
     assert outcomes[3] == 0 and decode_entry(log.entries[0]) == [put(3)]
+
+
+async def test_writes_whose_writers_gave_up_before_an_appender_took_them_are_not_appended():
+    """A stalled append must not leave a growing queue of commands nobody waits for: a writer
+    that stops waiting (its request timed out) takes its queued command with it."""
+    log = FakeLog()
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1))
+    positions: dict[int, int] = {}
+
+    async def write(i: int, patience: float) -> None:
+        with trio.move_on_after(patience):
+            positions[i] = await batcher.append(put(i), 40)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(write, 0, 10.0)
+        await trio.testing.wait_all_tasks_blocked()  # write 0's append is stalled
+        for i in range(1, 5):
+            nursery.start_soon(write, i, 0.05 if i % 2 else 10.0)  # 1 and 3 give up
+        await trio.sleep(0.2)
+        log.release.set()
+        while len(positions) < 3:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert positions == {0: 0, 2: 1, 4: 1}
+    assert [sorted(c.client for c in decode_entry(e)) for e in log.entries] == [["c0"], ["c2", "c4"]]

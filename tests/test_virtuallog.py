@@ -278,3 +278,36 @@ async def test_reads_below_an_acknowledged_append_need_no_check_tail(autojump_cl
         assert loglet.stats["check_tails"] == before  # answered from what the appends taught
         assert [e for _, e in await v.read_next(4, 10)] == [b"x0", b"x1"]
         assert loglet.stats["check_tails"] > before  # past its own appends: it had to ask
+
+
+async def test_a_sealed_tail_seen_elsewhere_does_not_let_a_stale_chain_read_a_zombie(autojump_clock):
+    """known_readable rises only with what is committed for good. A sealed check_tail may
+    count a zombie entry (stored by the old sequencer on its own LogServer only) above the
+    stop the chain agreed on; a VirtualLog sharing the loglet client but holding the old
+    chain must not read that zombie as the entry at its position. (Found in review: a shared
+    registry is what a replica's poll_vlog and vlog do, db/hosting.py.)"""
+    async with cluster() as c:
+        v, w = c.client("c1"), c.client("c2")
+        zombie = c.client("c3", VirtualLogOptions(attempts=1, roll_forward_s=0.5, poll_s=0.02))
+        await v.bootstrap(native("N0"))
+        poller = VirtualLog(v.metastore, v.registry, "c1.poll", options=OPTIONS)  # v's loglet clients
+        for x in (v, w, zombie, poller):
+            await x.refresh()
+        await appended(v, 2, "a")
+        c.sim.cut("s1", "s2")
+        c.sim.cut("s1", "s3")  # s1's sequencer stores position 2 on s1 only: never committed
+        with trio.move_on_after(1.0):
+            with contextlib.suppress(Exception):
+                await zombie.append(b"ZOMBIE")
+        c.sim.cut("c2", "s1")
+        c.sim.cut("s1", "c2")
+        assert await w.reconfig_extend(native("N1", sequencer="s2")) is True  # sealed without s1
+        assert [(s.start, s.stop) for s in w.chain.segments] == [(0, 2), (2, None)]
+        assert await w.append(b"b") == 2
+        c.sim.heal()
+        c.sim.cut("c1", "s3")
+        c.sim.cut("s3", "c1")  # the poller's sealed check_tail hears s1 (and its zombie) and s2
+        assert await poller.check_tail() == 3
+        c.sim.heal()
+        assert [(s.start, s.stop) for s in v.chain.segments] == [(0, None)]  # v's chain is stale
+        assert await v.read_next(2, 3) == [(2, b"b")] == await w.read_next(2, 3)

@@ -142,24 +142,28 @@ def fast_frozen_init(cls: type) -> type:
     descriptor does the same store without the attribute lookup, about twice as fast. Every
     message is built once by its sender and once by its receiver's decoder, so at tens of
     thousands of messages a second this is worth having. Same signature (positional or
-    keyword, the same defaults), same ``__post_init__`` call; a class whose fields need more
-    (``default_factory``, keyword-only, ``init=False``) keeps the dataclass's ``__init__``.
+    keyword, the same defaults), same ``__post_init__`` call. A class this does not cover keeps
+    the dataclass's ``__init__``: not frozen and slotted, or fields that need more
+    (``default_factory``, keyword-only, ``init=False``, a name like ``self`` or ``__x``).
     """
-    params = cls.__dataclass_params__  # type: ignore[attr-defined]
-    assert params.frozen and "__slots__" in cls.__dict__, "fast_frozen_init: a frozen, slotted dataclass"
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+        return cls  # (only this class's own slots are known to hold its fields)
     fields = dataclasses.fields(cls)
     if any(not f.init or f.kw_only or f.default_factory is not dataclasses.MISSING for f in fields):
         return cls
+    if any(f.name == "self" or f.name.startswith("__") for f in fields):
+        return cls  # names that would clash with the generated code's own (__set0, ...)
     scope: dict[str, Any] = {}
     signature, body = ["self"], []
     for i, f in enumerate(fields):
-        scope[f"_set{i}"] = getattr(cls, f.name).__set__  # the slot's member descriptor
+        scope[f"__set{i}"] = getattr(cls, f.name).__set__  # the slot's member descriptor
         if f.default is dataclasses.MISSING:
             signature.append(f.name)
         else:
-            scope[f"_default{i}"] = f.default
-            signature.append(f"{f.name}=_default{i}")
-        body.append(f"    _set{i}(self, {f.name})")
+            scope[f"__default{i}"] = f.default
+            signature.append(f"{f.name}=__default{i}")
+        body.append(f"    __set{i}(self, {f.name})")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     exec(f"def __init__({', '.join(signature)}):\n" + ("\n".join(body) or "    pass"), scope)

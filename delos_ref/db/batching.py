@@ -50,6 +50,7 @@ class _Queued:
     done: trio.Event = field(default_factory=trio.Event)
     pos: int = -1
     error: BaseException | None = None
+    abandoned: bool = False  # its writer stopped waiting before an appender took it
 
 
 class WriteBatcher:
@@ -71,7 +72,15 @@ class WriteBatcher:
         Raises what that batch's append raised."""
         item = _Queued(cmd, size)
         self._send.send_nowait(item)
-        await item.done.wait()
+        try:
+            await item.done.wait()
+        except BaseException:
+            # The writer gave up (its request timed out, or shutdown): if no appender has
+            # taken the command yet, it is not appended at all -- the writer answered
+            # "outcome unknown", which covers that -- so a stalled log does not leave a
+            # growing queue of commands nobody waits for.
+            item.abandoned = True
+            raise
         if item.error is not None:
             raise item.error
         return item.pos
@@ -90,13 +99,17 @@ class WriteBatcher:
                 item = self._queue.receive_nowait()
             except trio.WouldBlock:
                 break
-            batch.append(item)
-            size += item.size
+            if not item.abandoned:
+                batch.append(item)
+                size += item.size
         return batch
 
     async def _appender(self) -> None:
         while True:
-            batch = self._take_queued(await self._queue.receive())
+            first = await self._queue.receive()
+            if first.abandoned:
+                continue
+            batch = self._take_queued(first)
             entry = encode_batch([item.cmd for item in batch])
             pos, error = -1, None
             try:

@@ -188,7 +188,10 @@ class NativeLoglet(Loglet):
         self.options = options
         self.bugs = frozenset(bugs)
         self._endpoint = node.endpoint
-        self._known_tail = 0  # every position below it is known committed (readable)
+        self._known_tail = 0  # every position below it is readable from this loglet
+        # ... and committed for good: learned from the sequencer (append replies, its known
+        # tail) or from a stop the chain agreed on, never from a sealed check_tail (below).
+        self._committed = 0
         self._last_status: tuple[int, int] | None = None  # (known_tail, next_pos) at the last diagnose
         self._batch: _Batch | None = None  # the open batch of coalesced appends
         self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
@@ -201,12 +204,13 @@ class NativeLoglet(Loglet):
         return self._known_tail
 
     def known_readable(self) -> int:
-        return self._known_tail  # appends are acknowledged once committed, and commit in order
+        return self._committed  # appends are acknowledged once committed, and commit in order
 
     def learn_tail(self, tail: int) -> None:
         """Tell this client that every position below ``tail`` is committed (e.g. the stop of a
         sealed segment, from the chain), so reads up to it need no ``check_tail`` first."""
         self._known_tail = max(self._known_tail, tail)
+        self._committed = max(self._committed, tail)
 
     def _emit(self, event: str, **fields: Any) -> None:
         self.node.trace.emit(self.node.node_id, "loglet", event, loglet=self.config.loglet_id, logservers=list(self.config.logservers), **fields)
@@ -374,7 +378,12 @@ class NativeLoglet(Loglet):
                 probes = await self._quorum(lambda s: TailQuery(self.config.loglet_id, self._known_tail), self.config.majority, deadline)
                 result = await self._check_tail_round(probes, deadline)
                 if result is not None:
-                    self.learn_tail(result.tail)
+                    # Readable from this loglet, but not learn_tail: a *sealed* tail is not
+                    # final until a chain records it as the segment's stop (a server outside
+                    # the sealing majority may hold a zombie entry that a later check_tail
+                    # counts), so it must not raise known_readable. An unsealed one is already
+                    # below the sequencer's known tail, learned in _await_known_tail.
+                    self._known_tail = max(self._known_tail, result.tail)
                     if BUG_HIDE_SEAL in self.bugs:
                         return Tail(result.tail, False)  # the bug: the seal bit goes unreported
                     return result
