@@ -31,7 +31,9 @@ land late); those positions are not in the VirtualLog, because the segment's sto
 at install. A client with a stale chain must not read them: reads in the segment it believes
 active are bounded by an *unsealed* ``check_tail`` of that loglet, whose tail lies below every
 sealed tail; if the loglet reports sealed, the client refreshes the chain first. For the same
-reason ``check_tail`` never answers from a sealed loglet.
+reason ``check_tail`` never answers from a sealed loglet. The one shortcut: below the
+loglet's ``known_readable()`` -- positions it knows are committed for good, e.g. below this
+client's own acknowledged append, never a sealed tail -- reads need no ``check_tail`` at all.
 
 **What a failed append means.** Every error a caller sees says whether the entry may be in the
 log: :class:`AppendFailed` (it certainly is not) or :class:`AppendOutcomeUnknown` (it may be,
