@@ -490,7 +490,25 @@ class TcpTransport(Transport):
             raise TransportClosed(f"{self.node_id}: receive after close")
         if self._inbox.queued() or self._reading_receiver:
             return await self._inbox.receive()
-        return await self._receive_reading()
+        # Become the reading receiver: wait for the connections to be readable and read them
+        # ourselves until an envelope is queued for us -- the reader task's work, minus the
+        # hand-off to this task. (Here rather than in a helper coroutine: one less per message.)
+        assert self._wait_fd is not None, "receiving happens while the transport runs"
+        self._reading_receiver = True
+        self._budget.waited()
+        try:
+            while True:
+                if self._closed:  # (its descriptors are closed: their numbers may be reused)
+                    raise trio.ClosedResourceError
+                await trio.lowlevel.wait_readable(self._wait_fd)
+                self._read_ready()
+                env = self._inbox.take_nowait()
+                if env is not None:
+                    return env
+        except trio.ClosedResourceError:
+            raise TransportClosed(f"{self.node_id}: closed while receiving") from None
+        finally:
+            self._reading_receiver = False
 
     def add_peer(self, node_id: str, address: PeerAddress) -> None:
         """Learn (or change) the address of ``node_id``; the next dial uses it.
@@ -816,26 +834,6 @@ class TcpTransport(Transport):
         )
 
     # ------------------------------------------------------------------ reading
-
-    async def _receive_reading(self) -> Envelope:
-        """Wait for the connections to be readable and read them ourselves, until an envelope
-        is queued for us: the reader task's work, minus the hand-off to this task."""
-        assert self._wait_fd is not None, "receiving happens while the transport runs"
-        self._reading_receiver = True
-        self._budget.waited()
-        try:
-            while True:
-                if self._closed:  # (its descriptors are closed: their numbers may be reused)
-                    raise trio.ClosedResourceError
-                await trio.lowlevel.wait_readable(self._wait_fd)
-                self._read_ready()
-                env = self._inbox.take_nowait()
-                if env is not None:
-                    return env
-        except trio.ClosedResourceError:
-            raise TransportClosed(f"{self.node_id}: closed while receiving") from None
-        finally:
-            self._reading_receiver = False
 
     async def _read_loop(self, readable_fd: int) -> None:
         """Read every connection whenever one is readable, so that a peer is never blocked by
