@@ -110,8 +110,7 @@ class CancelTimer:
     name: str
 
 
-@fast_frozen_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # (default_factory: fast_frozen_init would leave it as is)
 class Emit:
     """A trace event (see :mod:`delos_ref.trace`): a protocol step a spec talks about."""
 

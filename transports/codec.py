@@ -463,16 +463,16 @@ _ENVELOPE_HEADS_MAX = 4096
 
 def _envelope_head(src: str, dst: str, kind: int) -> bytes:
     """CBOR for ``[src, dst, kind, `` (an array of 5 whose last two items follow)."""
-    if type(kind) is not int:  # True and 1.0 equal 1 as dict keys, but encode differently
-        return b"\x85" + encode_value([src, dst, kind, 0])[1:-1]
+    cacheable = type(kind) is int  # True and 1.0 equal 1 as dict keys, but encode differently
     key = (src, dst, kind)
-    head = _ENVELOPE_HEADS.get(key)
+    head = _ENVELOPE_HEADS.get(key) if cacheable else None
     if head is None:
         # cbor2's own bytes for [src, dst, kind, 0], as an array of 5, minus the final 0.
         head = b"\x85" + encode_value([src, dst, kind, 0])[1:-1]
-        if len(_ENVELOPE_HEADS) >= _ENVELOPE_HEADS_MAX:
-            _ENVELOPE_HEADS.clear()
-        _ENVELOPE_HEADS[key] = head
+        if cacheable:
+            if len(_ENVELOPE_HEADS) >= _ENVELOPE_HEADS_MAX:
+                _ENVELOPE_HEADS.clear()
+            _ENVELOPE_HEADS[key] = head
     return head
 
 

@@ -177,10 +177,11 @@ class Loglet(abc.ABC):
         """``(pos, entry)`` pairs for ``lo, lo+1, ...`` below ``hi``, up to the first gap."""
 
     def known_readable(self) -> int:
-        """A position below which this client already knows every entry is committed (from
-        replies it got: an acknowledged append, an earlier ``check_tail``), with no I/O. A
-        reader may read below it without a ``check_tail`` first: it never exceeds the tail
-        ``check_tail`` would report, sealed or not. This default knows nothing: 0."""
+        """A position below which this client already knows every entry is committed for good
+        (from replies it got: an acknowledged append, an unsealed ``check_tail``), with no I/O.
+        A reader may read below it without a ``check_tail`` first: it never exceeds the tail an
+        unsealed ``check_tail`` would report, nor the stop a seal can fix -- so never a
+        *sealed* tail, which may still count a zombie entry. This default knows nothing: 0."""
         return 0
 
     @abc.abstractmethod

@@ -73,8 +73,8 @@ RUN_BOUND_S = 300.0  # virtual seconds: a bound on the client phase, never reach
 DB_STORAGE = "db"
 TIMEOUTS = ClientTimeouts(deadline_s=1.0, call_timeout_s=0.2)
 VLOG_OPTIONS = VirtualLogOptions(attempts=8, roll_forward_s=0.5, poll_s=0.05, retry_unknown=True)
-# One append in flight per replica (the default, spelled out: batches form only with it):
-# concurrent writes at a replica then share batch entries.
+# One append in flight per replica (the default, spelled out so that the sweep keeps testing
+# batches if the default changes): with only a few clients, batches form only this way.
 REPLICA_OPTIONS = ReplicaOptions(poll_s=0.1, max_poll_s=1.0, retry_s=0.02, request_timeout_s=3.0, peer_timeout_s=0.5,
                                  batching=BatchOptions(max_in_flight=1))
 CLIENT_OPTIONS = ClientOptions(call_timeout_s=1.0, attempts=6, retry=RetryPolicy(max_sends=4, first_s=0.1, max_s=0.3))
