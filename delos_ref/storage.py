@@ -6,6 +6,11 @@ point reads, ordered range scans, and :meth:`Storage.write`, which applies a bat
 it returns. "Durable means synced before the ack" (DESIGN.md): a role only acknowledges what
 a synced write holds.
 
+A state machine whose writes depend on what it reads as it goes (the database's table)
+uses :meth:`Storage.transaction` instead: one atomic transaction that reads its own writes.
+By default that is an overlay of pending writes in memory, handed to :meth:`Storage.write`
+at the end; LMDB does it natively (one write transaction, no overlay).
+
 :class:`MemoryStorage` is the simulator's disk: it keeps what was written and what was synced
 apart, and :meth:`MemoryStorage.crash` throws away everything that was not synced.
 """
@@ -14,9 +19,10 @@ from __future__ import annotations
 
 import abc
 import bisect
+import contextlib
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from delos_ref.effects import Write
 
@@ -48,11 +54,60 @@ class Storage(abc.ABC):
     def sync(self) -> None:
         """Make every earlier write durable."""
 
+    @contextlib.contextmanager
+    def transaction(self, sync: bool = True) -> Iterator["Transaction"]:
+        """One atomic transaction that sees its own writes, applied when the block ends
+        (durably if ``sync``); nothing of it is applied if the block raises."""
+        txn = OverlayTransaction(self)
+        yield txn
+        self.write(txn.writes(), sync=sync)
+
     def statistics(self) -> dict[str, int]:
         return {}
 
     def close(self) -> None:
         pass
+
+
+class Transaction(abc.ABC):
+    """Reads and writes inside :meth:`Storage.transaction`: a read sees the writes before it."""
+
+    @abc.abstractmethod
+    def get(self, table: str, key: bytes) -> bytes | None: ...
+
+    @abc.abstractmethod
+    def put(self, table: str, key: bytes, value: bytes | None) -> None:
+        """Set ``key`` to ``value``; None deletes it."""
+
+    @abc.abstractmethod
+    def keys_in(self, table: str, lo: bytes, hi: bytes) -> list[bytes]:
+        """Present keys with ``lo <= key < hi``, in order."""
+
+
+class OverlayTransaction(Transaction):
+    """The portable transaction: pending writes in a dict over the storage's committed state."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.pending: dict[tuple[str, bytes], bytes | None] = {}
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        if (table, key) in self.pending:
+            return self.pending[(table, key)]
+        return self.storage.get(table, key)
+
+    def put(self, table: str, key: bytes, value: bytes | None) -> None:
+        self.pending[(table, key)] = value
+
+    def keys_in(self, table: str, lo: bytes, hi: bytes) -> list[bytes]:
+        keys = {k for k, _ in self.storage.scan(table, lo, hi)}
+        for (t, k), v in self.pending.items():
+            if t == table and lo <= k < hi:
+                (keys.add if v is not None else keys.discard)(k)
+        return sorted(keys)
+
+    def writes(self) -> list[Write]:
+        return [Write(t, k, v) for (t, k), v in self.pending.items()]
 
 
 class MemoryStorage(Storage):
@@ -190,9 +245,52 @@ class LmdbStorage(Storage):
         self._env.sync(True)
         self.syncs += 1
 
+    @contextlib.contextmanager
+    def transaction(self, sync: bool = True) -> Iterator[Transaction]:
+        """One LMDB write transaction: it reads its own writes, no overlay needed."""
+        with self._env.begin(write=True) as txn:
+            view = _LmdbTransaction(txn, self._dbs)
+            yield view
+        self.writes += view.writes
+        if sync:
+            self.sync()
+
     def statistics(self) -> dict[str, int]:
         return {"writes": self.writes, "syncs": self.syncs}
 
     def close(self) -> None:
         self._env.close()
         self._lock.close()
+
+
+class _LmdbTransaction(Transaction):
+    def __init__(self, txn, dbs: dict) -> None:
+        self._txn = txn
+        self._dbs = dbs
+        self.writes = 0
+
+    def _db(self, table: str):
+        try:
+            return self._dbs[table]
+        except KeyError:
+            raise StorageError(f"unknown table {table!r}") from None
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._db(table))
+
+    def put(self, table: str, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._txn.delete(key, db=self._db(table))
+        else:
+            self._txn.put(key, value, db=self._db(table))
+        self.writes += 1
+
+    def keys_in(self, table: str, lo: bytes, hi: bytes) -> list[bytes]:
+        cur = self._txn.cursor(db=self._db(table))
+        out: list[bytes] = []
+        if cur.set_range(lo):
+            for k in cur.iternext(values=False):
+                if k >= hi:
+                    break
+                out.append(k)
+        return out

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from delos_ref.effects import Write
-from delos_ref.storage import Storage
+from delos_ref.storage import Storage, Transaction
 from transports.codec import DecodeError, EncodeError, decode_value, encode_value, fast_frozen_init
 
 DATA, DEDUP, META = "data", "dedup", "meta"
@@ -221,44 +221,16 @@ def _dedup_key(client: str, seq: int) -> bytes:
 # ------------------------------------------------------------------------------- a batch
 
 
-class _Overlay:
-    """The storage as the entries of one batch see it: writes of earlier entries in the batch
-    are visible to later ones before anything reaches the storage."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.pending: dict[tuple[str, bytes], bytes | None] = {}
-
-    def get(self, table: str, key: bytes) -> bytes | None:
-        if (table, key) in self.pending:
-            return self.pending[(table, key)]
-        return self.storage.get(table, key)
-
-    def put(self, table: str, key: bytes, value: bytes | None) -> None:
-        self.pending[(table, key)] = value
-
-    def keys_in(self, table: str, lo: bytes, hi: bytes) -> list[bytes]:
-        """Present keys with ``lo <= key < hi`` (storage merged with pending writes)."""
-        keys = {k for k, _ in self.storage.scan(table, lo, hi)}
-        for (t, k), v in self.pending.items():
-            if t == table and lo <= k < hi:
-                (keys.add if v is not None else keys.discard)(k)
-        return sorted(keys)
-
-    def writes(self) -> list[Write]:
-        return [Write(t, k, v) for (t, k), v in self.pending.items()]
-
-
-def _read(view: _Overlay, key: str) -> str | None:
+def _read(view: Transaction, key: str) -> str | None:
     raw = view.get(DATA, key.encode())
     return None if raw is None else raw.decode()
 
 
-def _write(view: _Overlay, key: str, value: str | None) -> None:
+def _write(view: Transaction, key: str, value: str | None) -> None:
     view.put(DATA, key.encode(), None if value is None else value.encode())
 
 
-def execute(view: _Overlay, op: str, arg: tuple) -> Any:
+def execute(view: Transaction, op: str, arg: tuple) -> Any:
     """The effect of one write on the table, and its result (the sequential specification:
     it matches :class:`~delos_ref.checker.KVTable`)."""
     match op:
@@ -284,7 +256,7 @@ def execute(view: _Overlay, op: str, arg: tuple) -> Any:
     raise AssertionError(f"execute: unvalidated op {op!r}")
 
 
-def _apply_command(view: _Overlay, cmd: Command, dedup: bool) -> Any:
+def _apply_command(view: Transaction, cmd: Command, dedup: bool) -> Any:
     """Apply ``cmd`` once per (client, seq); a copy gets the first copy's result."""
     if not dedup:  # the bug switch: every copy takes effect
         return execute(view, cmd.op, cmd.arg)
@@ -352,17 +324,16 @@ class TableState:
         before this returns unless ``sync`` is False (then durable at the next :meth:`sync`).
         One :class:`Applied` per command, in log order."""
         assert first == self.applied, f"apply: entries must start at the applied position {self.applied}, not {first}"
-        view = _Overlay(self.storage)
+        entries = list(entries)
+        if not entries:
+            return []
         out = []
-        n = 0
-        for n, entry in enumerate(entries, start=1):
-            pos = first + n - 1
-            cmds = decode_entry(entry)
-            out += [Applied(pos, c, _apply_command(view, c, self.dedup)) for c in cmds] or [Applied(pos, None, None)]
-        if not n:
-            return out
-        view.put(META, APPLIED_KEY, _u64(first + n))
-        self.storage.write(view.writes(), sync=sync)  # effects + position: one transaction
+        with self.storage.transaction(sync=sync) as view:  # effects + position: one transaction
+            for pos, entry in enumerate(entries, start=first):
+                cmds = decode_entry(entry)
+                out += [Applied(pos, c, _apply_command(view, c, self.dedup)) for c in cmds] or [Applied(pos, None, None)]
+            n = len(entries)
+            view.put(META, APPLIED_KEY, _u64(first + n))
         self.applied = first + n
         if sync:
             self.durable = self.applied
