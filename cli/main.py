@@ -418,11 +418,12 @@ def bench(
 def _print_bench(result: dict[str, Any]) -> None:
     m = result["machine"]
     table = Table(title=f"bench {result['bench']} on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus)", title_justify="left")
-    for col in ("", "case", "outstanding", "p50 us", "p99 us", "ops/s"):
+    for col in ("", "case", "outstanding", "p50 us", "p99 us", "ops/s", "cpu us/op"):
         table.add_column(col)
     for label, rows in (("delos-ref", result["results"]), ("baseline", result["baseline"])):
         for r in rows:
-            table.add_row(label, r["case"], str(r["outstanding"]), f"{r['p50_us']:.1f}" if r["p50_us"] is not None else "-", f"{r['p99_us']:.1f}" if r["p99_us"] is not None else "-", f"{r['ops_per_s']:.0f}")
+            cpu = r.get("cpu_us_per_op", {}).get("total")  # every process of the run, per operation
+            table.add_row(label, r["case"], str(r["outstanding"]), f"{r['p50_us']:.1f}" if r["p50_us"] is not None else "-", f"{r['p99_us']:.1f}" if r["p99_us"] is not None else "-", f"{r['ops_per_s']:.0f}", "-" if cpu is None else f"{cpu:.0f}")
     out.print(table)
 
 

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
@@ -60,6 +61,34 @@ def row(case: str, outstanding: int, latencies: list[float], ops: int, elapsed_s
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6, 1)
 
     return {"case": case, "outstanding": outstanding, "p50_us": pct(0.50), "p99_us": pct(0.99), "ops_per_s": round(ops / elapsed_s, 1) if elapsed_s > 0 else 0.0}
+
+
+def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU time (user + system, seconds) used so far by this process (``"client"``) and by
+    each of ``pids`` (read from ``/proc``; a process without it -- another OS, or gone -- is
+    left out)."""
+    out = {"client": time.process_time()}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for name, pid in pids.items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime, in ticks
+    return out
+
+
+def cpu_per_op(before: dict[str, float], after: dict[str, float], ops: int, elapsed_s: float) -> dict[str, float]:
+    """CPU microseconds per operation of each process measured at both ends, their total, and
+    how many cores that total kept busy on average (``cores_busy``)."""
+    used = {k: after[k] - before[k] for k in before if k in after}
+    if not ops or elapsed_s <= 0:
+        return {}
+    out = {k: round(v / ops * 1e6, 1) for k, v in sorted(used.items())}
+    out["total"] = round(sum(used.values()) / ops * 1e6, 1)
+    out["cores_busy"] = round(sum(used.values()) / elapsed_s, 2)
+    return out
 
 
 class Meter:

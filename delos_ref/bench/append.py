@@ -52,7 +52,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, Meter, check_options, local_cluster, machine, row
+from delos_ref.bench import BadBenchArgument, Meter, check_options, cpu_per_op, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
 LOGLETS = ("native", "bootstrap")
@@ -70,9 +70,12 @@ COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
 LMDB_BATCHES = (1, 16, 256)
 
 
-async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: Meter) -> dict[str, Any]:
+async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: Meter,
+                cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
     """``tasks`` tasks run ``op`` (returning how many entries it did) back to back: a warm-up,
-    then ``seconds`` measured; operations still in flight at the end are not counted."""
+    then ``seconds`` measured; operations still in flight at the end are not counted. With
+    ``cpu`` (cumulative CPU seconds per process, see ``cpu_seconds``), the row also has
+    ``cpu_us_per_op``: what each process spent per counted operation in the measured part."""
     latencies: list[float] = []
     counted = [0]
     phase = {"measure": False, "stop": False}
@@ -91,12 +94,17 @@ async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstan
         await trio.sleep(WARMUP_S)
         meter.add(WARMUP_S)
         phase["measure"] = True
+        cpu_before = cpu() if cpu else {}
         start = time.perf_counter()
         await trio.sleep(seconds)
         phase["stop"] = True
         elapsed = time.perf_counter() - start
+        cpu_after = cpu() if cpu else {}
     meter.add(seconds)
-    return row(case, outstanding, latencies, counted[0], elapsed)
+    result = row(case, outstanding, latencies, counted[0], elapsed)
+    if cpu:
+        result["cpu_us_per_op"] = cpu_per_op(cpu_before, cpu_after, counted[0], elapsed)
+    return result
 
 
 async def _all_answer(client: Any, cfg: cluster.ClusterConfig) -> None:

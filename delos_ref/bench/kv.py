@@ -28,6 +28,11 @@ How to read the numbers
     Client and the three nodes are four processes sharing this machine's cores over loopback;
     each replica and LogServer syncs its own LMDB. Latency is per operation
     (``time.perf_counter`` around each awaited call); ``outstanding`` is concurrent clients.
+    Each put and get row also has ``cpu_us_per_op``: the CPU time (user + system, from
+    ``/proc``) each process -- ``client`` is this one, the clients' side -- spent per counted
+    operation while it was measured, their ``total``, and ``cores_busy`` (that total per
+    second of wall time). On a machine with c cores, ``c / total`` bounds the throughput that
+    this much work per operation allows.
 
 The cluster is always stopped (``delos-ref down``) and its directory removed.
 """
@@ -40,7 +45,7 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import Meter, check_options, local_cluster, machine
+from delos_ref.bench import Meter, check_options, cpu_seconds, local_cluster, machine
 from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
@@ -58,6 +63,11 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> 
     from delos_ref.rpc import NO_RETRY, RESEND
 
     ids = [n.id for n in cfg.nodes]
+    pids = {n.id: n.pid for n in cfg.nodes}
+
+    def cpu() -> dict[str, float]:
+        return cpu_seconds(pids)
+
     rng = random.Random(7)  # which keys: not a protocol choice, any fixed sequence will do
     options = ClientOptions(call_timeout_s=30.0, retry=RESEND if cfg.transport == "udp" else NO_RETRY)
     async with open_client(cfg, "bench") as client:
@@ -70,7 +80,7 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> 
         for case, op in (("put", _put), ("get_linearizable", _get), ("get_stale", _get_stale)):
             for k in CLIENTS:
                 pool = itertools.cycle(tables[:k])  # each call takes the next client, round robin
-                results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter))
+                results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter, cpu=cpu))
         loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=2))
 
         async def append() -> int:

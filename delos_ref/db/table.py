@@ -156,7 +156,10 @@ def validate(op: str, arg: Any) -> None:
 
 
 def _tuples(x: Any) -> Any:
-    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+    """``x`` with every list in it made a tuple (CBOR decodes arrays as lists)."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    return tuple([_tuples(v) if isinstance(v, (list, tuple)) else v for v in x])
 
 
 def _fields(cmd: Command) -> list:
