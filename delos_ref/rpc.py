@@ -194,7 +194,9 @@ class RpcEndpoint:
         sends = 0
         try:
             with trio.move_on_after(timeout_s):
-                if retry.max_sends == 1:  # the usual case on TCP: one send, then wait
+                # The usual case on TCP, one send then wait: what _send_until_answered does
+                # with max_sends 1, written inline to spare a coroutine on every call.
+                if retry.max_sends == 1:
                     try:
                         await self.transport.send(env)
                     except (Unreachable, MessageTooLarge) as e:

@@ -22,7 +22,7 @@ import bisect
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from delos_ref.effects import Write
 
@@ -231,15 +231,9 @@ class LmdbStorage(Storage):
             return (cur.key(), cur.value()) if cur.last() else None
 
     def write(self, writes: Iterable[Write], sync: bool = True) -> None:
-        with self._env.begin(write=True) as txn:
+        with self.transaction(sync=sync) as txn:
             for w in writes:
-                if w.value is None:
-                    txn.delete(w.key, db=self._db(w.table))
-                else:
-                    txn.put(w.key, w.value, db=self._db(w.table))
-                self.writes += 1
-        if sync:
-            self.sync()
+                txn.put(w.table, w.key, w.value)
 
     def sync(self) -> None:
         self._env.sync(True)
@@ -249,7 +243,7 @@ class LmdbStorage(Storage):
     def transaction(self, sync: bool = True) -> Iterator[Transaction]:
         """One LMDB write transaction: it reads its own writes, no overlay needed."""
         with self._env.begin(write=True) as txn:
-            view = _LmdbTransaction(txn, self._dbs)
+            view = _LmdbTransaction(txn, self._db)
             yield view
         self.writes += view.writes
         if sync:
@@ -264,16 +258,13 @@ class LmdbStorage(Storage):
 
 
 class _LmdbTransaction(Transaction):
-    def __init__(self, txn, dbs: dict) -> None:
-        self._txn = txn
-        self._dbs = dbs
-        self.writes = 0
+    """Reads and writes inside one LMDB write transaction; ``db`` maps a table name to its
+    named database (:meth:`LmdbStorage._db`)."""
 
-    def _db(self, table: str):
-        try:
-            return self._dbs[table]
-        except KeyError:
-            raise StorageError(f"unknown table {table!r}") from None
+    def __init__(self, txn, db: Callable[[str], Any]) -> None:
+        self._txn = txn
+        self._db = db
+        self.writes = 0
 
     def get(self, table: str, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._db(table))

@@ -192,8 +192,7 @@ _EXACT_FIELD_TYPES = (int, bool, str, bytes)
 
 
 def _compiled(entry: _Registered) -> _Registered:
-    if entry.compiled:
-        return entry
+    """``entry`` with its field checkers built (on first decode: ``_build`` checks ``compiled``)."""
     hints = typing.get_type_hints(entry.cls)
     types_ = tuple(hints[name] for name in entry.field_names)
     checkers = tuple(_checker_for(tp) for tp in types_)
@@ -344,11 +343,16 @@ def _nested(cls: type) -> Callable[[Any, int], Any]:
 # ------------------------------------------------------------------ values <-> CBOR
 
 
-def _as_tag(value: Any) -> cbor2.CBORTag:
-    """A registered message as the CBOR it is sent as: tag CBOR_TAG_MESSAGE, [type_tag, *fields]."""
+def _registration(value: Any) -> _Registered:
     entry = _BY_CLASS.get(type(value))
     if entry is None:
         raise EncodeError(f"cannot encode {type(value).__name__}: not a registered message")
+    return entry
+
+
+def _as_tag(value: Any) -> cbor2.CBORTag:
+    """A registered message as the CBOR it is sent as: tag CBOR_TAG_MESSAGE, [type_tag, *fields]."""
+    entry = _registration(value)
     return cbor2.CBORTag(CBOR_TAG_MESSAGE, [entry.tag, *entry.get_fields(value)])
 
 
@@ -497,9 +501,7 @@ def _encode_body(env: Envelope) -> bytes:
     Byte for byte what ``encode_value`` gives for that list; only the parts that repeat (the
     head, the tag) are not re-encoded for every frame.
     """
-    entry = _BY_CLASS.get(type(env.payload))
-    if entry is None:
-        raise EncodeError(f"cannot encode {type(env.payload).__name__}: not a registered message")
+    entry = _registration(env.payload)
     try:
         head = _envelope_head(env.src, env.dst, env.kind)
     except TypeError as e:  # an unhashable src/dst/kind: not an envelope that can be sent
@@ -549,10 +551,6 @@ class FrameCodec:
         object.__setattr__(self, "_flags", FLAG_MAC if self.secret else 0)
         object.__setattr__(self, "_trailer_bytes", MAC_BYTES if self.secret else 0)
         object.__setattr__(self, "_max_body_bytes", self.max_frame_bytes - HEADER_BYTES - self._trailer_bytes)
-
-    @property
-    def trailer_bytes(self) -> int:
-        return self._trailer_bytes
 
     def _mac(self, signed: bytes | memoryview) -> bytes:
         mac = self._keyed_mac.copy()

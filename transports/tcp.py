@@ -108,8 +108,8 @@ from transports.base import AddressInUse, PeerAddress, Transport, TransportClose
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
 # Bounds. One read takes whatever the kernel has, up to this much, into one buffer that every
-# read reuses (a FrameReader keeps only an incomplete frame): one system call and one
-# FrameReader pass for many small frames.
+# read of a checked connection reuses (a FrameReader keeps only an incomplete frame; a hello
+# is read into a buffer of its own): one system call and one FrameReader pass for many small frames.
 RECEIVE_CHUNK_BYTES = 64 * 1024
 # A writer joins queued frames into one write of at most about this many bytes (a single
 # frame larger than this is still written, alone).
@@ -730,7 +730,6 @@ class TcpTransport(Transport):
         conn = _Connection(sock, peer=link.peer, dialer=self.node_id)
         self._sockets.add(sock)
         self._adopt(conn)
-        assert self._tasks is not None, "dials happen while the transport runs"
         self._start_reading(conn, FrameReader(self._codec), [])
         return True
 
@@ -973,7 +972,7 @@ class TcpTransport(Transport):
         self._sockets.discard(conn.sock)
         if self._readable is not None:
             self._readable.discard(conn.sock, conn)
-        close_socket(conn.sock)  # wakes its reader and writer, if they are waiting
+        close_socket(conn.sock)  # wakes its writer, if it is waiting
         link = self._links.get(conn.peer)
         if link is None or link.conn is not conn:
             return

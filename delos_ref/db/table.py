@@ -335,9 +335,8 @@ class TableState:
             for pos, entry in enumerate(entries, start=first):
                 cmds = decode_entry(entry)
                 out += [Applied(pos, c, _apply_command(view, c, self.dedup)) for c in cmds] or [Applied(pos, None, None)]
-            n = len(entries)
-            view.put(META, APPLIED_KEY, _u64(first + n))
-        self.applied = first + n
+            view.put(META, APPLIED_KEY, _u64(first + len(entries)))
+        self.applied = first + len(entries)
         if sync:
             self.durable = self.applied
         return out
