@@ -116,7 +116,7 @@ Reveal ==
                 /\ hist' = hist @@ (v :> ch)
   /\ UNCHANGED <<sealedBy, rTails, acked>>
 
-Append ==
+AppendEntry ==
   /\ Ev.event = "AppendAck"
   /\ Ev.vpos = Ev.start + Ev.lpos
   /\ ~ \E e \in acked : e.vpos = Ev.vpos
@@ -126,7 +126,7 @@ Append ==
 TraceNext ==
   /\ l <= Len(Log)
   /\ l' = l + 1
-  /\ Activate \/ ServerSealed \/ ExtCheck \/ Reveal \/ Append
+  /\ Activate \/ ServerSealed \/ ExtCheck \/ Reveal \/ AppendEntry
 
 TraceDone ==
   /\ l > Len(Log)

@@ -21,7 +21,7 @@
 (*  rpc, rTail, won      reconfig_* in progress; _install   (none yet)     *)
 (*                       returns won                                       *)
 (*                                                                         *)
-(*  Append               VirtualLog.append (active segment) Append, Commit *)
+(*  AppendEntry          VirtualLog.append (active segment) Append, Commit *)
 (*  ZombieAppend         an append in flight at the seal    Store          *)
 (*  Fetch                VirtualLog.refresh (after a sealed ReadDone       *)
 (*                       error: _after_failure; after                      *)
@@ -124,7 +124,7 @@ WriteIf(c, expected, ch) ==
 (* Route to the active segment of the cached chain; succeeds only while   *)
 (* its loglet is unsealed (then it is the active segment of every newer   *)
 (* chain too: a new chain is only installed after sealing).               *)
-Append(c) ==
+AppendEntry(c) ==
   LET seg == ActiveOf(cache[c].chain)
       l == seg.loglet
   IN  /\ ~ lSealed[l]
@@ -216,7 +216,7 @@ Abort(c) ==
 
 Next ==
   \/ \E c \in Clients :
-       \/ Append(c) \/ Fetch(c)
+       \/ AppendEntry(c) \/ Fetch(c)
        \/ ExtSeal(c) \/ RollForward(c) \/ ExtCheck(c) \/ ExtWrite(c)
        \/ Truncate(c) \/ Abort(c)
        \/ \E i \in 1..MaxVersion : Modify(c, i)

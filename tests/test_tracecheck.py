@@ -58,7 +58,7 @@ def test_correct_runs_are_behaviours_of_the_specs(workload: str, seeds: int) -> 
     expected = {
         "metastore": ["Phase1b", "Phase2a", "Phase2b", "Learn", "WriteStep", "ReadStep", "RejectPrepare", "RejectAccept"],
         "loglet": ["Assign", "StoreAt", "ReceiveStored", "ReceiveRefused", "Commit", "SealServer", "SealDone", "CTWaitDone", "RepairDone", "RepairServer", "Crash"],
-        "log": ["Append", "RevealChosen", "RevealRead"],
+        "log": ["AppendEntry", "RevealChosen", "RevealRead"],
     }[workload]
     spec = SPEC_OF_WORKLOAD[workload][-1]
     for action in expected:

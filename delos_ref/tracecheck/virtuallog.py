@@ -25,7 +25,7 @@ sealed check_tail result of its loglet -- ExtCheck -- and open a fresh loglet th
 :meth:`Truncate` (drop leading segments; the implementation drops several at once, the spec
 one per step) or :meth:`Modify` (change the loglet of one closed segment); the checker
 tries them in the spec's order and rejects a chain that none of them produces.
-``AppendAck`` -> :meth:`Append`. Seals and zombie appends are the NativeLoglet's business
+``AppendAck`` -> :meth:`AppendEntry`. Seals and zombie appends are the NativeLoglet's business
 (:mod:`.loglet`); here only their outcome (sealed, sealed tails) is used.
 
 Invariants after every step: OneChainPerVersion (one chain per revealed version),
@@ -99,7 +99,7 @@ class VirtualLogChecker(Checker):
     ACTIONS = {
         ("metastore", "Chosen"): "RevealChosen",
         ("metastore", "ReadDone"): "RevealRead",
-        ("virtuallog", "AppendAck"): "Append",
+        ("virtuallog", "AppendAck"): "AppendEntry",
     }
 
     def __init__(self) -> None:
@@ -209,7 +209,7 @@ class VirtualLogChecker(Checker):
 
     # ------------------------------------------------------------------ appends
 
-    def Append(self, e: dict[str, Any]) -> None:
+    def AppendEntry(self, e: dict[str, Any]) -> None:
         vpos, lpos, start, loglet = int(e["vpos"]), int(e["lpos"]), int(e["start"]), str(e["loglet"])
         self.require(vpos == start + lpos, f"append acknowledged at {vpos}, not start {start} + loglet position {lpos}")
         self.require(vpos not in self.acked, f"virtual position {vpos} acknowledged twice (UniquePositions)")
@@ -222,7 +222,7 @@ class VirtualLogChecker(Checker):
             return
         latest = max(self.hist)
         ch = self.hist[latest]
-        if self.action == "Append":
+        if self.action == "AppendEntry":
             e = self.event
             assert e is not None
             self.acked_in_place(latest, ch, [int(e["vpos"])])
