@@ -224,3 +224,56 @@ def test_real_cluster_trace_files_are_checked(tmp_path: Path) -> None:
     assert {e["node"] for e in events} == {"n1", "n2", "n3"}
     steps = check_events("MetaStorePaxos", events)
     assert steps["Phase2b"] >= 2 and steps["Phase2a"] == 1, steps
+
+
+# ------------------------------------------------------- chains in every entry point
+
+
+def _log_trace(tmp_path: Path, seed: int = 1) -> Path:
+    path = tmp_path / f"log-{seed}.ndjson"
+    with open(path, "w") as fp:
+        for event in _run("log", seed)[0]:
+            fp.write(json.dumps(event, sort_keys=True) + "\n")
+    return path
+
+
+def test_chains_decode_in_a_process_that_never_imported_the_virtuallog(tmp_path: Path) -> None:
+    """``trace check`` / ``trace validate`` import only ``delos_ref.tracecheck``: the chain's
+    codec tags must be registered by the checker itself, or every reveal is silently skipped."""
+    import subprocess
+    import sys
+
+    path = _log_trace(tmp_path)
+    script = (
+        "import json, sys\n"
+        "from delos_ref.tracecheck.virtuallog import decode_chain\n"
+        "from delos_ref.tracecheck.tla import prepare\n"
+        "events = [json.loads(line) for line in open(sys.argv[1])]\n"
+        "chosen = [e for e in events if e['event'] == 'Chosen' and e['role'] == 'metastore']\n"
+        "decoded = sum(decode_chain(e['value']['data']) is not None for e in chosen)\n"
+        "reveals = sum(line['event'] == 'Reveal' for line in prepare('VirtualLog', events))\n"
+        "print(json.dumps([len(chosen), decoded, reveals]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    chosen, decoded, reveals = json.loads(proc.stdout)
+    assert chosen > 0 and decoded == chosen and reveals >= chosen, (chosen, decoded, reveals)
+
+
+def test_a_chain_that_does_not_decode_is_a_violation_not_a_skip(tmp_path: Path) -> None:
+    import base64
+
+    trace, _ = _run("log", 1)
+    assert check_events("VirtualLog", trace)["RevealChosen"] > 0
+    broken = []
+    for e in trace:
+        if (e["role"], e["event"]) == ("metastore", "Chosen"):
+            data = base64.b64decode(e["value"]["data"]["b64"]).replace(b"loglet.native.config", b"loglet.nat1ve.config")
+            e = {**e, "value": {**e["value"], "data": {"b64": base64.b64encode(data).decode()}}}
+        broken.append(e)
+    with pytest.raises(TraceViolation, match="does not decode"):
+        check_events("VirtualLog", broken)
+    # Appends acknowledged with no chain anywhere (the register's events left out): refused.
+    no_chain = [e for e in trace if e["role"] != "metastore"]
+    with pytest.raises(TraceViolation, match="no chain revealed"):
+        check_events("VirtualLog", no_chain)
