@@ -277,3 +277,69 @@ def test_a_chain_that_does_not_decode_is_a_violation_not_a_skip(tmp_path: Path) 
     no_chain = [e for e in trace if e["role"] != "metastore"]
     with pytest.raises(TraceViolation, match="no chain revealed"):
         check_events("VirtualLog", no_chain)
+
+
+# ------------------------------------------------------------- trace validate (TLC)
+
+
+def _tlc_or_skip() -> None:
+    try:
+        tlc_command()
+    except Exception:
+        pytest.skip("TLC is not available (TLA2TOOLS_JAR / TLA_COMMUNITY_JAR, or tlc on PATH)")
+
+
+def _record(tmp_path: Path, workload: str, seed: int, bug: str | None = None) -> Path:
+    path = tmp_path / f"{workload}-{seed}-{bug or 'ok'}.ndjson"
+    with open(path, "w") as fp:
+        for event in _run(workload, seed, bug)[0]:
+            fp.write(json.dumps(event, sort_keys=True) + "\n")
+    return path
+
+
+def test_validate_a_spec_that_does_not_parse_is_a_tool_error_and_a_spec_path_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import app
+
+    _tlc_or_skip()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    trace = _record(tmp_path, "loglet", 2)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for f in list(SPECS.glob("*.tla")) + list(SPECS.glob("*.cfg")):
+        (specs / f.name).write_text(f.read_text())
+    text = (specs / "TraceNativeLoglet.tla").read_text().replace("Next == TraceNext \\/ TraceDone", "Next == TraceNext \\/ TraceDone \\/")
+    (specs / "TraceNativeLoglet.tla").write_text(text)
+    result = CliRunner().invoke(app, ["trace", "validate", str(specs / "TraceNativeLoglet.tla"), str(trace)])
+    assert result.exit_code == 2, result.output
+    assert "spec does not parse" in result.output and "Parse Error" in result.output and "rejects" not in result.output
+    # The same trace against the repository's spec (by name) is accepted.
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace)])
+    assert result.exit_code == 0 and "TLC accepts the trace" in result.output, result.output
+    result = CliRunner().invoke(app, ["trace", "validate", str(tmp_path / "elsewhere" / "TraceNativeLoglet.tla"), str(trace)])
+    assert result.exit_code == 2 and "no such file" in result.output, result.output
+    assert list((tmp_path / "tmp").iterdir()) == [], "validate left files behind"
+
+
+def test_validate_rejection_is_a_bounded_report_and_leaves_nothing_unless_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import app
+
+    _tlc_or_skip()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    trace = _record(tmp_path, "loglet", 0, "sequencer_acks_before_majority")
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace)])
+    assert result.exit_code == 1, result.output
+    report = result.output
+    assert "TLC rejects the trace: Deadlock reached" in report
+    assert '"event": "Commit"' in report and "trace event" in report and "expected action" in report
+    assert "failed condition" in report and "majority" in report
+    assert "last matched state" in report and "->" in report
+    assert len(report.splitlines()) < 40 and "State 1:" not in report  # never TLC's behaviour
+    assert list(scratch.iterdir()) == []
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace), "--keep"])
+    assert result.exit_code == 1
+    kept = list(scratch.iterdir())
+    assert len(kept) == 1 and (kept[0] / "tlc.out").is_file() and "State 1:" in (kept[0] / "tlc.out").read_text()
+    assert str(kept[0]) in result.output
