@@ -126,7 +126,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     from paxos.register import MetaStoreError
 
     async def ready() -> None:
-        await bootstrap_log(cfg, loglet)
+        await bootstrap_log(cfg, loglet, trace_dir=directory)
         async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
             if recovered and s.vlog.chain.active.kind == "native":
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:

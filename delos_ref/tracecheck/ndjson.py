@@ -11,13 +11,14 @@ machine, ``delos-ref up``).
 
 **Crash cuts.** A node killed with SIGKILL loses no event another node could have seen (its
 events reach the file before its messages leave), but it may lose the events of its very
-last step: the step's writes are durable, its trace line not yet written. Such a node's file
-shows the cut: a new ``node Start`` event without a ``node Stop`` before it (the process was
-restarted after a crash), or a last line cut in the middle (a crash while writing it). The
-state of the node *after* the cut may then hold a step the trace does not show, so a checker
-that stops at an event involving that node after its cut cannot tell a lost line from a
-protocol violation: :class:`LoadedTrace` reports such a stop as *truncated*. Every other
-rejection -- before any cut, or involving only nodes without one -- stays a violation.
+last step: the step's writes are durable, its trace line not yet written (and its messages
+not yet sent). Such a node's file shows the cut when the node is restarted: a new ``node
+Start`` event without a ``node Stop`` before it (and, rarely, a line cut in the middle by
+the crash, left out with a note). The restarted node's state may then hold a step the trace
+does not show, so a checker that stops at an event involving that node after its restart
+cannot tell a lost line from a protocol violation: :class:`LoadedTrace` reports such a stop
+as *truncated*. Every other rejection -- before the restart, or involving only nodes without
+a cut -- stays a violation.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class LoadedTrace:
 
     events: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)  # lines left out, restarts after a crash
-    cuts: dict[str, float] = field(default_factory=dict)  # node -> time of its first crash cut
+    cuts: dict[str, float] = field(default_factory=dict)  # node -> time of its first restart after a crash
 
     def truncation(self, event: dict[str, Any] | None) -> str | None:
         """Why a checker's stop at ``event`` may be a lost trace line rather than a violation
@@ -112,10 +113,10 @@ class LoadedTrace:
         for node, cut in sorted(self.cuts.items()):
             if t >= cut and _involves(event, node):
                 return (
-                    f"node {node} crashed (killed, its trace cut at t={cut:.6f}) and the rejected event, at "
-                    f"t={t:.6f}, involves {node}'s state after that: the state may hold its last step before the "
-                    "crash, which was durable but not yet logged. The trace is truncated there; it shows no "
-                    "violation up to that point (run the scenario in the simulator, which loses no event, to tell)"
+                    f"node {node} crashed and restarted at t={cut:.6f}; the event the check stopped at (t={t:.6f}) "
+                    f"involves {node}'s state after the restart, which may hold the killed process's last step "
+                    "(durable, but not yet logged). The trace is truncated there; it shows no violation up to "
+                    "that point (run the scenario in the simulator, which loses no event, to tell)"
                 )
         return None
 
@@ -130,22 +131,22 @@ def _involves(event: dict[str, Any], node: str) -> bool:
     return False
 
 
-def _cuts_of(events: list[dict[str, Any]], path: Path, cut_lines: int) -> tuple[str | None, float | None]:
-    """A node file's first crash cut: a ``node Start`` after the first one with no ``node
-    Stop`` before it, or a cut line. (node, time of the last event before the cut)."""
-    node = next((e.get("node") for e in events), None)
-    last_t: float | None = None
+def _cut_of(events: list[dict[str, Any]]) -> tuple[str | None, float | None]:
+    """A node file's first crash cut: ``(node, t)`` of a ``node Start`` that follows another
+    Start with no ``node Stop`` between them (the process was killed, then restarted).
+
+    Only the restarted process can act on a step its killed predecessor made durable without
+    logging it (that step's messages never left), so the cut is at the restart. A file that
+    merely ends (in the middle of a line or not) has no cut: nothing after it can depend on
+    the lost step."""
     started = stopped = False
     for e in events:
         if (e.get("role"), e.get("event")) == ("node", "Start"):
             if started and not stopped:
-                return node, last_t if last_t is not None else float(e.get("t", 0.0))
+                return e.get("node"), float(e.get("t", 0.0))
             started, stopped = True, False
         elif (e.get("role"), e.get("event")) == ("node", "Stop"):
             stopped = True
-        last_t = float(e.get("t", 0.0))
-    if cut_lines and node is not None:
-        return node, last_t if last_t is not None else 0.0
     return None, None
 
 
@@ -157,10 +158,10 @@ def load_traces_report(paths: Iterable[str | Path]) -> LoadedTrace:
         cut_lines: list[str] = []
         trace = load_trace(f, cut_lines)
         notes += cut_lines
-        node, at = _cuts_of(trace, f, len(cut_lines))
+        node, at = _cut_of(trace)
         if node is not None and at is not None:
             cuts[node] = min(at, cuts.get(node, at))
-            notes.append(f"{f}: node {node} was cut by a crash at t={at:.6f} (its last step's events may be missing)")
+            notes.append(f"{f}: node {node} restarted at t={at:.6f} after a crash (the killed process's last step may be unlogged)")
         traces.append(trace)
     events = traces[0] if len(traces) == 1 else merge_traces(traces)
     return LoadedTrace(events, notes, cuts)
