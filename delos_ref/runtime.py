@@ -202,12 +202,12 @@ class RoleRunner:
             self.stats["persists"] += 1
         # Log before send: the batch's trace events reach the trace file before any of its
         # messages leave, so a crash loses no event whose consequences another node saw.
-        emits = [e for e in effects if type(e) is Emit]
-        if emits:
-            trace = self.node.trace
+        trace = self.node.trace
+        if trace.enabled:
             with trace.hold():
-                for e in emits:
-                    trace.emit(self.node.node_id, self.name, e.event, **e.fields)
+                for e in effects:
+                    if type(e) is Emit:
+                        trace.emit(self.node.node_id, self.name, e.event, **e.fields)
         for effect in effects:
             if type(effect) is not Emit:
                 await self._execute(effect)
