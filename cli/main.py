@@ -126,7 +126,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     from paxos.register import MetaStoreError
 
     async def ready() -> None:
-        await bootstrap_log(cfg, loglet)
+        await bootstrap_log(cfg, loglet, trace_dir=directory)
         async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
             if recovered and s.vlog.chain.active.kind == "native":
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
@@ -388,6 +388,7 @@ def bench(
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
+    trace: bool = typer.Option(False, "--trace", help="bench append: start its cluster with up --trace (what writing the nodes' traces costs)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure speed: p50/p99 and throughput next to a baseline measured in the same run."""
@@ -400,7 +401,7 @@ def bench(
         run = get_bench(name)
         if seconds <= 0:
             raise BadBenchArgument("--seconds must be positive")
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds}
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds, **({"trace": True} if trace else {})}
         if as_json:
             result = trio.run(lambda: run(progress=None, **options))
         else:

@@ -8,7 +8,9 @@
   installed (``TLA2TOOLS_JAR`` or ``tlc`` on PATH), and otherwise says how to get it.
 
 Exit codes: 0 accepted, 1 a trace was rejected (not a behaviour of the spec) or a simulated
-run raised, 2 bad usage (or TLC missing, for ``validate``).
+run raised, 2 bad usage or a tool error (TLC missing, a spec that does not parse, for
+``validate``), 3 truncated: a checker stopped at an event involving a node after that node's
+crash cut (see :mod:`delos_ref.tracecheck.ndjson`), which a lost trace line can explain.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ trace_app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+#: Exit code of a trace whose check stopped at a crash cut (not shown to violate the spec).
+TRUNCATED = 3
+
 out = Console()
 err = Console(stderr=True)
 
@@ -73,7 +78,7 @@ def record(
 def check(
     paths: list[Path] = typer.Argument(None, help="Trace files (NDJSON; several are merged by time), or cluster directories."),
     spec: Optional[str] = typer.Option(None, "--spec", "-s", help="MetaStorePaxos, NativeLoglet or VirtualLog (for trace files; default: all three)."),
-    cluster_dir: Optional[Path] = typer.Option(None, "--dir", help="A cluster directory: check its */trace.ndjson."),
+    cluster_dir: Optional[Path] = typer.Option(None, "--dir", help="A cluster directory (running or stopped): check its nodes' and clients' trace files."),
     workload: Optional[str] = typer.Option(None, "--workload", "-w", help="Instead of files: run seeded simulations of this workload and check their traces."),
     seeds: int = typer.Option(100, "--seeds", help="With --workload: number of seeded runs."),
     seed: int = typer.Option(0, "--seed", help="With --workload: first seed."),
@@ -81,9 +86,10 @@ def check(
     bug: Optional[str] = typer.Option(None, "--bug", help="With --workload: a teaching bug switch; its traces should be rejected."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Replay traces against the Python transcriptions of the specs; exit 1 if one is rejected."""
+    """Replay traces against the Python transcriptions of the specs; exit 1 if one is rejected,
+    3 if a check stopped at a crash cut (truncated: see ``delos_ref/tracecheck/ndjson.py``)."""
     from delos_ref import tracecheck
-    from delos_ref.tracecheck.ndjson import BadTrace, load_traces
+    from delos_ref.tracecheck.ndjson import BadTrace, load_traces_report
     from delos_ref.tracecheck.run import spec_name
 
     if workload is not None:
@@ -122,64 +128,96 @@ def check(
         raise _fail("give trace files, --dir, or --workload (see --help)", 2)
     try:
         specs = [spec_name(spec)] if spec else list(tracecheck.CHECKERS)
-        events = load_traces(sources)
+        loaded = load_traces_report(sources)
     except (KeyError, BadTrace, OSError) as e:
         raise _fail(str(e).strip("'\""), 2)
+    events = loaded.events
     results: dict[str, Any] = {}
-    rejected = False
     for name in specs:
         try:
-            results[name] = {"accepted": True, "steps": tracecheck.check_events(name, events)}
+            results[name] = {"verdict": "accepted", "steps": tracecheck.check_events(name, events)}
         except tracecheck.TraceViolation as v:
-            results[name] = {"accepted": False, "why": str(v)}
-            rejected = True
+            why = loaded.truncation(v.event)
+            results[name] = {"verdict": "truncated", "why": str(v), "truncated": why} if why else {"verdict": "rejected", "why": str(v)}
     if as_json:
-        _print_json({"events": len(events), "specs": results})
+        _print_json({"events": len(events), "notes": loaded.notes, "specs": results})
     else:
+        for note in loaded.notes:
+            out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         for name, r in results.items():
-            if r["accepted"] and not r["steps"]:
+            if r["verdict"] == "accepted" and not r["steps"]:
                 out.print(f"[bold]{name}[/]: no events of this spec in {len(events)} events")
-            elif r["accepted"]:
+            elif r["verdict"] == "accepted":
                 out.print(f"[bold]{name}[/]: [green]accepted[/] ({sum(r['steps'].values())} steps over {len(events)} events)")
+            elif r["verdict"] == "truncated":
+                out.print(f"[bold]{name}[/]: [yellow]truncated[/]: {r['truncated']}. The checker stopped at: {r['why']}", highlight=False, soft_wrap=True)
             else:
                 out.print(f"[bold]{name}[/]: [red]rejected[/]: {r['why']}", highlight=False, soft_wrap=True)
-    if rejected:
+    verdicts = {r["verdict"] for r in results.values()}
+    if "rejected" in verdicts:
         raise typer.Exit(1)
+    if "truncated" in verdicts:
+        raise typer.Exit(TRUNCATED)
 
 
 @trace_app.command(
     epilog="Examples:\n\n  delos-ref trace validate NativeLoglet /tmp/loglet-7.ndjson\n\n"
     "  TLA2TOOLS_JAR=~/tla2tools.jar TLA_COMMUNITY_JAR=~/CommunityModules-deps.jar delos-ref trace validate specs/TraceMetaStorePaxos.tla /tmp/ms-3.ndjson\n\n"
-    "  delos-ref trace validate VirtualLog /tmp/log-1.ndjson --prepare-only /tmp/log-1.tla.ndjson"
+    "  delos-ref trace validate VirtualLog --dir .delos-ref   (a cluster started with up --trace)\n\n"
+    "  delos-ref trace validate VirtualLog /tmp/log-1.ndjson --prepare-only /tmp/log-1.tla.ndjson\n\n"
+    "Exit codes: 0 accepted, 1 rejected (a bounded report: the trace line, the action expected, "
+    "the failed condition, the last state against the one before), 2 a tool error (TLC missing, "
+    "a spec that does not parse, an unreadable trace)."
 )
 def validate(
-    spec: str = typer.Argument(..., help="MetaStorePaxos, NativeLoglet or VirtualLog (or the path of its Trace*.tla)."),
-    paths: list[Path] = typer.Argument(..., help="Trace files (merged by time) or a cluster directory."),
+    spec: str = typer.Argument(..., help="MetaStorePaxos, NativeLoglet or VirtualLog (specs/Trace<Spec>.tla), or the path of a Trace*.tla (its directory's modules are used)."),
+    paths: list[Path] = typer.Argument(None, help="Trace files (merged by time) or cluster directories."),
+    cluster_dir: Optional[Path] = typer.Option(None, "--dir", help="A cluster directory: validate its node and client trace files."),
     prepare_only: Optional[Path] = typer.Option(None, "--prepare-only", help="Only write the prepared trace (what the Trace spec reads) here."),
+    keep: bool = typer.Option(False, "--keep", help="Keep TLC's working directory (the prepared trace, the specs, TLC's whole output in tlc.out) and print its path."),
 ) -> None:
     """Validate a trace with TLC: is it a behaviour of the spec (specs/Trace<Spec>.tla)?"""
-    from delos_ref.tracecheck.ndjson import BadTrace, load_traces
-    from delos_ref.tracecheck.run import spec_name
-    from delos_ref.tracecheck.tla import TLCUnavailable, prepare, validate_with_tlc
+    from delos_ref.tracecheck.ndjson import BadTrace, load_traces_report
+    from delos_ref.tracecheck.tla import SpecError, TLCFailed, TLCUnavailable, prepare, resolve_spec, validate_with_tlc
+    from delos_ref.tracecheck.virtuallog import ChainDecodeError
 
+    sources = list(paths or []) + ([cluster_dir] if cluster_dir else [])
+    if not sources:
+        raise _fail("give trace files or --dir (see --help)", 2)
     try:
-        name = spec_name(spec)
-        events = load_traces(paths)
+        name = resolve_spec(spec)[0]
+        loaded = load_traces_report(sources)
+    except SpecError as e:
+        raise _fail(str(e), 2)
     except (KeyError, BadTrace, OSError) as e:
         raise _fail(str(e).strip("'\""), 2)
-    if prepare_only is not None:
-        with open(prepare_only, "w") as fp:
-            for line in prepare(name, events):
-                fp.write(json.dumps(line, sort_keys=True) + "\n")
-        out.print(f"prepared trace for Trace{name}.tla -> {prepare_only}", highlight=False)
-        return
+    events = loaded.events
+    for note in loaded.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     try:
-        accepted, output = validate_with_tlc(name, events)
+        if prepare_only is not None:
+            with open(prepare_only, "w") as fp:
+                for line in prepare(name, events):
+                    fp.write(json.dumps(line, sort_keys=True) + "\n")
+            out.print(f"prepared trace for Trace{name}.tla -> {prepare_only}", highlight=False)
+            return
+        verdict = validate_with_tlc(spec, events, keep=keep)
+    except ChainDecodeError as e:
+        raise _fail(f"cannot prepare the trace: {e}", 2)
     except TLCUnavailable as e:
         raise _fail(str(e), 2)
-    sys.stdout.write(output)
-    if accepted:
-        out.print(f"[bold]Trace{name}[/]: [green]TLC accepts the trace[/]")
-    else:
-        out.print(f"[bold]Trace{name}[/]: [red]TLC rejects the trace[/] (see its output above)")
-        raise typer.Exit(1)
+    except SpecError as e:
+        raise _fail(f"spec does not parse: {e}", 2)
+    except TLCFailed as e:
+        raise _fail(str(e), 2)
+    if verdict.kept is not None:
+        err.print(f"TLC's working directory (kept): {verdict.kept}", highlight=False, soft_wrap=True)
+    if verdict.accepted:
+        out.print(f"[bold]{verdict.report.split(':', 1)[0]}[/]: [green]{verdict.report.split(': ', 1)[1]}[/]", highlight=False)
+        return
+    truncated = loaded.truncation(verdict.event)
+    sys.stdout.write(verdict.report + "\n")
+    if truncated:
+        out.print(f"[yellow]truncated[/]: {truncated}", highlight=False, soft_wrap=True)
+        raise typer.Exit(TRUNCATED)
+    raise typer.Exit(1)

@@ -78,7 +78,7 @@ async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", 
     except cluster.ClusterError as e:
         raise OpError(str(e)) from None
     require_running(directory, cfg)
-    async with open_client(cfg, name) as node:
+    async with open_client(cfg, name, trace_dir=directory) as node:  # logs into DIR/clients/ under up --trace
         vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
         ops = OpsSession(directory, cfg, node, vlog, timeout_s)
         if need_chain:

@@ -33,7 +33,7 @@ from delos_ref.ping import Ping, PingCore, Pong
 from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
 from delos_ref.runtime import Node
 from delos_ref.storage import LmdbStorage
-from delos_ref.trace import FileSink, NullSink
+from delos_ref.trace import FileSink, NullSink, TraceSink
 from transports.base import PeerAddress, Transport
 from transports.codec import FrameCodec
 
@@ -147,6 +147,9 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
     # Wall-clock times (trio's clock has a random per-process offset), so that the nodes'
     # files merge into one trace by time (delos_ref.tracecheck.ndjson).
     trace = FileSink(time.time, str(cluster.node_dir(directory, node_id) / "trace.ndjson")) if cfg.trace else NullSink()
+    # A Start after a Start with no Stop between them marks a crash cut in the trace
+    # (delos_ref.tracecheck.ndjson: the killed process may have lost its last step's events).
+    trace.emit(node_id, "node", "Start", pid=os.getpid())
     storages: list[LmdbStorage] = []
     try:
         try:
@@ -169,6 +172,7 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
     finally:
         for storage in storages:
             storage.close()
+        trace.emit(node_id, "node", "Stop")
         trace.close()
         lock.close()
 
@@ -176,19 +180,34 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
 # ----------------------------------------------------------------------------- clients
 
 
+def client_trace(cfg: cluster.ClusterConfig, trace_dir: str | os.PathLike | None, client_id: str) -> TraceSink:
+    """A client's trace sink: with the cluster's ``--trace`` on and its directory given,
+    ``DIR/clients/<client_id>.trace.ndjson`` (``trace check --dir`` reads it with the nodes')."""
+    if not (cfg.trace and trace_dir is not None):
+        return NullSink()
+    folder = Path(trace_dir) / "clients"
+    folder.mkdir(exist_ok=True)
+    return FileSink(time.time, str(folder / f"{client_id}.trace.ndjson"))
+
+
 @contextlib.asynccontextmanager
-async def open_client(cfg: cluster.ClusterConfig, name: str = "cli") -> AsyncIterator[Node]:
-    """A client node (no roles) connected to the cluster; its router runs in the background."""
+async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_dir: str | os.PathLike | None = None) -> AsyncIterator[Node]:
+    """A client node (no roles) connected to the cluster; its router runs in the background.
+    ``trace_dir``: the cluster's directory, where it logs its trace events if ``cfg.trace``."""
     client_id = f"{name}-{secrets.token_hex(4)}"
     bind = PeerAddress("127.0.0.1", 0) if cfg.transport == "udp" else None
-    async with open_transport(cfg, client_id, bind) as transport:
-        node = Node(client_id, transport, seed=secrets.token_hex(8))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
-            try:
-                yield node
-            finally:
-                nursery.cancel_scope.cancel()
+    trace = client_trace(cfg, trace_dir, client_id)
+    try:
+        async with open_transport(cfg, client_id, bind) as transport:
+            node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.run)
+                try:
+                    yield node
+                finally:
+                    nursery.cancel_scope.cancel()
+    finally:
+        trace.close()
 
 
 async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats: bool = False) -> Pong | None:
@@ -220,7 +239,7 @@ def metastore_client(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: floa
     from paxos.register import ClientTimeouts, MetaStoreClient
 
     timeouts = ClientTimeouts(deadline_s=deadline_s, call_timeout_s=min(deadline_s, 0.5))
-    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), incarnation_id(node), timeouts=timeouts)
+    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), incarnation_id(node), timeouts=timeouts, trace=node.trace)
 
 
 def incarnation_id(node: Node) -> str:
@@ -241,9 +260,9 @@ def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float =
 
 
 @contextlib.asynccontextmanager
-async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, deadline_s: float = 2.0) -> AsyncIterator[Any]:
+async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, deadline_s: float = 2.0, trace_dir: str | os.PathLike | None = None) -> AsyncIterator[Any]:
     """A VirtualLog client of the cluster on a fresh client node (see :func:`open_client`)."""
-    async with open_client(cfg, name) as node:
+    async with open_client(cfg, name, trace_dir=trace_dir) as node:
         yield virtuallog_on(cfg, node, deadline_s=deadline_s)
 
 
@@ -267,8 +286,8 @@ def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
     raise ValueError(f"unknown initial loglet kind {kind!r} (choose from {', '.join(INITIAL_LOGLET_KINDS)})")
 
 
-async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native") -> bool:
+async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native", *, trace_dir: str | os.PathLike | None = None) -> bool:
     """Install the cluster's first chain if the MetaStore holds none (idempotent: a restarted
     cluster keeps its chain). True if this call installed it."""
-    async with open_virtuallog(cfg, "up") as vlog:
+    async with open_virtuallog(cfg, "up", trace_dir=trace_dir) as vlog:
         return await vlog.bootstrap(initial_loglet(cfg, kind))

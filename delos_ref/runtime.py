@@ -7,7 +7,9 @@ A :class:`Node` owns one transport address and hosts *roles*. Each role is a pur
    totally ordered stream of inputs;
 2. hands each input to the core and collects the effects it returns;
 3. carries them out: all :class:`Persist` writes of the batch in one synced storage
-   transaction first (group commit), then sends, replies, timers and trace events in order.
+   transaction first (group commit), then its trace events, written out at once (log
+   before send: a crash loses no event whose consequences another node saw), then sends,
+   replies and timers in order.
 
 A timer set with zero delay ("as soon as the inputs already here are handled") does not go
 through the timer task: the runner fires it itself, in the next batch, after the inputs
@@ -198,8 +200,17 @@ class RoleRunner:
             assert self.storage is not None, f"role {self.name} persisted without storage"
             self.storage.write(writes, sync=True)  # persist before send (DESIGN.md, layer 2)
             self.stats["persists"] += 1
+        # Log before send: the batch's trace events reach the trace file before any of its
+        # messages leave, so a crash loses no event whose consequences another node saw.
+        trace = self.node.trace
+        if trace.enabled:
+            with trace.hold():
+                for e in effects:
+                    if type(e) is Emit:
+                        trace.emit(self.node.node_id, self.name, e.event, **e.fields)
         for effect in effects:
-            await self._execute(effect)
+            if type(effect) is not Emit:
+                await self._execute(effect)
 
     async def _execute(self, effect: Any) -> None:
         kind = type(effect)
@@ -216,7 +227,7 @@ class RoleRunner:
                 self.timers.set(effect.name, effect.delay_s)
             elif kind is CancelTimer:
                 self.timers.cancel(effect.name)
-            elif kind is Emit:
+            elif kind is Emit:  # (``_step`` emits a batch's events itself, before its sends)
                 self.node.trace.emit(self.node.node_id, self.name, effect.event, **effect.fields)
             elif kind is Persist:
                 pass  # already written with the batch

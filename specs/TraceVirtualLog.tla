@@ -40,6 +40,11 @@ vars == <<l, hist, sealedBy, rTails, acked>>
 
 Ev == Log[l]
 
+(* Acknowledged appends with no revealed chain would be checked against   *)
+(* nothing (AckedInPlace ranges over hist): such a trace is refused.       *)
+ASSUME NonVacuous ==
+  (\E k \in DOMAIN Log : Log[k].event = "AppendAck") => (\E k \in DOMAIN Log : Log[k].event = "Reveal")
+
 LSealed(seg) ==
   \/ seg.servers = <<>>    \* not a NativeLoglet: its seal is not in the trace
   \/ 2 * Cardinality({s \in ToSet(seg.servers) : <<seg.loglet, s>> \in sealedBy})

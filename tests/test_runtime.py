@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from delos_ref.effects import CancelTimer, Incoming, Persist, Send, SetTimer, TimerFired, Write
+from delos_ref.effects import CancelTimer, Emit, Incoming, Persist, Send, SetTimer, TimerFired, Write
 from delos_ref.rpc import CallTimeout, RetryPolicy, RpcEndpoint
 from delos_ref.runtime import Node, seeded_rng
 from delos_ref.storage import DataDirInUse, LmdbStorage, MemoryStorage
@@ -69,6 +69,48 @@ async def test_every_persist_of_a_batch_is_synced_before_any_send(autojump_clock
         assert first_send > 0
         assert storage.syncs == 1
         nursery.cancel_scope.cancel()
+
+
+class SendThenEmit:
+    """Returns a send listed before the trace event of the same step (on purpose)."""
+
+    handles = (Echo,)
+
+    def handle(self, item):
+        return [Send("peer", Echo(item.msg.nonce, False)), Emit("Echoed", {"nonce": item.msg.nonce})]
+
+
+class FileCheckingTransport(RecordingTransport):
+    """At each send, records how many trace lines the node's file holds (what a kill -9 keeps)."""
+
+    def __init__(self, node_id, log, path):
+        super().__init__(node_id, log)
+        self.path = path
+
+    async def send(self, env):
+        with open(self.path) as fp:
+            self.log.append(("send", fp.read().count("\n")))
+
+
+async def test_a_steps_trace_events_reach_the_file_before_its_messages_leave(autojump_clock, tmp_path):
+    """Log before send: a node killed right after sending has every event of the step in its
+    trace file (the kernel has it; no user-space buffer to lose)."""
+    from delos_ref.effects import Emit
+    from delos_ref.trace import FileSink
+
+    path = tmp_path / "trace.ndjson"
+    log = []
+    sink = FileSink(lambda: 0.0, str(path))
+    node = Node("n", FileCheckingTransport("n", log, path), trace=sink)
+    runner = node.add_role("r", SendThenEmit())
+    for i in range(3):
+        runner.submit_nowait(Incoming("peer", 0, Echo(i, False)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert log == [("send", 3)] * 3, "every send of the batch found the batch's 3 events already written"
+    sink.close()
 
 
 async def test_timers_fire_once_and_cancel_works(autojump_clock):

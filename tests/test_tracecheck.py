@@ -212,15 +212,194 @@ def test_cli_check_and_validate(tmp_path: Path) -> None:
 
 
 def test_real_cluster_trace_files_are_checked(tmp_path: Path) -> None:
-    """``up --trace``: each node's trace.ndjson, merged by wall-clock time, is a behaviour of
-    MetaStorePaxos (the chain ``up`` installs; its client logs nothing: a hidden Phase2a)."""
+    """``up --trace``: each node's trace.ndjson and the ``up`` client's (``clients/``), merged
+    by wall-clock time, are a behaviour of MetaStorePaxos (the chain ``up`` installs: the
+    client's own Propose is in its file, so no Phase2a is hidden)."""
     from cluster_fixture import running_cluster
 
+    from delos_ref.tracecheck.metastore import MetaStoreChecker
     from delos_ref.tracecheck.ndjson import load_traces
 
     with running_cluster(tmp_path / "c", extra=("--trace",)):
         pass
     events = load_traces([tmp_path / "c"])
-    assert {e["node"] for e in events} == {"n1", "n2", "n3"}
+    nodes = {e["node"] for e in events}
+    assert {n for n in nodes if not n.startswith("up-")} == {"n1", "n2", "n3"} and nodes != {"n1", "n2", "n3"}, nodes
+    assert not any(e.get("hidden") for e in MetaStoreChecker.preprocess(events))
     steps = check_events("MetaStorePaxos", events)
     assert steps["Phase2b"] >= 2 and steps["Phase2a"] == 1, steps
+
+
+# ------------------------------------------------------- chains in every entry point
+
+
+def _log_trace(tmp_path: Path, seed: int = 1) -> Path:
+    path = tmp_path / f"log-{seed}.ndjson"
+    with open(path, "w") as fp:
+        for event in _run("log", seed)[0]:
+            fp.write(json.dumps(event, sort_keys=True) + "\n")
+    return path
+
+
+def test_chains_decode_in_a_process_that_never_imported_the_virtuallog(tmp_path: Path) -> None:
+    """``trace check`` / ``trace validate`` import only ``delos_ref.tracecheck``: the chain's
+    codec tags must be registered by the checker itself, or every reveal is silently skipped."""
+    import subprocess
+    import sys
+
+    path = _log_trace(tmp_path)
+    script = (
+        "import json, sys\n"
+        "from delos_ref.tracecheck.virtuallog import decode_chain\n"
+        "from delos_ref.tracecheck.tla import prepare\n"
+        "events = [json.loads(line) for line in open(sys.argv[1])]\n"
+        "chosen = [e for e in events if e['event'] == 'Chosen' and e['role'] == 'metastore']\n"
+        "decoded = sum(decode_chain(e['value']['data']) is not None for e in chosen)\n"
+        "reveals = sum(line['event'] == 'Reveal' for line in prepare('VirtualLog', events))\n"
+        "print(json.dumps([len(chosen), decoded, reveals]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    chosen, decoded, reveals = json.loads(proc.stdout)
+    assert chosen > 0 and decoded == chosen and reveals >= chosen, (chosen, decoded, reveals)
+
+
+def test_a_chain_that_does_not_decode_is_a_violation_not_a_skip(tmp_path: Path) -> None:
+    import base64
+
+    trace, _ = _run("log", 1)
+    assert check_events("VirtualLog", trace)["RevealChosen"] > 0
+    broken = []
+    for e in trace:
+        if (e["role"], e["event"]) == ("metastore", "Chosen"):
+            data = base64.b64decode(e["value"]["data"]["b64"]).replace(b"loglet.native.config", b"loglet.nat1ve.config")
+            e = {**e, "value": {**e["value"], "data": {"b64": base64.b64encode(data).decode()}}}
+        broken.append(e)
+    with pytest.raises(TraceViolation, match="does not decode"):
+        check_events("VirtualLog", broken)
+    # Appends acknowledged with no chain anywhere (the register's events left out): refused.
+    no_chain = [e for e in trace if e["role"] != "metastore"]
+    with pytest.raises(TraceViolation, match="no chain revealed"):
+        check_events("VirtualLog", no_chain)
+
+
+# ------------------------------------------------------------- trace validate (TLC)
+
+
+def _tlc_or_skip() -> None:
+    try:
+        tlc_command()
+    except Exception:
+        pytest.skip("TLC is not available (TLA2TOOLS_JAR / TLA_COMMUNITY_JAR, or tlc on PATH)")
+
+
+def _record(tmp_path: Path, workload: str, seed: int, bug: str | None = None) -> Path:
+    path = tmp_path / f"{workload}-{seed}-{bug or 'ok'}.ndjson"
+    with open(path, "w") as fp:
+        for event in _run(workload, seed, bug)[0]:
+            fp.write(json.dumps(event, sort_keys=True) + "\n")
+    return path
+
+
+def test_validate_a_spec_that_does_not_parse_is_a_tool_error_and_a_spec_path_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import app
+
+    _tlc_or_skip()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    trace = _record(tmp_path, "loglet", 2)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for f in list(SPECS.glob("*.tla")) + list(SPECS.glob("*.cfg")):
+        (specs / f.name).write_text(f.read_text())
+    text = (specs / "TraceNativeLoglet.tla").read_text().replace("Next == TraceNext \\/ TraceDone", "Next == TraceNext \\/ TraceDone \\/")
+    (specs / "TraceNativeLoglet.tla").write_text(text)
+    result = CliRunner().invoke(app, ["trace", "validate", str(specs / "TraceNativeLoglet.tla"), str(trace)])
+    assert result.exit_code == 2, result.output
+    assert "spec does not parse" in result.output and "Parse Error" in result.output and "rejects" not in result.output
+    # The same trace against the repository's spec (by name) is accepted.
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace)])
+    assert result.exit_code == 0 and "TLC accepts the trace" in result.output, result.output
+    result = CliRunner().invoke(app, ["trace", "validate", str(tmp_path / "elsewhere" / "TraceNativeLoglet.tla"), str(trace)])
+    assert result.exit_code == 2 and "no such file" in result.output, result.output
+    assert list((tmp_path / "tmp").iterdir()) == [], "validate left files behind"
+
+
+def test_validate_rejection_is_a_bounded_report_and_leaves_nothing_unless_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import app
+
+    _tlc_or_skip()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    trace = _record(tmp_path, "loglet", 0, "sequencer_acks_before_majority")
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace)])
+    assert result.exit_code == 1, result.output
+    report = result.output
+    assert "TLC rejects the trace: Deadlock reached" in report
+    assert '"event": "Commit"' in report and "trace event" in report and "expected action" in report
+    assert "failed condition" in report and "majority" in report
+    assert "last matched state" in report and "->" in report
+    assert len(report.splitlines()) < 40 and "State 1:" not in report  # never TLC's behaviour
+    assert list(scratch.iterdir()) == []
+    result = CliRunner().invoke(app, ["trace", "validate", "NativeLoglet", str(trace), "--keep"])
+    assert result.exit_code == 1
+    kept = list(scratch.iterdir())
+    assert len(kept) == 1 and (kept[0] / "tlc.out").is_file() and "State 1:" in (kept[0] / "tlc.out").read_text()
+    assert str(kept[0]) in result.output
+
+
+# ------------------------------------------------------------------ crash cuts
+
+
+def _write(path: Path, events: list[dict[str, Any]], tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events) + tail)
+    return path
+
+
+def _timed(events: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
+    return [{**e, "t": t0 + i} for i, e in enumerate(events)]
+
+
+def test_a_check_stopped_after_a_crash_cut_is_truncated_and_one_before_it_is_a_violation(tmp_path: Path) -> None:
+    from cli.main import app
+
+    start = {"role": "node", "event": "Start", "node": "s2"}
+    seq = _timed([
+        _loglet("Activate", "sequencer", "q", logservers=["s1", "s2", "s3"]),
+        _loglet("Append", "sequencer", "q", first=0, count=1, client="a"),
+    ], 0)
+    # s2 stores, seals, is killed (its next step durable but unlogged), restarts, and stores
+    # again at a place the trace cannot explain: truncated, since s2's state after the cut
+    # may hold the lost step.
+    s2 = _timed([start, _loglet("Store", "logserver", "s2", lo=0, hi=1, local_tail=1), _loglet("Seal", "logserver", "s2", local_tail=1)], 10)
+    s2 += _timed([start, _loglet("Store", "logserver", "s2", lo=1, hi=2, local_tail=2)], 20)
+    files = [str(_write(tmp_path / "q.ndjson", seq)), str(_write(tmp_path / "s2.ndjson", s2))]
+    result = CliRunner().invoke(app, ["trace", "check", "--spec", "NativeLoglet", *files])
+    assert result.exit_code == 3 and "truncated" in result.output and "node s2 crashed and restarted" in result.output, result.output
+    assert "after its seal bit" in result.output  # what the checker stopped at is still shown
+    # The same violation with no restart in s2's file: a violation.
+    files[1] = str(_write(tmp_path / "s2-no-crash.ndjson", s2[:3] + s2[4:]))
+    result = CliRunner().invoke(app, ["trace", "check", "--spec", "NativeLoglet", *files])
+    assert result.exit_code == 1 and "rejected" in result.output and "truncated" not in result.output, result.output
+    # A violation before the cut stays a violation, cut or not.
+    early = _timed([start, _loglet("Seal", "logserver", "s2", local_tail=0), _loglet("Store", "logserver", "s2", lo=0, hi=1, local_tail=1)], 10)
+    files[1] = str(_write(tmp_path / "s2-early.ndjson", early + _timed([start], 30)))
+    result = CliRunner().invoke(app, ["trace", "check", "--spec", "NativeLoglet", *files])
+    assert result.exit_code == 1 and "rejected" in result.output, result.output
+
+
+def test_lines_cut_by_a_crash_are_left_out_and_noted_and_other_bad_lines_are_errors(tmp_path: Path) -> None:
+    from delos_ref.tracecheck.ndjson import BadTrace, load_traces_report
+
+    start = {"role": "node", "event": "Start", "node": "n1", "t": 1.0}
+    ok = {"role": "x", "event": "y", "node": "n1", "t": 2.0}
+    path = _write(tmp_path / "a.ndjson", [start, ok], tail='{"role": "x", "ev')
+    loaded = load_traces_report([path])
+    assert loaded.events == [start, ok] and "cut in the middle" in loaded.notes[0] and loaded.cuts == {}
+    path.write_text(json.dumps(start) + "\n" + '{"role": "x", "ev' + "\n" + json.dumps({**start, "t": 3.0}) + "\n")
+    loaded = load_traces_report([path])
+    assert len(loaded.events) == 2 and loaded.cuts == {"n1": 3.0} and "a line cut by a crash" in loaded.notes[0]
+    path.write_text(json.dumps(start) + "\n" + '{"role": "x", "ev' + "\n" + json.dumps(ok) + "\n")
+    with pytest.raises(BadTrace, match="a.ndjson:2"):
+        load_traces_report([path])

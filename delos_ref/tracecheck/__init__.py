@@ -3,8 +3,9 @@
 TLA+ trace validation (Cirstea, Kuppe, Merz et al. 2024; the etcd-raft and CCF trace
 validators) asks TLC whether a logged run is a behaviour of a spec: ``specs/Trace*.tla`` read
 an NDJSON trace and, line by line, take the spec action the line names with the logged
-parameters, then compare the spec's variables with the logged state. TLC cannot run in this
-repository's CI, so this package does the same in Python: each module transcribes one spec --
+parameters, then compare the spec's variables with the logged state (``delos-ref trace
+validate``, :mod:`.tla`, when TLC is installed). This package also does the same in Python,
+fast enough for the test suite's thousands of traces: each module transcribes one spec --
 its variables as a state object, each action as a method named exactly like the TLA+ action,
 enabling condition first, then the effect -- and checks the spec's invariants after every
 step. A trace that no behaviour of the spec explains raises :class:`TraceViolation` naming
@@ -29,7 +30,9 @@ module                 spec                              trace events (role: eve
 Every checker accepts the events of *all* layers (a ``log`` workload trace holds Paxos,
 loglet and VirtualLog events at once) and ignores the ones its spec does not model.
 :func:`check_trace` runs one; :func:`check_workload` runs seeded simulations and checks
-their traces (``delos-ref trace check``).
+their traces (``delos-ref trace check``). Trace files of real clusters are read by
+:mod:`.ndjson`, which also finds crash cuts (a check stopping after one is *truncated*, not
+a violation).
 """
 
 from delos_ref.tracecheck.base import Checker, TraceViolation

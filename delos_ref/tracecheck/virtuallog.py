@@ -44,6 +44,22 @@ from typing import Any
 
 from delos_ref.tracecheck.base import Checker
 
+# The register's values are codec messages: a Chain of Segments whose params are loglet
+# configs. The codec decodes a message only once its class is registered, which happens when
+# the module defining it is imported. The registry imports every one of them (the chain and
+# every loglet kind's config), so importing it here is what makes decode_chain work in every
+# entry point -- not only in processes that happen to have imported the VirtualLog already.
+from delos_ref.virtuallog import registry as _registers_chain_and_config_tags  # noqa: F401
+from delos_ref.virtuallog.chain import Chain as _Chain
+from transports.codec import DecodeError, decode_value
+
+#: The codec tag of a chain, as it appears in an encoded register value (CBOR text string).
+CHAIN_TAG = _Chain.TAG.encode()
+
+
+class ChainDecodeError(ValueError):
+    """A register value that carries the chain tag but does not decode into a chain."""
+
 
 @dataclass(frozen=True)
 class Seg:
@@ -73,22 +89,30 @@ def data_bytes(logged: Any) -> bytes:
 
 
 def decode_chain(logged: Any) -> Chain | None:
-    """The chain a register value holds, or None if it is not a chain (another register use)."""
-    from transports.codec import decode_value
+    """The chain a register value holds; None if it is no chain (another register's value).
 
+    A value that carries the chain's codec tag but does not decode raises
+    :class:`ChainDecodeError`: a checker that skipped it would accept the trace vacuously.
+    """
     try:
-        value = decode_value(data_bytes(logged))
-    except Exception:
+        data = data_bytes(logged)
+    except ValueError:
         return None
+    if CHAIN_TAG not in data:
+        return None
+    try:
+        value = decode_value(data)
+    except DecodeError as e:
+        raise ChainDecodeError(f"a register value tagged {CHAIN_TAG.decode()} does not decode: {e}") from None
     segments = getattr(value, "segments", None)
     if segments is None:
-        return None
+        return None  # the tag's bytes inside some other value (e.g. a logged entry)
     out = []
     for seg in segments:
         try:
             config = decode_value(seg.params)
-        except Exception:
-            config = None
+        except DecodeError as e:
+            raise ChainDecodeError(f"segment at {seg.start}: its {seg.kind} loglet config does not decode: {e}") from None
         loglet = getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}"
         out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ()))))
     return tuple(out)
@@ -112,6 +136,8 @@ class VirtualLogChecker(Checker):
         self.used: dict[str, int] = {}  # loglet -> first version whose chain names it
         self.installs = 0
         self.unlinked = 0  # versions revealed without their predecessor (no successor check)
+        self.chain_values = 0  # register values decoded as chains
+        self._revealed: tuple[int, Chain] | None = None
 
     def observe(self, event: dict[str, Any]) -> None:
         role, name = event.get("role"), event.get("event")
@@ -131,18 +157,42 @@ class VirtualLogChecker(Checker):
 
     # ------------------------------------------------------------------ register
 
+    def step(self, index: int, event: dict[str, Any]) -> str | None:
+        """As :meth:`Checker.step`, but a register event is a step only when it reveals a
+        chain: the values of other registers are not the VirtualLog's (no step counted)."""
+        key = (event.get("role"), event.get("event"))
+        if key in (("metastore", "Chosen"), ("metastore", "ReadDone")):
+            self.index, self.event, self.action = index, event, self.ACTIONS[key]  # type: ignore[index]
+            self._revealed = self.revealed(event)
+            if self._revealed is None:
+                self.observe(event)
+                return None
+        return super().step(index, event)
+
+    def revealed(self, e: dict[str, Any]) -> tuple[int, Chain] | None:
+        """``(v, hist[v])`` if the event shows a chain: a Chosen instance v or a read of
+        version v; a chain that cannot be decoded is a violation, never skipped."""
+        if e["event"] == "Chosen":
+            value = e.get("value")
+            version, logged = int(e["instance"]), value.get("data") if isinstance(value, dict) else None
+        else:
+            version, logged = int(e["version"]), e.get("value")
+        if version <= 0 or logged is None:
+            return None
+        try:
+            chain = decode_chain(logged)
+        except ChainDecodeError as error:
+            self.require(False, str(error))
+        self.chain_values += chain is not None
+        return None if chain is None else (version, chain)
+
     def RevealChosen(self, e: dict[str, Any]) -> None:
-        value = e["value"]
-        self.reveal(int(e["instance"]), value.get("data") if isinstance(value, dict) else None)
+        self.reveal(*self._revealed)
 
     def RevealRead(self, e: dict[str, Any]) -> None:
-        if int(e["version"]) > 0:
-            self.reveal(int(e["version"]), e["value"])
+        self.reveal(*self._revealed)
 
-    def reveal(self, v: int, logged: Any) -> None:
-        chain = decode_chain(logged) if logged is not None else None
-        if chain is None:
-            return
+    def reveal(self, v: int, chain: Chain) -> None:
         if v in self.hist:
             self.require(self.hist[v] == chain, f"two chains for version {v} (OneChainPerVersion)")
             return
@@ -236,3 +286,14 @@ class VirtualLogChecker(Checker):
             loglet, lpos = self.acked[p]
             ok = any(s.covers(p) and s.loglet == loglet and p == s.start + lpos for s in ch)
             self.require(ok, f"acknowledged entry at {p} (loglet {loglet}, position {lpos}) is not in place in the chain of version {v} (AckedInPlace)")
+
+    def finish(self) -> None:
+        """A trace with acknowledged appends but no chain at all would be checked vacuously
+        (AckedInPlace needs a chain): refuse it rather than accept it."""
+        super().finish()
+        appends = self.steps.get("AppendEntry", 0)
+        self.require(
+            appends == 0 or bool(self.hist),
+            f"{appends} acknowledged appends but no chain revealed (no metastore Chosen/ReadDone of the chain register): "
+            "nothing to check them against -- give every node's and client's trace file",
+        )
