@@ -7,7 +7,9 @@ A :class:`Node` owns one transport address and hosts *roles*. Each role is a pur
    totally ordered stream of inputs;
 2. hands each input to the core and collects the effects it returns;
 3. carries them out: all :class:`Persist` writes of the batch in one synced storage
-   transaction first (group commit), then sends, replies, timers and trace events in order.
+   transaction first (group commit), then sends, replies, timers and trace events in order
+   (the few events an operator cares about, such as a seal, also become a line in the
+   node's log: ``delos_ref/logs.py``).
 
 A timer set with zero delay ("as soon as the inputs already here are handled") does not go
 through the timer task: the runner fires it itself, in the next batch, after the inputs
@@ -25,6 +27,7 @@ protocol code cannot tell the difference.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from typing import Any, Callable
@@ -43,6 +46,7 @@ from delos_ref.effects import (
     SetTimer,
     TimerFired,
 )
+from delos_ref.logs import log_event
 from delos_ref.rpc import Router, RpcEndpoint
 from delos_ref.storage import Storage
 from delos_ref.trace import NullSink, TraceSink
@@ -53,6 +57,8 @@ DEFAULT_INBOX = 4096
 DEFAULT_MAX_BATCH = 512
 # A runner that fires zero-delay timers back to back yields once per this many steps.
 IMMEDIATE_STEPS_PER_YIELD = 16
+
+_log = logging.getLogger(__name__)
 
 
 def seeded_rng(*path: object) -> random.Random:
@@ -218,6 +224,7 @@ class RoleRunner:
                 self.timers.cancel(effect.name)
             elif kind is Emit:
                 self.node.trace.emit(self.node.node_id, self.name, effect.event, **effect.fields)
+                log_event(_log, self.name, effect.event, effect.fields)  # the meaningful few: node.log
             elif kind is Persist:
                 pass  # already written with the batch
             elif kind in self._extra:
