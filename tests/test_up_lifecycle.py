@@ -1,0 +1,153 @@
+"""``delos-ref up`` from start to stop (issue 17, items 6, 7, 10): a foreground ``up`` follows
+the pids ``restart`` gives its nodes and stops them all on Ctrl-C or SIGHUP; a failed ``up``
+leaves nothing behind; ``--base-port`` moves a stale cluster.
+
+The foreground ``up`` runs as a real process in its own session (as a terminal would run it),
+and gets its signals from the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from delos_ref import cluster
+from tests.cluster_fixture import CLI, cli, free_base_port
+
+pytestmark = pytest.mark.cluster
+
+
+def _foreground_up(d: Path, base: int) -> subprocess.Popen:
+    """``up`` in the foreground in its own session, once its cluster accepts appends."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # see test_cli_ops: a child of `make test &`
+    try:
+        proc = subprocess.Popen([*CLI, "up", "--dir", str(d), "--base-port", str(base)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if cluster.config_path(d).exists() and cli("tail", "--dir", str(d), "--json").returncode == 0:
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError(f"up exited early: {proc.communicate()}")
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the foreground cluster never accepted appends")
+
+
+def _stop(proc: subprocess.Popen, sig: int, d: Path) -> tuple[str, str]:
+    try:
+        proc.send_signal(sig)
+        return proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if cluster.config_path(d).exists():
+            cli("down", "--dir", str(d))
+
+
+def test_foreground_up_follows_a_restarted_node_and_ctrl_c_stops_it_too(tmp_path):
+    d = tmp_path / "c"
+    proc = _foreground_up(d, free_base_port(3, "tcp"))
+    restarted = cli("restart", "n2", "--dir", str(d), "--json")
+    assert restarted.returncode == 0, restarted.stderr
+    new_pid = json.loads(restarted.stdout)["pid"]
+    time.sleep(2.5)  # at least two refreshes of the dashboard after the restart
+    pids = [n.pid for n in cluster.load(d).nodes]
+    assert new_pid in pids
+    stdout, stderr = _stop(proc, signal.SIGINT, d)
+    assert proc.returncode == 0, stderr
+    assert "stopped 3 node(s)" in stderr
+    assert not cluster.pid_alive(new_pid), "Ctrl-C stops the restarted node too"
+    assert not any(cluster.pid_alive(p) for p in pids)
+    last_frame = stdout[stdout.rfind("nodes"):]
+    row = next(line for line in last_frame.splitlines() if line.strip().startswith("n2 "))
+    assert str(new_pid) in row and "running" in row and "dead" not in row, row
+
+
+def test_sighup_stops_a_foreground_up_and_every_node(tmp_path):
+    d = tmp_path / "c"
+    proc = _foreground_up(d, free_base_port(3, "tcp"))
+    pids = [n.pid for n in cluster.load(d).nodes]
+    _, stderr = _stop(proc, signal.SIGHUP, d)
+    assert proc.returncode == 0, (proc.returncode, stderr)
+    assert "stopped 3 node(s)" in stderr
+    assert not any(cluster.pid_alive(p) for p in pids), "closing the terminal stops the cluster"
+
+
+def test_sigterm_stops_a_foreground_up_and_every_node(tmp_path):
+    d = tmp_path / "c"
+    proc = _foreground_up(d, free_base_port(3, "tcp"))
+    pids = [n.pid for n in cluster.load(d).nodes]
+    _, stderr = _stop(proc, signal.SIGTERM, d)
+    assert proc.returncode == 0, (proc.returncode, stderr)
+    assert not any(cluster.pid_alive(p) for p in pids)
+
+
+def test_a_failed_up_leaves_no_directory_behind(tmp_path):
+    base = free_base_port(3, "tcp")
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", base + 1))
+        holder.listen()
+        result = cli("up", "--detach", "--dir", str(tmp_path / "new"), "--base-port", str(base))
+        assert result.returncode == 1 and "port in use" in result.stderr and f"127.0.0.1:{base + 1}" in result.stderr
+        assert "choose another --base-port" in result.stderr
+        assert not (tmp_path / "new").exists(), "a failed up removes the directory it made"
+        (tmp_path / "empty").mkdir()
+        assert cli("up", "--detach", "--dir", str(tmp_path / "empty"), "--base-port", str(base)).returncode == 1
+        assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir()), "an existing empty directory is left empty"
+
+
+def test_a_node_that_cannot_start_fails_up_with_its_cause_and_up_stops_the_others(tmp_path):
+    """A node that dies during start-up (here: another process holds its data directory)
+    fails ``up`` with the node's own words; ``up`` stops the nodes it started, and keeps a
+    stale cluster's data."""
+    import fcntl
+
+    d = tmp_path / "c"
+    cli("up", "--detach", "--dir", str(d), "--base-port", str(free_base_port(3, "tcp")), check=True, timeout=90)
+    cli("down", "--dir", str(d), check=True)
+    with open(d / "n2" / "NODE.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli("up", "--detach", "--dir", str(d), timeout=90)
+    assert result.returncode == 1, result.stderr
+    assert "node n2 exited during start-up" in result.stderr and "is in use by" in result.stderr, result.stderr
+    assert not cluster.live_nodes(cluster.load(d)), "up stopped the nodes it had started"
+    assert (d / "n1" / "paxos").is_dir(), "a stale cluster's data is kept"
+
+
+def test_up_on_a_stale_directory_honours_base_port(tmp_path):
+    d = tmp_path / "c"
+    first = free_base_port(3, "tcp")
+    cli("up", "--detach", "--dir", str(d), "--base-port", str(first), check=True, timeout=90)
+    try:
+        cli("append", "kept", "--dir", str(d), check=True)
+    finally:
+        cli("down", "--dir", str(d), check=True)
+    with socket.socket() as holder:  # the old ports are taken now
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", first))
+        holder.listen()
+        refused = cli("up", "--detach", "--dir", str(d))
+        assert refused.returncode == 1 and "pass --base-port to move this cluster" in refused.stderr
+        assert cluster.config_path(d).exists(), "a stale cluster's data is never removed"
+        second = next(b for b in range(first + 100, 32000, 7) if all(cluster.port_free("127.0.0.1", b + i, "tcp") for i in range(3)))
+        moved = cli("up", "--detach", "--dir", str(d), "--base-port", str(second), timeout=90)
+    try:
+        assert moved.returncode == 0, moved.stderr
+        assert [n.port for n in cluster.load(d).nodes] == [second, second + 1, second + 2]
+        read = cli("read", "--dir", str(d), "--json")
+        assert json.loads(read.stdout)["entries"] == [{"position": 0, "data": "kept"}]
+    finally:
+        cli("down", "--dir", str(d))
+    assert not any(cluster.pid_alive(n.pid) for n in cluster.load(d).nodes)
