@@ -486,25 +486,36 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json")
+@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
+    bench_dir: Optional[Path] = typer.Option(None, "--dir", help="Run the benchmark's cluster in this directory (a fresh cluster; its data and node logs stay after the run). Default: a temporary directory, removed afterwards."),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help="The benchmark cluster's node i listens on base-port + i - 1 (must be free). Default: the first free ports from 8101."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Measure speed: p50/p99 and throughput next to a baseline measured in the same run."""
+    """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
+
+    Benchmarks on a real cluster (metastore, append, virtuallog, kv) start their own, in
+    --dir on --base-port if given."""
     import trio
     from rich.progress import Progress
 
-    from delos_ref.bench import BadBenchArgument, get_bench
+    from delos_ref.bench import BadBenchArgument, BenchError, Placement, get_bench
 
     try:
         run = get_bench(name)
         if seconds <= 0:
             raise BadBenchArgument("--seconds must be positive")
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds}
+        if base_port is not None:
+            try:
+                cluster.check_base_port(base_port, 1)
+            except cluster.ClusterError as e:
+                raise BadBenchArgument(str(e)) from None
+        placement = Placement(bench_dir, base_port)
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement}
         if as_json:
             result = trio.run(lambda: run(progress=None, **options))
         else:
@@ -513,6 +524,11 @@ def bench(
                 result = trio.run(lambda: run(progress=lambda f: progress.update(task, completed=f), **options))
     except BadBenchArgument as e:
         raise fail(str(e), 2)
+    except BaseException as e:
+        known = sole_error(e, (BenchError,))
+        if known is None:
+            raise
+        raise fail(str(known)) from None
     if as_json:
         print_json(result)
     else:
