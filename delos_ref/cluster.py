@@ -2,12 +2,13 @@
 
 ``delos-ref up`` writes ``DIR/cluster.json``::
 
-    {"format": 1, "cluster_id": "...", "transport": "tcp", "secret": "<hex>",
+    {"format": 1, "cluster_id": "...", "transport": "tcp", "secret": "<hex>", "log_level": "info",
      "nodes": [{"id": "n1", "host": "127.0.0.1", "port": 7101, "pid": 4242,
                 "roles": ["acceptor", "logserver", "sequencer"]}, ...]}
 
 and starts one ``delos-ref node`` process per node, each with its data under ``DIR/<id>/``
-(LMDB environments, ``node.log``, ``trace.ndjson`` when tracing is on). The file is created
+(LMDB environments, ``node.log``, ``exit.json`` -- how its last run ended --, a ``ballast``
+of reserved space, and ``trace.ndjson`` when tracing is on; see ``delos_ref/logs.py``). The file is created
 with mode 0600 because it holds the cluster secret that authenticates every frame.
 
 **Roles.** A node's ``roles`` say which protocol roles it hosts (every node also answers
@@ -22,8 +23,10 @@ means every role.
 
 **Process control.** :func:`kill_node` (SIGKILL), :func:`pause_node` / :func:`resume_node`
 (SIGSTOP / SIGCONT), :func:`restart_node` (stop, then a new process on the same data) act on
-one node's process and keep ``cluster.json``'s pids current; :func:`log_tail` reads its
-``node.log``.
+one node's process and keep ``cluster.json``'s pids current (whoever stops the cluster
+must read them again: ``up`` in the foreground does); :func:`log_tail` reads its
+``node.log``; :func:`process_state` adds the cause from ``exit.json`` for a node that stopped
+on an error (``exited: disk full``).
 
 A directory is *live* if any of its pids is a running ``delos-ref node`` process, *stale* if
 none is (the processes died or the machine rebooted): ``up`` refuses the first and recovers

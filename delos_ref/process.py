@@ -2,7 +2,9 @@
 
 * :func:`run_node` is the body of ``delos-ref node``: it reads ``DIR/cluster.json``, takes an
   exclusive lock on ``DIR/<id>/`` (a second process on the same data dir is refused), binds
-  the node's address, and hosts its roles until SIGTERM/SIGINT.
+  the node's address, and hosts its roles until SIGTERM/SIGINT -- or until an error such as
+  a full disk ends it. It logs each step (``delos_ref/logs.py``: start, recovery, roles,
+  stop, the fatal cause) and keeps ``exit.json`` saying how the run ended.
 * :func:`open_client` gives the CLI (or any script) a node id of its own (``cli-<hex>``), a
   transport with no listening socket for TCP (replies come back on the connection it opened)
   or an ephemeral port for UDP, and an RPC endpoint.
