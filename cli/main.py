@@ -126,7 +126,7 @@ def _undone_on_failure(directory: Path, cfg: cluster.ClusterConfig, recovered: b
         stopped = cluster.stop_nodes(cfg)
         if not recovered:
             _remove_new_cluster(directory, existed)
-        if isinstance(e, KeyboardInterrupt):
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, BaseExceptionGroup) and e.subgroup(KeyboardInterrupt) is not None):
             raise fail(f"interrupted while starting the cluster in {directory}: stopped {len(stopped)} node(s)" + ("" if recovered else ", removed the new cluster")) from None
         raise
 

@@ -151,3 +151,47 @@ def test_up_on_a_stale_directory_honours_base_port(tmp_path):
     finally:
         cli("down", "--dir", str(d))
     assert not any(cluster.pid_alive(n.pid) for n in cluster.load(d).nodes)
+
+
+def test_sighup_while_up_is_still_starting_stops_the_nodes_and_removes_the_new_cluster(tmp_path):
+    """The terminal closes before the cluster is ready (here n3 is paused, so ``up`` waits
+    for it): ``up`` stops every node it started, n3 included, and removes the new directory."""
+    d = tmp_path / "c"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([*CLI, "up", "--dir", str(d), "--base-port", str(free_base_port(3, "tcp")), "--ready-timeout", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 30
+        pids: list[int] = []
+        while time.monotonic() < deadline and not pids:
+            try:
+                pids = [n.pid for n in cluster.load(d).nodes if n.pid]
+            except cluster.ClusterError:
+                pass  # not written yet (or half-written: it is replaced atomically)
+            if len(pids) < 3:
+                pids = []
+                time.sleep(0.01)
+        assert len(pids) == 3, "up never recorded its nodes' pids"
+        os.kill(pids[2], signal.SIGSTOP)  # n3 cannot answer: up keeps waiting for it
+        time.sleep(1.0)
+        assert proc.poll() is None, "up is still starting"
+        proc.send_signal(signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        assert proc.returncode == 1 and "interrupted while starting" in stderr, (proc.returncode, stderr)
+        deadline = time.monotonic() + 10
+        while any(cluster.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(cluster.pid_alive(p) for p in pids), "every node started is stopped, the paused one too"
+        assert not d.exists(), "the new cluster's directory is removed"
+    finally:
+        for pid in pids:  # whatever happened, leave no process behind
+            if cluster.pid_is_node(pid, f"n{pids.index(pid) + 1}"):
+                os.kill(pid, signal.SIGKILL)
