@@ -302,3 +302,61 @@ def test_a_full_disk_stops_nodes_with_the_cause_in_their_log_and_status(tmp_path
             assert "exited: disk full" in cli("status", "--dir", str(d), "--timeout", "0.5").stdout
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# --------------------------------------------------------------- the transports' reports
+
+
+async def _rejections(open_transport, send_bad) -> list[tuple[str, str, str]]:
+    """What ``on_rejected`` hears while a transport of node ``n1`` is sent ``send_bad(addr)``."""
+    from transports.base import PeerAddress
+    from transports.codec import FrameCodec
+
+    seen: list[tuple[str, str, str]] = []
+    async with open_transport("n1", bind=PeerAddress("127.0.0.1", 0), peers={}, codec=FrameCodec(secret=b"k" * 32)) as t:
+        t.on_rejected = lambda *report: seen.append(report)
+        await trio.to_thread.run_sync(send_bad, t.address)
+        with trio.move_on_after(2):
+            while len(seen) < 2:
+                with trio.move_on_after(0.05):
+                    await t.receive()
+    return seen
+
+
+def _frames_with_another_secret() -> tuple[bytes, bytes]:
+    from delos_ref.ping import Ping
+    from transports.codec import KIND_ONEWAY, Envelope, FrameCodec
+
+    forged = FrameCodec(secret=b"x" * 32).encode(Envelope("n9", "n1", KIND_ONEWAY, 0, Ping()))
+    return b"\x00garbage" * 8, forged
+
+
+async def test_udp_reports_each_rejected_datagram_with_its_sender_and_kind():
+    from transports.udp import open_udp_transport
+
+    garbage, forged = _frames_with_another_secret()
+
+    def send(addr) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(garbage, (addr.host, addr.port))
+            s.sendto(forged, (addr.host, addr.port))
+
+    seen = await _rejections(open_udp_transport, send)
+    assert [kind for _, kind, _ in seen] == ["malformed", "bad MAC"], seen
+    assert all(peer.startswith("127.0.0.1:") for peer, _, _ in seen)
+
+
+async def test_tcp_reports_a_connection_that_opens_with_garbage_or_a_forged_frame():
+    from transports.tcp import open_tcp_transport
+
+    garbage, forged = _frames_with_another_secret()
+
+    def send(addr) -> None:
+        for data in (garbage, forged):
+            with socket.create_connection((addr.host, addr.port)) as s:
+                s.sendall(data)
+                time.sleep(0.1)
+
+    seen = await _rejections(open_tcp_transport, send)
+    assert sorted(kind for _, kind, _ in seen) == ["bad MAC", "malformed"], seen
+    assert all(peer.startswith("127.0.0.1:") for peer, _, _ in seen)
