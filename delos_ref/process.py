@@ -20,6 +20,7 @@ composition lives.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -263,6 +264,8 @@ def _fatal_cause(e: BaseException) -> tuple[str | None, str]:
         return None, ""
     if isinstance(found, StorageFull):
         return "exited: disk full", str(found)  # "disk full: <store>: <error>"
+    if isinstance(found, OSError) and found.errno == errno.ENOSPC:  # a trace file, a log...
+        return "exited: disk full", f"disk full: {found.filename or 'a file'}: {found.strerror}"
     if isinstance(found, NodeStartError):
         return "exited: cannot start", f"cannot start: {found}"
     if isinstance(found, StorageError):

@@ -360,3 +360,14 @@ async def test_tcp_reports_a_connection_that_opens_with_garbage_or_a_forged_fram
     seen = await _rejections(open_tcp_transport, send)
     assert sorted(kind for _, kind, _ in seen) == ["bad MAC", "malformed"], seen
     assert all(peer.startswith("127.0.0.1:") for peer, _, _ in seen)
+
+
+def test_a_full_disk_met_outside_lmdb_is_a_full_disk_too():
+    """A trace file (``up --trace``) that cannot grow ends the node as a full disk, not as
+    an unexplained error."""
+    from delos_ref.process import _fatal_cause
+
+    error = OSError(28, "No space left on device", "/d/n1/trace.ndjson")
+    state, cause = _fatal_cause(BaseExceptionGroup("node", [error]))
+    assert state == "exited: disk full" and cause == "disk full: /d/n1/trace.ndjson: No space left on device"
+    assert _fatal_cause(KeyboardInterrupt())[0] is None, "Ctrl-C is not a fatal error"
