@@ -100,6 +100,18 @@ def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int | N
     return cluster.new_config(nodes, transport, port, trace=trace, logservers=logservers, log_level=log_level or "info"), False
 
 
+def _refuse_new_cluster_options(ctx: typer.Context, directory: Path, cfg: cluster.ClusterConfig, **given: Any) -> None:
+    """A stale cluster restarts as it was: an option given on the command line that would
+    shape a *new* cluster differently (--nodes, --logservers, --transport) is an error
+    rather than silently ignored."""
+    core = [n for n in cfg.nodes if "acceptor" in n.hosted_roles]
+    has = {"nodes": len(core), "logservers": len(cfg.nodes) - len(core), "transport": cfg.transport}
+    differ = [name for name, value in given.items() if ctx.get_parameter_source(name).name != "DEFAULT" and value != has[name]]
+    if differ:
+        what = ", ".join(f"--{name.replace('_', '-')} {str(has[name]).lower()}" for name in differ)
+        raise fail(f"the stopped cluster in {directory} has {what}; {', '.join('--' + n for n in differ)} shape only a new cluster: drop them, or add --fresh to wipe this one", 2)
+
+
 def _start(directory: Path, cfg: cluster.ClusterConfig, recovered: bool) -> None:
     busy = [n for n in cfg.nodes if not cluster.port_free(n.host, n.port, cfg.transport)]
     if busy:
@@ -239,6 +251,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports"
 )
 def up(
+    ctx: typer.Context,
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes (n1..nN)."),
     logservers: int = typer.Option(0, "--logservers", help="Disaggregated layout: this many LogServer-only nodes (ls1..lsK); the core nodes then host the acceptors and sequencers. 0: every node hosts every role."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
@@ -268,6 +281,10 @@ def up(
         cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers, log_level)
     except cluster.ClusterError as e:
         raise fail(str(e))
+    if recovered:
+        _refuse_new_cluster_options(ctx, directory, cfg, nodes=nodes, logservers=logservers, transport=transport)
+        if ctx.get_parameter_source("trace").name != "DEFAULT":
+            cfg.trace = trace  # tracing may be turned on (or off) for a restart
     with _hangup_is_ctrl_c():
         with _undone_on_failure(directory, cfg, recovered):
             _start(directory, cfg, recovered)

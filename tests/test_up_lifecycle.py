@@ -195,3 +195,20 @@ def test_sighup_while_up_is_still_starting_stops_the_nodes_and_removes_the_new_c
         for pid in pids:  # whatever happened, leave no process behind
             if cluster.pid_is_node(pid, f"n{pids.index(pid) + 1}"):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_up_on_a_stale_directory_refuses_options_that_would_shape_another_cluster(tmp_path):
+    d = tmp_path / "c"
+    base = free_base_port(3, "tcp")
+    cli("up", "--detach", "--dir", str(d), "--base-port", str(base), check=True, timeout=90)
+    cli("down", "--dir", str(d), check=True)
+    result = cli("up", "--detach", "--dir", str(d), "--nodes", "5", "--transport", "udp")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"error: the stopped cluster in {d} has --nodes 3, --transport tcp; --nodes, --transport shape only a new "
+                                     "cluster: drop them, or add --fresh to wipe this one")
+    assert len(cluster.load(d).nodes) == 3 and not cluster.live_nodes(cluster.load(d))
+    same = cli("up", "--detach", "--dir", str(d), "--nodes", "3", "--transport", "tcp", timeout=90)  # what it has: fine
+    try:
+        assert same.returncode == 0 and "recovered stale cluster" in same.stderr, same.stderr
+    finally:
+        cli("down", "--dir", str(d))
