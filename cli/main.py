@@ -268,8 +268,10 @@ def up(
     SIGTERM or SIGHUP stops everything), or --detach for scripts.
 
     A directory whose nodes are running is refused; a stale one (its processes are gone) is
-    restarted with its data, unless --fresh. A start that fails stops what it started, and a
-    new cluster's directory is removed (the error quotes the failing node's last log line).
+    restarted with its data, unless --fresh (--nodes, --logservers and --transport given
+    for it must match what it has; --base-port moves it). A start that fails stops what it
+    started, and a new cluster's directory is removed (the error gives the failing node's
+    cause).
     """
     from delos_ref.process import initial_loglet
 
