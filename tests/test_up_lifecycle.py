@@ -212,3 +212,42 @@ def test_up_on_a_stale_directory_refuses_options_that_would_shape_another_cluste
         assert same.returncode == 0 and "recovered stale cluster" in same.stderr, same.stderr
     finally:
         cli("down", "--dir", str(d))
+
+
+def test_closing_the_terminal_of_a_foreground_up_stops_every_node(tmp_path):
+    """``up`` on a real (pseudo-)terminal; closing the terminal sends the kernel's SIGHUP, and
+    the dashboard's writes to the vanished terminal fail: every node is stopped all the same."""
+    import pty
+    import select
+
+    d = tmp_path / "c"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `up` with the pty as its controlling terminal
+        try:
+            os.execv(CLI[0], [*CLI, "up", "--dir", str(d), "--base-port", str(free_base_port(3, "tcp"))])
+        finally:
+            os._exit(127)
+    screen, pids = b"", []
+    try:
+        deadline = time.monotonic() + 60
+        while not (b"delos-ref: cluster up" in screen and b"running" in screen) and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                screen += os.read(fd, 65536)
+        assert b"delos-ref: cluster up" in screen, f"the dashboard never showed the cluster: {screen[-2000:]!r}"
+        pids = [n.pid for n in cluster.load(d).nodes]
+        os.close(fd)  # the terminal goes away
+        fd = -1
+        deadline = time.monotonic() + 40
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            assert time.monotonic() < deadline, "up did not end after its terminal closed"
+            time.sleep(0.1)
+        pid = 0
+        assert not any(cluster.pid_alive(p) for p in pids), "closing the terminal stops the cluster"
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        if cluster.config_path(d).exists():
+            cli("down", "--dir", str(d))
