@@ -83,12 +83,12 @@ def _nodes(report: dict[str, Any]) -> Table:
         info = stats.get(n["id"]) or {}
         seq = (info.get("roles") or {}).get("sequencer")
         process = n.get("process", "")
-        colour = {"running": "green", "paused": "yellow", "dead": "red"}.get(process, "white")
+        colour = {"running": "green", "paused": "yellow", "dead": "red"}.get(process, "red" if process.startswith("exited") else "white")
         row = [
             n["id"],
             n["address"],
             str(n["pid"] or "-"),
-            f"[{colour}]{process}[/]",
+            f"[{colour}]{escape(process)}[/]",
             "[green]yes[/]" if n["alive"] else "[red]no[/]",
             escape(" ".join(r for r in (n["roles"] or n.get("configured_roles", [])) if r != "ping")),
         ]
@@ -127,6 +127,16 @@ def _chain(report: dict[str, Any]) -> Table:
     return table
 
 
+def _current(directory: str, cfg: Any) -> Any:
+    """The cluster's config as ``cluster.json`` says now; ``cfg`` if it cannot be read."""
+    from delos_ref import cluster
+
+    try:
+        return cluster.load(directory)
+    except cluster.ClusterError:
+        return cfg
+
+
 async def run_live(console: Any, node: Any, directory: str, cfg: Any, *, title: str, footer: str, period_s: float = 1.0) -> None:
     """Redraw the dashboard every ``period_s`` until cancelled (``node``: a client node)."""
     import trio
@@ -137,7 +147,8 @@ async def run_live(console: Any, node: Any, directory: str, cfg: Any, *, title: 
     rate = Rate()
 
     async def frame() -> Group:
-        report = await ops.status_on(node, directory, cfg, timeout_s=min(period_s, 0.5), want_stats=True)
+        # cluster.json as it is now: `restart` from another shell gives a node a new pid.
+        report = await ops.status_on(node, directory, _current(directory, cfg), timeout_s=min(period_s, 0.5), want_stats=True)
         return render(report, title=title, rate=rate.update(trio.current_time(), report), footer=footer)
 
     with Live(await frame(), console=console, refresh_per_second=4, transient=False) as live:

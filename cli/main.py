@@ -11,10 +11,12 @@ line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad us
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.table import Table
@@ -34,19 +36,39 @@ app = typer.Typer(
 # --------------------------------------------------------------------------------- node
 
 
-@app.command(epilog="Example: delos-ref node --dir .delos-ref --id n1   (normally started by `delos-ref up`)")
+@app.command(epilog="Example: delos-ref node --dir .delos-ref --id n1 --log-level debug   (normally started by `delos-ref up`)")
 def node(
     directory: Path = DirOpt,
     node_id: str = typer.Option(..., "--id", help="This node's id in cluster.json."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error: the least important line written to DIR/<id>/node.log."),
 ) -> None:
-    """Run one node of the cluster in DIR (in the foreground, until SIGTERM or Ctrl-C)."""
+    """Run one node of the cluster in DIR (in the foreground, until SIGTERM or Ctrl-C),
+    logging to DIR/<id>/node.log; if it stops on an error (a full disk), the cause is the
+    last line of that log and `status` shows it."""
     import trio
 
-    from delos_ref.process import NodeStartError, run_node
+    from delos_ref import logs
+    from delos_ref.process import NodeExited, NodeStartError, run_node
     from delos_ref.storage import StorageError
 
     try:
+        logs.check_level(log_level)
+        cfg = cluster.load(directory)
+        cfg.node(node_id)
+    except ValueError as e:
+        raise fail(str(e), 2)
+    except cluster.ClusterError as e:
+        raise fail(str(e))
+    data_dir = cluster.node_dir(directory, node_id)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        logs.setup_node_logging(data_dir, node_id, log_level)
+    except OSError as e:
+        raise fail(f"cannot write the log in {data_dir}: {e.strerror or e}")
+    try:
         trio.run(run_node, str(directory), node_id)
+    except NodeExited:
+        raise typer.Exit(1)  # the cause is in node.log and exit.json already
     except (cluster.ClusterError, NodeStartError, StorageError) as e:
         raise fail(str(e))
     except KeyboardInterrupt:
@@ -56,8 +78,9 @@ def node(
 # ------------------------------------------------------------------------------ up/down
 
 
-def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int, trace: bool, fresh: bool, logservers: int) -> tuple[cluster.ClusterConfig, bool]:
-    """Refuse a live directory; recover a stale one; or make a new cluster config."""
+def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int | None, trace: bool, fresh: bool, logservers: int, log_level: str | None) -> tuple[cluster.ClusterConfig, bool]:
+    """Refuse a live directory; recover a stale one (moved to ``base_port`` if given); or
+    make a new cluster config (the directory itself is made by :func:`_start`)."""
     if cluster.config_path(directory).exists():
         cfg = cluster.load(directory)
         live = cluster.live_nodes(cfg)
@@ -65,24 +88,88 @@ def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int, tr
             ids = ", ".join(f"{n.id} (pid {n.pid})" for n in live)
             raise fail(f"a cluster is already running in {directory}: {ids}; stop it with `delos-ref down --dir {directory}`")
         if not fresh:
+            if base_port is not None:
+                cluster.move_ports(cfg, base_port)
+            if log_level is not None:
+                cfg.log_level = log_level.lower()
             return cfg, True
         shutil.rmtree(directory)
     elif directory.exists() and any(directory.iterdir()):
         raise fail(f"{directory} exists and is not a delos-ref cluster directory (no {cluster.CLUSTER_FILE}); choose another --dir")
-    cfg = cluster.new_config(nodes, transport, base_port, trace=trace, logservers=logservers)
-    directory.mkdir(parents=True, exist_ok=True)
-    return cfg, False
+    port = cluster.DEFAULT_BASE_PORT if base_port is None else base_port
+    return cluster.new_config(nodes, transport, port, trace=trace, logservers=logservers, log_level=log_level or "info"), False
 
 
-def _start(directory: Path, cfg: cluster.ClusterConfig) -> None:
+def _refuse_new_cluster_options(ctx: typer.Context, directory: Path, cfg: cluster.ClusterConfig, **given: Any) -> None:
+    """A stale cluster restarts as it was: an option given on the command line that would
+    shape a *new* cluster differently (--nodes, --logservers, --transport) is an error
+    rather than silently ignored."""
+    core = [n for n in cfg.nodes if "acceptor" in n.hosted_roles]
+    has = {"nodes": len(core), "logservers": len(cfg.nodes) - len(core), "transport": cfg.transport}
+    differ = [name for name, value in given.items() if ctx.get_parameter_source(name).name != "DEFAULT" and value != has[name]]
+    if differ:
+        what = ", ".join(f"--{name.replace('_', '-')} {str(has[name]).lower()}" for name in differ)
+        raise fail(f"the stopped cluster in {directory} has {what}; {', '.join('--' + n for n in differ)} shape only a new cluster: drop them, or add --fresh to wipe this one", 2)
+
+
+def _start(directory: Path, cfg: cluster.ClusterConfig, recovered: bool) -> None:
     busy = [n for n in cfg.nodes if not cluster.port_free(n.host, n.port, cfg.transport)]
     if busy:
         ports = ", ".join(f"{n.address}" for n in busy)
-        raise fail(f"port in use ({cfg.transport}): {ports}; choose another --base-port or stop what holds it")
+        hint = "pass --base-port to move this cluster to other ports" if recovered else "choose another --base-port"
+        raise fail(f"port in use ({cfg.transport}): {ports}; {hint} or stop what holds it")
+    directory.mkdir(parents=True, exist_ok=True)
     cluster.save(directory, cfg)
     for n in cfg.nodes:
-        n.pid = cluster.spawn_node(directory, n.id)
+        n.pid = cluster.spawn_node(directory, n.id, cfg.log_level)
     cluster.save(directory, cfg)
+
+
+@contextlib.contextmanager
+def _undone_on_failure(directory: Path, cfg: cluster.ClusterConfig, recovered: bool) -> Iterator[None]:
+    """If starting fails or is interrupted (Ctrl-C, SIGHUP, SIGTERM), stop every node started
+    so far, and remove what a new cluster left in ``directory`` -- no half-made cluster
+    remains that a later ``up`` would take for a stale one. A recovered cluster keeps its
+    data."""
+    existed = directory.exists()
+    try:
+        yield
+    except BaseException as e:
+        stopped = cluster.stop_nodes(cfg)
+        if not recovered:
+            _remove_new_cluster(directory, existed)
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, BaseExceptionGroup) and e.subgroup(KeyboardInterrupt) is not None):
+            raise fail(f"interrupted while starting the cluster in {directory}: stopped {len(stopped)} node(s)" + ("" if recovered else ", removed the new cluster")) from None
+        raise
+
+
+def _remove_new_cluster(directory: Path, existed: bool) -> None:
+    """Remove a new cluster's directory (only empty its contents if it existed before)."""
+    if not existed:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _hangup_is_ctrl_c() -> Iterator[None]:
+    """Make SIGHUP (the terminal closed) and SIGTERM do what Ctrl-C does: a SIGINT to this
+    process, which trio (inside ``trio.run``) or Python (outside) turns into
+    KeyboardInterrupt at a safe point."""
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -> None:
@@ -106,14 +193,25 @@ def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -
     dead = [n for n in cfg.nodes if not cluster.pid_alive(n.pid)]
     if dead:
         cluster.stop_nodes(cfg)
-        n = dead[0]
-        log = cluster.node_dir(directory, n.id) / "node.log"
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-        raise fail(f"node {n.id} exited during start-up: {tail[0] if tail else 'no output'} (see {log})")
-    missing = [k for k, v in answers.items() if v is None]
+        raise fail(f"node {dead[0].id} exited during start-up: {_last_words(directory, dead[0])}")
+    missing = [cfg.node(k) for k, v in answers.items() if v is None]
     if missing:
         cluster.stop_nodes(cfg)
-        raise fail(f"nodes {', '.join(missing)} did not answer within {timeout_s:g}s; see their node.log in {directory}")
+        raise fail(f"nodes {', '.join(n.id for n in missing)} did not answer within {timeout_s:g}s; {missing[0].id}'s log ends: {_last_words(directory, missing[0])}")
+
+
+def _last_words(directory: Path, node: cluster.NodeSpec) -> str:
+    """Why a node stopped: the cause in its exit record, else its log's last line."""
+    from delos_ref import logs
+
+    record = logs.read_exit_record(cluster.node_dir(directory, node.id))
+    if record is not None and record.get("pid") == node.pid and record.get("cause"):
+        return record["cause"]
+    try:
+        _, lines = cluster.log_tail(directory, node.id, 1)
+    except cluster.ClusterError:
+        return "no output"
+    return lines[-1] if lines else "no output"
 
 
 def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool) -> None:
@@ -149,68 +247,93 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
     "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
     "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n\n"
-    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)"
+    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n\n"
+    "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports"
 )
 def up(
+    ctx: typer.Context,
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes (n1..nN)."),
     logservers: int = typer.Option(0, "--logservers", help="Disaggregated layout: this many LogServer-only nodes (ls1..lsK); the core nodes then host the acceptors and sequencers. 0: every node hosts every role."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     directory: Path = DirOpt,
-    base_port: int = typer.Option(cluster.DEFAULT_BASE_PORT, "--base-port", help="Node i listens on base-port + i - 1 (127.0.0.1)."),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help=f"Node i listens on base-port + i - 1 (127.0.0.1); default {cluster.DEFAULT_BASE_PORT}. On a stale directory, moves its nodes to these ports (default: the ports it had)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet) or bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
     ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer."),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="The nodes' log level in DIR/<node>/node.log: debug, info (default), warning or error. Kept in cluster.json (`restart` uses it)."),
 ) -> None:
-    """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C
-    stops everything), or --detach for scripts.
+    """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C,
+    SIGTERM or SIGHUP stops everything), or --detach for scripts.
 
     A directory whose nodes are running is refused; a stale one (its processes are gone) is
-    restarted with its data, unless --fresh.
+    restarted with its data, unless --fresh (--nodes, --logservers and --transport given
+    for it must match what it has; --base-port moves it). A start that fails stops what it
+    started, and a new cluster's directory is removed (the error gives the failing node's
+    cause).
     """
     from delos_ref.process import initial_loglet
 
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
-            initial_loglet(cluster.new_config(nodes, transport, base_port, logservers=logservers), loglet)
+            initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet)
         except ValueError as e:
             raise fail(f"--loglet: {e}", 2)
-        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
-        _start(directory, cfg)
+        cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers, log_level)
     except cluster.ClusterError as e:
         raise fail(str(e))
-    _wait_ready(directory, cfg, ready_timeout_s)
-    _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
-    what = "recovered stale cluster" if recovered else "cluster up"
-    if detach:
-        err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")
-        return
-    _foreground(directory, cfg, what)
+    if recovered:
+        _refuse_new_cluster_options(ctx, directory, cfg, nodes=nodes, logservers=logservers, transport=transport)
+        if ctx.get_parameter_source("trace").name != "DEFAULT":
+            cfg.trace = trace  # tracing may be turned on (or off) for a restart
+    with _hangup_is_ctrl_c():
+        with _undone_on_failure(directory, cfg, recovered):
+            _start(directory, cfg, recovered)
+            _wait_ready(directory, cfg, ready_timeout_s)
+            _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
+        what = "recovered stale cluster" if recovered else "cluster up"
+        if detach:
+            err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")
+            return
+        _foreground(directory, cfg, what)
 
 
 def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
+    """The dashboard until Ctrl-C, SIGTERM or SIGHUP; then stop the nodes that
+    ``cluster.json`` names *now* (``restart`` gives a node a new pid)."""
     import trio
-
 
     footer = f"{directory}: Ctrl-C stops the cluster; from another shell: delos-ref append/read/kill/... --dir {directory}"
     try:
         trio.run(_watch_until_signal, directory, cfg, f"delos-ref: {what}", footer)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C while stopping
+    except BaseException as e:
+        if sole_error(e, (OSError,)) is None:  # the terminal went away (EIO): stop all the same
+            raise
     finally:
-        stopped = cluster.stop_nodes(cfg)
-        err.print(f"stopped {len(stopped)} node(s) in {directory}")
+        stopped = cluster.stop_nodes(_current(directory, cfg))
+        with contextlib.suppress(OSError):
+            err.print(f"stopped {len(stopped)} node(s) in {directory}")
+
+
+def _current(directory: Path, cfg: cluster.ClusterConfig) -> cluster.ClusterConfig:
+    """``cluster.json`` as it is now (its pids follow ``restart``); ``cfg`` if it is unreadable."""
+    try:
+        return cluster.load(directory)
+    except cluster.ClusterError:
+        return cfg
 
 
 async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title: str, footer: str) -> None:
-    """The live dashboard until Ctrl-C (SIGINT) or SIGTERM, which end it cleanly."""
+    """The live dashboard until Ctrl-C (SIGINT), SIGTERM or SIGHUP, which end it cleanly."""
     import trio
 
     from cli import dashboard
     from delos_ref.process import open_client
 
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with open_client(cfg, "watch") as client, trio.open_nursery() as nursery:
 
             async def stop_on_signal() -> None:
@@ -382,26 +505,37 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json")
+@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
     trace: bool = typer.Option(False, "--trace", help="bench append: start its cluster with up --trace (what writing the nodes' traces costs)."),
+    bench_dir: Optional[Path] = typer.Option(None, "--dir", help="Run the benchmark's cluster in this directory (a fresh cluster; its data and node logs stay after the run). Default: a temporary directory, removed afterwards."),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help="The benchmark cluster's node i listens on base-port + i - 1 (must be free). Default: the first free ports from 8101."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Measure speed: p50/p99 and throughput next to a baseline measured in the same run."""
+    """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
+
+    Benchmarks on a real cluster (metastore, append, virtuallog, kv) start their own, in
+    --dir on --base-port if given."""
     import trio
     from rich.progress import Progress
 
-    from delos_ref.bench import BadBenchArgument, get_bench
+    from delos_ref.bench import BadBenchArgument, BenchError, Placement, get_bench
 
     try:
         run = get_bench(name)
         if seconds <= 0:
             raise BadBenchArgument("--seconds must be positive")
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds, **({"trace": True} if trace else {})}
+        if base_port is not None:
+            try:
+                cluster.check_base_port(base_port, 1)
+            except cluster.ClusterError as e:
+                raise BadBenchArgument(str(e)) from None
+        placement = Placement(bench_dir, base_port)
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, **({"trace": True} if trace else {})}
         if as_json:
             result = trio.run(lambda: run(progress=None, **options))
         else:
@@ -410,6 +544,11 @@ def bench(
                 result = trio.run(lambda: run(progress=lambda f: progress.update(task, completed=f), **options))
     except BadBenchArgument as e:
         raise fail(str(e), 2)
+    except BaseException as e:
+        known = sole_error(e, (BenchError,))
+        if known is None:
+            raise
+        raise fail(str(known)) from None
     if as_json:
         print_json(result)
     else:

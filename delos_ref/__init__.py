@@ -7,9 +7,15 @@ cluster (see :mod:`delos_ref.db`)::
         await table.put("k", "v")
 """
 
+import logging
 from typing import Any
 
 __all__ = ["connect"]
+
+# A library logs; the program decides where it goes (``delos-ref node`` writes node.log, see
+# delos_ref/logs.py). Without this, Python would print warnings -- a reconfiguration in a
+# simulation -- to stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

@@ -2,12 +2,13 @@
 
 ``delos-ref up`` writes ``DIR/cluster.json``::
 
-    {"format": 1, "cluster_id": "...", "transport": "tcp", "secret": "<hex>",
+    {"format": 1, "cluster_id": "...", "transport": "tcp", "secret": "<hex>", "log_level": "info",
      "nodes": [{"id": "n1", "host": "127.0.0.1", "port": 7101, "pid": 4242,
                 "roles": ["acceptor", "logserver", "sequencer"]}, ...]}
 
 and starts one ``delos-ref node`` process per node, each with its data under ``DIR/<id>/``
-(LMDB environments, ``node.log``, ``trace.ndjson`` when tracing is on). The file is created
+(LMDB environments, ``node.log``, ``exit.json`` -- how its last run ended --, a ``ballast``
+of reserved space, and ``trace.ndjson`` when tracing is on; see ``delos_ref/logs.py``). The file is created
 with mode 0600 because it holds the cluster secret that authenticates every frame.
 
 **Roles.** A node's ``roles`` say which protocol roles it hosts (every node also answers
@@ -22,8 +23,10 @@ means every role.
 
 **Process control.** :func:`kill_node` (SIGKILL), :func:`pause_node` / :func:`resume_node`
 (SIGSTOP / SIGCONT), :func:`restart_node` (stop, then a new process on the same data) act on
-one node's process and keep ``cluster.json``'s pids current; :func:`log_tail` reads its
-``node.log``.
+one node's process and keep ``cluster.json``'s pids current (whoever stops the cluster
+must read them again: ``up`` in the foreground does); :func:`log_tail` reads its
+``node.log``; :func:`process_state` adds the cause from ``exit.json`` for a node that stopped
+on an error (``exited: disk full``).
 
 A directory is *live* if any of its pids is a running ``delos-ref node`` process, *stale* if
 none is (the processes died or the machine rebooted): ``up`` refuses the first and recovers
@@ -42,6 +45,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from delos_ref import logs
 
 CLUSTER_FILE = "cluster.json"
 FORMAT = 1
@@ -86,6 +91,8 @@ class ClusterConfig:
     nodes: list[NodeSpec]
     trace: bool = False
     format: int = FORMAT
+    #: The nodes' ``--log-level`` (``up --log-level``; ``restart`` keeps it).
+    log_level: str = "info"
 
     @property
     def secret_bytes(self) -> bytes:
@@ -115,8 +122,9 @@ class ClusterConfig:
             if raw.get("format") != FORMAT:
                 raise ClusterError(f"{where} has format {raw.get('format')!r}; this delos-ref reads format {FORMAT}")
             nodes = [NodeSpec(n["id"], n["host"], int(n["port"]), n.get("pid"), list(n.get("roles", []))) for n in raw["nodes"]]
-            cfg = cls(raw["cluster_id"], raw["transport"], raw["secret"], nodes, bool(raw.get("trace", False)))
+            cfg = cls(raw["cluster_id"], raw["transport"], raw["secret"], nodes, bool(raw.get("trace", False)), log_level=str(raw.get("log_level", "info")))
             bytes.fromhex(cfg.secret)
+            logs.check_level(cfg.log_level)
         except ClusterError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -133,7 +141,7 @@ class ClusterConfig:
         return cfg
 
 
-def new_config(n_nodes: int, transport: str, base_port: int, host: str = "127.0.0.1", trace: bool = False, logservers: int = 0) -> ClusterConfig:
+def new_config(n_nodes: int, transport: str, base_port: int, host: str = "127.0.0.1", trace: bool = False, logservers: int = 0, log_level: str = "info") -> ClusterConfig:
     """A new cluster: ``n_nodes`` nodes ``n1..`` on consecutive ports from ``base_port``; with
     ``logservers > 0`` the disaggregated layout, whose LogServer-only nodes ``ls1..`` follow."""
     if not 1 <= n_nodes <= 15:
@@ -142,13 +150,33 @@ def new_config(n_nodes: int, transport: str, base_port: int, host: str = "127.0.
         raise ClusterError(f"--logservers must be between 0 and 15 (got {logservers})")
     if transport not in TRANSPORTS:
         raise ClusterError(f"--transport must be one of {', '.join(TRANSPORTS)} (got {transport!r})")
+    try:
+        logs.check_level(log_level)
+    except ValueError as e:
+        raise ClusterError(str(e)) from None
     total = n_nodes + logservers
-    if not 1024 <= base_port <= 65535 - total:
-        raise ClusterError(f"--base-port must leave room for {total} ports below 65536 (got {base_port})")
+    check_base_port(base_port, total)
     core_roles = list(CORE_ROLES if logservers else NODE_ROLES)
     nodes = [NodeSpec(f"n{i + 1}", host, base_port + i, roles=list(core_roles)) for i in range(n_nodes)]
     nodes += [NodeSpec(f"ls{i + 1}", host, base_port + n_nodes + i, roles=list(LOGSERVER_ROLES)) for i in range(logservers)]
-    return ClusterConfig(secrets.token_hex(8), transport, secrets.token_hex(32), nodes, trace)
+    return ClusterConfig(secrets.token_hex(8), transport, secrets.token_hex(32), nodes, trace, log_level=log_level.lower())
+
+
+def check_base_port(base_port: int, total: int) -> None:
+    if not 1024 <= base_port <= 65535 - total:
+        raise ClusterError(f"--base-port must leave room for {total} ports below 65536 (got {base_port})")
+
+
+def move_ports(cfg: ClusterConfig, base_port: int) -> bool:
+    """Give the nodes consecutive ports from ``base_port`` (in cluster order), as ``up
+    --base-port`` does for a stale directory; True if any address changed. Only addresses
+    move: the chain names nodes by id, and each node's data stays where it is."""
+    check_base_port(base_port, len(cfg.nodes))
+    changed = False
+    for i, n in enumerate(cfg.nodes):
+        changed |= n.port != base_port + i
+        n.port = base_port + i
+    return changed
 
 
 # ------------------------------------------------------------------------ the directory
@@ -233,13 +261,14 @@ def port_free(host: str, port: int, transport: str) -> bool:
     return True
 
 
-def spawn_node(directory: str | os.PathLike, node_id: str) -> int:
+def spawn_node(directory: str | os.PathLike, node_id: str, log_level: str = "info") -> int:
     """Start ``delos-ref node`` for ``node_id`` in its own session (Ctrl-C in the terminal
-    reaches only ``up``, which then stops the nodes in order); output goes to node.log."""
+    reaches only ``up``, which then stops the nodes in order). The node writes its own log
+    lines to node.log; its stdout and stderr go there too (a crash's last words)."""
     nd = node_dir(directory, node_id)
     nd.mkdir(parents=True, exist_ok=True)
-    log = open(nd / "node.log", "ab")
-    cmd = [sys.executable, "-m", "cli.main", "node", "--dir", str(directory), "--id", node_id]
+    log = open(nd / logs.LOG_FILE, "ab")
+    cmd = [sys.executable, "-m", "cli.main", "node", "--dir", str(directory), "--id", node_id, "--log-level", log_level]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return proc.pid
@@ -307,9 +336,14 @@ def _running(cfg: ClusterConfig, node_id: str, verb: str) -> NodeSpec:
     return node
 
 
-def process_state(node: NodeSpec) -> str:
-    """``running``, ``paused`` (SIGSTOPped) or ``dead``."""
+def process_state(node: NodeSpec, directory: str | os.PathLike | None = None) -> str:
+    """``running``, ``paused`` (SIGSTOPped), ``dead``, or -- for a node that stopped and said
+    why in its exit record (``delos_ref/logs.py``; needs ``directory``) -- ``exited: <why>``
+    such as ``exited: disk full``, or ``stopped``."""
     if not pid_is_node(node.pid, node.id):
+        record = logs.read_exit_record(node_dir(directory, node.id)) if directory is not None else None
+        if record is not None and record.get("pid") == node.pid and record["state"] != "running":
+            return record["state"]
         return "dead"
     try:
         with open(f"/proc/{node.pid}/stat") as fp:
@@ -361,14 +395,14 @@ def restart_node(directory: str | os.PathLike, cfg: ClusterConfig, node_id: str)
         time.sleep(0.1)
     if not port_free(node.host, node.port, cfg.transport):
         raise ClusterError(f"cannot restart {node_id}: port {node.address} ({cfg.transport}) is in use by another process")
-    node.pid = spawn_node(directory, node.id)
+    node.pid = spawn_node(directory, node.id, cfg.log_level)
     save(directory, cfg)
     return node
 
 
 def log_tail(directory: str | os.PathLike, node_id: str, lines: int) -> tuple[Path, list[str]]:
     """The last ``lines`` lines of a node's ``node.log`` (all of them if ``lines`` <= 0)."""
-    path = node_dir(directory, node_id) / "node.log"
+    path = node_dir(directory, node_id) / logs.LOG_FILE
     if not path.exists():
         raise ClusterError(f"{node_id} has no log yet ({path} is missing)")
     text = path.read_text(errors="replace").splitlines()

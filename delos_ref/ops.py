@@ -203,7 +203,7 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
                 "pid": n.pid,
                 "alive": answers[n.id] is not None,
                 "roles": list(answers[n.id].roles) if answers[n.id] else [],
-                "process": cluster.process_state(n),
+                "process": cluster.process_state(n, directory),
                 "configured_roles": list(n.hosted_roles),
             }
             for n in cfg.nodes

@@ -2,7 +2,9 @@
 
 * :func:`run_node` is the body of ``delos-ref node``: it reads ``DIR/cluster.json``, takes an
   exclusive lock on ``DIR/<id>/`` (a second process on the same data dir is refused), binds
-  the node's address, and hosts its roles until SIGTERM/SIGINT.
+  the node's address, and hosts its roles until SIGTERM/SIGINT -- or until an error such as
+  a full disk ends it. It logs each step (``delos_ref/logs.py``: start, recovery, roles,
+  stop, the fatal cause) and keeps ``exit.json`` saying how the run ended.
 * :func:`open_client` gives the CLI (or any script) a node id of its own (``cli-<hex>``), a
   transport with no listening socket for TCP (replies come back on the connection it opened)
   or an ephemeral port for UDP, and an RPC endpoint.
@@ -18,7 +20,9 @@ composition lives.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import secrets
 import signal
@@ -28,7 +32,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from delos_ref import cluster
+from delos_ref import cluster, logs
 from delos_ref.ping import Ping, PingCore, Pong
 from delos_ref.rpc import RESEND, DefiniteFailure, UnknownOutcome
 from delos_ref.runtime import Node
@@ -40,6 +44,13 @@ from transports.codec import FrameCodec
 
 class NodeStartError(Exception):
     """The node could not start (port in use, data dir in use, bad cluster file)."""
+
+
+class NodeExited(Exception):
+    """The node stopped because of an error; the message is its cause (also in its log)."""
+
+
+log = logging.getLogger(__name__)
 
 
 def peers_of(cfg: cluster.ClusterConfig) -> dict[str, PeerAddress]:
@@ -140,41 +151,152 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
 
 
 async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled."""
+    """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled.
+
+    Every way out is written down (``delos_ref/logs.py``): a stop by SIGTERM/SIGINT as
+    ``stopped``, an error as ``exited: <cause>`` (a full disk: ``exited: disk full``) in
+    ``node.log`` and ``exit.json``, then :class:`NodeExited` is raised."""
     cfg = cluster.load(directory)
     spec = cfg.node(node_id)
-    lock = _lock_node_dir(cluster.node_dir(directory, node_id))
+    data_dir = cluster.node_dir(directory, node_id)
+    try:
+        lock = _lock_node_dir(data_dir)
+    except NodeStartError as e:
+        log.error("cannot start: %s", e)  # the other process's exit record is not ours to write
+        raise
+    try:
+        _starting(cfg, spec, data_dir)
+        how = await _host(directory, cfg, spec, task_status)
+    except BaseException as e:
+        state, cause = _fatal_cause(e)
+        if state is None:
+            raise
+        _exiting(data_dir, state, cause, e)
+        raise NodeExited(cause) from None
+    else:
+        log.info("stopped (%s)", how)
+        logs.write_exit_record(data_dir, os.getpid(), "stopped", how)
+    finally:
+        lock.close()
+
+
+async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSpec, task_status: Any) -> str:
+    """Build the node, run it until a signal; the name of the signal that stopped it."""
+    data_dir = cluster.node_dir(directory, spec.id)
     # Wall-clock times (trio's clock has a random per-process offset), so that the nodes'
     # files merge into one trace by time (delos_ref.tracecheck.ndjson).
-    trace = FileSink(time.time, str(cluster.node_dir(directory, node_id) / "trace.ndjson")) if cfg.trace else NullSink()
+    trace = FileSink(time.time, str(data_dir / "trace.ndjson")) if cfg.trace else NullSink()
     # A Start after a Start with no Stop between them marks a crash cut in the trace
     # (delos_ref.tracecheck.ndjson: the killed process may have lost its last step's events).
-    trace.emit(node_id, "node", "Start", pid=os.getpid())
+    trace.emit(spec.id, "node", "Start", pid=os.getpid())
     storages: list[LmdbStorage] = []
     try:
-        try:
-            transport_cm = open_transport(cfg, node_id, PeerAddress(spec.host, spec.port))
-            async with transport_cm as transport:
-                node = Node(node_id, transport, seed=secrets.token_hex(8), trace=trace)
-                storages = host_roles(node, cluster.node_dir(directory, node_id), spec.hosted_roles)
-                host_supervisor(cfg, node)
-                if "acceptor" in spec.hosted_roles:  # a database replica on every core node
-                    storages.append(host_replica(cfg, node, cluster.node_dir(directory, node_id)))
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async with trio.open_nursery() as nursery:
-                        await nursery.start(node.run)
-                        task_status.started(node)
-                        async for _ in signals:
-                            nursery.cancel_scope.cancel()
-                            break
-        except OSError as e:
-            raise NodeStartError(f"node {node_id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port)))
+            except OSError as e:
+                raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
+            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace)
+            storages = host_roles(node, data_dir, spec.hosted_roles)
+            host_supervisor(cfg, node)
+            if "acceptor" in spec.hosted_roles:  # a database replica on every core node
+                storages.append(host_replica(cfg, node, data_dir))
+            _log_recovery(node, storages)
+            rejected = logs.RejectedFrames(logging.getLogger("transports"), trio.current_time)
+            transport.on_rejected = rejected
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.run)
+                    nursery.start_soon(_flush_every, rejected, rejected.window_s)
+                    log.info("serving: roles %s; services %s", ", ".join(sorted(node.roles)), ", ".join(sorted(node.services)) or "none")
+                    task_status.started(node)
+                    async for signum in signals:
+                        log.info("%s received: stopping", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return signal.Signals(signum).name
     finally:
         for storage in storages:
             storage.close()
-        trace.emit(node_id, "node", "Stop")
+        trace.emit(spec.id, "node", "Stop")
         trace.close()
-        lock.close()
+    return "cancelled"
+
+
+async def _flush_every(rejected: logs.RejectedFrames, period_s: float) -> None:
+    """Report rejected frames still counted when the flood stops (one line per peer)."""
+    while True:
+        await trio.sleep(period_s)
+        rejected.flush()
+
+
+def _starting(cfg: cluster.ClusterConfig, spec: cluster.NodeSpec, data_dir: Path) -> None:
+    """Log how the previous run ended and this one starts; reserve the space for last words."""
+    previous = logs.read_exit_record(data_dir)
+    if previous is None:
+        log.info("first start in %s", data_dir)
+    elif previous["state"] == "running":
+        log.warning("restart: the previous run (pid %s) ended without a clean stop (killed or crashed)", previous.get("pid"))
+    else:
+        log.info("restart: the previous run (pid %s) %s%s", previous.get("pid"), previous["state"], f": {previous['cause']}" if previous.get("cause") else "")
+    logs.write_exit_record(data_dir, os.getpid(), "running")
+    if not logs.reserve_ballast(data_dir):
+        log.warning("no room for %d bytes of reserve in %s: the disk is (nearly) full", logs.BALLAST_BYTES, data_dir)
+    log.info("started: pid %d, %s at %s (%s), roles %s, cluster %s", os.getpid(), spec.id, spec.address, cfg.transport, ", ".join(spec.hosted_roles), cfg.cluster_id)
+
+
+#: The role whose state each LMDB store under ``DIR/<id>/`` holds.
+_STORE_ROLES = {"paxos": "acceptor", "logserver": "logserver", "sequencer": "sequencer", "db": "replica"}
+
+
+def _log_recovery(node: Node, storages: list[LmdbStorage]) -> None:
+    """One line per role: what it found on disk (nothing: a new node)."""
+    for storage in storages:
+        name = storage.path.name
+        found = ", ".join(f"{n} {t}" for t, n in storage.table_sizes().items() if n) or "nothing (new)"
+        if name == "db" and "replica" in node.roles:
+            found += f"; applied up to position {node.roles['replica'].table.applied}"
+        log.info("recovered %s (%s): %s", _STORE_ROLES.get(name, name), storage.path, found)
+
+
+def _fatal_cause(e: BaseException) -> tuple[str | None, str]:
+    """``(state, cause)`` for an error that ends the node; ``(None, "")`` for one to re-raise
+    as it is (a cancellation, or Ctrl-C before the signal handlers were set up)."""
+    from delos_ref.storage import StorageError, StorageFull
+
+    found = _find(e, StorageFull) or _find(e, NodeStartError) or _find(e, StorageError) or _find(e, Exception)
+    if found is None:
+        return None, ""
+    if isinstance(found, StorageFull):
+        return "exited: disk full", str(found)  # "disk full: <store>: <error>"
+    if isinstance(found, OSError) and found.errno == errno.ENOSPC:  # a trace file, a log...
+        return "exited: disk full", f"disk full: {found.filename or 'a file'}: {found.strerror}"
+    if isinstance(found, NodeStartError):
+        return "exited: cannot start", f"cannot start: {found}"
+    if isinstance(found, StorageError):
+        return "exited: storage error", f"storage error: {found}"
+    return "exited: error", f"{type(found).__name__}: {found}"
+
+
+def _find(e: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``e``, looking inside exception groups."""
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            hit = _find(inner, kind)
+            if hit is not None:
+                return hit
+        return None
+    return e if isinstance(e, kind) else None
+
+
+def _exiting(data_dir: Path, state: str, cause: str, error: BaseException) -> None:
+    """Last words: free the reserve (a full disk needs it), log the cause, write the record."""
+    if state == "exited: disk full":
+        logs.release_ballast(data_dir)
+    if state == "exited: error":  # a bug: the traceback is what a developer needs
+        log.critical("fatal: %s; exiting", cause, exc_info=error)
+    else:
+        log.critical("fatal: %s; exiting", cause)
+    logs.write_exit_record(data_dir, os.getpid(), state, cause)
 
 
 # ----------------------------------------------------------------------------- clients

@@ -9,7 +9,8 @@ A :class:`Node` owns one transport address and hosts *roles*. Each role is a pur
 3. carries them out: all :class:`Persist` writes of the batch in one synced storage
    transaction first (group commit), then its trace events, written out at once (log
    before send: a crash loses no event whose consequences another node saw), then sends,
-   replies and timers in order.
+   replies and timers in order (the few events an operator cares about, such as a seal,
+   also become a line in the node's log: ``delos_ref/logs.py``).
 
 A timer set with zero delay ("as soon as the inputs already here are handled") does not go
 through the timer task: the runner fires it itself, in the next batch, after the inputs
@@ -27,6 +28,7 @@ protocol code cannot tell the difference.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from typing import Any, Callable
@@ -45,6 +47,7 @@ from delos_ref.effects import (
     SetTimer,
     TimerFired,
 )
+from delos_ref.logs import log_event
 from delos_ref.rpc import Router, RpcEndpoint
 from delos_ref.storage import Storage
 from delos_ref.trace import NullSink, TraceSink
@@ -55,6 +58,8 @@ DEFAULT_INBOX = 4096
 DEFAULT_MAX_BATCH = 512
 # A runner that fires zero-delay timers back to back yields once per this many steps.
 IMMEDIATE_STEPS_PER_YIELD = 16
+
+_log = logging.getLogger(__name__)
 
 
 def seeded_rng(*path: object) -> random.Random:
@@ -209,7 +214,9 @@ class RoleRunner:
                     if type(e) is Emit:
                         trace.emit(self.node.node_id, self.name, e.event, **e.fields)
         for effect in effects:
-            if type(effect) is not Emit:
+            if type(effect) is Emit:
+                log_event(_log, self.name, effect.event, effect.fields)  # the meaningful few: node.log
+            else:
                 await self._execute(effect)
 
     async def _execute(self, effect: Any) -> None:
@@ -227,10 +234,8 @@ class RoleRunner:
                 self.timers.set(effect.name, effect.delay_s)
             elif kind is CancelTimer:
                 self.timers.cancel(effect.name)
-            elif kind is Emit:  # (``_step`` emits a batch's events itself, before its sends)
-                self.node.trace.emit(self.node.node_id, self.name, effect.event, **effect.fields)
-            elif kind is Persist:
-                pass  # already written with the batch
+            elif kind is Persist or kind is Emit:
+                pass  # already written with the batch (``_step``: persist, then trace events)
             elif kind in self._extra:
                 await self._extra[kind](effect)
             else:

@@ -35,6 +35,38 @@ class DataDirInUse(StorageError):
     """Another live process holds this data directory."""
 
 
+class StorageFull(StorageError):
+    """The disk (or LMDB's map) has no room for a write: nothing of the write was applied.
+
+    A node cannot take writes any more; it exits with this cause in its log and exit record
+    (``delos_ref/logs.py``) rather than serve on half a disk."""
+
+
+#: A write error on a filesystem with less room than this counts as a full disk.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def _is_full(e: BaseException, path: Path) -> bool:
+    """Did ``e`` happen because the disk (or LMDB's map) is full? ENOSPC says so; LMDB also
+    turns a short write -- what a full disk gives -- into EIO, so an I/O error counts too
+    when the filesystem has less than :data:`NEARLY_FULL_BYTES` left."""
+    import errno
+
+    import lmdb
+
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    if isinstance(e, lmdb.MapFullError) or (isinstance(e, lmdb.Error) and "No space left" in str(e)):
+        return True
+    if "Input/output error" in str(e):
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < NEARLY_FULL_BYTES
+    return False
+
+
 class Storage(abc.ABC):
     @abc.abstractmethod
     def get(self, table: str, key: bytes) -> bytes | None: ...
@@ -198,8 +230,14 @@ class LmdbStorage(Storage):
         self._lock.truncate()
         self._lock.write(f"pid {os.getpid()}\n")
         self._lock.flush()
-        self._env = lmdb.open(str(self.path / "lmdb"), map_size=map_size, max_dbs=16, sync=False, metasync=False, subdir=True)
-        self._dbs = {t: self._env.open_db(t.encode()) for t in sorted(set(tables))}
+        try:
+            self._env = lmdb.open(str(self.path / "lmdb"), map_size=map_size, max_dbs=16, sync=False, metasync=False, subdir=True)
+            self._dbs = {t: self._env.open_db(t.encode()) for t in sorted(set(tables))}
+        except (lmdb.Error, OSError) as e:
+            self._lock.close()
+            if _is_full(e, self.path):
+                raise StorageFull(f"disk full: cannot open {self.path}: {e}") from None
+            raise StorageError(f"cannot open {self.path}: {e}") from None
         self.syncs = 0
         self.writes = 0
 
@@ -236,18 +274,37 @@ class LmdbStorage(Storage):
                 txn.put(w.table, w.key, w.value)
 
     def sync(self) -> None:
-        self._env.sync(True)
+        with self._full_is_named():
+            self._env.sync(True)
         self.syncs += 1
 
     @contextlib.contextmanager
     def transaction(self, sync: bool = True) -> Iterator[Transaction]:
         """One LMDB write transaction: it reads its own writes, no overlay needed."""
-        with self._env.begin(write=True) as txn:
-            view = _LmdbTransaction(txn, self._db)
-            yield view
+        with self._full_is_named():
+            with self._env.begin(write=True) as txn:
+                view = _LmdbTransaction(txn, self._db)
+                yield view
         self.writes += view.writes
         if sync:
             self.sync()
+
+    @contextlib.contextmanager
+    def _full_is_named(self) -> Iterator[None]:
+        """A write the disk (or the map) has no room for raises :class:`StorageFull`."""
+        import lmdb
+
+        try:
+            yield
+        except (lmdb.Error, OSError) as e:
+            if _is_full(e, self.path):
+                raise StorageFull(f"disk full: {self.path}: {e}") from None
+            raise
+
+    def table_sizes(self) -> dict[str, int]:
+        """Entries in each table (what a restarted role finds on disk)."""
+        with self._env.begin() as txn:
+            return {t: txn.stat(db)["entries"] for t, db in sorted(self._dbs.items())}
 
     def statistics(self) -> dict[str, int]:
         return {"writes": self.writes, "syncs": self.syncs}

@@ -20,14 +20,16 @@ What every implementation guarantees:
 * ``send`` may wait (backpressure) but never queues without bound.
 * ``receive`` yields only well-formed, authenticated envelopes addressed to this node;
   garbage from a peer is counted in ``statistics().rejected`` and never stops the transport.
+  If ``on_rejected`` is set, it is also told who sent it and why (a node logs it).
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Callable
 
-from transports.codec import Envelope
+from transports.codec import BadMac, DecodeError, Envelope, FrameTooLarge
 
 
 class TransportError(Exception):
@@ -93,6 +95,9 @@ class Transport(abc.ABC):
     #: layer then resends later (``RetryPolicy.reliable_first_s``): an early resend would
     #: only duplicate a request the server is already working on.
     reliable: bool = False
+    #: Told ``(peer, kind, detail)`` of every frame refused (see :func:`rejection_kind`); the
+    #: peer is an address (``host:port``) or a node id. None: rejections are only counted.
+    on_rejected: Callable[[str, str, str], None] | None = None
 
     @abc.abstractmethod
     async def send(self, env: Envelope) -> None:
@@ -112,3 +117,17 @@ class Transport(abc.ABC):
 
     def _check_src(self, env: Envelope) -> None:
         assert env.src == self.node_id, f"send: envelope src {env.src!r} is not this node ({self.node_id!r})"
+
+    def _report_rejected(self, peer: object, kind: str, detail: str = "") -> None:
+        """Tell ``on_rejected`` about one refused frame (the caller counts it)."""
+        if self.on_rejected is not None:
+            self.on_rejected(str(peer), kind, detail)
+
+
+def rejection_kind(error: DecodeError) -> str:
+    """``bad MAC`` (a wrong secret or a forged frame), ``oversize`` or ``malformed``."""
+    if isinstance(error, BadMac):
+        return "bad MAC"
+    if isinstance(error, FrameTooLarge):
+        return "oversize"
+    return "malformed"

@@ -104,7 +104,7 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 import outcome
 import trio
 
-from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
+from transports.base import AddressInUse, PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable, rejection_kind
 from transports.codec import KIND_ONEWAY, DecodeError, Envelope, FrameCodec, FrameReader, message
 
 # Bounds. One read takes whatever the kernel has, up to this much, into one buffer that every
@@ -818,10 +818,17 @@ class TcpTransport(Transport):
                         return None
                     envs = reader.feed(data)  # type: ignore[arg-type]  # feed copies a memoryview
                     if envs:
-                        return (envs[0], envs[1:]) if self._valid_hello(envs[0]) else None
-            except (DecodeError, OSError, trio.ClosedResourceError):
+                        if self._valid_hello(envs[0]):
+                            return envs[0], envs[1:]
+                        self._report_rejected(_peer_name(sock), "bad hello", f"first frame {type(envs[0].payload).__name__} from {envs[0].src!r}")
+                        return None
+            except DecodeError as e:
+                self._report_rejected(_peer_name(sock), rejection_kind(e), str(e))
                 return None
-        return None  # no hello in time
+            except (OSError, trio.ClosedResourceError):
+                return None
+        self._report_rejected(_peer_name(sock), "no hello", f"none within {self._connect_timeout_s:g}s")
+        return None
 
     def _valid_hello(self, env: Envelope) -> bool:
         return (
@@ -883,8 +890,9 @@ class TcpTransport(Transport):
         self._stats.bytes_received += size
         try:
             envs = conn.reader.feed(self._read_buffer[:size])  # type: ignore[union-attr]
-        except DecodeError:
+        except DecodeError as e:
             self._stats.rejected += 1  # garbage or a wrong secret: this stream is lost
+            self._report_rejected(conn.peer, rejection_kind(e), str(e))
             self._connection_lost(conn)
             return
         self._accept_all(conn, envs)
@@ -926,6 +934,7 @@ class TcpTransport(Transport):
         for env in envs:
             if env.src != conn.peer or env.dst != self.node_id or isinstance(env.payload, TcpHello):
                 self._stats.rejected += 1  # misaddressed (or a second hello): not for us
+                self._report_rejected(conn.peer, "misaddressed", f"{type(env.payload).__name__} for {env.dst!r} from {env.src!r}")
                 continue
             self._inbox.deliver(env)
 
@@ -1066,3 +1075,12 @@ async def background_tasks(transport: ClosesNow, run: Callable[..., Awaitable[No
         if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
             raise group.exceptions[0] from None
         raise
+
+
+def _peer_name(sock: socket.socket) -> str:
+    """``host:port`` of a connected socket's peer (for log lines), or ``?``."""
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"

@@ -45,7 +45,7 @@ from typing import AsyncIterator
 
 import trio
 
-from transports.base import PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable
+from transports.base import PeerAddress, Transport, TransportClosed, TransportStatistics, Unreachable, rejection_kind
 from transports.codec import DecodeError, Envelope, FrameCodec, MessageTooLarge
 from transports.tcp import Inbox, ScheduleBudget, address_in_use, background_tasks, close_socket
 
@@ -231,11 +231,13 @@ class UdpTransport(Transport):
         self._stats.bytes_received += len(data)
         try:
             env = self._codec.decode(data)
-        except DecodeError:
+        except DecodeError as e:
             self._stats.rejected += 1  # garbage, a wrong secret, or a truncated frame
+            self._report_rejected(_address(sockaddr), rejection_kind(e), str(e))
             return
         if env.dst != self.node_id:
             self._stats.rejected += 1  # misaddressed: not for us
+            self._report_rejected(_address(sockaddr), "misaddressed", f"for {env.dst!r} from {env.src!r}")
             return
         if env.src not in self._peers:
             self._learn(env.src, sockaddr)
@@ -285,3 +287,7 @@ async def open_udp_transport(
     transport = UdpTransport(node_id, sock=sock, peers=peers, codec=codec, receive_queue=receive_queue)
     async with background_tasks(transport, transport._run):
         yield transport
+
+
+def _address(sockaddr: SockAddr) -> str:
+    return f"{sockaddr[0]}:{sockaddr[1]}"

@@ -1,10 +1,15 @@
 """Benchmarks behind ``delos-ref bench NAME``: one module ``delos_ref/bench/<name>.py`` each.
 
-A benchmark module defines ``async def run(*, transport, loglet, seconds, progress) -> dict``
-returning ``{"bench", "machine", "results": [{"case", "outstanding", "p50_us", "p99_us",
-"ops_per_s"}], "baseline": [same shape]}``: every number is measured, and the baseline is
-measured in the same run on the same machine, so the two are comparable. It raises
-:class:`BadBenchArgument` for options it does not support. Tests never assert on speed.
+A benchmark module defines ``async def run(*, transport, loglet, seconds, progress,
+placement) -> dict`` returning ``{"bench", "machine", "results": [{"case", "outstanding",
+"p50_us", "p99_us", "ops_per_s"}], "baseline": [same shape]}``: every number is measured, and
+the baseline is measured in the same run on the same machine, so the two are comparable. It
+raises :class:`BadBenchArgument` for options it does not support, and :class:`BenchError`
+when its run fails (its cluster did not start). Tests never assert on speed.
+
+A benchmark that needs a cluster starts one with :func:`local_cluster`, where its
+:class:`Placement` says (``bench --dir``, ``--base-port``): by default in a temporary
+directory (removed afterwards), on the first free ports from :data:`DEFAULT_BASE_PORT`.
 """
 
 from __future__ import annotations
@@ -17,14 +22,33 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 NAMES = ("transport", "metastore", "append", "virtuallog", "kv")
+#: Where a benchmark cluster's ports start by default (the first free range from here):
+#: apart from ``up``'s 7101, so a benchmark does not collide with a cluster left running.
+DEFAULT_BASE_PORT = 8101
 
 
 class BadBenchArgument(ValueError):
     pass
+
+
+class BenchError(Exception):
+    """The benchmark could not run (its cluster did not start); the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a benchmark's cluster lives. ``directory``: None for a temporary one (removed
+    afterwards); a given one gets a fresh cluster (``up --fresh``) and keeps its data and
+    node logs after the run. ``base_port``: None for the first free range from
+    :data:`DEFAULT_BASE_PORT`; a given one must be free."""
+
+    directory: Path | None = None
+    base_port: int | None = None
 
 
 def get_bench(name: str) -> Callable[..., Awaitable[dict[str, Any]]]:
@@ -112,23 +136,23 @@ def check_options(bench: str, transport: str, seconds: float, transports: tuple[
 
 
 @contextlib.contextmanager
-def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...] = ()) -> Iterator[Any]:
-    """A ``delos-ref up --detach`` cluster of ``nodes`` in a temporary directory on free
-    ports, for one benchmark; always stopped (``down``, then SIGKILL of any survivor) and its
+def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...] = (), placement: Placement = Placement()) -> Iterator[Any]:
+    """A ``delos-ref up --detach`` cluster of ``nodes`` where ``placement`` says, for one
+    benchmark; always stopped (``down``, then SIGKILL of any survivor), and a temporary
     directory removed, whatever happens -- errors and Ctrl-C included. Yields its config."""
     import trio
 
     from delos_ref import cluster
 
     cli = [sys.executable, "-m", "cli.main"]
-    tmp = tempfile.TemporaryDirectory(prefix=f"delos-bench-{bench}-")
-    directory = Path(tmp.name) / "cluster"
+    tmp = tempfile.TemporaryDirectory(prefix=f"delos-bench-{bench}-") if placement.directory is None else None
+    directory = Path(tmp.name) / "cluster" if tmp is not None else placement.directory
     try:
-        base = free_base_port(nodes)
-        args = ["up", "--detach", "--dir", str(directory), "--nodes", str(nodes), "--transport", transport, "--base-port", str(base), *extra]
+        base = _base_port(bench, transport, nodes, placement.base_port)
+        args = ["up", "--detach", "--fresh", "--dir", str(directory), "--nodes", str(nodes), "--transport", transport, "--base-port", str(base), *extra]
         up = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=90)
         if up.returncode != 0:
-            raise RuntimeError(f"bench {bench}: `delos-ref up` failed: {up.stderr.strip()}")
+            raise BenchError(f"bench {bench}: `delos-ref up` failed: {up.stderr.strip().removeprefix('error: ')}")
         yield cluster.load(directory)
     finally:
         with trio.CancelScope(shield=True):
@@ -138,16 +162,30 @@ def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...]
                 finally:
                     for n in cluster.live_nodes(cluster.load(directory)):  # `down` failed: leave nothing behind
                         cluster.signal_node(n, 9)
-            tmp.cleanup()
+            if tmp is not None:
+                tmp.cleanup()
 
 
-def free_base_port(n: int) -> int:
-    """``n`` consecutive free ports (TCP and UDP) on 127.0.0.1, below the kernel's ephemeral
-    range (32768+ on Linux), so no outgoing connection can take one between probe and bind."""
+def _base_port(bench: str, transport: str, n: int, wanted: int | None) -> int:
+    """``wanted`` if its ``n`` ports are free (else :class:`BenchError` naming them), or the
+    first free range from :data:`DEFAULT_BASE_PORT`."""
     from delos_ref import cluster
 
-    start = 20000 + (os.getpid() * 37) % 12000
-    for base in [*range(start, 32768 - n, 17), *range(20000, start, 17)]:
+    if wanted is None:
+        return free_base_port(n)
+    busy = [wanted + i for i in range(n) if not cluster.port_free("127.0.0.1", wanted + i, transport)]
+    if busy:
+        raise BenchError(f"bench {bench}: port in use ({transport}): {', '.join(f'127.0.0.1:{p}' for p in busy)}; choose another --base-port")
+    return wanted
+
+
+def free_base_port(n: int, start: int = DEFAULT_BASE_PORT) -> int:
+    """The first ``n`` consecutive free ports (TCP and UDP) on 127.0.0.1 from ``start``,
+    below the kernel's ephemeral range (32768+ on Linux), so no outgoing connection can take
+    one between probe and bind."""
+    from delos_ref import cluster
+
+    for base in range(start, 32768 - n, n):
         if all(cluster.port_free("127.0.0.1", base + i, t) for i in range(n) for t in ("tcp", "udp")):
             return base
-    raise RuntimeError("no free port range")
+    raise BenchError(f"no {n} free consecutive ports from {start}: choose one with --base-port")

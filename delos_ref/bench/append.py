@@ -52,7 +52,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, Meter, check_options, cpu_per_op, local_cluster, machine, row
+from delos_ref.bench import BadBenchArgument, Meter, Placement, check_options, cpu_per_op, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
 LOGLETS = ("native", "bootstrap")
@@ -205,7 +205,7 @@ async def _measure_lmdb(seconds: float, meter: Meter) -> list[dict[str, Any]]:
     return rows
 
 
-async def run(*, transport: str, loglet: str = "native", seconds: float, progress: Callable[[float], None] | None = None, trace: bool = False, **_: object) -> dict[str, Any]:
+async def run(*, transport: str, loglet: str = "native", seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), trace: bool = False, **_: object) -> dict[str, Any]:
     """``delos-ref bench append``: see the module docstring."""
     if loglet not in LOGLETS:
         raise BadBenchArgument(f"bench append measures the NativeLoglet on a real cluster: --loglet must be one of {', '.join(LOGLETS)} (got {loglet!r})")
@@ -215,7 +215,7 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
     else:
         cases = len(CONCURRENT) + len(UNCOALESCED) + len(BATCHED) + 1 + len(LMDB_BATCHES)
     meter = Meter(progress, cases=cases, seconds=seconds, warmup_s=WARMUP_S)
-    with local_cluster("append", transport, NODES, ("--trace",) if trace else ()) as cfg:  # --trace: nodes log every step
+    with local_cluster("append", transport, NODES, ("--trace",) if trace else (), placement=placement) as cfg:  # --trace: nodes log every step
         measure = _measure_bootstrap if loglet == "bootstrap" else _measure_cluster
         results, baseline, stats = await measure(cfg, seconds, meter)
         baseline += await _measure_lmdb(seconds, meter)

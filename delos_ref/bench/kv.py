@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import Meter, check_options, cpu_seconds, local_cluster, machine
+from delos_ref.bench import Meter, Placement, check_options, cpu_seconds, local_cluster, machine
 from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
@@ -124,11 +124,11 @@ async def _get_stale(table: Any, key: str) -> None:
     await table.get(key, stale=True)
 
 
-async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), **_: object) -> dict[str, Any]:
     """``delos-ref bench kv``: see the module docstring."""
     check_options("kv", transport, seconds, TRANSPORTS)
     meter = Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds, warmup_s=WARMUP_S)
-    with local_cluster("kv", transport, NODES) as cfg:
+    with local_cluster("kv", transport, NODES, placement=placement) as cfg:
         results, baseline, stats = await _measure(cfg, seconds, meter)
     return {
         "bench": "kv",

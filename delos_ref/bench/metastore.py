@@ -43,7 +43,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import Meter, check_options, local_cluster, machine, row
+from delos_ref.bench import Meter, Placement, check_options, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
 NODES = 3
@@ -117,11 +117,11 @@ async def _measure_lmdb(seconds: float, meter: Meter) -> dict[str, Any]:
             storage.close()
 
 
-async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), **_: object) -> dict[str, Any]:
     """``delos-ref bench metastore``: see the module docstring."""
     check_options("metastore", transport, seconds, TRANSPORTS)
     meter = Meter(progress, cases=4, seconds=seconds, warmup_s=WARMUP_S)
-    with local_cluster("metastore", transport, NODES) as cfg:
+    with local_cluster("metastore", transport, NODES, placement=placement) as cfg:
         results, baseline, stats = await _measure_cluster(cfg, seconds, meter)
         baseline.append(await _measure_lmdb(seconds, meter))
     return {

@@ -40,7 +40,7 @@ import functools
 import time
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -318,6 +318,10 @@ async def bench_transport(
     return {"bench": "transport", "machine": machine(), "results": results, "baseline": baseline}
 
 
-async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict:
-    """``delos-ref bench transport``."""
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Any = None, **_: object) -> dict:
+    """``delos-ref bench transport`` (two transports on ephemeral ports: no cluster)."""
+    from delos_ref.bench import BadBenchArgument, Placement
+
+    if placement is not None and placement != Placement():
+        raise BadBenchArgument("bench transport starts no cluster: --dir and --base-port do not apply")
     return await bench_transport(transport, seconds=seconds, progress=progress)

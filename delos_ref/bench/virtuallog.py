@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import check_options, local_cluster, machine, row
+from delos_ref.bench import Placement, check_options, local_cluster, machine, row
 from delos_ref.bench.append import ENTRY, NODES, TRANSPORTS, WARMUP_S
 
 ROUNDS = 4  # alternating rounds of the two append cases
@@ -108,10 +108,10 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, progress: Callabl
         return results, baseline, stats
 
 
-async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, **_: object) -> dict[str, Any]:
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), **_: object) -> dict[str, Any]:
     """``delos-ref bench virtuallog``: see the module docstring."""
     check_options("virtuallog", transport, seconds, TRANSPORTS)
-    with local_cluster("virtuallog", transport, NODES) as cfg:
+    with local_cluster("virtuallog", transport, NODES, placement=placement) as cfg:
         results, baseline, stats = await _measure(cfg, seconds, progress)
     v, n = results[0]["p50_us"], baseline[0]["p50_us"]
     return {

@@ -32,6 +32,7 @@ get a sealed error, fetch the new chain and retry there (``client.py``).
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ from delos_ref.runtime import Node
 from delos_ref.virtuallog.client import VirtualLog, VirtualLogError
 from paxos.register import MetaStoreError
 from transports.codec import DecodeError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,7 @@ class Supervisor:
         """One diagnosis of the active loglet; True if this call installed a new chain."""
         assert self.detector is not None, "Supervisor.check: run() first"
         self.stats["checks"] += 1
+        successor = None  # set once a reconfiguration starts
         try:
             chain = await self.vlog.refresh()
             seg = chain.active
@@ -175,15 +179,23 @@ class Supervisor:
             if not (await self.vlog.refresh()).active.same_loglet(seg):
                 return False  # another supervisor (or an operator) moved the chain on
             self.stats["reconfigurations"] += 1
+            successor = getattr(diagnosis.successor, "loglet_id", diagnosis.successor)
+            log.warning("reconfiguration started: %s; sealing the segment from %d, successor %s", diagnosis.reason, seg.start, successor)
             won = await self.vlog.reconfig_extend(diagnosis.successor)
         except (LogletError, MetaStoreError, VirtualLogError, DecodeError) as e:
             # The loglet could not be sealed yet, no MetaStore quorum, no chain yet, or the
             # register holds something that is not a chain: report it, try again next check.
             self.stats["errors"] += 1
             self._emit("SupervisorError", error=repr(e)[:200])
+            if successor is not None:
+                log.warning("reconfiguration onto %s failed (the next check tries again): %r", successor, e)
             return False
         self._quiet_until = trio.current_time() + self.options.quiet_s
         self.stats["won" if won else "lost"] += 1
+        if won:
+            log.warning("reconfiguration won: chain version %s, active loglet %s", self.vlog.version, successor)
+        else:
+            log.info("reconfiguration lost: another writer moved the chain first (version %s)", self.vlog.version)
         self._emit("Reconfigured", won=won, reason=diagnosis.reason, version=self.vlog.version)
         return won
 
