@@ -5,8 +5,10 @@ Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 
-The ``cli`` package is the only part of the project that prints. Every command reports operator errors as one
-line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad usage).
+The ``cli`` package is the only part of the project that prints. Every command reports
+operator errors as one line on stderr with the exit codes of ``cli/common.py`` (0 ok, 1 failed
+operation, 2 bad usage, 3 partial, 130 interrupted); :class:`cli.common.Group` catches what
+escapes a command (usage errors, OS errors) and says it in one line too.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.common import DirOpt, JsonOpt, err, fail, out, print_json, sole_error
+from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, sole_error, timeout_option
 from delos_ref import cluster
 
 app = typer.Typer(
     name="delos-ref",
-    help="A reference implementation of virtual consensus (Delos, OSDI 2020).\n\nQuick start: `delos-ref up` (foreground, Ctrl-C stops it), or `delos-ref up --detach` then `delos-ref status`.",
+    help="A reference implementation of virtual consensus (Delos, OSDI 2020).\n\nQuick start: `delos-ref up` (foreground, Ctrl-C stops it), or `delos-ref up --detach` then `delos-ref status`.\n\n"
+    "Exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 partial (some nodes did not answer), 130 interrupted.",
+    cls=Group,
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -161,7 +167,7 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
-    ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer."),
+    ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
 ) -> None:
     """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C
     stops everything), or --detach for scripts.
@@ -172,10 +178,12 @@ def up(
     from delos_ref.process import initial_loglet
 
     try:
-        try:  # check the arguments before touching the directory (--fresh wipes it)
+        try:  # check the arguments before touching the directory (--fresh wipes it): bad usage
             initial_loglet(cluster.new_config(nodes, transport, base_port, logservers=logservers), loglet)
+        except cluster.ClusterError as e:
+            raise fail(str(e), USAGE)
         except ValueError as e:
-            raise fail(f"--loglet: {e}", 2)
+            raise fail(f"--loglet: {e}", USAGE)
         cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
         _start(directory, cfg)
     except cluster.ClusterError as e:
@@ -243,7 +251,7 @@ def down(directory: Path = DirOpt) -> None:
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
+    timeout_s: float = timeout_option(1.0, "Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Show the live dashboard (as `up` does) until Ctrl-C; the cluster keeps running."),
 ) -> None:
     """The cluster at a glance: each node's liveness from a real ping over the cluster's
@@ -324,7 +332,7 @@ def sim(
             print_json({name: {"description": w.description, "faults": list(w.faults), "bugs": w.bugs} for name, w in ws.items()})
         else:
             for name, w in ws.items():
-                out.print(f"[bold]{name}[/]: {w.description}")
+                out.print(f"[bold]{escape(name)}[/]: {escape(w.description)}")
         return
     try:
         wl = harness.get_workload(workload)
@@ -333,14 +341,14 @@ def sim(
                 print_json({"workload": wl.name, "bugs": wl.bugs})
             else:
                 for name, line in wl.bugs.items():
-                    out.print(f"[bold]{name}[/]: {line}")
+                    out.print(f"[bold]{escape(name)}[/]: {escape(line)}")
             return
         fault_set = harness.parse_faults(wl, faults)
         harness.check_bug(wl, bug)
         if seeds < 1:
             raise harness.BadSimArgument("--seeds must be at least 1")
     except (harness.UnknownWorkload, harness.BadSimArgument) as e:
-        raise fail(str(e).strip("'\""), 2)
+        raise fail(message_of(e), USAGE)
     summary = _run_sweep(wl, seeds, seed, fault_set, bug, stop_at_first, show_progress=not as_json)
     if as_json:
         print_json(summary)
@@ -369,12 +377,12 @@ def _print_sweep(summary: dict[str, Any]) -> None:
     v = summary["violations"]
     colour = "red" if v else "green"
     out.print(
-        f"[bold]{summary['workload']}[/]: {summary['runs']} runs, faults {','.join(summary['faults']) or 'none'}"
-        + (f", bug {summary['bug']}" if summary["bug"] else "")
+        f"[bold]{escape(summary['workload'])}[/]: {summary['runs']} runs, faults {escape(','.join(summary['faults'])) or 'none'}"
+        + (f", bug {escape(summary['bug'])}" if summary["bug"] else "")
         + f": [{colour}]{len(v)} violation(s)[/] ({summary['events_per_s']:.0f} events/s)"
     )
-    for item in v[:20]:
-        out.print(f"  seed {item['seed']}: {item['what']}\n    replay: {item['replay']}", highlight=False)
+    for item in v[:20]:  # untrusted text: no markup ([events 73..75] is not a style)
+        out.print(f"  seed {item['seed']}: {item['what']}\n    replay: {item['replay']}", highlight=False, markup=False)
     if len(v) > 20:
         out.print(f"  ... and {len(v) - 20} more")
 
@@ -429,7 +437,12 @@ def _print_bench(result: dict[str, Any]) -> None:
 
 from cli.trace import trace_app  # noqa: E402
 
-app.add_typer(trace_app, name="trace")
+app.add_typer(
+    trace_app,
+    name="trace",
+    epilog="Examples:\n\n  delos-ref trace check --workload log --seeds 100\n\n"
+    "  delos-ref trace record --workload loglet --seed 7 --out /tmp/loglet-7.ndjson && delos-ref trace check /tmp/loglet-7.ndjson",
+)
 
 from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
 
