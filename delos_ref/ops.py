@@ -6,7 +6,7 @@ cluster with a :class:`~delos_ref.virtuallog.VirtualLog` on it -- and returns pl
 failure an operator can cause or meet is an :class:`OpError` whose message is one line that
 says what is wrong and, for an unreachable quorum, which nodes did not answer.
 
-What each command does to the protocol (PAPER_NOTES §2-§5):
+What each command does to the protocol (docs/design.md §2-§5):
 
 * ``append`` / ``read`` / ``trim`` -- the VirtualLog's ``append``, ``read_next`` and
   ``prefix_trim`` (then ``reconfig_truncate``, which drops segments wholly below the trim

@@ -196,7 +196,7 @@ class RoleRunner:
         writes = [w for e in effects if type(e) is Persist for w in e.writes]
         if writes:
             assert self.storage is not None, f"role {self.name} persisted without storage"
-            self.storage.write(writes, sync=True)  # persist before send (DESIGN.md, layer 2)
+            self.storage.write(writes, sync=True)  # persist before send (docs/design.md §11)
             self.stats["persists"] += 1
         for effect in effects:
             await self._execute(effect)
