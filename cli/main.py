@@ -192,7 +192,7 @@ def up(
     _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
     what = "recovered stale cluster" if recovered else "cluster up"
     if detach:
-        err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")
+        err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
         return
     _foreground(directory, cfg, what)
 
@@ -208,7 +208,7 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
         pass  # a second Ctrl-C while stopping
     finally:
         stopped = cluster.stop_nodes(cfg)
-        err.print(f"stopped {len(stopped)} node(s) in {directory}")
+        err.print(f"stopped {len(stopped)} node(s) in {directory}", markup=False, highlight=False)
 
 
 async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title: str, footer: str) -> None:
@@ -241,7 +241,7 @@ def down(directory: Path = DirOpt) -> None:
     left = cluster.live_nodes(cfg)
     if left:
         raise fail(f"could not stop {', '.join(n.id for n in left)}")
-    err.print(f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}")
+    err.print(f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}", markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------- status

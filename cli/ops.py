@@ -31,8 +31,9 @@ from delos_ref import cluster
 TimeoutOpt = timeout_option(5.0)
 
 
-def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run ``body(session)`` on a VirtualLog client of the cluster in ``directory``."""
+def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]], explain: Callable[[str], str] = str) -> Any:
+    """Run ``body(session)`` on a VirtualLog client of the cluster in ``directory``; a
+    failure is one line, ``explain(message)``."""
     import trio
 
     from delos_ref import ops
@@ -49,7 +50,7 @@ def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[A
             raise
         if isinstance(known, KeyboardInterrupt):
             raise KeyboardInterrupt from None  # Ctrl-C: the commands that follow end quietly
-        raise fail(str(known)) from None
+        raise fail(explain(str(known))) from None
 
 
 #: What ``escaped`` writes for the characters that would make a line ambiguous.
@@ -100,7 +101,10 @@ def append(
     entries = _entries(data, file, b64)
     landed: list[int] = []
     try:
-        _on_log(directory, timeout_s, lambda s: ops.append(s, entries, on_position=landed.append))
+        # A failure before the first append (no MetaStore quorum, say) must still say that
+        # nothing landed: ops.append's own failures already count what did.
+        _on_log(directory, timeout_s, lambda s: ops.append(s, entries, on_position=landed.append),
+                explain=lambda message: message if " appended" in message else f"{message}; {_appended(landed, len(entries))}")
     except KeyboardInterrupt:
         if as_json:
             print_json({"positions": landed, "interrupted": True})
@@ -109,9 +113,9 @@ def append(
     if as_json:
         print_json({"positions": landed})
     elif len(landed) == 1:
-        out.print(f"appended at position {landed[0]}", highlight=False)
+        out.print(f"appended at position {landed[0]}", highlight=False, markup=False)
     else:
-        out.print(f"appended {len(landed)} entries at positions {landed[0]}..{landed[-1]}", highlight=False)
+        out.print(f"appended {len(landed)} entries at positions {landed[0]}..{landed[-1]}", highlight=False, markup=False)
 
 
 def _appended(positions: list[int], total: int) -> str:
@@ -243,7 +247,7 @@ def tail(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
     if as_json:
         print_json(result)
     else:
-        out.print(f"tail {result['position']}" + (" (active loglet sealed)" if result["sealed"] else ""), highlight=False)
+        out.print(f"tail {result['position']}" + (" (active loglet sealed)" if result["sealed"] else ""), highlight=False, markup=False)
 
 
 # ------------------------------------------------------------------- reconfigurations
@@ -281,6 +285,7 @@ def reconfigure(
         + (f"sequencer {new['params'].get('sequencer')}, LogServers {','.join(new['params'].get('logservers', []))}" if new["kind"] == "native" else f"acceptors {','.join(new['params'].get('acceptors', []))}")
         + f"); chain version {result['chain']['version']}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -302,6 +307,7 @@ def seal(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
             f"sealed loglet {result['loglet'].get('loglet_id')} at tail {result['tail']['position']}; the first client that meets the seal "
             "(an append, a replica's poll, a supervisor) rolls the chain forward: see `delos-ref status`",
             highlight=False,
+        markup=False,
         )
 
 
@@ -328,7 +334,7 @@ def trim(
     if as_json:
         print_json(result)
     else:
-        out.print(f"trimmed below {result['trim_point']}; {result['segments_dropped']} segment(s) dropped from the chain", highlight=False)
+        out.print(f"trimmed below {result['trim_point']}; {result['segments_dropped']} segment(s) dropped from the chain", highlight=False, markup=False)
 
 
 # ------------------------------------------------------------------------- processes
@@ -348,7 +354,7 @@ def _process_cmd(directory: Path, node_id: str, action: Callable[[cluster.Cluste
     if as_json:
         print_json({"node": node.id, "pid": node.pid, "process": state})
     else:
-        out.print(f"{verb} {node.id} (pid {node.pid}): now {state}", highlight=False)
+        out.print(f"{verb} {node.id} (pid {node.pid}): now {state}", highlight=False, markup=False)
 
 
 def kill(node: str = typer.Argument(..., help="Node id (see `delos-ref status`)."), directory: Path = DirOpt, as_json: bool = JsonOpt) -> None:

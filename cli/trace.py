@@ -20,6 +20,9 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from cli.common import message_of
 
 trace_app = typer.Typer(
     help="Record, check and validate NDJSON traces against the TLA+ specs (specs/Trace*.tla).",
@@ -31,7 +34,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -55,7 +58,7 @@ def record(
         fault_set = harness.parse_faults(wl, faults)
         harness.check_bug(wl, bug)
     except (harness.UnknownWorkload, harness.BadSimArgument) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     result = harness.run_seed(wl, harness.RunConfig(seed, fault_set, bug, keep_trace=True))
     assert result.trace is not None
     with open(out_path, "w") as fp:
@@ -96,7 +99,7 @@ def check(
         try:
             summary = tracecheck.check_workload(workload, seeds=seeds, first_seed=seed, faults=faults, bug=bug)
         except (harness.UnknownWorkload, harness.BadSimArgument, KeyError) as e:
-            raise _fail(str(e).strip("'\""), 2)
+            raise _fail(message_of(e), 2)
         if as_json:
             _print_json(summary)
         else:
@@ -109,11 +112,11 @@ def check(
                 + f" (the simulator's own checks flagged {summary['sim_violations']}; {summary['wall_s']:.1f} s)"
             )
             for item in summary["rejected"][:10]:
-                out.print(f"  seed {item['seed']}: {item['why']}", highlight=False, soft_wrap=True)
+                out.print(f"  seed {item['seed']}: {escape(item['why'])}", highlight=False, soft_wrap=True)
             if n > 10:
                 out.print(f"  ... and {n - 10} more")
             for item in summary["crashed"]:
-                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {item['error']}", highlight=False, soft_wrap=True)
+                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {escape(str(item['error']))}", highlight=False, soft_wrap=True)
         if summary["rejected"] or summary["crashed"]:
             raise typer.Exit(1)
         return
@@ -124,7 +127,7 @@ def check(
         specs = [spec_name(spec)] if spec else list(tracecheck.CHECKERS)
         events = load_traces(sources)
     except (KeyError, BadTrace, OSError) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     results: dict[str, Any] = {}
     rejected = False
     for name in specs:
@@ -142,7 +145,7 @@ def check(
             elif r["accepted"]:
                 out.print(f"[bold]{name}[/]: [green]accepted[/] ({sum(r['steps'].values())} steps over {len(events)} events)")
             else:
-                out.print(f"[bold]{name}[/]: [red]rejected[/]: {r['why']}", highlight=False, soft_wrap=True)
+                out.print(f"[bold]{name}[/]: [red]rejected[/]: {escape(r['why'])}", highlight=False, soft_wrap=True)
     if rejected:
         raise typer.Exit(1)
 
@@ -166,7 +169,7 @@ def validate(
         name = spec_name(spec)
         events = load_traces(paths)
     except (KeyError, BadTrace, OSError) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     if prepare_only is not None:
         with open(prepare_only, "w") as fp:
             for line in prepare(name, events):

@@ -92,6 +92,8 @@ def test_a_usage_error_names_the_help_and_keeps_its_quotes(tmp_path):
     assert "(see `delos-ref append --help`)" in line
     line = one_line(run("append", "--file", str(tmp_path / "x.bin"), "--dir", str(tmp_path)), 1)
     assert line.endswith(f"'{tmp_path / 'x.bin'}'"), "the closing quote is kept"
+    line = one_line(run("trace", "check", str(tmp_path / "x.ndjson")), 2)
+    assert line.endswith(f"'{tmp_path / 'x.ndjson'}'"), "the closing quote is kept"
 
 
 @pytest.mark.parametrize(
@@ -213,6 +215,11 @@ def test_on_a_cluster_exit_codes_entries_kv_and_messages(tmp_path):
         assert [r["replica"] for r in j("kv", "status", "--dir", d)["replicas"]] == ["n1", "n2", "n3"]
         # item 16: with a replica dead, status is partial (3) and says no "outcome unknown"
         j("kill", "n3", "--dir", d)
+        # item 14: a failed append says how many entries landed, even when none did
+        j("kill", "n2", "--dir", d)
+        line = one_line(run("append", "--dir", d, "--timeout", "2", input=b"p\nq\nr\n"), 1)
+        assert "none of 3 entries" in line or "0 of 3 appended" in line, line
+        assert "restarted" in run("restart", "n2", "--dir", d).stdout
         result = run("kv", "status", "--dir", d, "--timeout", "1")
         assert result.exit_code == 3 and "outcome unknown" not in result.stdout and "send(s)" not in result.stdout, result.stdout
         line = one_line(run("kv", "trim", "--dir", d, "--timeout", "6"), 1)
