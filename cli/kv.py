@@ -88,7 +88,7 @@ def _run(directory: Path, node: Optional[str], timeout_s: float, op: Callable[[A
             client = KvClient(client_node.endpoint, order, f"{client_node.node_id}-{secrets.token_hex(4)}", options=options)
             with trio.move_on_after(timeout_s):
                 return True, await op(client)
-            return False, None
+            return False, await _not_answering(client_node, cfg)
 
     try:
         done, result = trio.run(main)
@@ -102,10 +102,19 @@ def _run(directory: Path, node: Optional[str], timeout_s: float, op: Callable[[A
             raise fail(f"outcome unknown (the write may take effect, once): {_plain(str(e))}") from None
         raise fail(_plain(str(e))) from None
     if not done:
+        down = f"; not answering now: {', '.join(result)}" if result else "; every node answers a ping (overloaded? try a larger --timeout)"
         if write:
-            raise fail(f"outcome unknown (the write may take effect, once): no replica acknowledged it within {timeout_s:g}s (tried {', '.join(order)})")
-        raise fail(f"no replica answered within {timeout_s:g}s (tried {', '.join(order)})")
+            raise fail(f"outcome unknown (the write may take effect, once): no replica acknowledged it within {timeout_s:g}s (tried {', '.join(order)}){down}")
+        raise fail(f"no replica answered within {timeout_s:g}s (tried {', '.join(order)}){down}")
     return result
+
+
+async def _not_answering(client_node: Any, cfg: cluster.ClusterConfig) -> list[str]:
+    """The nodes that do not answer a ping now (replicas, or the LogServers they need)."""
+    from delos_ref.process import ping_all
+
+    answers = await ping_all(client_node, cfg, timeout_s=1.0)
+    return [n for n, a in answers.items() if a is None]
 
 
 def _check_sizes(key: str, value: Optional[str] = None) -> None:

@@ -64,13 +64,14 @@ class OpsSession:
 
 
 def configured_roles(spec: cluster.NodeSpec) -> list[str]:
-    """Every role a node of ``delos-ref up`` runs, from its config: the protocol roles it
-    hosts, a database replica on every acceptor (core) node, and a supervisor on every node
-    (``delos_ref/process.py``)."""
+    """Every role a node of ``delos-ref up`` runs, from its config (``delos_ref/process.py``):
+    the protocol roles it hosts, a database replica on every acceptor (core) node, and on
+    every node a supervisor and the ping responder. A node that answers lists the same
+    roles in ``roles``."""
     roles = list(spec.hosted_roles)
     if "acceptor" in roles:
         roles.append("replica")
-    return roles + ["supervisor"]
+    return roles + ["supervisor", "ping"]
 
 
 def replica_nodes(cfg: cluster.ClusterConfig) -> list[str]:
@@ -217,7 +218,7 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
                 "address": n.address,
                 "pid": n.pid,
                 "alive": answers[n.id] is not None,
-                "roles": [r for r in answers[n.id].roles if r != "ping"] if answers[n.id] else [],  # ping: the liveness probe itself
+                "roles": list(answers[n.id].roles) if answers[n.id] else [],
                 "process": cluster.process_state(n),
                 "configured_roles": configured_roles(n),
             }
