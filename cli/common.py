@@ -48,7 +48,7 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 
-DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", help="Cluster directory (holds cluster.json and each node's data).")
+DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", metavar="DIR", help="Cluster directory (holds cluster.json and each node's data).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 

@@ -130,7 +130,7 @@ def _show(as_json: bool, data: dict[str, Any], text: str) -> None:
     sys.stdout.write((json.dumps(data) if as_json else text) + "\n")
 
 
-@kv_app.command(epilog="Examples:\n\n  delos-ref kv put user/1 alice --node n2\n\n  delos-ref kv put photo/1 --value-file photo.b64\n\n  echo -n hello | delos-ref kv put greeting --value-file -")
+@kv_app.command(epilog="\b\nExamples:\n  delos-ref kv put user/1 alice --node n2\n  delos-ref kv put photo/1 --value-file photo.b64\n  echo -n hello | delos-ref kv put greeting --value-file -")
 def put(
     key: str = KeyArg,
     value: Optional[str] = typer.Argument(None, help=f"The value: at most {MAX_VALUE_BYTES:,} bytes (64 KiB) of UTF-8. Or --value-file."),
@@ -160,7 +160,7 @@ def _value(value: Optional[str], value_file: Optional[Path]) -> str:
         raise fail(f"--value-file: a value is UTF-8 text, and {value_file} is not (base64-encode binary data)", USAGE) from None
 
 
-@kv_app.command(epilog="Examples:\n\n  delos-ref kv get user/1\n\n  delos-ref kv get user/1 --stale --node n3 --json")
+@kv_app.command(epilog="\b\nExamples:\n  delos-ref kv get user/1\n  delos-ref kv get user/1 --stale --node n3 --json")
 def get(key: str = KeyArg, directory: Path = DirOpt, node: Optional[str] = NodeOpt, stale: bool = StaleOpt, as_json: bool = JsonOpt, timeout_s: float = TimeoutOpt) -> None:
     """Print KEY's value (linearizable unless --stale); exit 1 if the key is absent."""
     _check_sizes(key)
@@ -170,7 +170,7 @@ def get(key: str = KeyArg, directory: Path = DirOpt, node: Optional[str] = NodeO
         raise typer.Exit(1)
 
 
-@kv_app.command(epilog="Example: delos-ref kv delete user/1")
+@kv_app.command(epilog="\b\nExample: delos-ref kv delete user/1")
 def delete(key: str = KeyArg, directory: Path = DirOpt, node: Optional[str] = NodeOpt, as_json: bool = JsonOpt, timeout_s: float = TimeoutOpt) -> None:
     """Remove KEY (no error if it is absent)."""
     _check_sizes(key)
@@ -178,7 +178,7 @@ def delete(key: str = KeyArg, directory: Path = DirOpt, node: Optional[str] = No
     _show(as_json, {"key": key, "ok": True}, "ok")
 
 
-@kv_app.command(epilog="Examples:\n\n  delos-ref kv cas lock '' me --absent   # take the lock if nobody holds it\n\n  delos-ref kv cas counter 1 2")
+@kv_app.command(epilog="\b\nExamples:\n  delos-ref kv cas lock '' me --absent   # take the lock if nobody holds it\n  delos-ref kv cas counter 1 2")
 def cas(
     key: str = KeyArg,
     expected: str = typer.Argument(..., help="The value KEY must hold (ignored with --absent)."),
@@ -197,7 +197,7 @@ def cas(
         raise typer.Exit(1)
 
 
-@kv_app.command(epilog="Examples:\n\n  delos-ref kv scan --prefix user/\n\n  delos-ref kv scan --start a --end m --limit 10 --json")
+@kv_app.command(epilog="\b\nExamples:\n  delos-ref kv scan --prefix user/\n  delos-ref kv scan --start a --end m --limit 10 --json")
 def scan(
     prefix: Optional[str] = typer.Option(None, "--prefix", help="Keys starting with this."),
     start: Optional[str] = typer.Option(None, "--start", help="First key (inclusive)."),
@@ -220,7 +220,7 @@ def scan(
     _show(as_json, {"pairs": [list(p) for p in pairs]}, "\n".join(f"{k}\t{v}" for k, v in pairs) or "(none)")
 
 
-@kv_app.command(epilog="Example: delos-ref kv txn --if balance/a=10 --put balance/a=5 --put balance/b=5 --if-absent lock --delete tmp")
+@kv_app.command(epilog="\b\nExample: delos-ref kv txn --if balance/a=10 --put balance/a=5 --put balance/b=5 --if-absent lock --delete tmp")
 def txn(
     conditions: list[str] = typer.Option([], "--if", help="KEY=VALUE that must hold (repeatable)."),
     absent: list[str] = typer.Option([], "--if-absent", help="KEY that must be absent (repeatable)."),
@@ -250,7 +250,7 @@ def txn(
         raise typer.Exit(1)
 
 
-@kv_app.command(epilog="Example: delos-ref kv status --json")
+@kv_app.command(epilog="\b\nExample: delos-ref kv status --json")
 def status(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = timeout_option(2.0, "Seconds to wait for each replica's answer.")) -> None:
     """Each replica's applied log position and state digest (equal digests at an equal
     position: the replicas hold the same table). Only nodes that host a replica are listed
@@ -288,7 +288,7 @@ def status(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float =
         raise typer.Exit(PARTIAL)
 
 
-@kv_app.command(epilog="Example: delos-ref kv trim --node n1")
+@kv_app.command(epilog="\b\nExample: delos-ref kv trim --node n1")
 def trim(directory: Path = DirOpt, node: Optional[str] = NodeOpt, as_json: bool = JsonOpt, timeout_s: float = TimeoutOpt) -> None:
     """prefix_trim the log below every replica's durably applied position. Refused, and
     nothing is trimmed, if some replica does not report its position."""

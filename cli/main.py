@@ -40,7 +40,7 @@ app = typer.Typer(
 # --------------------------------------------------------------------------------- node
 
 
-@app.command(epilog="Example: delos-ref node --dir .delos-ref --id n1   (normally started by `delos-ref up`)")
+@app.command(epilog="\b\nExample: delos-ref node --dir .delos-ref --id n1   (normally started by `delos-ref up`)")
 def node(
     directory: Path = DirOpt,
     node_id: str = typer.Option(..., "--id", help="This node's id in cluster.json."),
@@ -152,9 +152,9 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
 
 
 @app.command(
-    epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
-    "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
-    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n\n"
+    epilog="\b\nExamples:\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n"
+    "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n"
+    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n"
     "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)"
 )
 def up(
@@ -230,7 +230,7 @@ async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title
             await dashboard.run_live(out, client, str(directory), cfg, title=title, footer=footer)
 
 
-@app.command(epilog="Example: delos-ref down --dir .delos-ref")
+@app.command(epilog="\b\nExample: delos-ref down --dir .delos-ref")
 def down(directory: Path = DirOpt) -> None:
     """Stop every node of the cluster in DIR (SIGTERM, then SIGKILL after 5 s). Data is kept."""
     try:
@@ -247,7 +247,7 @@ def down(directory: Path = DirOpt) -> None:
 # ------------------------------------------------------------------------------- status
 
 
-@app.command(epilog="Examples:\n\n  delos-ref status\n\n  delos-ref status --watch\n\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
+@app.command(epilog="\b\nExamples:\n  delos-ref status\n  delos-ref status --watch\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
@@ -308,7 +308,7 @@ _register_ops(app)
 # ---------------------------------------------------------------------------------- sim
 
 
-@app.command(epilog="Examples:\n\n  delos-ref sim --workload rpc --seeds 200 --json\n\n  delos-ref sim --workload rpc --list-bugs\n\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid")
+@app.command(epilog="\b\nExamples:\n  delos-ref sim --workload rpc --seeds 200 --json\n  delos-ref sim --workload rpc --list-bugs\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid")
 def sim(
     workload: str = typer.Option("rpc", "--workload", "-w", help="Workload to simulate (see --list-workloads)."),
     seeds: int = typer.Option(100, "--seeds", help="Number of seeded runs."),
@@ -390,7 +390,7 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
@@ -440,7 +440,7 @@ from cli.trace import trace_app  # noqa: E402
 app.add_typer(
     trace_app,
     name="trace",
-    epilog="Examples:\n\n  delos-ref trace check --workload log --seeds 100\n\n"
+    epilog="\b\nExamples:\n  delos-ref trace check --workload log --seeds 100\n"
     "  delos-ref trace record --workload loglet --seed 7 --out /tmp/loglet-7.ndjson && delos-ref trace check /tmp/loglet-7.ndjson",
 )
 

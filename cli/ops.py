@@ -80,7 +80,7 @@ def escaped(data: bytes) -> str:
 
 
 def append(
-    data: Optional[list[str]] = typer.Argument(None, help="Entries to append (UTF-8 text; base64 with --base64). None: one entry per line of stdin."),
+    data: Optional[list[str]] = typer.Argument(None, metavar="DATA", help="Entries to append (UTF-8 text; base64 with --base64). None: one entry per line of stdin."),
     file: Optional[Path] = typer.Option(None, "--file", help="Append one entry: this file's bytes as they are, newlines and all ('-': all of stdin).", metavar="PATH"),
     b64: bool = typer.Option(False, "--base64", help="Each DATA argument (or stdin line) is base64: append the bytes it decodes to."),
     directory: Path = DirOpt,
@@ -479,4 +479,5 @@ def register(app: typer.Typer) -> None:
     for fn, example in COMMANDS:
         # trim: "-5" is a (refused) position, not an unknown option
         settings = {"ignore_unknown_options": True} if fn is trim else None
-        app.command(epilog=f"Example: {example}", context_settings=settings)(fn)
+        # \b: click keeps the example's line as it is (no rewrapping mid-command)
+        app.command(epilog=f"\b\nExample: {example}", context_settings=settings)(fn)

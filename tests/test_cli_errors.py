@@ -156,6 +156,9 @@ def test_help_has_no_boxes_no_bool_metavar_and_trace_has_an_example():
         assert result.exit_code == 0, result.stdout
         assert "<bool>" not in result.stdout and "╭" not in result.stdout, result.stdout
     assert "Example" in run("trace", "--help").stdout
+    # an example is one line, never rewrapped mid-command
+    assert "delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)" in run("up", "--help").stdout
+    assert "delos-ref append hello world --json     # or: seq 1000 | delos-ref append;  delos-ref append --file photo.jpg" in run("append", "--help").stdout
     assert "65,536 bytes" in run("kv", "put", "--help").stdout and "1,024 bytes" in run("kv", "--help").stdout
 
 
