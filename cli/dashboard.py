@@ -65,7 +65,7 @@ def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
     if tail.get("position") is not None:
         line.append(str(tail["position"]), style="bold")
         if tail.get("sealed"):
-            line.append(" SEALED (the next append rolls forward)", style="yellow")
+            line.append(" SEALED (the first client that meets the seal rolls forward)", style="yellow")
     else:
         line.append("unknown" + (f" ({tail['error']})" if tail.get("error") else ""), style="red")
     line.append("   appends/s ")

@@ -186,6 +186,35 @@ def test_piped_bench_table_keeps_whole_case_names():
     assert "put, 64 clients each with one request outstanding" in proc.stdout and "…" not in proc.stdout, proc.stdout
 
 
+def test_status_chain_table_keeps_every_column_at_80_columns():
+    """Item 19: on an 80-column terminal, long cells fold; no column is dropped or cut."""
+    from rich.console import Console
+
+    from cli import dashboard
+
+    segments = [
+        {"start": 0, "stop": 2, "kind": "bootstrap", "sealed": True, "params": {"loglet_id": "B0", "acceptors": ["n1", "n2", "n3"]}},
+        {"start": 2, "stop": 123456, "kind": "native", "sealed": True, "params": {"loglet_id": "op-7a14a982", "sequencer": "n2", "logservers": ["n1", "n2", "n3", "ls1", "ls2"]}},
+        {"start": 123456, "stop": None, "kind": "native", "sealed": False, "params": {"loglet_id": "n3@76d20d4879ea78d2.v3.37", "sequencer": "n2", "logservers": ["n1", "n2", "n3"]}},
+    ]
+    report = {"chain": {"version": 3, "segments": segments}}
+    console = Console(width=80, force_terminal=True, color_system=None, record=True, file=open(os.devnull, "w"))
+    console.print(dashboard._chain(report))
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    header = next(line for line in text.splitlines() if "positions" in line)
+    assert header.split()[0] == "#" and "loglet" in header and "kind" in header, text
+    assert "[123456, tail)" in text and "bootstrap" in text and "no (active)" in text, text
+    start = header.index("loglet")
+    width = header.index(header[start:].split()[1], start + len("loglet")) - start  # up to the next header
+    column = "".join(line[start:start + width].strip() for line in text.splitlines()[header_row(text) + 2:])
+    assert "n3@76d20d4879ea78d2.v3.37" in column and "…" not in text, "the loglet id is folded, not cut"
+
+
+def header_row(text: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if "positions" in line)
+
+
 def test_escaped_read_text_is_one_line_per_entry():
     from cli.ops import escaped
 
