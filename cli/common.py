@@ -6,9 +6,9 @@ output, the shared options and their validation, and the top-level error handler
 ====  =====================================================================================
 0     the operation succeeded
 1     the operation failed: no cluster running, an unknown node, a position past the tail,
-      a quorum that did not answer, a file or directory that cannot be used, an absent key
+      a quorum that did not answer, a cluster directory that cannot be used, an absent key
 2     bad usage: the command line is wrong whatever the cluster's state (an unknown option,
-      a value out of range, options that exclude each other)
+      a value out of range, options that exclude each other, an input file that cannot be read)
 3     partial: some nodes (or replicas) answered and some did not (``status``, ``kv status``)
 130   interrupted by Ctrl-C in the middle of an operation (what was done is reported)
 ====  =====================================================================================
@@ -128,10 +128,19 @@ class Group(TyperGroup):
         except UnicodeDecodeError as e:
             code = _report(f"the input is not UTF-8 text ({e.reason} at byte {e.start}); give a text file", FAILED)
         except OSError as e:
-            code = _report(_os_message(e), FAILED)
+            code = _report(os_message(e), FAILED)
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; Ctrl-C that the command does not handle itself is one line too
+        (typer would exit 130 silently)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise fail("interrupted", INTERRUPTED) from None
 
 
 def _report(message: str, code: int) -> int:
@@ -139,7 +148,7 @@ def _report(message: str, code: int) -> int:
     return code
 
 
-def _os_message(e: OSError) -> str:
+def os_message(e: OSError) -> str:
     """``strerror: 'path'`` (with both quotes) for an OSError about a file."""
     what = e.strerror or type(e).__name__
     if e.filename is not None:

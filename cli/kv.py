@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 import typer
 
-from cli.common import PARTIAL, USAGE, fail, sole_error, timeout_option
+from cli.common import INTERRUPTED, PARTIAL, USAGE, fail, os_message, sole_error, timeout_option
 from delos_ref import cluster
 from delos_ref.db.table import MAX_KEY_BYTES, MAX_VALUE_BYTES
 
@@ -93,9 +93,11 @@ def _run(directory: Path, node: Optional[str], timeout_s: float, op: Callable[[A
     try:
         done, result = trio.run(main)
     except BaseException as group:
-        e = sole_error(group, (KvError,))
+        e = sole_error(group, (KvError, KeyboardInterrupt))
         if e is None:
             raise
+        if isinstance(e, KeyboardInterrupt):
+            raise fail("interrupted: " + ("the write's outcome is unknown (it may take effect, once)" if write else "nothing was changed"), INTERRUPTED) from None
         if isinstance(e, BadRequest):
             raise fail(str(e), USAGE) from None
         if isinstance(e, WriteOutcomeUnknown):
@@ -153,7 +155,10 @@ def _value(value: Optional[str], value_file: Optional[Path]) -> str:
         raise fail("give VALUE or --value-file PATH (one of them)", USAGE)
     if value is not None:
         return value
-    data = sys.stdin.buffer.read() if str(value_file) == "-" else value_file.read_bytes()  # type: ignore[union-attr]
+    try:
+        data = sys.stdin.buffer.read() if str(value_file) == "-" else value_file.read_bytes()  # type: ignore[union-attr]
+    except OSError as e:
+        raise fail(f"--value-file: {os_message(e)}", USAGE) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -25,15 +25,16 @@ from typing import Any, Awaitable, Callable, Optional
 
 import typer
 
-from cli.common import INTERRUPTED, USAGE, DirOpt, JsonOpt, fail, out, print_json, sole_error, timeout_option
+from cli.common import INTERRUPTED, USAGE, DirOpt, JsonOpt, fail, os_message, out, print_json, sole_error, timeout_option
 from delos_ref import cluster
 
 TimeoutOpt = timeout_option(5.0)
 
 
-def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]], explain: Callable[[str], str] = str) -> Any:
+def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]], explain: Callable[[str], str] = str, interrupted: Optional[str] = None) -> Any:
     """Run ``body(session)`` on a VirtualLog client of the cluster in ``directory``; a
-    failure is one line, ``explain(message)``."""
+    failure is one line, ``explain(message)``. Ctrl-C: with ``interrupted``, that line and
+    exit 130; without, KeyboardInterrupt for the command to handle."""
     import trio
 
     from delos_ref import ops
@@ -49,6 +50,8 @@ def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[A
         if known is None:
             raise
         if isinstance(known, KeyboardInterrupt):
+            if interrupted is not None:
+                raise fail(f"interrupted: {interrupted}", INTERRUPTED) from None
             raise KeyboardInterrupt from None  # Ctrl-C: the commands that follow end quietly
         raise fail(explain(str(known))) from None
 
@@ -135,7 +138,10 @@ def _entries(data: Optional[list[str]], file: Optional[Path], b64: bool) -> list
             raise fail("--file appends the file's bytes as they are: drop --base64", USAGE)
         if str(file) == "-":
             return [_stdin().read()]
-        return [file.read_bytes()]  # an OSError becomes one line (cli.common.Group)
+        try:
+            return [file.read_bytes()]
+        except OSError as e:  # a file named on the command line that cannot be read: usage, as click does
+            raise fail(f"--file: {os_message(e)}", USAGE) from None
     if data:
         raw = [d.encode() for d in data]
     elif sys.stdin is None or sys.stdin.isatty():
@@ -273,7 +279,8 @@ def reconfigure(
     servers = [s.strip() for s in logservers.split(",") if s.strip()] if logservers is not None else None
     if servers is not None and not servers:
         raise fail("--logservers: give at least one node id", USAGE)
-    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers))
+    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers),
+                     interrupted="the reconfiguration may or may not have happened (see `delos-ref status`)")
     if as_json:
         print_json(result)
         return
@@ -299,7 +306,7 @@ def seal(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
     """
     from delos_ref import ops
 
-    result = _on_log(directory, timeout_s, ops.seal)
+    result = _on_log(directory, timeout_s, ops.seal, interrupted="the loglet may or may not be sealed (see `delos-ref tail`)")
     if as_json:
         print_json(result)
     else:
@@ -330,7 +337,7 @@ def trim(
     """
     from delos_ref import ops
 
-    result = _on_log(directory, timeout_s, lambda s: ops.trim(s, position))
+    result = _on_log(directory, timeout_s, lambda s: ops.trim(s, position), interrupted=f"the trim below {position} may or may not have happened")
     if as_json:
         print_json(result)
     else:

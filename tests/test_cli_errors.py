@@ -79,6 +79,7 @@ def test_a_bad_timeout_is_a_usage_error_of_one_line(command, value, tmp_path):
         (("kv", "put", "k", "v" * 65537), 2, "65,536 bytes"),
         (("append", "--file", "f", "x"), 2, "not both"),
         (("append", "--base64", "!!!"), 2, "not base64"),
+        (("kv", "put", "k", "--value-file", "/nonexistent/v"), 2, "No such file or directory: '/nonexistent/v'"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_2(args, code, says, tmp_path):
@@ -90,7 +91,7 @@ def test_usage_errors_are_one_line_with_exit_2(args, code, says, tmp_path):
 def test_a_usage_error_names_the_help_and_keeps_its_quotes(tmp_path):
     line = one_line(run("append", "--bogus"), 2)
     assert "(see `delos-ref append --help`)" in line
-    line = one_line(run("append", "--file", str(tmp_path / "x.bin"), "--dir", str(tmp_path)), 1)
+    line = one_line(run("append", "--file", str(tmp_path / "x.bin"), "--dir", str(tmp_path)), 2)
     assert line.endswith(f"'{tmp_path / 'x.bin'}'"), "the closing quote is kept"
     line = one_line(run("trace", "check", str(tmp_path / "x.ndjson")), 2)
     assert line.endswith(f"'{tmp_path / 'x.ndjson'}'"), "the closing quote is kept"
@@ -310,6 +311,17 @@ def test_kv_in_the_disaggregated_layout(tmp_path):
         started = time.monotonic()
         line = one_line(run("kv", "put", "k", "w", "--timeout", "4", "--dir", d), 1)
         assert time.monotonic() - started < 12 and "outcome unknown" in line and "not answering now: ls1, ls2" in line, line
+        # Ctrl-C during a write that cannot finish: the outcome is unknown, and it says so
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            proc = subprocess.Popen([*CLI, "kv", "put", "k", "x", "--timeout", "60", "--dir", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        time.sleep(8)  # past Python's start-up, into the write (which cannot finish)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and stderr.strip() == "error: interrupted: the write's outcome is unknown (it may take effect, once)", stderr
 
 
 @pytest.mark.cluster
