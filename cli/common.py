@@ -1,30 +1,75 @@
-"""What every ``delos-ref`` command shares: the consoles, one-line errors, JSON output, the
-``--dir``/``--json`` options."""
+"""What every ``delos-ref`` command shares: the consoles, one-line errors, the exit codes, JSON
+output, the shared options and their validation, and the top-level error handler.
+
+**Exit codes** (the table in the README):
+
+====  =====================================================================================
+0     the operation succeeded
+1     the operation failed: no cluster running, an unknown node, a position past the tail,
+      a quorum that did not answer, a cluster directory that cannot be used, an absent key
+2     bad usage: the command line is wrong whatever the cluster's state (an unknown option,
+      a value out of range, options that exclude each other, an input file that cannot be read)
+3     partial: some nodes (or replicas) answered and some did not (``status``, ``kv status``)
+130   interrupted by Ctrl-C in the middle of an operation (what was done is reported)
+====  =====================================================================================
+
+Every error is one line on stderr, ``error: ...``, never a traceback: commands raise
+:func:`fail`, and :class:`Group` (the app's click group) turns usage errors and the OS errors
+that a command line can cause (a file that is not a directory, a read-only directory, a file
+that is not text) into that one line.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from delos_ref import cluster
 
-out = Console()
-err = Console(stderr=True)
+OK, FAILED, USAGE, PARTIAL, INTERRUPTED = 0, 1, 2, 3, 130
 
-DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", help="Cluster directory (holds cluster.json and each node's data).")
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich's usual console (tables fit its width); a pipe or a file gets
+    text that is never wrapped or cut (``soft_wrap``, no width limit), so that a replay
+    command, a path or a benchmark's case name can be copied as it is."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, soft_wrap=True, width=100_000)
+
+
+out = _console()
+err = _console(stderr=True)
+
+DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", metavar="DIR", help="Cluster directory (holds cluster.json and each node's data).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = FAILED) -> typer.Exit:
     """Print ``error: message`` as one line on stderr; the exit to raise (``raise fail(...)``)."""
     from rich.markup import escape
 
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) if "\n" in message else message
+
+
+def message_of(e: BaseException) -> str:
+    """An exception's message as one line, whole: a KeyError's own text (``str`` of a
+    KeyError adds quotes), every other exception's ``str``, never with a quote cut off."""
+    if isinstance(e, KeyError) and len(e.args) == 1:
+        return str(e.args[0])
+    return str(e)
 
 
 def print_json(data: Any) -> None:
@@ -38,3 +83,74 @@ def sole_error(e: BaseException, kinds: tuple[type[BaseException], ...]) -> Base
     while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
         e = e.exceptions[0]
     return e if isinstance(e, kinds) else None
+
+
+# ------------------------------------------------------------------------- option types
+
+
+def positive_seconds(value: float | None) -> float | None:
+    """The callback of every ``--timeout``-like option: a finite number of seconds above 0
+    (0, negative numbers, ``nan`` and ``inf`` are a usage error, exit 2)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value:g}")
+    return value
+
+
+def timeout_option(default: float, help: str = "Seconds to wait for each operation before giving up (saying which nodes are missing).") -> Any:
+    """A ``--timeout SECONDS`` option, validated by :func:`positive_seconds`."""
+    return typer.Option(default, "--timeout", help=help, callback=positive_seconds, metavar="SECONDS")
+
+
+# ------------------------------------------------------------------ the error handler
+
+
+class Group(TyperGroup):
+    """The ``delos-ref`` app's click group: runs a command and turns what escapes it into one
+    line on stderr with the exit code of the table above (see the module docstring)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        from typer import _click
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else OK
+        except _click.exceptions.NoArgsIsHelpError:
+            code = USAGE  # the help was printed
+        except _click.exceptions.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            code = _report(e.format_message() + hint, e.exit_code)
+        except _click.exceptions.ClickException as e:
+            code = _report(e.format_message(), e.exit_code)
+        except typer.Abort:
+            code = _report("aborted", INTERRUPTED)
+        except KeyboardInterrupt:
+            code = _report("interrupted", INTERRUPTED)
+        except UnicodeDecodeError as e:
+            code = _report(f"the input is not UTF-8 text ({e.reason} at byte {e.start}); give a text file", FAILED)
+        except OSError as e:
+            code = _report(os_message(e), FAILED)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; Ctrl-C that the command does not handle itself is one line too
+        (typer would exit 130 silently)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise fail("interrupted", INTERRUPTED) from None
+
+
+def _report(message: str, code: int) -> int:
+    fail(message, code)
+    return code
+
+
+def os_message(e: OSError) -> str:
+    """``strerror: 'path'`` (with both quotes) for an OSError about a file."""
+    what = e.strerror or type(e).__name__
+    if e.filename is not None:
+        return f"{what}: '{e.filename}'" + (f" -> '{e.filename2}'" if e.filename2 is not None else "")
+    return what

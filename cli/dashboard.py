@@ -65,7 +65,7 @@ def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
     if tail.get("position") is not None:
         line.append(str(tail["position"]), style="bold")
         if tail.get("sealed"):
-            line.append(" SEALED (the next append rolls forward)", style="yellow")
+            line.append(" SEALED (the first client that meets the seal rolls forward)", style="yellow")
     else:
         line.append("unknown" + (f" ({tail['error']})" if tail.get("error") else ""), style="red")
     line.append("   appends/s ")
@@ -77,7 +77,7 @@ def _nodes(report: dict[str, Any]) -> Table:
     table = Table(title="nodes", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
     with_stats = "stats" in report
     for col in ("node", "address", "pid", "process", "ping", "roles") + (("entries sequenced",) if with_stats else ()):
-        table.add_column(col, no_wrap=col in ("address", "process", "ping"))
+        table.add_column(col, no_wrap=col in ("node", "address", "pid", "process", "ping"), overflow="fold", min_width=4)
     stats = report.get("stats") or {}
     for n in report["nodes"]:
         info = stats.get(n["id"]) or {}
@@ -107,8 +107,11 @@ def _chain(report: dict[str, Any]) -> Table:
     else:
         title = "chain (unknown: no MetaStore quorum)"
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+    # On a narrow terminal the long cells fold (loglet ids, LogServer lists) and the short
+    # ones keep their width, so no column is dropped at 80 columns.
     for col in ("#", "positions", "kind", "loglet", "sequencer", "LogServers", "sealed"):
-        table.add_column(col, no_wrap=col != "loglet", overflow="fold")
+        short = col in ("#", "positions", "kind", "sealed")
+        table.add_column(col, no_wrap=short, overflow="fold", min_width=len(col) if short else 6)
     for i, seg in enumerate((chain or {}).get("segments", [])):
         params = seg.get("params") or {}
         stop = "" if seg["stop"] is None else str(seg["stop"])

@@ -5,8 +5,10 @@ Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 
-The ``cli`` package is the only part of the project that prints. Every command reports operator errors as one
-line on stderr with a non-zero exit code (1 for a failed operation, 2 for bad usage).
+The ``cli`` package is the only part of the project that prints. Every command reports
+operator errors as one line on stderr with the exit codes of ``cli/common.py`` (0 ok, 1 failed
+operation, 2 bad usage, 3 partial, 130 interrupted); :class:`cli.common.Group` catches what
+escapes a command (usage errors, OS errors) and says it in one line too.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.common import DirOpt, JsonOpt, err, fail, out, print_json, sole_error
+from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, sole_error, timeout_option
 from delos_ref import cluster
 
 app = typer.Typer(
     name="delos-ref",
-    help="A reference implementation of virtual consensus (Delos, OSDI 2020).\n\nQuick start: `delos-ref up` (foreground, Ctrl-C stops it), or `delos-ref up --detach` then `delos-ref status`.",
+    help="A reference implementation of virtual consensus (Delos, OSDI 2020).\n\nQuick start: `delos-ref up` (foreground, Ctrl-C stops it), or `delos-ref up --detach` then `delos-ref status`.\n\n"
+    "Exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 partial (some nodes did not answer), 130 interrupted.",
+    cls=Group,
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,7 +42,7 @@ app = typer.Typer(
 # --------------------------------------------------------------------------------- node
 
 
-@app.command(epilog="Example: delos-ref node --dir .delos-ref --id n1 --log-level debug   (normally started by `delos-ref up`)")
+@app.command(epilog="\b\nExample: delos-ref node --dir .delos-ref --id n1 --log-level debug   (normally started by `delos-ref up`)")
 def node(
     directory: Path = DirOpt,
     node_id: str = typer.Option(..., "--id", help="This node's id in cluster.json."),
@@ -244,10 +250,10 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
 
 
 @app.command(
-    epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
-    "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
-    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n\n"
-    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n\n"
+    epilog="\b\nExamples:\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n"
+    "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n"
+    "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n"
+    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n"
     "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports"
 )
 def up(
@@ -261,7 +267,7 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
-    ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer."),
+    ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="The nodes' log level in DIR/<node>/node.log: debug, info (default), warning or error. Kept in cluster.json (`restart` uses it)."),
 ) -> None:
     """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C,
@@ -278,8 +284,10 @@ def up(
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
             initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet)
+        except cluster.ClusterError as e:
+            raise fail(str(e), USAGE)
         except ValueError as e:
-            raise fail(f"--loglet: {e}", 2)
+            raise fail(f"--loglet: {e}", USAGE)
         cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers, log_level)
     except cluster.ClusterError as e:
         raise fail(str(e))
@@ -294,7 +302,7 @@ def up(
             _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
         what = "recovered stale cluster" if recovered else "cluster up"
         if detach:
-            err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")
+            err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
             return
         _foreground(directory, cfg, what)
 
@@ -315,7 +323,7 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
     finally:
         stopped = cluster.stop_nodes(_current(directory, cfg))
         with contextlib.suppress(OSError):
-            err.print(f"stopped {len(stopped)} node(s) in {directory}")
+            err.print(f"stopped {len(stopped)} node(s) in {directory}", markup=False, highlight=False)
 
 
 def _current(directory: Path, cfg: cluster.ClusterConfig) -> cluster.ClusterConfig:
@@ -345,7 +353,7 @@ async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title
             await dashboard.run_live(out, client, str(directory), cfg, title=title, footer=footer)
 
 
-@app.command(epilog="Example: delos-ref down --dir .delos-ref")
+@app.command(epilog="\b\nExample: delos-ref down --dir .delos-ref")
 def down(directory: Path = DirOpt) -> None:
     """Stop every node of the cluster in DIR (SIGTERM, then SIGKILL after 5 s). Data is kept."""
     try:
@@ -356,17 +364,17 @@ def down(directory: Path = DirOpt) -> None:
     left = cluster.live_nodes(cfg)
     if left:
         raise fail(f"could not stop {', '.join(n.id for n in left)}")
-    err.print(f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}")
+    err.print(f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}", markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------- status
 
 
-@app.command(epilog="Examples:\n\n  delos-ref status\n\n  delos-ref status --watch\n\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
+@app.command(epilog="\b\nExamples:\n  delos-ref status\n  delos-ref status --watch\n  delos-ref status --json | jq '.chain.segments[-1].params.sequencer'")
 def status(
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
+    timeout_s: float = timeout_option(1.0, "Seconds to wait for each node's answer (and for the MetaStore read and the tail)."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Show the live dashboard (as `up` does) until Ctrl-C; the cluster keeps running."),
 ) -> None:
     """The cluster at a glance: each node's liveness from a real ping over the cluster's
@@ -423,7 +431,7 @@ _register_ops(app)
 # ---------------------------------------------------------------------------------- sim
 
 
-@app.command(epilog="Examples:\n\n  delos-ref sim --workload rpc --seeds 200 --json\n\n  delos-ref sim --workload rpc --list-bugs\n\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid")
+@app.command(epilog="\b\nExamples:\n  delos-ref sim --workload rpc --seeds 200 --json\n  delos-ref sim --workload rpc --list-bugs\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid")
 def sim(
     workload: str = typer.Option("rpc", "--workload", "-w", help="Workload to simulate (see --list-workloads)."),
     seeds: int = typer.Option(100, "--seeds", help="Number of seeded runs."),
@@ -447,7 +455,7 @@ def sim(
             print_json({name: {"description": w.description, "faults": list(w.faults), "bugs": w.bugs} for name, w in ws.items()})
         else:
             for name, w in ws.items():
-                out.print(f"[bold]{name}[/]: {w.description}")
+                out.print(f"[bold]{escape(name)}[/]: {escape(w.description)}")
         return
     try:
         wl = harness.get_workload(workload)
@@ -456,14 +464,14 @@ def sim(
                 print_json({"workload": wl.name, "bugs": wl.bugs})
             else:
                 for name, line in wl.bugs.items():
-                    out.print(f"[bold]{name}[/]: {line}")
+                    out.print(f"[bold]{escape(name)}[/]: {escape(line)}")
             return
         fault_set = harness.parse_faults(wl, faults)
         harness.check_bug(wl, bug)
         if seeds < 1:
             raise harness.BadSimArgument("--seeds must be at least 1")
     except (harness.UnknownWorkload, harness.BadSimArgument) as e:
-        raise fail(str(e).strip("'\""), 2)
+        raise fail(message_of(e), USAGE)
     summary = _run_sweep(wl, seeds, seed, fault_set, bug, stop_at_first, show_progress=not as_json)
     if as_json:
         print_json(summary)
@@ -492,12 +500,12 @@ def _print_sweep(summary: dict[str, Any]) -> None:
     v = summary["violations"]
     colour = "red" if v else "green"
     out.print(
-        f"[bold]{summary['workload']}[/]: {summary['runs']} runs, faults {','.join(summary['faults']) or 'none'}"
-        + (f", bug {summary['bug']}" if summary["bug"] else "")
+        f"[bold]{escape(summary['workload'])}[/]: {summary['runs']} runs, faults {escape(','.join(summary['faults'])) or 'none'}"
+        + (f", bug {escape(summary['bug'])}" if summary["bug"] else "")
         + f": [{colour}]{len(v)} violation(s)[/] ({summary['events_per_s']:.0f} events/s)"
     )
-    for item in v[:20]:
-        out.print(f"  seed {item['seed']}: {item['what']}\n    replay: {item['replay']}", highlight=False)
+    for item in v[:20]:  # untrusted text: no markup ([events 73..75] is not a style)
+        out.print(f"  seed {item['seed']}: {item['what']}\n    replay: {item['replay']}", highlight=False, markup=False)
     if len(v) > 20:
         out.print(f"  ... and {len(v) - 20} more")
 
@@ -505,7 +513,7 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
@@ -569,7 +577,12 @@ def _print_bench(result: dict[str, Any]) -> None:
 
 from cli.trace import trace_app  # noqa: E402
 
-app.add_typer(trace_app, name="trace")
+app.add_typer(
+    trace_app,
+    name="trace",
+    epilog="\b\nExamples:\n  delos-ref trace check --workload log --seeds 100\n"
+    "  delos-ref trace record --workload loglet --seed 7 --out /tmp/loglet-7.ndjson && delos-ref trace check /tmp/loglet-7.ndjson",
+)
 
 from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
 

@@ -4,13 +4,20 @@ Log commands (through a VirtualLog client, see ``delos_ref/ops.py``): ``append``
 ``tail``, ``reconfigure``, ``seal``, ``trim``. Process commands (``delos_ref/cluster.py``):
 ``kill`` (SIGKILL), ``pause`` / ``resume`` (SIGSTOP / SIGCONT), ``restart``, ``logs``.
 
-Every command takes ``--dir`` and ``--json``; every failure is one line on stderr with exit
-code 1 (2 for bad usage): no cluster running, unknown node, bad position, a stale or foreign
-directory, a quorum that does not answer within ``--timeout`` (naming the nodes missing).
+Every command takes ``--dir`` and ``--json``; every failure is one line on stderr with the exit
+codes of ``cli/common.py``: 1 for a failed operation (no cluster running, unknown node, a
+position past the tail or trimmed, a stale or foreign directory, a quorum that does not answer
+within ``--timeout``, naming the nodes missing), 2 for bad usage (a value out of range, options
+that exclude each other), 130 for an ``append`` interrupted by Ctrl-C (it says what landed).
+
+Entries are bytes. ``read`` prints them escaped, one per line, so that every entry is one
+line whatever it holds (see :func:`escaped`); ``--format raw`` prints the bytes as they are.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
 import time
 from pathlib import Path
@@ -18,14 +25,16 @@ from typing import Any, Awaitable, Callable, Optional
 
 import typer
 
-from cli.common import DirOpt, JsonOpt, fail, out, print_json, sole_error
+from cli.common import INTERRUPTED, USAGE, DirOpt, JsonOpt, fail, os_message, out, print_json, sole_error, timeout_option
 from delos_ref import cluster
 
-TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds to wait for each operation before giving up (saying which nodes are missing).")
+TimeoutOpt = timeout_option(5.0)
 
 
-def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run ``body(session)`` on a VirtualLog client of the cluster in ``directory``."""
+def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[Any]], explain: Callable[[str], str] = str, interrupted: Optional[str] = None) -> Any:
+    """Run ``body(session)`` on a VirtualLog client of the cluster in ``directory``; a
+    failure is one line, ``explain(message)``. Ctrl-C: with ``interrupted``, that line and
+    exit 130; without, KeyboardInterrupt for the command to handle."""
     import trio
 
     from delos_ref import ops
@@ -41,19 +50,42 @@ def _on_log(directory: Path, timeout_s: float, body: Callable[[Any], Awaitable[A
         if known is None:
             raise
         if isinstance(known, KeyboardInterrupt):
+            if interrupted is not None:
+                raise fail(f"interrupted: {interrupted}", INTERRUPTED) from None
             raise KeyboardInterrupt from None  # Ctrl-C: the commands that follow end quietly
-        raise fail(str(known)) from None
+        raise fail(explain(str(known))) from None
 
 
-def _data_text(entry: dict[str, Any]) -> str:
-    return entry["data"] if "data" in entry else f"(binary, base64) {entry['data_b64']}"
+#: What ``escaped`` writes for the characters that would make a line ambiguous.
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escaped(data: bytes) -> str:
+    """An entry as one unambiguous line of text: UTF-8 text as it is, except a backslash
+    (``\\\\``), newline (``\\n``), tab (``\\t``), carriage return (``\\r``), other control
+    characters and bytes that are not UTF-8 (``\\xNN``) -- as Python's ``repr`` writes them,
+    without the quotes. So ``read`` prints one entry per line, and equal lines mean equal entries."""
+    parts = []
+    for ch in data.decode("utf-8", "surrogateescape"):
+        code = ord(ch)
+        if ch in _ESCAPES:
+            parts.append(_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, kept by surrogateescape
+            parts.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            parts.append(f"\\x{code:02x}")
+        else:
+            parts.append(ch)
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------ append
 
 
 def append(
-    data: Optional[list[str]] = typer.Argument(None, help="Entries to append (UTF-8 text). None: one entry per line of stdin (raw bytes)."),
+    data: Optional[list[str]] = typer.Argument(None, metavar="DATA", help="Entries to append (UTF-8 text; base64 with --base64). None: one entry per line of stdin."),
+    file: Optional[Path] = typer.Option(None, "--file", help="Append one entry: this file's bytes as they are, newlines and all ('-': all of stdin).", metavar="PATH"),
+    b64: bool = typer.Option(False, "--base64", help="Each DATA argument (or stdin line) is base64: append the bytes it decodes to."),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = TimeoutOpt,
@@ -61,25 +93,82 @@ def append(
     """Append entries to the shared log, in order; print their positions.
 
     Each entry is acknowledged only once it is durable on a majority of the active loglet's
-    LogServers. JSON: {"positions": [...]}.
+    LogServers. From stdin, each line is one entry, without its line end (\\n or \\r\\n);
+    --file appends a whole file (binary data too) as one entry. JSON: {"positions": [...]}.
+
+    A failure says how many entries landed. Ctrl-C says what landed, then exits 130 (JSON:
+    {"positions": [...], "interrupted": true}).
     """
     from delos_ref import ops
 
-    if data:
-        entries = [d.encode() for d in data]
-    elif sys.stdin is None or sys.stdin.isatty():
-        raise fail("nothing to append: give DATA arguments or pipe lines on stdin", 2)
-    else:
-        entries = [line.rstrip(b"\n") for line in sys.stdin.buffer]  # bytes: any entry, text or not
-    if not entries:
-        raise fail("nothing to append: stdin was empty", 2)
-    positions = _on_log(directory, timeout_s, lambda s: ops.append(s, entries))
+    entries = _entries(data, file, b64)
+    landed: list[int] = []
+    try:
+        # A failure before the first append (no MetaStore quorum, say) must still say that
+        # nothing landed: ops.append's own failures already count what did.
+        _on_log(directory, timeout_s, lambda s: ops.append(s, entries, on_position=landed.append),
+                explain=lambda message: message if " appended" in message else f"{message}; {_appended(landed, len(entries))}")
+    except KeyboardInterrupt:
+        if as_json:
+            print_json({"positions": landed, "interrupted": True})
+        in_flight = "; the entry in flight may have landed too" if len(landed) < len(entries) else ""
+        raise fail(f"interrupted: {_appended(landed, len(entries))}{in_flight}", INTERRUPTED) from None
     if as_json:
-        print_json({"positions": positions})
-    elif len(positions) == 1:
-        out.print(f"appended at position {positions[0]}", highlight=False)
+        print_json({"positions": landed})
+    elif len(landed) == 1:
+        out.print(f"appended at position {landed[0]}", highlight=False, markup=False)
     else:
-        out.print(f"appended {len(positions)} entries at positions {positions[0]}..{positions[-1]}", highlight=False)
+        out.print(f"appended {len(landed)} entries at positions {landed[0]}..{landed[-1]}", highlight=False, markup=False)
+
+
+def _appended(positions: list[int], total: int) -> str:
+    """``appended 779 of 1000 entries at positions 39..817`` (or ``appended nothing``)."""
+    if not positions:
+        return f"appended none of {total} entries"
+    where = f"position {positions[0]}" if len(positions) == 1 else f"positions {positions[0]}..{positions[-1]}"
+    return f"appended {len(positions)} of {total} entries at {where}"
+
+
+def _entries(data: Optional[list[str]], file: Optional[Path], b64: bool) -> list[bytes]:
+    """The entries ``append`` was given: DATA arguments, a --file, or stdin's lines."""
+    if file is not None:
+        if data:
+            raise fail("give DATA arguments or --file, not both", USAGE)
+        if b64:
+            raise fail("--file appends the file's bytes as they are: drop --base64", USAGE)
+        if str(file) == "-":
+            return [_stdin().read()]
+        try:
+            return [file.read_bytes()]
+        except OSError as e:  # a file named on the command line that cannot be read: usage, as click does
+            raise fail(f"--file: {os_message(e)}", USAGE) from None
+    if data:
+        raw = [d.encode() for d in data]
+    elif sys.stdin is None or sys.stdin.isatty():
+        raise fail("nothing to append: give DATA arguments, --file PATH, or pipe lines on stdin", USAGE)
+    else:
+        try:
+            raw = [_strip_line_end(line) for line in _stdin()]  # bytes: any entry, text or not
+        except KeyboardInterrupt:
+            raise fail("interrupted while reading stdin: appended nothing", INTERRUPTED) from None
+        if not raw:
+            raise fail("nothing to append: stdin was empty", USAGE)
+    if not b64:
+        return raw
+    try:
+        return [base64.b64decode(d, validate=True) for d in raw]
+    except (binascii.Error, ValueError) as e:
+        raise fail(f"--base64: an entry is not base64 ({e})", USAGE) from None
+
+
+def _stdin() -> Any:
+    return sys.stdin.buffer
+
+
+def _strip_line_end(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
 
 
 # -------------------------------------------------------------------------------- read
@@ -89,11 +178,17 @@ def read(
     start: int = typer.Option(0, "--from", help="First position to read."),
     stop: Optional[int] = typer.Option(None, "--to", help="Read below this position (default: the tail)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading new entries as they are appended (Ctrl-C stops)."),
+    text_format: str = typer.Option("escaped", "--format", help="Text output: escaped (one line per entry: \\\\, \\n, \\t, \\r, \\xNN as in Python) or raw (the bytes as they are).", metavar="escaped|raw"),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = TimeoutOpt,
 ) -> None:
     """Read entries [--from, --to) of the shared log, in position order.
+
+    Text: one line per entry, position TAB entry, the entry escaped as in Python's repr
+    without the quotes (a backslash, newline, tab, CR, other control characters and bytes
+    that are not UTF-8 become \\\\, \\n, \\t, \\r, \\xNN), so every entry is one line;
+    --format raw writes the bytes as they are.
 
     JSON: {"entries": [{"position", "data"}]} (``data_b64`` instead of ``data`` for an entry
     that is not UTF-8). With --follow, JSON is one {"position", "data"} object per line.
@@ -105,17 +200,22 @@ def read(
     from delos_ref import ops
 
     if start < 0 or (stop is not None and stop < start):
-        raise fail(f"bad position: need 0 <= --from <= --to (got --from {start}" + (f" --to {stop})" if stop is not None else ")"), 2)
+        raise fail(f"bad position: need 0 <= --from <= --to (got --from {start}" + (f" --to {stop})" if stop is not None else ")"), USAGE)
     if follow and stop is not None:
-        raise fail("--follow reads without an end: drop --to", 2)
+        raise fail("--follow reads without an end: drop --to", USAGE)
+    if text_format not in ("escaped", "raw"):
+        raise fail(f"--format is escaped or raw (got {text_format!r})", USAGE)
 
     def show(pos: int, data: bytes) -> None:
-        entry = ops.entry_json(pos, data)
         if as_json:
-            sys.stdout.write(json.dumps(entry) + "\n")
+            sys.stdout.write(json.dumps(ops.entry_json(pos, data)) + "\n")
             sys.stdout.flush()
+        elif text_format == "raw":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(f"{pos}\t".encode() + data + b"\n")
+            sys.stdout.buffer.flush()
         else:
-            sys.stdout.write(f"{pos}\t{_data_text(entry)}\n")
+            sys.stdout.write(f"{pos}\t{escaped(data)}\n")
             sys.stdout.flush()
 
     async def body(s: Any) -> list[dict[str, Any]]:
@@ -143,7 +243,7 @@ def read(
 
 def tail(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = TimeoutOpt) -> None:
     """The tail: the first unwritten position of the log, and whether the active loglet is
-    sealed (after `seal`: the next append rolls the chain forward).
+    sealed (after `seal`, until a client that meets the seal rolls the chain forward).
 
     JSON: {"position", "sealed"}.
     """
@@ -153,7 +253,7 @@ def tail(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
     if as_json:
         print_json(result)
     else:
-        out.print(f"tail {result['position']}" + (" (active loglet sealed)" if result["sealed"] else ""), highlight=False)
+        out.print(f"tail {result['position']}" + (" (active loglet sealed)" if result["sealed"] else ""), highlight=False, markup=False)
 
 
 # ------------------------------------------------------------------- reconfigurations
@@ -165,7 +265,7 @@ def reconfigure(
     logservers: Optional[str] = typer.Option(None, "--logservers", help="Comma list of LogServer nodes (default: the active loglet's)."),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(10.0, "--timeout", help="Seconds to wait before giving up."),
+    timeout_s: float = timeout_option(10.0, "Seconds to wait before giving up."),
 ) -> None:
     """Extend the chain onto a fresh loglet (reconfig_extend): seal the active loglet, learn
     its sealed tail, install a chain whose new segment starts there, fetch the chain. From a
@@ -178,8 +278,9 @@ def reconfigure(
 
     servers = [s.strip() for s in logservers.split(",") if s.strip()] if logservers is not None else None
     if servers is not None and not servers:
-        raise fail("--logservers: give at least one node id", 2)
-    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers))
+        raise fail("--logservers: give at least one node id", USAGE)
+    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers),
+                     interrupted="the reconfiguration may or may not have happened (see `delos-ref status`)")
     if as_json:
         print_json(result)
         return
@@ -191,27 +292,40 @@ def reconfigure(
         + (f"sequencer {new['params'].get('sequencer')}, LogServers {','.join(new['params'].get('logservers', []))}" if new["kind"] == "native" else f"acceptors {','.join(new['params'].get('acceptors', []))}")
         + f"); chain version {result['chain']['version']}",
         highlight=False,
+        markup=False,
     )
 
 
 def seal(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = TimeoutOpt) -> None:
     """Seal the active loglet WITHOUT installing a new chain. The chain still names it as
-    active, so the next append meets a sealed error and, after a short wait for a successor,
-    rolls the chain forward onto a clone of the sealed loglet: watch it with `status`.
+    active, so the first client that meets the seal -- an append, a database replica's poll
+    of the tail, a node's supervisor -- waits briefly for a successor, then rolls the chain
+    forward onto a clone of the sealed loglet: watch it with `status`.
 
     JSON: {"segment_start", "loglet", "tail": {"position", "sealed"}}.
     """
     from delos_ref import ops
 
-    result = _on_log(directory, timeout_s, ops.seal)
+    result = _on_log(directory, timeout_s, ops.seal, interrupted="the loglet may or may not be sealed (see `delos-ref tail`)")
     if as_json:
         print_json(result)
     else:
-        out.print(f"sealed loglet {result['loglet'].get('loglet_id')} at tail {result['tail']['position']}; the next append rolls the chain forward", highlight=False)
+        out.print(
+            f"sealed loglet {result['loglet'].get('loglet_id')} at tail {result['tail']['position']}; the first client that meets the seal "
+            "(an append, a replica's poll, a supervisor) rolls the chain forward: see `delos-ref status`",
+            highlight=False,
+        markup=False,
+        )
+
+
+def _non_negative_position(value: int) -> int:
+    if value < 0:
+        raise typer.BadParameter(f"bad position: the trim point must be >= 0 (got {value})")
+    return value
 
 
 def trim(
-    position: int = typer.Argument(..., help="Trim point: positions below it may be discarded."),
+    position: int = typer.Argument(..., help="Trim point (>= 0): positions below it may be discarded.", callback=_non_negative_position),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = TimeoutOpt,
@@ -223,13 +337,11 @@ def trim(
     """
     from delos_ref import ops
 
-    if position < 0:
-        raise fail(f"bad position: the trim point must be >= 0 (got {position})", 2)
-    result = _on_log(directory, timeout_s, lambda s: ops.trim(s, position))
+    result = _on_log(directory, timeout_s, lambda s: ops.trim(s, position), interrupted=f"the trim below {position} may or may not have happened")
     if as_json:
         print_json(result)
     else:
-        out.print(f"trimmed below {result['trim_point']}; {result['segments_dropped']} segment(s) dropped from the chain", highlight=False)
+        out.print(f"trimmed below {result['trim_point']}; {result['segments_dropped']} segment(s) dropped from the chain", highlight=False, markup=False)
 
 
 # ------------------------------------------------------------------------- processes
@@ -249,7 +361,7 @@ def _process_cmd(directory: Path, node_id: str, action: Callable[[cluster.Cluste
     if as_json:
         print_json({"node": node.id, "pid": node.pid, "process": state})
     else:
-        out.print(f"{verb} {node.id} (pid {node.pid}): now {state}", highlight=False)
+        out.print(f"{verb} {node.id} (pid {node.pid}): now {state}", highlight=False, markup=False)
 
 
 def kill(node: str = typer.Argument(..., help="Node id (see `delos-ref status`)."), directory: Path = DirOpt, as_json: bool = JsonOpt) -> None:
@@ -280,7 +392,7 @@ def restart(
     node: str = typer.Argument(..., help="Node id."),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
-    timeout_s: float = typer.Option(20.0, "--timeout", help="Seconds to wait for the new process to answer a ping."),
+    timeout_s: float = timeout_option(20.0, "Seconds to wait for the new process to answer a ping."),
 ) -> None:
     """Stop one node if it runs (SIGTERM, then SIGKILL), start a new process on its data and
     address, and wait until it answers. Its roles recover their state from LMDB.
@@ -354,8 +466,8 @@ def logs(
         return
 
 
-COMMANDS: list[tuple[Callable[..., None], str]] = [
-    (append, "delos-ref append hello world --json     # or: seq 1000 | delos-ref append"),
+COMMANDS: list[tuple[Callable[..., None], str]] = [  # (command, its --help example)
+    (append, "delos-ref append hello world --json     # or: seq 1000 | delos-ref append;  delos-ref append --file photo.jpg"),
     (read, "delos-ref read --from 0 --to 10 --json   # or: delos-ref read --follow"),
     (tail, "delos-ref tail --json"),
     (reconfigure, "delos-ref reconfigure --loglet native --sequencer n2 --logservers n1,n2,n3"),
@@ -372,4 +484,7 @@ COMMANDS: list[tuple[Callable[..., None], str]] = [
 def register(app: typer.Typer) -> None:
     """Add the operator commands to the ``delos-ref`` app."""
     for fn, example in COMMANDS:
-        app.command(epilog=f"Example: {example}")(fn)
+        # trim: "-5" is a (refused) position, not an unknown option
+        settings = {"ignore_unknown_options": True} if fn is trim else None
+        # \b: click keeps the example's line as it is (no rewrapping mid-command)
+        app.command(epilog=f"\b\nExample: {example}", context_settings=settings)(fn)

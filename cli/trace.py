@@ -22,6 +22,9 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from cli.common import message_of
 
 trace_app = typer.Typer(
     help="Record, check and validate NDJSON traces against the TLA+ specs (specs/Trace*.tla).",
@@ -36,7 +39,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -60,7 +63,7 @@ def record(
         fault_set = harness.parse_faults(wl, faults)
         harness.check_bug(wl, bug)
     except (harness.UnknownWorkload, harness.BadSimArgument) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     result = harness.run_seed(wl, harness.RunConfig(seed, fault_set, bug, keep_trace=True))
     assert result.trace is not None
     with open(out_path, "w") as fp:
@@ -102,7 +105,7 @@ def check(
         try:
             summary = tracecheck.check_workload(workload, seeds=seeds, first_seed=seed, faults=faults, bug=bug)
         except (harness.UnknownWorkload, harness.BadSimArgument, KeyError) as e:
-            raise _fail(str(e).strip("'\""), 2)
+            raise _fail(message_of(e), 2)
         if as_json:
             _print_json(summary)
         else:
@@ -115,11 +118,11 @@ def check(
                 + f" (the simulator's own checks flagged {summary['sim_violations']}; {summary['wall_s']:.1f} s)"
             )
             for item in summary["rejected"][:10]:
-                out.print(f"  seed {item['seed']}: {item['why']}", highlight=False, soft_wrap=True)
+                out.print(f"  seed {item['seed']}: {escape(item['why'])}", highlight=False, soft_wrap=True)
             if n > 10:
                 out.print(f"  ... and {n - 10} more")
             for item in summary["crashed"]:
-                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {item['error']}", highlight=False, soft_wrap=True)
+                out.print(f"  seed {item['seed']}: [red]the simulation itself raised[/] {escape(str(item['error']))}", highlight=False, soft_wrap=True)
         if summary["rejected"] or summary["crashed"]:
             raise typer.Exit(1)
         return
@@ -130,7 +133,7 @@ def check(
         specs = [spec_name(spec)] if spec else list(tracecheck.CHECKERS)
         loaded = load_traces_report(sources)
     except (KeyError, BadTrace, OSError) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     events = loaded.events
     results: dict[str, Any] = {}
     for name in specs:
@@ -143,7 +146,7 @@ def check(
         _print_json({"events": len(events), "notes": loaded.notes, "specs": results})
     else:
         for note in loaded.notes:
-            out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+            out.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
         for name, r in results.items():
             if r["verdict"] == "accepted" and not r["steps"]:
                 out.print(f"[bold]{name}[/]: no events of this spec in {len(events)} events")
@@ -152,7 +155,7 @@ def check(
             elif r["verdict"] == "truncated":
                 out.print(f"[bold]{name}[/]: [yellow]truncated[/]: {r['truncated']}. The checker stopped at: {r['why']}", highlight=False, soft_wrap=True)
             else:
-                out.print(f"[bold]{name}[/]: [red]rejected[/]: {r['why']}", highlight=False, soft_wrap=True)
+                out.print(f"[bold]{name}[/]: [red]rejected[/]: {escape(r['why'])}", highlight=False, soft_wrap=True)
     verdicts = {r["verdict"] for r in results.values()}
     if "rejected" in verdicts:
         raise typer.Exit(1)
@@ -190,10 +193,10 @@ def validate(
     except SpecError as e:
         raise _fail(str(e), 2)
     except (KeyError, BadTrace, OSError) as e:
-        raise _fail(str(e).strip("'\""), 2)
+        raise _fail(message_of(e), 2)
     events = loaded.events
     for note in loaded.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     try:
         if prepare_only is not None:
             with open(prepare_only, "w") as fp:

@@ -6,7 +6,7 @@ cluster with a :class:`~delos_ref.virtuallog.VirtualLog` on it -- and returns pl
 failure an operator can cause or meet is an :class:`OpError` whose message is one line that
 says what is wrong and, for an unreachable quorum, which nodes did not answer.
 
-What each command does to the protocol (PAPER_NOTES §2-§5):
+What each command does to the protocol (docs/design.md §2-§5):
 
 * ``append`` / ``read`` / ``trim`` -- the VirtualLog's ``append``, ``read_next`` and
   ``prefix_trim`` (then ``reconfig_truncate``, which drops segments wholly below the trim
@@ -35,7 +35,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from delos_ref import cluster
-from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError
+from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletError, LogletUnavailable, SealedError, TrimmedError
 from delos_ref.process import open_client, ping, ping_all, virtuallog_on
 from delos_ref.runtime import Node
 from delos_ref.virtuallog import VirtualLog
@@ -61,6 +61,22 @@ class OpsSession:
     node: Node
     vlog: VirtualLog
     timeout_s: float
+
+
+def configured_roles(spec: cluster.NodeSpec) -> list[str]:
+    """Every role a node of ``delos-ref up`` runs, from its config (``delos_ref/process.py``):
+    the protocol roles it hosts, a database replica on every acceptor (core) node, and on
+    every node a supervisor and the ping responder. A node that answers lists the same
+    roles in ``roles``."""
+    roles = list(spec.hosted_roles)
+    if "acceptor" in roles:
+        roles.append("replica")
+    return roles + ["supervisor", "ping"]
+
+
+def replica_nodes(cfg: cluster.ClusterConfig) -> list[str]:
+    """The nodes that host a database replica (the acceptor nodes)."""
+    return [n.id for n in cfg.nodes if "replica" in configured_roles(n)]
 
 
 def require_running(directory: str, cfg: cluster.ClusterConfig) -> None:
@@ -204,7 +220,7 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
                 "alive": answers[n.id] is not None,
                 "roles": list(answers[n.id].roles) if answers[n.id] else [],
                 "process": cluster.process_state(n, directory),
-                "configured_roles": list(n.hosted_roles),
+                "configured_roles": configured_roles(n),
             }
             for n in cfg.nodes
         ],
@@ -260,6 +276,8 @@ async def append(ops: OpsSession, entries: list[bytes], *, on_position: Any = No
                 failure = f"append failed ({_cause(e)}); the entry is not in the log"
             except AppendOutcomeUnknown as e:
                 failure = f"append failed ({_cause(e)}); the entry may have landed"
+            except (VirtualLogError, MetaStoreError, LogletError) as e:  # e.g. no MetaStore quorum for a roll-forward
+                failure = f"append failed ({type(e).__name__}: {e}); the entry may have landed"
         if scope.cancelled_caught:
             failure = f"append did not finish within {ops.timeout_s:g}s; the entry may have landed"
         if failure is not None:
@@ -321,10 +339,30 @@ async def _read_batch(ops: OpsSession, lo: int, hi: int) -> list[tuple[int, byte
         try:
             return await ops.vlog.read_next(lo, hi)
         except TrimmedError as e:
-            raise OpError(f"bad position: {lo} is trimmed (the log starts at {e.trim_point})") from None
+            start = await _readable_start(ops, e.trim_point)
+            raise OpError(f"bad position: {lo} is trimmed (the log now starts at {start}; read from there)") from None
         except VirtualLogError as e:
             raise OpError(f"read at {lo} failed: {e}; {await _active_diagnosis(ops)}") from None
     raise OpError(f"read at {lo} did not finish within {ops.timeout_s:g}s; {await _active_diagnosis(ops)}")
+
+
+async def _readable_start(ops: OpsSession, at_least: int) -> int:
+    """The first position that is not trimmed. A TrimmedError's ``trim_point`` is a lower
+    bound only: below the chain's first segment it is that segment's start (the chain's
+    base), while the trim point itself may lie inside the segment (``trim 10`` drops the
+    segment [0, 4) and leaves [4, ...) trimmed up to 10). So ask again from there."""
+    pos = at_least
+    for _ in range(8):  # each step moves to a loglet's own trim point: a few at most
+        try:
+            await ops.vlog.read_next(pos, pos + 1)
+            return pos
+        except TrimmedError as e:
+            if e.trim_point <= pos:
+                return pos
+            pos = e.trim_point
+        except VirtualLogError:
+            return pos
+    return pos
 
 
 async def follow(ops: OpsSession, lo: int, *, poll_s: float = 0.2) -> AsyncIterator[tuple[int, bytes]]:

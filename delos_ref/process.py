@@ -9,7 +9,7 @@
   transport with no listening socket for TCP (replies come back on the connection it opened)
   or an ephemeral port for UDP, and an RPC endpoint.
 
-Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, PAPER_NOTES §3),
+Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, docs/design.md §3),
 ``logserver`` (NativeLoglet storage, §5), ``sequencer`` (the NativeLoglet's sequencer for
 the loglets that name this node) and ``replica`` (the database, §8: :func:`host_replica`) --
 all of them, or the subset ``cluster.json`` gives the node (the disaggregated layout, see

@@ -9,7 +9,7 @@ opposite reactions:
 * an **unknown outcome** (:class:`UnknownOutcome`, raised as :class:`CallTimeout`): no reply
   arrived before the deadline. The request may have been executed, perhaps more than once if
   it was resent. A Paxos proposer must treat its ballot as possibly used; a log client must
-  treat its append as possibly landed (PAPER_NOTES §2: "a failed append may still become
+  treat its append as possibly landed (docs/design.md §2: "a failed append may still become
   durable").
 
 Mechanics. Each call gets a request id (``rid``) unique to this endpoint's incarnation; the

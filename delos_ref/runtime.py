@@ -203,7 +203,7 @@ class RoleRunner:
         writes = [w for e in effects if type(e) is Persist for w in e.writes]
         if writes:
             assert self.storage is not None, f"role {self.name} persisted without storage"
-            self.storage.write(writes, sync=True)  # persist before send (DESIGN.md, layer 2)
+            self.storage.write(writes, sync=True)  # persist before send (docs/design.md §11)
             self.stats["persists"] += 1
         # Log before send: the batch's trace events reach the trace file before any of its
         # messages leave, so a crash loses no event whose consequences another node saw.

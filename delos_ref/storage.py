@@ -3,7 +3,7 @@
 Both implementations offer one small interface: named tables of byte keys to byte values,
 point reads, ordered range scans, and :meth:`Storage.write`, which applies a batch of
 :class:`~delos_ref.effects.Write` s atomically and, with ``sync=True``, durably (fsync) before
-it returns. "Durable means synced before the ack" (DESIGN.md): a role only acknowledges what
+it returns. "Durable means synced before the ack" (docs/design.md §12): a role only acknowledges what
 a synced write holds.
 
 A state machine whose writes depend on what it reads as it goes (the database's table)

@@ -1,4 +1,4 @@
-"""From-scratch Paxos, and the MetaStore built on it (PAPER_NOTES §3; OSDI'20 §3.2, §4.1).
+"""From-scratch Paxos, and the MetaStore built on it (docs/design.md §3; OSDI'20 §3.2, §4.1).
 
 Read in this order:
 

@@ -35,7 +35,7 @@ reports the accepted values of a range of instances, for reading a register's hi
 
 The acceptor keeps one :class:`~paxos.messages.Slot` per instance ever touched. The chain
 register creates one instance per version and versions change only on reconfiguration
-(PAPER_NOTES §3), so it stays small; a bootstrap loglet's register grows by one slot per
+(docs/design.md §3), so it stays small; a bootstrap loglet's register grows by one slot per
 entry and is never trimmed here (the bootstrap loglet is meant for a cluster's first
 moments, before it is hot-swapped to a NativeLoglet). A production MetaStore would forget
 slots below a chosen, trimmed prefix.

@@ -1,6 +1,6 @@
 """The MetaStore: a linearizable versioned register with conditional write, built on Paxos.
 
-Delos keeps its one piece of fault-tolerant consensus here (PAPER_NOTES §3; OSDI'20 §3.2,
+Delos keeps its one piece of fault-tolerant consensus here (docs/design.md §3; OSDI'20 §3.2,
 §4.1): a register holding the VirtualLog's chain, with ``read() -> (version, value)`` and
 ``write_if(expected_version, value)``, which succeeds only if the register is still at
 ``expected_version`` and then raises the version by one. Delos used "a simple, unoptimized

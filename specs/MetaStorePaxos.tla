@@ -1,9 +1,9 @@
 --------------------------- MODULE MetaStorePaxos ---------------------------
 (***************************************************************************)
 (* The MetaStore: a versioned register with conditional write, built as a  *)
-(* sequence of single-decree Paxos instances, one per version (PAPER_NOTES *)
-(* section 3; OSDI'20 sections 3.2, 4.1).  Version k of the register is    *)
-(* the value chosen in instance k; version 0 is the empty register.        *)
+(* sequence of single-decree Paxos instances, one per version              *)
+(* (docs/design.md sect. 3; OSDI'20 3.2, 4.1).  Version k of the register  *)
+(* is the value chosen in instance k; version 0 is the empty register.     *)
 (*                                                                         *)
 (* Mapping to the implementation (package paxos, trace events of           *)
 (* paxos/__init__.py):                                                     *)

@@ -1,6 +1,6 @@
 ---------------------------- MODULE NativeLoglet ----------------------------
 (***************************************************************************)
-(* One NativeLoglet instance (PAPER_NOTES section 5; OSDI'20 4.2.1): an    *)
+(* One NativeLoglet instance (docs/design.md sect. 5; OSDI'20 4.2.1): an   *)
 (* odd number of LogServers, each with a durable gapless log and a seal    *)
 (* bit, one sequencer, and clients that seal and check the tail (with      *)
 (* repair).                                                                *)

@@ -1,6 +1,6 @@
 ----------------------------- MODULE VirtualLog -----------------------------
 (***************************************************************************)
-(* The VirtualLog (PAPER_NOTES sections 2-4; OSDI'20 3.2): a chain of      *)
+(* The VirtualLog (docs/design.md sect. 2-4; OSDI'20 3.2): a chain of      *)
 (* segments kept in a versioned register with conditional write, clients   *)
 (* that append through a cached copy of the chain, and racing              *)
 (* reconfigurers (reconfig_extend, reconfig_truncate, reconfig_modify,     *)

@@ -1,4 +1,4 @@
-"""The loglet conformance suite: the contract of PAPER_NOTES §2 / §3.4, as reusable checks.
+"""The loglet conformance suite: the contract of docs/design.md §2 / §3.4, as reusable checks.
 
 Every loglet kind must pass every check here. A *harness* gives the checks clients of one
 fresh loglet instance; a *factory* is an async context manager that builds a harness::

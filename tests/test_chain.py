@@ -1,5 +1,5 @@
 """The chain (delos_ref/virtuallog/chain.py), pure: one test per invariant and per operation
-rule of PAPER_NOTES §3 ("only the last segment is open; segments are contiguous") and §4."""
+rule of docs/design.md §3 ("only the last segment is open; segments are contiguous") and §4."""
 
 from __future__ import annotations
 

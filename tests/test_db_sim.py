@@ -1,6 +1,6 @@
 """The ``kv`` simulation workload (delos_ref/sim/workload_kv.py): the database under every
 fault, reconfigurations, trims and wiped replicas. No violations without bugs; each bug
-switch caught by the linearizability check (PAPER_NOTES §8)."""
+switch caught by the linearizability check (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The linearizability checker, one behaviour per test.
 
 Hand-written histories pin each rule of the semantics (ok, fail, info, real-time order) for the
-three models: the MetaStore's versioned register (PAPER_NOTES §3), the shared log (§2) and the
+three models: the MetaStore's versioned register (docs/design.md §3), the shared log (§2) and the
 key-value table (§8). Then three kinds of generated histories, all from a simulated system that
 is linearizable by construction: its histories must all pass; mutations of them that are
 violations *by construction* must all fail; and on small ones, the pruned search must agree

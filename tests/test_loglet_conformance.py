@@ -2,7 +2,7 @@
 
 Memory: the in-process loglet. Native: a NativeLoglet on the simulator (3 LogServers and a
 sequencer node, real RPC over the memory transport with codec round trips), once on clean
-links and once on links that lose, duplicate and reorder messages. PAPER_NOTES §2, §3.4.
+links and once on links that lose, duplicate and reorder messages. docs/design.md §2, §3.4.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``loglet`` simulation workload (delos_ref/sim/workload_loglet.py): a NativeLoglet under
 appenders, a sealer and tail checkers, with LogServer crashes, partitions, loss, duplication
-and reordering. No violations without bugs; each bug switch caught (PAPER_NOTES §5, §3.4).
+and reordering. No violations without bugs; each bug switch caught (docs/design.md §5, §3.4).
 
 Every violation ever found without a bug switch is pinned in PINNED.
 """

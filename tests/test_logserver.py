@@ -1,4 +1,4 @@
-"""Table tests of the LogServer core, one per rule (PAPER_NOTES §5; logserver.py's docstring).
+"""Table tests of the LogServer core, one per rule (docs/design.md §5; logserver.py's docstring).
 
 The core is pure, so each test feeds it messages and reads the effects it returns; where a
 rule is about durability, the Persist effects are applied to a MemoryStorage, which is then

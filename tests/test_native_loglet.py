@@ -1,4 +1,4 @@
-"""The NativeLoglet end to end (PAPER_NOTES §5): on the simulator, then over real TCP and LMDB.
+"""The NativeLoglet end to end (docs/design.md §5): on the simulator, then over real TCP and LMDB.
 
 Simulated scenarios pin the behaviours the conformance suite cannot reach from the API alone:
 LogServer crash and restart with state intact, progress on a majority, repair by check_tail,

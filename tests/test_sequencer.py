@@ -1,4 +1,4 @@
-"""Table tests of the sequencer core, one per rule (PAPER_NOTES §5; sequencer.py's docstring).
+"""Table tests of the sequencer core, one per rule (docs/design.md §5; sequencer.py's docstring).
 
 The sequencer is pure: each test activates a loglet over LogServers s1..s3, feeds appends,
 ``Stored`` acknowledgements and timer firings, and reads the effects.

@@ -1,4 +1,4 @@
-"""The VirtualLog client (delos_ref/virtuallog/client.py) on the simulator: PAPER_NOTES §2-§4, §7.
+"""The VirtualLog client (delos_ref/virtuallog/client.py) on the simulator: docs/design.md §2-§4, §7.
 
 A simulated cluster of three server nodes, each hosting a Paxos acceptor (the MetaStore), a
 LogServer and a sequencer role; client nodes each run a :class:`VirtualLog` over memory

@@ -2,7 +2,7 @@
 appenders, readers and racing reconfigurers over NativeLoglets and memory loglets, with
 faults, and a supervisor (failure detection -> reconfiguration) on every server. No
 violations without bugs; the bug switch of each of the seed's five requirements is caught
-(PAPER_NOTES §3-§5).
+(docs/design.md §3-§5).
 """
 
 from __future__ import annotations

@@ -36,14 +36,14 @@ next_state)``, one ``case`` per operation; ``step`` compares the result the clie
 one the specification gives, and the same comparison explains a failure to a student ("a read
 here would return (1, 'a'), not (0, None)").
 
-The objects, from "Virtual Consensus in Delos" (OSDI 2020; see ``PAPER_NOTES.md``):
+The objects, from "Virtual Consensus in Delos" (OSDI 2020; see ``docs/design.md``):
 
-* :class:`VersionedRegister` -- the MetaStore (§3.2, §3.3; PAPER_NOTES §3): one register with a
+* :class:`VersionedRegister` -- the MetaStore (§3.2, §3.3; docs/design.md §3): one register with a
   version, read whole, written only by a conditional write that names the version it expects.
-* :class:`Log` -- a shared log, the Loglet and VirtualLog API (Fig. 2, §3.4; PAPER_NOTES §2):
+* :class:`Log` -- a shared log, the Loglet and VirtualLog API (Fig. 2, §3.4; docs/design.md §2):
   ``append``, ``check_tail``, ``read``. One object: it cannot be split.
 * :class:`KVStore` -- the table a Delos database keeps above the log (§4 and SOSP'21;
-  PAPER_NOTES §8): independent keys, so the history is split by key and each key is checked
+  docs/design.md §8): independent keys, so the history is split by key and each key is checked
   alone. :class:`KVTable` adds multi-key ``txn`` and ``multi_get``, and so cannot be split.
 """
 
@@ -198,7 +198,7 @@ class RegisterState(NamedTuple):
 
 
 class VersionedRegister(DeterministicModel):
-    """The MetaStore: a versioned register with a conditional write (§3.2; PAPER_NOTES §3).
+    """The MetaStore: a versioned register with a conditional write (§3.2; docs/design.md §3).
 
     * ``read()`` returns ``(version, value)``.
     * ``write_if((expected_version, value))`` returns ``("written", new_version)`` when the
@@ -253,7 +253,7 @@ class VersionedRegister(DeterministicModel):
 
 
 class Log(DeterministicModel):
-    """A shared log: the Loglet / VirtualLog API of Fig. 2 (PAPER_NOTES §2).
+    """A shared log: the Loglet / VirtualLog API of Fig. 2 (docs/design.md §2).
 
     * ``append(data)`` returns the position the entry was placed at: the tail before it.
       Positions start at 0, so the n-th append to take effect returns n - 1.
@@ -323,7 +323,7 @@ class Log(DeterministicModel):
 
 
 class KVStore(DeterministicModel):
-    """A key-value table, one register per key: the store a Delos database keeps (PAPER_NOTES §8).
+    """A key-value table, one register per key: the store a Delos database keeps (docs/design.md §8).
 
     * ``put((key, value))`` returns ``None``;
     * ``get(key)`` returns the value, or ``None`` for an absent key;

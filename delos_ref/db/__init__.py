@@ -1,4 +1,4 @@
-"""The Delos database: a replicated key-value table over the VirtualLog (PAPER_NOTES §8).
+"""The Delos database: a replicated key-value table over the VirtualLog (docs/design.md §8).
 
 Delos (OSDI 2020, §4; SOSP 2021) runs its databases as replicated state machines over the
 shared log: a write is appended to the log, every replica plays the log in order into a local

@@ -1,4 +1,4 @@
-"""The database client: the table API over RPC to any replica (PAPER_NOTES §8).
+"""The database client: the table API over RPC to any replica (docs/design.md §8).
 
     async with delos_ref.connect(".delos-ref") as table:
         await table.put("k", "v")

@@ -1,4 +1,4 @@
-"""A database replica: plays the VirtualLog into its table and serves clients (PAPER_NOTES §8).
+"""A database replica: plays the VirtualLog into its table and serves clients (docs/design.md §8).
 
 Every node of a cluster hosts one :class:`Replica`. It owns a local table
 (:class:`~delos_ref.db.table.TableState`, in LMDB on a node, in memory in the simulator) and a

@@ -1,4 +1,4 @@
-"""The table state machine: log entries in, table state out (PAPER_NOTES §8; Delos OSDI'20 §4).
+"""The table state machine: log entries in, table state out (docs/design.md §8; Delos OSDI'20 §4).
 
 A Delos database is a *replicated state machine over the shared log*: every write is a
 command appended to the VirtualLog, and every replica plays the log in order, applying each

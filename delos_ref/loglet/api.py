@@ -1,4 +1,4 @@
-"""The Loglet interface: what every shared-log segment offers the VirtualLog (PAPER_NOTES §2).
+"""The Loglet interface: what every shared-log segment offers the VirtualLog (docs/design.md §2).
 
 A loglet is a totally ordered, durable log with a *static* configuration. It needs no leader
 election and no membership change, because the VirtualLog above it does reconfiguration: all
@@ -62,7 +62,7 @@ class LogletError(Exception):
 
 
 class SealedError(LogletError):
-    """The loglet is sealed: this append was refused (PAPER_NOTES §2).
+    """The loglet is sealed: this append was refused (docs/design.md §2).
 
     ``may_have_landed`` is True when the entry had already been given a position before the
     seal stopped it: it may be durable below the sealed tail ("a failed append may still

@@ -1,7 +1,7 @@
 """The memory loglet: the whole Loglet contract in one process, as plainly as it can be said.
 
 Read this one first. A loglet is a list of entries plus a seal bit and a trim point, and the
-contract of PAPER_NOTES §2 reads almost directly as code when everything lives in one
+contract of docs/design.md §2 reads almost directly as code when everything lives in one
 object: ``append`` refuses once the seal bit is set, ``check_tail`` is the length of the list,
 ``seal`` sets a bit that never clears. There are no failures to tolerate, so none of the
 NativeLoglet's machinery (majorities, repair, ``known_tail``) is needed; what remains is the

@@ -1,6 +1,6 @@
 """The ``kv`` workload: the database (replicated table over the VirtualLog) under faults.
 
-Cast (PAPER_NOTES §8): three server nodes ``s1..s3``, each hosting a Paxos acceptor, a
+Cast (docs/design.md §8): three server nodes ``s1..s3``, each hosting a Paxos acceptor, a
 LogServer, a sequencer and a database :class:`~delos_ref.db.Replica` (its table in the
 node's simulated disk, which loses unsynced writes on a crash). Around them:
 

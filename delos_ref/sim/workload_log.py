@@ -1,6 +1,6 @@
 """The ``log`` workload: the VirtualLog under appenders, readers and reconfigurers, with faults.
 
-Cast (PAPER_NOTES §3-§5, §7): three server nodes ``s1..s3``, each hosting a Paxos acceptor
+Cast (docs/design.md §3-§5, §7): three server nodes ``s1..s3``, each hosting a Paxos acceptor
 (the MetaStore), a LogServer and a sequencer role; the nemesis crashes and restarts them (one
 down at a time: the MetaStore and the NativeLoglet tolerate a minority) and partitions the
 network, while the links lose, duplicate and reorder messages. Client nodes, each with its

@@ -9,7 +9,7 @@ links lose, duplicate and reorder messages; partitions come and go. When the app
 all been stopped by the seal, the network heals, every server comes back, and a fresh client
 reads the whole sealed loglet.
 
-Checks (PAPER_NOTES §3.4 and §5), each a violation string when it fails:
+Checks (docs/design.md §3.4 and §5), each a violation string when it fails:
 
 1. **No acknowledged append lost or moved**: at the end, every acknowledged entry is read
    back at the position it was acknowledged at; no two LogServers store different entries at

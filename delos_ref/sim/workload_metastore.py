@@ -3,7 +3,7 @@
 Three or five acceptors (the seed decides) and three client nodes, each client node running
 two concurrent processes that share one :class:`~paxos.register.MetaStoreClient`. A process
 loops over a random mix of operations: reads; read-then-``write_if`` at the version it last
-saw (the VirtualLog's reconfiguration pattern, PAPER_NOTES §4); and ``write_if`` at a stale or
+saw (the VirtualLog's reconfiguration pattern, docs/design.md §4); and ``write_if`` at a stale or
 future version, to exercise conflicts and the gapless-versions guard. Every value written is
 unique. The nemesis crashes and restarts acceptors (at most a minority down at once) and
 partitions the network while the links lose, duplicate and reorder messages. When the

@@ -1,4 +1,4 @@
-"""The VirtualLog: one shared log over a chain of loglets (Delos, OSDI 2020, §3; PAPER_NOTES §1-4, §7).
+"""The VirtualLog: one shared log over a chain of loglets (Delos, OSDI 2020, §3; docs/design.md §1-4, §7).
 
 The control plane of virtual consensus. Applications see one log with the Loglet API; under
 it, a *chain* of segments kept in the MetaStore register maps virtual positions onto loglets,

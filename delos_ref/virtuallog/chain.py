@@ -1,4 +1,4 @@
-"""The chain: the VirtualLog's metadata, as pure data (PAPER_NOTES §3, §4; OSDI'20 §3.2).
+"""The chain: the VirtualLog's metadata, as pure data (docs/design.md §3, §4; OSDI'20 §3.2).
 
 The VirtualLog is one address space stitched together from loglets. What says which loglet
 holds which positions is the *chain*, the single value kept in the MetaStore register: an

@@ -1,4 +1,4 @@
-"""The VirtualLog client: one shared log over a chain of loglets (PAPER_NOTES §2-§4; OSDI'20 §3).
+"""The VirtualLog client: one shared log over a chain of loglets (docs/design.md §2-§4; OSDI'20 §3).
 
 A :class:`VirtualLog` offers the Loglet API -- ``append``, ``check_tail``, ``read_next``,
 ``prefix_trim`` -- over the whole chain, plus the three reconfigurations. It keeps a cached

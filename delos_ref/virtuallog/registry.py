@@ -1,4 +1,4 @@
-"""The loglet registry: from a segment's ``(kind, params)`` to a live Loglet (PAPER_NOTES §7).
+"""The loglet registry: from a segment's ``(kind, params)`` to a live Loglet (docs/design.md §7).
 
 The chain names loglets by kind and opaque params, and the VirtualLog must turn each segment
 it routes to into an object with the Loglet API. That is this registry's job, and it is what

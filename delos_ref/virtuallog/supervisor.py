@@ -2,7 +2,7 @@
 
 The seed's fifth requirement: "Loglets need to detect failures and initiate the VirtualLog
 reconfiguration process." Delos used in-band timeouts plus a gossip failure detector
-(PAPER_NOTES §4); failure detection takes seconds, the reconfiguration itself tens of ms.
+(docs/design.md §4); failure detection takes seconds, the reconfiguration itself tens of ms.
 Here every cluster node runs one :class:`Supervisor`, built from three small parts:
 
 1. **Heartbeats.** The node pings every peer every ``interval_s`` over the cluster's transport

@@ -1,4 +1,4 @@
-"""The NativeLoglet (PAPER_NOTES §5): one sequencer, an odd number of LogServers, no leader.
+"""The NativeLoglet (docs/design.md §5): one sequencer, an odd number of LogServers, no leader.
 
 Modules, bottom up:
 

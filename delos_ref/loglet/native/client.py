@@ -1,4 +1,4 @@
-"""The NativeLoglet client: the Loglet API as straight-line async code (PAPER_NOTES §5).
+"""The NativeLoglet client: the Loglet API as straight-line async code (docs/design.md §5).
 
 Everything a client does is a few rounds of requests to the sequencer or the LogServers, and
 each method below reads like the paper's description of it:

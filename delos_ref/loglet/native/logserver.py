@@ -1,4 +1,4 @@
-"""The LogServer: a durable, gapless log per loglet instance, behind a seal bit (PAPER_NOTES §5).
+"""The LogServer: a durable, gapless log per loglet instance, behind a seal bit (docs/design.md §5).
 
 A NativeLoglet stores its entries on an odd number of LogServers. Each one is deliberately
 dumb: it writes what the sequencer sends, at the position the sequencer chose, and answers

@@ -1,4 +1,4 @@
-"""The NativeLoglet's wire messages, and its configuration (PAPER_NOTES §5).
+"""The NativeLoglet's wire messages, and its configuration (docs/design.md §5).
 
 Three parties talk. The *client* (``client.py``) sends ``Append`` and ``Activate`` to the
 sequencer, and ``Seal``, ``TailQuery``, ``Repair``, ``ReadRange`` and ``Trim`` to LogServers.
@@ -154,7 +154,7 @@ class TailQuery:
 
 @message("loglet.native.repair")
 class Repair:
-    """Write these entries even if sealed (check_tail's repair, PAPER_NOTES §5).
+    """Write these entries even if sealed (check_tail's repair, docs/design.md §5).
 
     ``trim_point`` is the source server's: positions below it were trimmed there, so the
     target may treat them as present (they were committed before anyone trimmed them).

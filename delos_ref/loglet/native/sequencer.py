@@ -1,4 +1,4 @@
-"""The sequencer: orders appends and decides when each is globally committed (PAPER_NOTES §5).
+"""The sequencer: orders appends and decides when each is globally committed (docs/design.md §5).
 
 A NativeLoglet instance has exactly one sequencer and no leader election. Its job is small
 and it does it fast:

@@ -1,4 +1,4 @@
-"""How a LogServer (and a sequencer) lay their state out in storage (PAPER_NOTES §5).
+"""How a LogServer (and a sequencer) lay their state out in storage (docs/design.md §5).
 
 A LogServer's disk holds, per loglet instance, the entries and four numbers. Entries live in
 one table keyed by ``loglet id + big-endian position``, so one loglet's entries are one
