@@ -68,8 +68,9 @@ The rules
    has, no stripe takes another append, so no more holes fill and no append is acknowledged
    (rule 2). (Bug switch ``striped_partial_seal`` returns once the first stripe is sealed.)
 6. **Fail as a whole.** ``diagnose`` asks each stripe; if any is failing, the whole striped
-   segment must be replaced (it cannot be half-sealed), by a striped config in which the
-   failing stripe is replaced by its own successor and the others are cloned.
+   segment must be replaced (it cannot be half-sealed), by a striped config in which each
+   failing stripe that names a successor is replaced by it and the others are cloned (fresh
+   instances on the same nodes). No successor at all: no reconfiguration would help yet.
 
 What becomes of appends that landed above a hole
 ------------------------------------------------
@@ -452,9 +453,10 @@ class StripedLoglet(Loglet):
         if not failing:
             return None
         reason = "; ".join(f"stripe {j}: {d.reason}" for j, d in sorted(failing.items()))
-        if self._successor is None or any(d.successor is None for d in failing.values()):
+        # A stripe with no successor (a dead LogServer and no spare: nothing to gain) is cloned.
+        replacements = {j: d.successor for j, d in failing.items() if d.successor is not None}
+        if self._successor is None or not replacements:
             return Diagnosis(f"{self.loglet_id}: {reason}", None)
-        replacements = {j: d.successor for j, d in failing.items()}
         return Diagnosis(f"{self.loglet_id}: {reason}", self._successor(replacements, fresh_id))
 
     async def _each_diagnosis(self, view: Membership, fresh_id: str) -> list[Diagnosis | None]:
