@@ -116,22 +116,27 @@ def _wait_ready(directory: Path, cfg: cluster.ClusterConfig, timeout_s: float) -
         raise fail(f"nodes {', '.join(missing)} did not answer within {timeout_s:g}s; see their node.log in {directory}")
 
 
-def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool) -> None:
+def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool, stripes: int = 2) -> None:
     """Install the VirtualLog's first chain (a no-op on a restarted cluster, which keeps its
     own, and is moved onto a fresh loglet), then check that the active loglet answers."""
     import trio
 
     from delos_ref import ops
     from delos_ref.process import bootstrap_log
+    from delos_ref.virtuallog.chain import Segment
     from paxos.register import MetaStoreError
 
     async def ready() -> None:
-        await bootstrap_log(cfg, loglet)
+        await bootstrap_log(cfg, loglet, stripes)
         async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
-            if recovered and s.vlog.chain.active.kind == "native":
+            active = s.vlog.chain.active
+            if recovered and active.kind in ("native", "striped"):
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
                 # move the log onto a fresh loglet on the same nodes (seal, install, fetch).
-                await ops.reconfigure(s, "native")
+                if active.kind == "native":
+                    await ops.reconfigure(s, "native")
+                else:  # the same stripes' nodes, fresh instances
+                    await s.vlog.reconfig_extend(s.vlog.registry.config(Segment(0, None, *s.vlog.registry.clone(active, ops.fresh_loglet_id()))))
             await ops.check_ready(s)
 
     try:
@@ -149,7 +154,8 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     epilog="Examples:\n\n  delos-ref up                      # 3 nodes on TCP, live dashboard, Ctrl-C stops\n\n"
     "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n\n"
     "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n\n"
-    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)"
+    "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n\n"
+    "  delos-ref up --detach --loglet striped --stripes 2   # a StripedLoglet: 2 NativeLoglets, sequencers n1, n2"
 )
 def up(
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes (n1..nN)."),
@@ -157,7 +163,8 @@ def up(
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     directory: Path = DirOpt,
     base_port: int = typer.Option(cluster.DEFAULT_BASE_PORT, "--base-port", help="Node i listens on base-port + i - 1 (127.0.0.1)."),
-    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet) or bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`)."),
+    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet), bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`) or striped (a StripedLoglet of NativeLoglets over the same LogServers, sequenced on different nodes)."),
+    stripes: int = typer.Option(2, "--stripes", help="With --loglet striped: the number of stripes (1..16)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
@@ -173,7 +180,7 @@ def up(
 
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
-            initial_loglet(cluster.new_config(nodes, transport, base_port, logservers=logservers), loglet)
+            initial_loglet(cluster.new_config(nodes, transport, base_port, logservers=logservers), loglet, stripes)
         except ValueError as e:
             raise fail(f"--loglet: {e}", 2)
         cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers)
@@ -181,7 +188,7 @@ def up(
     except cluster.ClusterError as e:
         raise fail(str(e))
     _wait_ready(directory, cfg, ready_timeout_s)
-    _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
+    _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered, stripes)
     what = "recovered stale cluster" if recovered else "cluster up"
     if detach:
         err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`")

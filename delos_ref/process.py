@@ -249,14 +249,16 @@ async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, dead
 
 
 #: The loglet kinds a cluster's chain can start on (``initial_loglet``).
-INITIAL_LOGLET_KINDS = ("native", "bootstrap")
+INITIAL_LOGLET_KINDS = ("native", "bootstrap", "striped")
 
 
-def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
+def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native", stripes: int = 2) -> Any:
     """The loglet config a new cluster's chain starts on: ``"native"``, the NativeLoglet
     ``L0`` (sequencer on the first sequencer node, a LogServer on every LogServer node); or
     ``"bootstrap"``, the bootstrap loglet ``B0`` whose entries go through the Paxos acceptors
-    (slow but simple; hot-swap it to a NativeLoglet with ``reconfig_extend``)."""
+    (slow but simple; hot-swap it to a NativeLoglet with ``reconfig_extend``); or
+    ``"striped"``, the StripedLoglet ``S0`` of ``stripes`` NativeLoglets over every LogServer,
+    sequenced on the sequencer nodes in turn (rotating sequencer)."""
     from delos_ref.loglet.bootstrap import BootstrapLogletConfig
     from delos_ref.loglet.native.cluster import DEFAULT_LOGLET_ID
     from delos_ref.loglet.native.messages import NativeLogletConfig
@@ -265,11 +267,16 @@ def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
         return NativeLogletConfig(DEFAULT_LOGLET_ID, cfg.with_role("sequencer")[0], tuple(cfg.with_role("logserver")))
     if kind == "bootstrap":
         return BootstrapLogletConfig("B0", tuple(cfg.with_role("acceptor")))
+    if kind == "striped":
+        from delos_ref.loglet.striped_cluster import striped_native_config, striped_natives
+
+        natives = striped_natives("S0", stripes, sequencer_nodes=cfg.with_role("sequencer"), logserver_nodes=cfg.with_role("logserver"))
+        return striped_native_config("S0", natives)
     raise ValueError(f"unknown initial loglet kind {kind!r} (choose from {', '.join(INITIAL_LOGLET_KINDS)})")
 
 
-async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native") -> bool:
+async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native", stripes: int = 2) -> bool:
     """Install the cluster's first chain if the MetaStore holds none (idempotent: a restarted
     cluster keeps its chain). True if this call installed it."""
     async with open_virtuallog(cfg, "up") as vlog:
-        return await vlog.bootstrap(initial_loglet(cfg, kind))
+        return await vlog.bootstrap(initial_loglet(cfg, kind, stripes))

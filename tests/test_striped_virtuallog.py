@@ -64,10 +64,16 @@ async def test_hot_swap_native_striped_native_under_a_live_appender(autojump_clo
                 assert await op.reconfig_extend(cfg) is True
             await trio.sleep(0.1)
             done.set()
-        assert [p for p, _ in acked] == list(range(len(acked))), "a lone appender: gapless, no fillers"
+        positions = [p for p, _ in acked]
+        assert positions == sorted(set(positions)), "one appender: positions only grow"
         assert [s.kind for s in op.chain.segments] == ["native", "striped", "striped", "native"]
         assert all(s.start < s.stop for s in op.chain.segments[:-1]), "each loglet took appends"
-        assert await read_all(c.client("reader")) == acked
+        log = dict(await read_all(c.client("reader")))
+        assert all(log[p] == e for p, e in acked), "every acknowledged entry reads back in place"
+        # Any other position is a filler (b"") or the first copy of an append the VirtualLog
+        # retried because its attempt may have landed when the seal came (retry_unknown).
+        entries = {e for _, e in acked}
+        assert all(log[p] in entries or log[p] == b"" for p in log if p not in positions)
 
 
 async def test_diagnose_replaces_the_dead_sequencer_in_its_stripe(autojump_clock):

@@ -46,7 +46,9 @@ The rules
 1. **Place.** ``append`` sends the entry to one stripe: the one whose next position, as far
    as this client knows, is the lowest logical position (round-robin for a lone client, and
    "least loaded" when many clients share the stripes). The stripe answers with its
-   position ``l``; the entry's logical position is ``l * N + k``.
+   position ``l``; the entry's logical position is ``l * N + k``. A fresh client first
+   looks at the stripes' tails (one ``check_tail``), so that a client that appends once and
+   goes (the CLI) lands in the first free position instead of leaving a hole behind it.
 2. **Acknowledge in order.** An append at ``p`` is acknowledged only once *every* earlier
    logical position is filled: stripe ``j`` holds at least ``need(j, p) = ceil((p - j) / N)``
    committed entries, for every ``j``. The stripes fill independently, so this is a wait,
@@ -211,6 +213,7 @@ class StripedLoglet(Loglet):
         self._filled = [0] * self.n  # committed for good in stripe j (rule 2's basis)
         self._readable = [0] * self.n  # readable in stripe j (sealed tails included)
         self._placed = [0] * self.n  # this client's appends sent to stripe j, ever
+        self._looked = False  # whether this client has looked at the stripes' tails yet
         self._changed = trio.Event()  # set (and replaced) whenever _filled grows
         self._catching_up: list[trio.Event | None] = [None] * self.n  # one look/fill per stripe at a time
         self.stats = {"appends": 0, "acks": 0, "fillers": 0, "hole_waits": 0, "seals": 0, "check_tails": 0, "reads": 0}
@@ -278,6 +281,12 @@ class StripedLoglet(Loglet):
 
     async def append(self, entry: bytes) -> int:
         check_entry(entry)
+        if not self._looked:  # a fresh client learns where the stripes stand, once
+            self._looked = True
+            try:
+                await self.check_tail()
+            except LogletError:
+                pass  # the append itself will tell
         k = self._pick_stripe()
         self._placed[k] += 1
         try:
