@@ -389,11 +389,13 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json")
+@app.command(epilog="Examples:\n\n  delos-ref bench transport --transport tcp --json\n\n  delos-ref bench metastore --json\n\n  delos-ref bench append --loglet native --transport tcp --json\n\n  delos-ref bench append --loglet striped --stripes 3\n\n  delos-ref bench virtuallog --json\n\n  delos-ref bench kv --json")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
+    stripes: int = typer.Option(2, "--stripes", help="bench append --loglet striped: measure 1..N stripes (next to one NativeLoglet)."),
+    sharded: bool = typer.Option(False, "--sharded", help="bench append --loglet striped: stripes on disjoint LogServer sets (3 nodes per stripe)."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -407,7 +409,7 @@ def bench(
         run = get_bench(name)
         if seconds <= 0:
             raise BadBenchArgument("--seconds must be positive")
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds}
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "stripes": stripes, "sharded": sharded}
         if as_json:
             result = trio.run(lambda: run(progress=None, **options))
         else:

@@ -57,7 +57,8 @@ The rules
    ``striped_acks_over_hole`` skips the wait.)
 3. **Fill holes.** A hole that persists (no client appended to that stripe yet, or the
    client that would have died) would stall every append above it forever. So a waiting
-   client first looks at the lagging stripe's tail (``check_tail``: another client may have
+   client that has no append of its own in flight to the lagging stripe (whose answer would
+   tell it more) first looks at that stripe's tail (``check_tail``: another client may have
    filled it), and after ``fill_after_s`` appends a *filler* there: the empty entry ``b""``,
    which readers of the shared log skip (the database applies it as a no-op). Fillers are
    rare: a lone client places round-robin and never leaves a hole of its own.
@@ -104,6 +105,7 @@ Trace events (role ``loglet``, with ``loglet`` and ``stripes`` = the stripe coun
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -213,8 +215,12 @@ class StripedLoglet(Loglet):
         self._filled = [0] * self.n  # committed for good in stripe j (rule 2's basis)
         self._readable = [0] * self.n  # readable in stripe j (sealed tails included)
         self._placed = [0] * self.n  # this client's appends sent to stripe j, ever
+        self._inflight = [0] * self.n  # this client's appends to stripe j not answered yet
         self._looked = False  # whether this client has looked at the stripes' tails yet
-        self._changed = trio.Event()  # set (and replaced) whenever _filled grows
+        # Appends waiting for the holes below them (rule 2), by logical position: woken when
+        # the filled prefix passes them (only those: one answer must not wake 256 waiters).
+        self._waiters: dict[int, trio.Event] = {}
+        self._waiting: list[int] = []  # heap of the positions in _waiters (lazily cleaned)
         self._catching_up: list[trio.Event | None] = [None] * self.n  # one look/fill per stripe at a time
         self.stats = {"appends": 0, "acks": 0, "fillers": 0, "hole_waits": 0, "seals": 0, "check_tails": 0, "reads": 0}
 
@@ -228,9 +234,30 @@ class StripedLoglet(Loglet):
         """Stripe ``j`` holds ``committed`` entries for good."""
         if committed > self._filled[j]:
             self._filled[j] = committed
-            self._changed.set()
-            self._changed = trio.Event()
+            self._wake_filled()
         self._readable[j] = max(self._readable[j], committed)
+
+    def _wait_event(self, pos: int) -> trio.Event:
+        """The event that wakes the append at ``pos`` waiting for the holes below it."""
+        event = self._waiters.get(pos)
+        if event is None:
+            event = self._waiters[pos] = trio.Event()
+            heapq.heappush(self._waiting, pos)
+        return event
+
+    def _wake_filled(self) -> None:
+        """Wake the waiters the filled prefix has passed (rule 2)."""
+        first = combine(self._filled)
+        while self._waiting and self._waiting[0] < first:
+            event = self._waiters.pop(heapq.heappop(self._waiting), None)
+            if event is not None:
+                event.set()
+
+    def _wake_all(self) -> None:
+        for event in self._waiters.values():
+            event.set()
+        self._waiters.clear()
+        self._waiting.clear()
 
     def _first_unfilled(self) -> int:
         for j, stripe in enumerate(self.stripes):
@@ -289,12 +316,17 @@ class StripedLoglet(Loglet):
                 pass  # the append itself will tell
         k = self._pick_stripe()
         self._placed[k] += 1
+        self._inflight[k] += 1
         try:
             l = await self.stripes[k].append(entry)
         except LogletError as e:
             raise _relabel(e, f"{self.loglet_id} stripe {k}") from None
+        finally:
+            self._inflight[k] -= 1
+            if not self._inflight[k]:
+                self._wake_all()  # waiters counting on an answer from stripe k look again
         self.stats["appends"] += 1
-        self._learn(k, l + 1)
+        self._learn(k, max(l + 1, self.stripes[k].known_readable()))
         pos = l * self.n + k
         self._emit("StripedAppend", stripe=k, stripe_pos=l, pos=pos)
         if BUG_ACKS_OVER_HOLE not in self.bugs:
@@ -309,16 +341,27 @@ class StripedLoglet(Loglet):
         deadline = started + self.options.append_timeout_s
         if self._first_unfilled() <= pos:
             self.stats["hole_waits"] += 1
+        try:
+            await self._await_holes(pos, started, deadline)
+        finally:
+            self._waiters.pop(pos, None)
+
+    async def _await_holes(self, pos: int, started: float, deadline: float) -> None:
         why = "no stripe filled it"
         while self._first_unfilled() <= pos:
             if trio.current_time() >= deadline:
                 raise LogletUnavailable(f"{self.loglet_id}: a hole below {pos} stayed open for {self.options.append_timeout_s}s ({why})", may_have_landed=True)
-            with trio.move_on_after(self.options.poll_s):
-                await self._changed.wait()  # an append of ours filled something
+            # A stripe with an append of ours in flight needs no look: its answer at l tells
+            # that [0, l] is filled (stripes fill gaplessly), wherever it lands; wait for it.
+            lagging = [j for j in range(self.n) if self._filled[j] < need(j, pos, self.n) and not self._inflight[j]]
+            with trio.move_on_at(min(deadline, trio.current_time() + self.options.poll_s) if lagging else deadline):
+                await self._wait_event(pos).wait()
             if self._first_unfilled() > pos:
                 return
+            lagging = [j for j in range(self.n) if self._filled[j] < need(j, pos, self.n) and not self._inflight[j]]
+            if not lagging:
+                continue
             fill = trio.current_time() - started >= self.options.fill_after_s
-            lagging = [j for j in range(self.n) if self._filled[j] < need(j, pos, self.n)]
             try:
                 with trio.move_on_at(deadline):
                     await self._each(lambda j, _s: self._catch_up(j, pos, fill) if j in lagging else trio.lowlevel.checkpoint())
