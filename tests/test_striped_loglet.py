@@ -169,3 +169,12 @@ def test_the_simulator_catches_each_bug_switch(bug):
     seed = found["violations"][0]["seed"]
     clean = run_seed(workload, RunConfig(seed, faults))
     assert clean.violations == [], clean.violations
+
+
+async def test_one_shot_clients_land_in_the_first_free_position(autojump_clock):
+    """Rule 1's look: a client that appends once and goes (the CLI) first learns where the
+    stripes stand, so it fills the next position instead of leaving a hole (and a filler)."""
+    inner = [MemoryLoglet(), MemoryLoglet()]
+    positions = [await StripedLoglet("s", inner).append(b"once-%d" % i) for i in range(5)]
+    assert positions == [0, 1, 2, 3, 4]
+    assert b"" not in inner[0]._entries + inner[1]._entries, "no filler was needed"
