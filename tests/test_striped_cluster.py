@@ -114,3 +114,26 @@ async def _await_recovery(admin, acked: list, killed_at: float) -> float:
             if active.kind == "striped" and "n2" not in _sequencers(admin, active):
                 if any(active.start <= p and t > killed_at for p, _, t in acked):
                     return trio.current_time()
+
+
+def test_up_on_a_striped_loglet_and_the_operator_view(tmp_path):
+    """``up --loglet striped --stripes 2`` starts on S0 (sequencers n1, n2, every stripe on
+    n1..n3); ``status --json`` lists the stripes; bad layouts are one-line errors."""
+    import json
+
+    directory = tmp_path / "cluster"
+    with running_cluster(directory, nodes=3, transport="tcp", extra=("--loglet", "striped", "--stripes", "2")):
+        d = str(directory)
+        appended = cli("append", "a", "b", "c", "--dir", d, "--json", check=True)
+        assert json.loads(appended.stdout) == {"positions": [0, 1, 2]}
+        (seg,) = json.loads(cli("status", "--dir", d, "--json", check=True).stdout)["chain"]["segments"]
+        assert seg["kind"] == "striped" and seg["params"]["loglet_id"] == "S0"
+        assert [(s["sequencer"], s["logservers"]) for s in seg["params"]["stripes"]] == [("n1", ["n1", "n2", "n3"]), ("n2", ["n1", "n2", "n3"])]
+        read = json.loads(cli("read", "--dir", d, "--json", check=True).stdout)
+        assert [e["data"] for e in read["entries"]] == ["a", "b", "c"]
+        bad = cli("reconfigure", "--loglet", "striped", "--stripes", "4", "--sharded", "--dir", d)
+        assert bad.returncode == 1 and "cannot make 4 disjoint sets" in bad.stderr and "Traceback" not in bad.stderr
+        bad = cli("reconfigure", "--loglet", "striped", "--sequencers", "n1", "--dir", d)
+        assert bad.returncode == 1 and "one per stripe" in bad.stderr
+        bad = cli("reconfigure", "--loglet", "native", "--sharded", "--dir", d)
+        assert bad.returncode == 2 and "--sharded" in bad.stderr
