@@ -14,6 +14,7 @@ entries, ``b""``, are the only other entries allowed).
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from cluster_fixture import cli, running_cluster
@@ -23,6 +24,8 @@ from delos_ref.virtuallog import AppendFailed, AppendOutcomeUnknown, Segment, Vi
 OUTSTANDING = 64
 PHASE_S = 1.5
 RECOVERY_BOUND_S = 40.0  # from the kill to a striped segment without n2 taking appends
+
+pytestmark = pytest.mark.cluster
 
 
 def _sequencers(vlog, seg: Segment) -> list[str]:
