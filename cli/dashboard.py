@@ -123,8 +123,7 @@ def _chain(report: dict[str, Any]) -> Table:
             f"[{seg['start']}, {stop or 'tail'})",
             seg["kind"],
             escape(str(params.get("loglet_id", ""))),
-            escape(str(params.get("sequencer", ""))),
-            escape(", ".join(params.get("logservers") or [f"{a} (acceptor)" for a in params.get("acceptors", [])])),
+            *_who(params),
             mark,
         )
     return table
@@ -138,6 +137,14 @@ def _current(directory: str, cfg: Any) -> Any:
         return cluster.load(directory)
     except cluster.ClusterError:
         return cfg
+
+
+def _who(params: dict[str, Any]) -> tuple[str, str]:
+    """The sequencer and LogServers cells of a segment; a striped one's per stripe, one a line."""
+    if "stripes" in params:
+        cells = [_who(stripe) for stripe in params["stripes"]]
+        return "\n".join(f"{j}: {c[0]}" for j, c in enumerate(cells)), "\n".join(f"{j}: {c[1]}" for j, c in enumerate(cells))
+    return escape(str(params.get("sequencer", ""))), escape(", ".join(params.get("logservers") or [f"{a} (acceptor)" for a in params.get("acceptors", [])]))
 
 
 async def run_live(console: Any, node: Any, directory: str, cfg: Any, *, title: str, footer: str, period_s: float = 1.0) -> None:

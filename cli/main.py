@@ -220,22 +220,27 @@ def _last_words(directory: Path, node: cluster.NodeSpec) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool) -> None:
+def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout_s: float, recovered: bool, stripes: int = 2) -> None:
     """Install the VirtualLog's first chain (a no-op on a restarted cluster, which keeps its
     own, and is moved onto a fresh loglet), then check that the active loglet answers."""
     import trio
 
     from delos_ref import ops
     from delos_ref.process import bootstrap_log
+    from delos_ref.virtuallog.chain import Segment
     from paxos.register import MetaStoreError
 
     async def ready() -> None:
-        await bootstrap_log(cfg, loglet, trace_dir=directory)
+        await bootstrap_log(cfg, loglet, stripes, trace_dir=directory)
         async with ops.session(str(directory), timeout_s=timeout_s, name="up") as s:
-            if recovered and s.vlog.chain.active.kind == "native":
+            active = s.vlog.chain.active
+            if recovered and active.kind in ("native", "striped"):
                 # The nodes restarted, and a sequencer serves a loglet in one incarnation only:
                 # move the log onto a fresh loglet on the same nodes (seal, install, fetch).
-                await ops.reconfigure(s, "native")
+                if active.kind == "native":
+                    await ops.reconfigure(s, "native")
+                else:  # the same stripes' nodes, fresh instances
+                    await s.vlog.reconfig_extend(s.vlog.registry.config(Segment(0, None, *s.vlog.registry.clone(active, ops.fresh_loglet_id()))))
             await ops.check_ready(s)
 
     try:
@@ -254,6 +259,7 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     "  delos-ref up --detach --nodes 5 --transport udp --dir /tmp/c1\n"
     "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n"
     "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n"
+    "  delos-ref up --detach --loglet striped --stripes 2   # a StripedLoglet: 2 NativeLoglets, sequencers n1, n2\n"
     "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports"
 )
 def up(
@@ -263,7 +269,8 @@ def up(
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     directory: Path = DirOpt,
     base_port: Optional[int] = typer.Option(None, "--base-port", help=f"Node i listens on base-port + i - 1 (127.0.0.1); default {cluster.DEFAULT_BASE_PORT}. On a stale directory, moves its nodes to these ports (default: the ports it had)."),
-    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet) or bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`)."),
+    loglet: str = typer.Option("native", "--loglet", help="Loglet kind of the first segment: native (the NativeLoglet), bootstrap (entries in a Paxos register; hot-swap it later with `reconfigure --loglet native`) or striped (a StripedLoglet of NativeLoglets over the same LogServers, sequenced on different nodes)."),
+    stripes: int = typer.Option(2, "--stripes", help="With --loglet striped: the number of stripes (1..16)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Return once the cluster accepts appends; leave it running."),
     trace: bool = typer.Option(False, "--trace", help="Write each node's trace events to DIR/<node>/trace.ndjson."),
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
@@ -283,7 +290,7 @@ def up(
 
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
-            initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet)
+            initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet, stripes)
         except cluster.ClusterError as e:
             raise fail(str(e), USAGE)
         except ValueError as e:
@@ -299,7 +306,7 @@ def up(
         with _undone_on_failure(directory, cfg, recovered):
             _start(directory, cfg, recovered)
             _wait_ready(directory, cfg, ready_timeout_s)
-            _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered)
+            _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered, stripes)
         what = "recovered stale cluster" if recovered else "cluster up"
         if detach:
             err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
@@ -513,11 +520,13 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
+    stripes: int = typer.Option(2, "--stripes", help="bench append --loglet striped: measure 1..N stripes (next to one NativeLoglet)."),
+    sharded: bool = typer.Option(False, "--sharded", help="bench append --loglet striped: stripes on disjoint LogServer sets (3 nodes per stripe)."),
     seconds: float = typer.Option(2.0, "--seconds", help="Measurement time per case."),
     trace: bool = typer.Option(False, "--trace", help="bench append: start its cluster with up --trace (what writing the nodes' traces costs)."),
     bench_dir: Optional[Path] = typer.Option(None, "--dir", help="Run the benchmark's cluster in this directory (a fresh cluster; its data and node logs stay after the run). Default: a temporary directory, removed afterwards."),
@@ -543,7 +552,7 @@ def bench(
             except cluster.ClusterError as e:
                 raise BadBenchArgument(str(e)) from None
         placement = Placement(bench_dir, base_port)
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, **({"trace": True} if trace else {})}
+        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {})}
         if as_json:
             result = trio.run(lambda: run(progress=None, **options))
         else:

@@ -259,10 +259,23 @@ def tail(directory: Path = DirOpt, as_json: bool = JsonOpt, timeout_s: float = T
 # ------------------------------------------------------------------- reconfigurations
 
 
+def _loglet_nodes(segment: dict) -> str:
+    """Who serves a segment's loglet, in one line: sequencer(s) and LogServers, or acceptors."""
+    params = segment["params"]
+    if segment["kind"] == "striped":
+        return "; ".join(f"stripe {j}: sequencer {st.get('sequencer')}, LogServers {','.join(st.get('logservers', []))}" for j, st in enumerate(params.get("stripes", [])))
+    if segment["kind"] == "native":
+        return f"sequencer {params.get('sequencer')}, LogServers {','.join(params.get('logservers', []))}"
+    return f"acceptors {','.join(params.get('acceptors', []))}"
+
+
 def reconfigure(
-    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native or bootstrap."),
+    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native, bootstrap or striped (a StripedLoglet of NativeLoglets)."),
     sequencer: Optional[str] = typer.Option(None, "--sequencer", help="Node that sequences the new loglet (default: the active one's)."),
-    logservers: Optional[str] = typer.Option(None, "--logservers", help="Comma list of LogServer nodes (default: the active loglet's)."),
+    logservers: Optional[str] = typer.Option(None, "--logservers", help="Comma list of LogServer nodes (default: the active loglet's; striped: every LogServer node)."),
+    stripes: int = typer.Option(2, "--stripes", help="With --loglet striped: the number of stripes (1..16)."),
+    sharded: bool = typer.Option(False, "--sharded", help="With --loglet striped: split the LogServers into disjoint sets, one per stripe (default: every stripe on all of them, sequencers rotating)."),
+    sequencers: Optional[str] = typer.Option(None, "--sequencers", help="With --loglet striped: comma list of the stripes' sequencer nodes, one per stripe (default: the sequencer nodes in turn)."),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
     timeout_s: float = timeout_option(10.0, "Seconds to wait before giving up."),
@@ -279,7 +292,11 @@ def reconfigure(
     servers = [s.strip() for s in logservers.split(",") if s.strip()] if logservers is not None else None
     if servers is not None and not servers:
         raise fail("--logservers: give at least one node id", USAGE)
-    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers),
+    seqs = [n.strip() for n in sequencers.split(",") if n.strip()] if sequencers is not None else None
+    striping = {"stripes": stripes, "sharded": sharded, "sequencers": seqs} if loglet == "striped" else None
+    if loglet != "striped" and (sharded or sequencers is not None):
+        raise fail("--sharded and --sequencers go with --loglet striped", USAGE)
+    result = _on_log(directory, timeout_s, lambda s: ops.reconfigure(s, loglet, sequencer, servers, striping),
                      interrupted="the reconfiguration may or may not have happened (see `delos-ref status`)")
     if as_json:
         print_json(result)
@@ -289,7 +306,7 @@ def reconfigure(
     out.print(
         f"{what} segment {len(result['chain']['segments']) - 1} from position {new['start']}: {new['kind']} loglet "
         f"{new['params'].get('loglet_id')} ("
-        + (f"sequencer {new['params'].get('sequencer')}, LogServers {','.join(new['params'].get('logservers', []))}" if new["kind"] == "native" else f"acceptors {','.join(new['params'].get('acceptors', []))}")
+        + _loglet_nodes(new)
         + f"); chain version {result['chain']['version']}",
         highlight=False,
         markup=False,
@@ -470,7 +487,7 @@ COMMANDS: list[tuple[Callable[..., None], str]] = [  # (command, its --help exam
     (append, "delos-ref append hello world --json     # or: seq 1000 | delos-ref append;  delos-ref append --file photo.jpg"),
     (read, "delos-ref read --from 0 --to 10 --json   # or: delos-ref read --follow"),
     (tail, "delos-ref tail --json"),
-    (reconfigure, "delos-ref reconfigure --loglet native --sequencer n2 --logservers n1,n2,n3"),
+    (reconfigure, "delos-ref reconfigure --loglet native --sequencer n2 --logservers n1,n2,n3\n\n  delos-ref reconfigure --loglet striped --stripes 2 --sequencers n1,n2"),
     (seal, "delos-ref seal && delos-ref append x && delos-ref status   # roll-forward finishes the seal"),
     (trim, "delos-ref trim 100"),
     (kill, "delos-ref kill n1"),

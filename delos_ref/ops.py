@@ -45,7 +45,7 @@ from paxos.register import MetaStoreError
 from transports.codec import DecodeError
 
 #: Loglet kinds ``reconfigure`` can install.
-RECONFIGURE_KINDS = ("native", "bootstrap")
+RECONFIGURE_KINDS = ("native", "bootstrap", "striped")
 
 
 class OpError(Exception):
@@ -134,10 +134,15 @@ async def missing_quorum(ops: OpsSession, what: str, members: list[str]) -> str:
 def config_params(vlog: VirtualLog, seg: Segment) -> dict[str, Any]:
     """A segment's loglet config as a JSON-friendly dict (its dataclass fields)."""
     config = vlog.registry.config(seg)
-    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    params = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if seg.kind == "striped":  # each stripe as its own params, with its kind
+        params["stripes"] = [dict(kind=s.kind, **config_params(vlog, Segment(0, None, s.kind, s.params))) for s in config.stripes]
+    return params
 
 
 def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, bytes):
@@ -148,6 +153,8 @@ def _plain(value: Any) -> Any:
 def loglet_servers(params: dict[str, Any]) -> list[str]:
     """The nodes whose majority a loglet needs: a NativeLoglet's LogServers, a bootstrap
     loglet's acceptors."""
+    if "stripes" in params:  # a striped loglet needs every stripe's
+        return sorted({n for stripe in params["stripes"] for n in loglet_servers(stripe)})
     return list(params.get("logservers") or params.get("acceptors") or [])
 
 
@@ -302,12 +309,12 @@ async def _active_diagnosis(ops: OpsSession) -> str:
         return "the chain is unknown"
     answers = await ping_all(ops.node, ops.cfg, timeout_s=min(ops.timeout_s, 1.0))
     parts = []
-    seq = params.get("sequencer")
-    if seq is not None:
-        parts.append(f"sequencer {seq} " + ("answers" if answers.get(seq) else "does not answer"))
+    for j, seq in ([(None, params.get("sequencer"))] + [(j, st.get("sequencer")) for j, st in enumerate(params.get("stripes", []))]):
+        if seq is not None:
+            parts.append(("sequencer" if j is None else f"stripe {j} sequencer") + f" {seq} " + ("answers" if answers.get(seq) else "does not answer"))
     servers = loglet_servers(params)
     down = [s for s in servers if answers.get(s) is None]
-    what = "LogServers" if "logservers" in params else "acceptors"
+    what = "LogServers" if "logservers" in params or "stripes" in params else "acceptors"
     if servers:
         parts.append(f"{what} down: {', '.join(down)}" if down else f"all {what} answer")
     return f"active loglet {params.get('loglet_id', seg.kind)}: " + ", ".join(parts)
@@ -411,7 +418,9 @@ def fresh_loglet_id() -> str:
     return f"op-{secrets.token_hex(4)}"
 
 
-def new_loglet_config(ops: OpsSession, kind: str, sequencer: str | None, logservers: list[str] | None) -> Any:
+def new_loglet_config(
+    ops: OpsSession, kind: str, sequencer: str | None, logservers: list[str] | None, striping: dict[str, Any] | None = None
+) -> Any:
     """The config of the new segment's loglet, under a fresh id. For ``native``, unnamed parts
     come from the active segment (if it is native too) or from the cluster's roles; a
     ``bootstrap`` loglet lives on the MetaStore's acceptors."""
@@ -421,6 +430,8 @@ def new_loglet_config(ops: OpsSession, kind: str, sequencer: str | None, logserv
     if kind not in RECONFIGURE_KINDS:
         raise OpError(f"unknown loglet kind {kind!r} for reconfigure (choose from {', '.join(RECONFIGURE_KINDS)})")
     cfg = ops.cfg
+    if kind == "striped":
+        return _striped_config(ops, sequencer, logservers, striping or {})
     if kind == "bootstrap":
         if sequencer or logservers:
             raise OpError("a bootstrap loglet has no sequencer or LogServers (it lives on the MetaStore's acceptors): drop --sequencer/--logservers")
@@ -440,9 +451,38 @@ def new_loglet_config(ops: OpsSession, kind: str, sequencer: str | None, logserv
     return NativeLogletConfig(fresh_loglet_id(), seq, tuple(servers))
 
 
-async def reconfigure(ops: OpsSession, kind: str, sequencer: str | None = None, logservers: list[str] | None = None) -> dict[str, Any]:
-    """``reconfig_extend`` onto a fresh loglet; ``{"installed", "loglet", "chain", "tail"}``."""
-    config = new_loglet_config(ops, kind, sequencer, logservers)
+def _striped_config(ops: OpsSession, sequencer: str | None, logservers: list[str] | None, striping: dict[str, Any]) -> Any:
+    """A StripedLoglet of NativeLoglets (``striping``: ``stripes``, ``sharded``,
+    ``sequencers``): see :mod:`delos_ref.loglet.striped_cluster`."""
+    from delos_ref.loglet.striped_cluster import striped_native_config, striped_natives
+
+    if sequencer:
+        raise OpError("a striped loglet has one sequencer per stripe: use --sequencers n1,n2,...")
+    sequencers = striping.get("sequencers")
+    for node_id, role in [(n, "sequencer") for n in sequencers or []] + [(n, "logserver") for n in logservers or []]:
+        try:
+            spec = ops.cfg.node(node_id)
+        except cluster.ClusterError as e:
+            raise OpError(str(e)) from None
+        if role not in spec.hosted_roles:
+            raise OpError(f"node {node_id} does not host the {role} role (it hosts {', '.join(spec.hosted_roles)}); choose among {', '.join(ops.cfg.with_role(role))}")
+    loglet_id = fresh_loglet_id()
+    try:
+        natives = striped_natives(
+            loglet_id, striping.get("stripes", 2), sequencer_nodes=ops.cfg.with_role("sequencer"), logserver_nodes=ops.cfg.with_role("logserver"),
+            sharded=striping.get("sharded", False), sequencers=sequencers, logservers=logservers,
+        )
+    except ValueError as e:
+        raise OpError(str(e)) from None
+    return striped_native_config(loglet_id, natives)
+
+
+async def reconfigure(
+    ops: OpsSession, kind: str, sequencer: str | None = None, logservers: list[str] | None = None, striping: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``reconfig_extend`` onto a fresh loglet; ``{"installed", "loglet", "chain", "tail"}``.
+    ``striping`` (kind ``striped``): ``{"stripes": N, "sharded": bool, "sequencers": [...]}``."""
+    config = new_loglet_config(ops, kind, sequencer, logservers, striping)
     failure = None
     with trio.move_on_after(ops.timeout_s) as scope:
         try:
@@ -456,7 +496,7 @@ async def reconfigure(ops: OpsSession, kind: str, sequencer: str | None = None, 
     if failure is not None:
         raise OpError(f"reconfigure {failure}; {await _active_diagnosis(ops)}")
     chain, tail = await chain_report(ops)
-    return {"installed": installed, "loglet": {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}, "chain": chain, "tail": tail}
+    return {"installed": installed, "loglet": chain["segments"][-1]["params"] if installed else {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}, "chain": chain, "tail": tail}
 
 
 async def trim(ops: OpsSession, pos: int) -> dict[str, Any]:

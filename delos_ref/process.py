@@ -142,10 +142,11 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.db.hosting import add_replica
     from delos_ref.db.table import TABLES as DB_TABLES
     from delos_ref.loglet.native import NativeOptions
-    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, native_kind
+    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, native_kind, striped_kind
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
     registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
+    registry.add_kind(striped_kind(registry, node))
     add_replica(node, metastore_client(cfg, node), registry, storage, cfg.with_role("acceptor"))
     return storage
 
@@ -389,14 +390,16 @@ async def open_virtuallog(cfg: cluster.ClusterConfig, name: str = "cli", *, dead
 
 
 #: The loglet kinds a cluster's chain can start on (``initial_loglet``).
-INITIAL_LOGLET_KINDS = ("native", "bootstrap")
+INITIAL_LOGLET_KINDS = ("native", "bootstrap", "striped")
 
 
-def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
+def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native", stripes: int = 2) -> Any:
     """The loglet config a new cluster's chain starts on: ``"native"``, the NativeLoglet
     ``L0`` (sequencer on the first sequencer node, a LogServer on every LogServer node); or
     ``"bootstrap"``, the bootstrap loglet ``B0`` whose entries go through the Paxos acceptors
-    (slow but simple; hot-swap it to a NativeLoglet with ``reconfig_extend``)."""
+    (slow but simple; hot-swap it to a NativeLoglet with ``reconfig_extend``); or
+    ``"striped"``, the StripedLoglet ``S0`` of ``stripes`` NativeLoglets over every LogServer,
+    sequenced on the sequencer nodes in turn (rotating sequencer)."""
     from delos_ref.loglet.bootstrap import BootstrapLogletConfig
     from delos_ref.loglet.native.cluster import DEFAULT_LOGLET_ID
     from delos_ref.loglet.native.messages import NativeLogletConfig
@@ -405,11 +408,16 @@ def initial_loglet(cfg: cluster.ClusterConfig, kind: str = "native") -> Any:
         return NativeLogletConfig(DEFAULT_LOGLET_ID, cfg.with_role("sequencer")[0], tuple(cfg.with_role("logserver")))
     if kind == "bootstrap":
         return BootstrapLogletConfig("B0", tuple(cfg.with_role("acceptor")))
+    if kind == "striped":
+        from delos_ref.loglet.striped_cluster import striped_native_config, striped_natives
+
+        natives = striped_natives("S0", stripes, sequencer_nodes=cfg.with_role("sequencer"), logserver_nodes=cfg.with_role("logserver"))
+        return striped_native_config("S0", natives)
     raise ValueError(f"unknown initial loglet kind {kind!r} (choose from {', '.join(INITIAL_LOGLET_KINDS)})")
 
 
-async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native", *, trace_dir: str | os.PathLike | None = None) -> bool:
+async def bootstrap_log(cfg: cluster.ClusterConfig, kind: str = "native", stripes: int = 2, *, trace_dir: str | os.PathLike | None = None) -> bool:
     """Install the cluster's first chain if the MetaStore holds none (idempotent: a restarted
     cluster keeps its chain). True if this call installed it."""
     async with open_virtuallog(cfg, "up", trace_dir=trace_dir) as vlog:
-        return await vlog.bootstrap(initial_loglet(cfg, kind))
+        return await vlog.bootstrap(initial_loglet(cfg, kind, stripes))

@@ -183,7 +183,7 @@ def test_operator_errors_are_one_line(tmp_path):
         assert "past the tail 1" in error("read", "--from", "5", "--dir", d)
         assert "past the tail 1" in error("read", "--to", "5", "--dir", d)
         assert "bad position" in error("read", "--from", "3", "--to", "1", "--dir", d, code=2)
-        assert "unknown loglet kind" in error("reconfigure", "--loglet", "striped", "--dir", d)
+        assert "unknown loglet kind" in error("reconfigure", "--loglet", "cold", "--dir", d)
         assert "nothing to append" in error("append", "--dir", d, input=b"", code=2)
         # Two of three acceptors down: the MetaStore has no quorum, and the error names them.
         j("kill", "n2", "--dir", d)

@@ -2,7 +2,9 @@
 
 Memory: the in-process loglet. Native: a NativeLoglet on the simulator (3 LogServers and a
 sequencer node, real RPC over the memory transport with codec round trips), once on clean
-links and once on links that lose, duplicate and reorder messages. docs/design.md §2, §3.4.
+links and once on links that lose, duplicate and reorder messages. Striped (docs/design.md):
+over 2 and 3 memory loglets, over 2 NativeLoglets with rotating sequencers on the same 3
+LogServers, and over 2 sharded NativeLoglets on lossy links. docs/design.md §2, §3.4.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ import contextlib
 import pytest
 
 from delos_ref.sim.workload_loglet import native_sim_factory
-from loglet_conformance import CHECKS, memory_factory
+from delos_ref.sim.workload_striped import striped_sim_factory
+from loglet_conformance import CHECKS, memory_factory, striped_memory_factory
 from transports.memory import LinkModel
 
 FACTORIES = {
     "memory": memory_factory,
     "native": lambda: native_sim_factory(seed=1),
     "native-lossy": lambda: native_sim_factory(seed=2, link=LinkModel(loss=0.05, duplicate=0.05, spike=0.05)),
+    "striped-memory-2": lambda: striped_memory_factory(2),
+    "striped-memory-3": lambda: striped_memory_factory(3),
+    "striped-native-rotating": lambda: striped_sim_factory(seed=3, stripes=2),
+    "striped-native-sharded-lossy": lambda: striped_sim_factory(seed=4, stripes=2, sharded=True, link=LinkModel(loss=0.05, duplicate=0.05, spike=0.05)),
 }
 
 

@@ -38,6 +38,30 @@ How to read the numbers
     each LogServer syncs its own LMDB (the three share one disk). ``outstanding`` is entries
     in flight. Latencies are ``time.perf_counter`` differences around each awaited call.
 
+``--loglet striped --stripes N [--sharded]``: the StripedLoglet (docs/design.md §6), each row
+next to the single NativeLoglet measured in the same run on the same cluster. Every case is
+``append`` with k outstanding (k tasks; the NativeLoglets inside coalesce as above, the n
+stripes sharing the same budget of requests in flight: ``coalesce_requests = max(1, 2 // n)``
+each, so batches stay as large as the single NativeLoglet's), with the
+CPU microseconds per append of every process (``cpu_us_per_op``: the client, n1, n2, ...;
+read from ``/proc``) and the cores they kept busy:
+
+* **rotating** (default): a 3-node cluster; the NativeLoglet ``native`` (sequencer n1,
+  LogServers n1..n3), then ``striped1`` .. ``stripedN``: 1..N NativeLoglets over the *same*
+  LogServers n1..n3, stripe j sequenced on n(j+1) (wrapping), at 1, 64 and 256
+  outstanding. With the rotating sequencer the busiest process should be the one that
+  gains: each sequencer orders 1/n of the appends (see ``delos_ref/loglet/striped.py``).
+* **sharded**: a 3N-node cluster; ``native`` on n1..n3 as above, then ``sharded1`` ..
+  ``shardedN``: n stripes, stripe j on its own LogServers n(3j+1)..n(3j+3), sequenced on
+  n(3j+1), at 64 and 256 outstanding. On a machine with fewer cores than busy processes this
+  shows the CPU ceiling, not scaling.
+
+How the CPU figures project to C cores: with c_i the CPU microseconds per append of process
+i (all in ``cpu_us_per_op``), throughput is bounded by the busiest process, 1e6 / max_i c_i
+appends/s (one process uses at most one core: trio runs one thread), and by the cores,
+C * 1e6 / sum_i c_i. The run prints the core count (``machine.cpus``); on C cores the
+ceiling is min(1e6 / max_i c_i, C * 1e6 / sum_i c_i) -- on 2 cores the second term rules.
+
 The cluster is always stopped (``delos-ref down``) and its directory removed, whatever
 happens -- errors and Ctrl-C included.
 """
@@ -52,10 +76,10 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from delos_ref import cluster
-from delos_ref.bench import BadBenchArgument, Meter, Placement, check_options, cpu_per_op, local_cluster, machine, row
+from delos_ref.bench import BadBenchArgument, Meter, Placement, check_options, cpu_per_op, cpu_seconds, local_cluster, machine, row
 
 TRANSPORTS = ("tcp", "udp")
-LOGLETS = ("native", "bootstrap")
+LOGLETS = ("native", "bootstrap", "striped")
 #: ``--loglet bootstrap``: the bootstrap loglet ``B0`` (entries through the nodes' Paxos
 #: acceptors, ``delos_ref/loglet/bootstrap.py``) on the same cluster; its cases.
 BOOTSTRAP_CONCURRENT = (1, 16)
@@ -68,6 +92,11 @@ BATCHED = (16, 256)
 UNCOALESCED = (16, 256)
 COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
 LMDB_BATCHES = (1, 16, 256)
+#: ``--loglet striped``: outstanding appends of the rotating and the sharded cases.
+STRIPED_OUTSTANDING = (1, 64, 256)
+SHARDED_OUTSTANDING = (64, 256)
+SHARD_WIDTH = 3  # LogServers per stripe when sharded
+MAX_BENCH_STRIPES = 4
 
 
 async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: Meter,
@@ -183,6 +212,65 @@ async def _measure_bootstrap(cfg: cluster.ClusterConfig, seconds: float, meter: 
         return results, baseline, {"client": loglet.statistics()}
 
 
+async def _measure_striped(cfg: cluster.ClusterConfig, seconds: float, meter: Meter, stripes: int, sharded: bool) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """``native`` and ``striped1..N`` (or ``sharded1..N``): see the module docstring."""
+    from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
+    from delos_ref.loglet.striped import StripedLoglet, StripedOptions
+    from delos_ref.loglet.striped_cluster import striped_natives
+    from delos_ref.process import open_client
+
+    ids = [n.id for n in cfg.nodes]
+    pids = {n.id: n.pid for n in cfg.nodes}
+    outstanding = SHARDED_OUTSTANDING if sharded else STRIPED_OUTSTANDING
+    options = NativeOptions(append_timeout_s=30.0, coalesce_requests=COALESCE)
+
+    def cpu() -> dict[str, float]:
+        return cpu_seconds(pids)
+
+    async def rows(case: str, loglet: Any, n: int) -> list[dict]:
+        async def one() -> int:
+            await loglet.append(ENTRY)
+            return 1
+
+        out = [await _loop(case, one, k, k, seconds, meter, cpu=cpu) for k in outstanding]
+        return [dict(r, stripes=n, sharded=sharded) for r in out]
+
+    async with open_client(cfg, "bench") as client:
+        await _all_answer(client, cfg)
+        native = NativeLoglet(client, NativeLogletConfig("bench-native", ids[0], tuple(ids[:SHARD_WIDTH])), options=options)
+        results = await rows("native", native, 1)
+        stats: dict[str, Any] = {"native": native.statistics()}
+        for n in range(1, stripes + 1):
+            name = f"{'sharded' if sharded else 'striped'}{n}"
+            servers = ids[: SHARD_WIDTH * n] if sharded else ids[:SHARD_WIDTH]
+            sequencers = [servers[SHARD_WIDTH * j] for j in range(n)] if sharded else [ids[j % len(ids)] for j in range(n)]
+            inner = striped_natives(f"bench-{name}", n, sequencer_nodes=ids, logserver_nodes=servers, sharded=sharded, sequencers=sequencers)
+            # The stripes share the native case's budget of requests in flight (COALESCE), so
+            # batches are as large as its own: the comparison is of the layouts, not of depth.
+            budget = NativeOptions(append_timeout_s=30.0, coalesce_requests=max(1, COALESCE // n))
+            striped = StripedLoglet(f"bench-{name}", [NativeLoglet(client, c, options=budget) for c in inner], options=StripedOptions(append_timeout_s=30.0))
+            results += await rows(name, striped, n)
+            stats[name] = dict(striped.statistics(), inner=[s.statistics() for s in striped.stripes])
+        return results, [], stats
+
+
+def _busiest(results: list[dict]) -> list[dict[str, Any]]:
+    """Per row: the busiest process and its CPU us per append, and the ratio to ``native``'s
+    busiest process at the same outstanding (the rotating sequencer's target: <= 0.6 at 2)."""
+    base = {}
+    out = []
+    for r in results:
+        cpu = {k: v for k, v in r.get("cpu_us_per_op", {}).items() if k not in ("total", "cores_busy")}
+        if not cpu:
+            continue
+        who = max(cpu, key=cpu.get)
+        if r["case"] == "native":
+            base[r["outstanding"]] = cpu[who]
+        ratio = round(cpu[who] / base[r["outstanding"]], 2) if base.get(r["outstanding"]) else None
+        out.append({"case": r["case"], "outstanding": r["outstanding"], "busiest": who, "cpu_us_per_op": cpu[who], "vs_native": ratio, "ops_per_s": r["ops_per_s"]})
+    return out
+
+
 async def _measure_lmdb(seconds: float, meter: Meter) -> list[dict[str, Any]]:
     from delos_ref.effects import Write
     from delos_ref.storage import LmdbStorage
@@ -205,11 +293,18 @@ async def _measure_lmdb(seconds: float, meter: Meter) -> list[dict[str, Any]]:
     return rows
 
 
-async def run(*, transport: str, loglet: str = "native", seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), trace: bool = False, **_: object) -> dict[str, Any]:
+async def run(
+    *, transport: str, loglet: str = "native", seconds: float, progress: Callable[[float], None] | None = None,
+    placement: Placement = Placement(), trace: bool = False, stripes: int = 2, sharded: bool = False, **_: object,
+) -> dict[str, Any]:
     """``delos-ref bench append``: see the module docstring."""
     if loglet not in LOGLETS:
         raise BadBenchArgument(f"bench append measures the NativeLoglet on a real cluster: --loglet must be one of {', '.join(LOGLETS)} (got {loglet!r})")
     check_options("append", transport, seconds, TRANSPORTS)
+    if loglet == "striped":
+        return await _run_striped(transport, seconds, progress, stripes, sharded, placement)
+    if sharded:
+        raise BadBenchArgument("--sharded goes with --loglet striped")
     if loglet == "bootstrap":
         cases = len(BOOTSTRAP_CONCURRENT) + len(BOOTSTRAP_BATCHED) + 1 + len(LMDB_BATCHES)
     else:
@@ -240,6 +335,42 @@ async def run(*, transport: str, loglet: str = "native", seconds: float, progres
                 if loglet == "bootstrap"
                 else ""
             )
+        ),
+        "stats": stats,
+    }
+
+
+async def _run_striped(transport: str, seconds: float, progress: Callable[[float], None] | None, stripes: int, sharded: bool, placement: Placement) -> dict[str, Any]:
+    """``--loglet striped``: the rotating or the sharded cases (module docstring)."""
+    if not 1 <= stripes <= MAX_BENCH_STRIPES:
+        raise BadBenchArgument(f"--stripes must be 1..{MAX_BENCH_STRIPES} for bench append (got {stripes})")
+    outstanding = SHARDED_OUTSTANDING if sharded else STRIPED_OUTSTANDING
+    meter = Meter(progress, cases=(stripes + 1) * len(outstanding), seconds=seconds, warmup_s=WARMUP_S)
+    nodes = SHARD_WIDTH * stripes if sharded else NODES
+    with local_cluster("append", transport, nodes, placement=placement) as cfg:
+        results, baseline, stats = await _measure_striped(cfg, seconds, meter, stripes, sharded)
+    layout = (
+        f"sharded: stripe j on its own 3 LogServers n(3j+1)..n(3j+3), sequenced on n(3j+1); {nodes} node processes"
+        if sharded
+        else "rotating sequencer: every stripe on LogServers n1..n3, stripe j sequenced on n(j+1)"
+    )
+    return {
+        "bench": "append",
+        "machine": machine(),
+        "transport": transport,
+        "loglet": "striped",
+        "stripes": stripes,
+        "sharded": sharded,
+        "nodes": nodes,
+        "entry_bytes": len(ENTRY),
+        "results": results,
+        "baseline": baseline,
+        "busiest": _busiest(results),
+        "note": (
+            f"append = durable append of a 100-byte entry with k outstanding; native = one NativeLoglet (sequencer n1, "
+            f"LogServers n1..n3), measured in the same run; striped/sharded n = a StripedLoglet of n NativeLoglets ({layout}). "
+            "cpu_us_per_op = CPU microseconds per append of each process; on C cores throughput <= "
+            f"min(1e6 / max_i c_i, C * 1e6 / sum_i c_i); this machine has {machine().get('cpus', '?')} cores."
         ),
         "stats": stats,
     }

@@ -17,7 +17,10 @@ Contents:
   LogServer core over LMDB or simulated storage, and the client operations;
 * :mod:`delos_ref.loglet.bootstrap` -- the bootstrap loglet (our ZKLoglet, §4.2): entries
   stored as versions of a register of the Paxos acceptors; slow, simple, fault-tolerant, and
-  what a cluster can start on before it is hot-swapped to a NativeLoglet.
+  what a cluster can start on before it is hot-swapped to a NativeLoglet;
+* :mod:`delos_ref.loglet.striped` -- the StripedLoglet (§4.2.2): one loglet over N inner
+  loglets, logical position ``l*N + k`` at position ``l`` of stripe ``k``; a rotating
+  sequencer (N NativeLoglets on the same LogServers) or sharding (disjoint LogServers).
 
 Trace events (``node``, ``role`` and ``t`` are added by the sink; client events, role
 ``loglet``, also carry the loglet's ``logservers``). The field names are the
@@ -44,6 +47,12 @@ event               role          fields
 ``Repair``          logserver     loglet, lo, hi, local_tail, sealed -- repair written
 ``Repair``          loglet        loglet, target, lo, hi, tail -- a client repaired a target
 ``Trim``            logserver     loglet, trim_point, local_tail
+``StripedAppend``   loglet        loglet, stripes, stripe, stripe_pos, pos -- landed in a
+                                  stripe, not yet acknowledged
+``StripedAck``      loglet        loglet, stripes, pos -- every earlier position filled
+``StripedFill``     loglet        loglet, stripes, stripe, stripe_pos -- a filler entry
+``StripedSeal``     loglet        loglet, stripes, partial -- a client's seal() completed
+``StripedCheckTail`` loglet       loglet, stripes, tails, tail, sealed
 ==================  ============  ======================================================
 """
 
@@ -61,6 +70,7 @@ from delos_ref.loglet.api import (
     TrimmedError,
 )
 from delos_ref.loglet.memory import MemoryLoglet
+from delos_ref.loglet.striped import STRIPED_BUGS, StripedLoglet, StripedLogletConfig, StripedOptions
 
 __all__ = [
     "MAX_APPEND_MANY",
@@ -72,6 +82,10 @@ __all__ = [
     "LogletUnavailable",
     "Membership",
     "MemoryLoglet",
+    "STRIPED_BUGS",
+    "StripedLoglet",
+    "StripedLogletConfig",
+    "StripedOptions",
     "SealedError",
     "Tail",
     "TrimmedError",

@@ -25,6 +25,10 @@ module                 spec                              trace events (role: eve
                                                          register's chains); virtuallog:
                                                          AppendAck; logserver: Seal, Repair;
                                                          loglet: CheckTail; sequencer: Activate
+:mod:`.striped`        ``specs/StripedLoglet.tla``        loglet: StripedAppend, StripedFill,
+                                                         StripedAck, StripedSeal,
+                                                         StripedCheckTail (observed: sequencer
+                                                         Commit, loglet SealReturned/CheckTail)
 =====================  ================================  ==================================
 
 Every checker accepts the events of *all* layers (a ``log`` workload trace holds Paxos,

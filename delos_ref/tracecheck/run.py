@@ -8,6 +8,7 @@ from typing import Any, Callable
 from delos_ref.tracecheck.base import Checker, TraceViolation
 from delos_ref.tracecheck.loglet import NativeLogletChecker
 from delos_ref.tracecheck.metastore import MetaStoreChecker
+from delos_ref.tracecheck.striped import StripedLogletChecker
 from delos_ref.tracecheck.ndjson import load_traces
 from delos_ref.tracecheck.virtuallog import VirtualLogChecker
 
@@ -16,6 +17,7 @@ CHECKERS: dict[str, type[Checker]] = {
     "MetaStorePaxos": MetaStoreChecker,
     "NativeLoglet": NativeLogletChecker,
     "VirtualLog": VirtualLogChecker,
+    "StripedLoglet": StripedLogletChecker,
 }
 
 #: simulator workload -> the specs its traces are checked against
@@ -23,6 +25,7 @@ SPEC_OF_WORKLOAD: dict[str, tuple[str, ...]] = {
     "metastore": ("MetaStorePaxos",),
     "loglet": ("NativeLoglet",),
     "log": ("MetaStorePaxos", "NativeLoglet", "VirtualLog"),
+    "striped": ("NativeLoglet", "StripedLoglet"),
 }
 
 

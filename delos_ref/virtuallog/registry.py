@@ -25,7 +25,11 @@ Kinds here:
   in a register of the Paxos acceptors (a clone: the same acceptors, a fresh id, so a fresh
   register).
 
-Striped loglets register the same way (:meth:`LogletRegistry.add_kind`).
+* ``"striped"`` -- :class:`~delos_ref.loglet.striped.StripedLogletConfig`: a
+  :class:`~delos_ref.loglet.striped.StripedLoglet` over stripes that are themselves segments'
+  ``(kind, params)``, each built by this same registry (so a stripe may be of any kind it
+  knows). A clone clones every stripe under ids ``<fresh_id>.<j>``; a diagnosis replaces the
+  failing stripe by its own successor and clones the others (``striped_successor``).
 
 The registry caches one loglet client per segment, so a client keeps what it learned about a
 loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
@@ -41,6 +45,7 @@ from delos_ref.loglet.api import Loglet
 from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapLogletConfig, BootstrapOptions
 from delos_ref.loglet.memory import MemoryLoglet
 from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
+from delos_ref.loglet.striped import STRIPED_BUGS, Stripe, StripedLoglet, StripedLogletConfig, StripedOptions, stripe_id
 from delos_ref.runtime import Node
 from delos_ref.virtuallog.chain import Segment
 from transports.codec import decode_value, encode_value, message
@@ -48,6 +53,7 @@ from transports.codec import decode_value, encode_value, message
 MEMORY = "memory"
 NATIVE = "native"
 BOOTSTRAP = "bootstrap"
+STRIPED = "striped"
 #: Bound on the loglet clients one registry caches (old segments are rarely read).
 MAX_CACHED_LOGLETS = 256
 
@@ -134,6 +140,13 @@ class LogletRegistry:
             loglet.learn_tail(segment.stop - segment.start)  # a closed segment is committed below its stop
         return loglet
 
+    def build(self, kind: str, params: bytes) -> Loglet:
+        """A new (uncached) client of the loglet ``(kind, params)``: a stripe of a striped one."""
+        return self.loglet_uncached(Segment(0, None, kind, params))
+
+    def loglet_uncached(self, segment: Segment) -> Loglet:
+        return self._kind(segment.kind).build(self.config(segment))
+
     def clone(self, segment: Segment, fresh_id: str) -> tuple[str, bytes]:
         """``(kind, params)`` of a fresh instance configured like ``segment``'s loglet."""
         kind = self._kind(segment.kind)
@@ -175,21 +188,56 @@ def bootstrap_kind(node: Node, options: BootstrapOptions = BootstrapOptions()) -
     )
 
 
+def striped_kind(registry: LogletRegistry, node: Node | None = None, options: StripedOptions = StripedOptions(), bugs: frozenset[str] = frozenset()) -> LogletKind:
+    """StripedLoglet clients whose stripes ``registry`` builds (trace events on ``node``)."""
+    emit = None
+    if node is not None:
+        emit = lambda event, **fields: node.trace.emit(node.node_id, "loglet", event, **fields)  # noqa: E731
+    bugs = frozenset(bugs) & set(STRIPED_BUGS)
+
+    def build(cfg: StripedLogletConfig) -> StripedLoglet:
+        stripes = [registry.build(s.kind, s.params) for s in cfg.stripes]
+        successor = lambda replacements, fresh_id: striped_successor(registry, cfg, replacements, fresh_id)  # noqa: E731
+        return StripedLoglet(cfg.loglet_id, stripes, options=options, bugs=bugs, successor=successor, emit=emit)
+
+    return LogletKind(STRIPED, StripedLogletConfig, build=build, clone=lambda cfg, fresh_id: striped_successor(registry, cfg, {}, fresh_id))
+
+
+def striped_successor(registry: LogletRegistry, cfg: StripedLogletConfig, replacements: dict[int, Any], fresh_id: str) -> StripedLogletConfig:
+    """A striped loglet ``fresh_id`` like ``cfg``: stripe j is ``replacements[j]`` (an inner
+    config, e.g. a NativeLoglet with a new sequencer) or a clone of ``cfg``'s stripe j."""
+    stripes = []
+    for j, s in enumerate(cfg.stripes):
+        if j in replacements:
+            stripes.append(Stripe(*registry.encode(replacements[j])))
+        else:
+            stripes.append(Stripe(*registry.clone(Segment(0, None, s.kind, s.params), stripe_id(fresh_id, j))))
+    return StripedLogletConfig(fresh_id, tuple(stripes))
+
+
+def striped_config(registry: LogletRegistry, loglet_id: str, inner: list[Any] | tuple[Any, ...]) -> StripedLogletConfig:
+    """The striped loglet ``loglet_id`` over the inner loglet configs ``inner``, in stripe order."""
+    return StripedLogletConfig(loglet_id, tuple(Stripe(*registry.encode(c)) for c in inner))
+
+
 def default_registry(
     *,
     memory: MemoryLogletStore | None = None,
     node: Node | None = None,
     native_options: NativeOptions = NativeOptions(),
     bootstrap_options: BootstrapOptions = BootstrapOptions(),
+    striped_options: StripedOptions = StripedOptions(),
 ) -> LogletRegistry:
-    """A registry with the memory kind (if a store is given) and the native and bootstrap
-    kinds (if a node is)."""
+    """A registry with the memory kind (if a store is given), the native and bootstrap
+    kinds (if a node is), and the striped kind over whichever of them it has."""
     kinds = []
     if memory is not None:
         kinds.append(memory_kind(memory))
     if node is not None:
         kinds += [native_kind(node, native_options), bootstrap_kind(node, bootstrap_options)]
-    return LogletRegistry(tuple(kinds))
+    registry = LogletRegistry(tuple(kinds))
+    registry.add_kind(striped_kind(registry, node, striped_options))
+    return registry
 
 
 def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> LogletRegistry:
@@ -198,4 +246,6 @@ def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> 
     hosts a Paxos acceptor, a LogServer and a sequencer, so any of them can serve a native
     or a bootstrap loglet)."""
     assert cluster_nodes, "cluster_registry: a cluster has at least one node"
-    return LogletRegistry((native_kind(node), bootstrap_kind(node)))
+    registry = LogletRegistry((native_kind(node), bootstrap_kind(node)))
+    registry.add_kind(striped_kind(registry, node))
+    return registry
