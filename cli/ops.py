@@ -233,7 +233,9 @@ def read(
     try:
         entries = _on_log(directory, timeout_s, body)
     except KeyboardInterrupt:
-        return
+        if follow:
+            return  # Ctrl-C is how --follow ends
+        raise fail("interrupted", INTERRUPTED) from None
     if as_json:
         print_json({"entries": entries})
 
