@@ -1,0 +1,129 @@
+"""TLC on the specs (issue 16): every routine model completes with no error, and mutants of
+the specs are caught.
+
+The TLC runs need java and TLA2TOOLS_JAR / TLA_COMMUNITY_JAR (or a ``tlc`` command on PATH);
+CI sets them (``.ci/run``), elsewhere those tests skip with the reason. The tests of the
+runner itself (reading TLC's report, applying mutants) need no TLC.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from delos_ref import tlc
+
+try:
+    TOOLS: tlc.Tools | None = tlc.find_tools()
+    MISSING = ""
+except tlc.ToolsMissing as e:
+    TOOLS, MISSING = None, str(e)
+
+needs_tlc = pytest.mark.skipif(TOOLS is None, reason=MISSING)
+
+# Generous: the routine models take about a minute each on two idle cores; CI machines may be
+# busier. A model that needs more than this is too big for the default suite.
+TIMEOUT_S = float(os.environ.get("TLC_TIMEOUT_S", "900"))
+WORKERS = os.environ.get("TLC_WORKERS", "2")
+
+# A few mutants, one per spec, that TLC catches within seconds; `make tlc-mutants` runs all.
+FAST_MUTANTS = ["accept_below_promise", "seal_returns_after_one", "extend_without_seal"]
+
+
+# ------------------------------------------------------------------ TLC on the models
+
+
+def test_routine_models_are_the_mc_cfgs_but_deep() -> None:
+    models = tlc.routine_models()
+    assert {"MCMetaStorePaxos", "MCNativeLoglet", "MCVirtualLog"} <= set(models)
+    assert not [m for m in models if m.endswith("Deep")]
+
+
+@needs_tlc
+@pytest.mark.parametrize("model", tlc.routine_models())
+def test_routine_model_completes_with_no_error(model: str) -> None:
+    assert TOOLS is not None
+    r = tlc.run_model(TOOLS, model, workers=WORKERS, timeout_s=TIMEOUT_S)
+    assert r.verdict == tlc.OK, f"{model}: {r.verdict} {r.invariant or ''} {r.message}"
+    assert r.distinct and r.distinct > 1 and r.depth and r.depth > 1, f"{model}: {r}"
+
+
+@needs_tlc
+@pytest.mark.parametrize("name", FAST_MUTANTS)
+def test_mutant_is_caught(name: str) -> None:
+    assert TOOLS is not None
+    (mutant,) = [m for m in tlc.load_mutants() if m.name == name]
+    outcome = tlc.run_mutant(TOOLS, mutant, workers=WORKERS, timeout_s=TIMEOUT_S)
+    assert outcome.caught, f"{name}: {outcome.verdict}"
+    assert outcome.result.trace_length and outcome.result.trace_length >= 2
+
+
+# ------------------------------------------------------------------ the runner itself
+
+
+def test_every_mutant_applies_to_the_current_specs(tmp_path: Path) -> None:
+    """A mutant whose text is gone from its spec would silently test the unchanged spec."""
+    table = tlc.load_mutants()
+    specs = {"MetaStorePaxos.tla", "NativeLoglet.tla", "VirtualLog.tla"}
+    assert specs <= {m.spec for m in table}, "at least one mutant per protocol spec"
+    for m in table:
+        work = tmp_path / m.name
+        work.mkdir()
+        (work / m.spec).write_text((tlc.SPECS / m.spec).read_text(encoding="utf-8"), encoding="utf-8")
+        tlc.apply_mutant(m, work)
+        assert (work / m.spec).read_text(encoding="utf-8") != (tlc.SPECS / m.spec).read_text(encoding="utf-8")
+        assert (tlc.SPECS / f"{m.model}.cfg").exists() and m.model in tlc.routine_models(), f"{m.name}: model {m.model}"
+        cfg = (tlc.SPECS / f"{m.model}.cfg").read_text(encoding="utf-8")
+        assert all(inv in cfg for inv in m.expect), f"{m.name}: {m.model}.cfg does not check {m.expect}"
+    for fast in FAST_MUTANTS:
+        assert fast in {m.name for m in table}
+
+
+def test_a_rotten_mutant_fails_loudly(tmp_path: Path) -> None:
+    spec = tmp_path / "Spec.tla"
+    spec.write_text("Next == x' = x + 1\n", encoding="utf-8")
+    fine = tlc.Mutant(name="fine", spec="Spec.tla", model="MCSpec", rule="-", edits=(("x + 1", "x + 3"),), expect=("Inv",))
+    tlc.apply_mutant(fine, tmp_path)
+    assert spec.read_text(encoding="utf-8") == "Next == x' = x + 3\n"
+    rotten = tlc.Mutant(name="gone", spec="Spec.tla", model="MCSpec", rule="-", edits=(("x + 3", "x"), ("x + 1", "x + 2")), expect=("Inv",))
+    with pytest.raises(tlc.MutantRotten, match="0 times"):
+        tlc.apply_mutant(rotten, tmp_path)
+
+
+def test_find_tools_says_how_to_get_tlc() -> None:
+    with pytest.raises(tlc.ToolsMissing, match="tla2tools.jar"):
+        tlc.find_tools({"PATH": "/nonexistent"})
+    with pytest.raises(tlc.ToolsMissing, match="not a file"):
+        tlc.find_tools({"PATH": os.environ.get("PATH", ""), "TLA2TOOLS_JAR": "/nonexistent/tla2tools.jar"})
+
+
+COMPLETED = """\
+Model checking completed. No error has been found.
+  Estimates of the probability that TLC did not check all reachable states
+351414 states generated, 41887 distinct states found, 0 states left on queue.
+The depth of the complete state graph search is 31.
+"""
+
+VIOLATED = """\
+Error: Invariant SealedAfterSeal is violated.
+Error: The behavior up to this point is:
+State 1: <Initial predicate>
+/\\ x = 0
+State 2: <StartSeal(c1) line 200, col 3 to line 204, col 80 of module NativeLoglet>
+/\\ x = 1
+State 3: <SealServer(c1,s1) line 210, col 3 to line 214, col 80 of module NativeLoglet>
+/\\ x = 2
+1234 states generated, 321 distinct states found, 17 states left on queue.
+"""
+
+
+def test_parse_output() -> None:
+    ok = tlc.parse_output("MCNativeLoglet", COMPLETED, 33.0)
+    assert (ok.verdict, ok.generated, ok.distinct, ok.depth) == (tlc.OK, 351414, 41887, 31)
+    bad = tlc.parse_output("MCNativeLoglet", VIOLATED, 2.0)
+    assert (bad.verdict, bad.invariant, bad.trace_length, bad.distinct) == (tlc.VIOLATED, "SealedAfterSeal", 3, 321)
+    assert tlc.parse_output("M", "Progress(3) at x: 10 states generated (10 s/min), 7 distinct states found (7 ds/min), 2 states left on queue.\n", 60.0, timed_out=True).distinct == 7
+    err = tlc.parse_output("M", "*** Errors: 1\nUnknown operator: `Foo'.\n", 1.0)
+    assert err.verdict == tlc.ERROR and "Errors" in err.message
