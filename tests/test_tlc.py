@@ -127,3 +127,43 @@ def test_parse_output() -> None:
     assert tlc.parse_output("M", "Progress(3) at x: 10 states generated (10 s/min), 7 distinct states found (7 ds/min), 2 states left on queue.\n", 60.0, timed_out=True).distinct == 7
     err = tlc.parse_output("M", "*** Errors: 1\nUnknown operator: `Foo'.\n", 1.0)
     assert err.verdict == tlc.ERROR and "Errors" in err.message
+
+
+# ------------------------------------------- what seal() promises, in the Python transcription
+
+
+def _loglet(event: str, role: str, node: str, **fields: object) -> dict[str, object]:
+    return {"role": role, "event": event, "node": node, "loglet": "L", **fields}
+
+
+SEALED_L = [
+    _loglet("Activate", "sequencer", "q", logservers=["s1", "s2", "s3"]),
+    _loglet("Seal", "logserver", "s1", local_tail=0),
+    _loglet("Seal", "logserver", "s2", local_tail=0),
+    _loglet("SealReturned", "loglet", "c", tails={"s1": 0, "s2": 0}),
+]
+
+
+def test_python_checker_rejects_a_check_tail_that_hides_the_seal() -> None:
+    """NativeLoglet: all_sealed / some_sealed end in RepairDone, which returns sealed."""
+    from delos_ref.tracecheck.base import TraceViolation
+    from delos_ref.tracecheck.run import check_events
+
+    told = _loglet("CheckTail", "loglet", "c", case="all_sealed", tail=0, sealed=True, probes={"s1": 0, "s2": 0})
+    assert check_events("NativeLoglet", [*SEALED_L, told])["RepairDone"] == 1
+    hidden = {**told, "sealed": False}
+    with pytest.raises(TraceViolation, match="seal bit goes unreported"):
+        check_events("NativeLoglet", [*SEALED_L, hidden])
+    with pytest.raises(TraceViolation, match="2 needed"):  # seal() after one LogServer
+        check_events("NativeLoglet", [*SEALED_L[:2], _loglet("SealReturned", "loglet", "c", tails={"s1": 0})])
+
+
+def test_check_tail_hides_seal_traces_are_rejected() -> None:
+    """The simulator's check_tail_hides_seal bug switch (requirement 4): the CheckTail event
+    logs the seal bit check_tail returns, and the NativeLoglet checker rejects the trace."""
+    from delos_ref.tracecheck.run import check_workload
+
+    report = check_workload("log", seeds=1, bug="check_tail_hides_seal")
+    assert report["sim_violations"] == 1, report
+    assert [r["spec"] for r in report["rejected"]] == ["NativeLoglet"], report
+    assert "seal bit goes unreported" in report["rejected"][0]["why"]
