@@ -128,7 +128,7 @@ class TlcResult:
 
 _COMPLETED = "Model checking completed. No error has been found."
 _STATES = re.compile(r"^([\d,]+) states generated(?: \([^)]*\))?, ([\d,]+) distinct states found, ([\d,]+) states left on queue\.", re.M)
-_PROGRESS = re.compile(r"^Progress\(\d+\)[^:]*: ([\d,]+) states generated[^,]*, ([\d,]+) distinct states found", re.M)
+_PROGRESS = re.compile(r"^Progress\(\d+\) at .*?: ([\d,]+) states generated \([^)]*\), ([\d,]+) distinct states found", re.M)
 _DEPTH = re.compile(r"^The depth of the complete state graph search is (\d+)\.", re.M)
 _INVARIANT = re.compile(r"^Error: Invariant (\w+) is violated", re.M)
 _STATE = re.compile(r"^State (\d+): ", re.M)

@@ -124,7 +124,12 @@ def test_parse_output() -> None:
     assert (ok.verdict, ok.generated, ok.distinct, ok.depth) == (tlc.OK, 351414, 41887, 31)
     bad = tlc.parse_output("MCNativeLoglet", VIOLATED, 2.0)
     assert (bad.verdict, bad.invariant, bad.trace_length, bad.distinct) == (tlc.VIOLATED, "SealedAfterSeal", 3, 321)
-    assert tlc.parse_output("M", "Progress(3) at x: 10 states generated (10 s/min), 7 distinct states found (7 ds/min), 2 states left on queue.\n", 60.0, timed_out=True).distinct == 7
+    progress = (
+        "Progress(8) at 2026-12-06 22:37:23: 2,368 states generated (2,368 s/min), 531 distinct states found (531 ds/min), 327 states left on queue.\n"
+        "Progress(14) at 2026-12-06 22:38:23: 271,220 states generated (268,852 s/min), 42,816 distinct states found (42,285 ds/min), 20,964 states left on queue.\n"
+    )
+    slow = tlc.parse_output("M", progress, 120.0, timed_out=True)
+    assert (slow.verdict, slow.generated, slow.distinct) == (tlc.TIMEOUT, 271220, 42816)
     err = tlc.parse_output("M", "*** Errors: 1\nUnknown operator: `Foo'.\n", 1.0)
     assert err.verdict == tlc.ERROR and "Errors" in err.message
 
