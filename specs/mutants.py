@@ -125,8 +125,8 @@ MUTANTS = [
         model="MCVirtualLog",
         rule="reconfig_extend seals the active loglet before reading its tail and closing its segment",
         edits=(
-            ("/\\ lSealed' = [lSealed EXCEPT ![ActiveOf(cache[c].chain).loglet] = TRUE]\n  /\\ rpc' = [rpc EXCEPT ![c] = \"sealed\"]\n  /\\ UNCHANGED <<hist, lTail, acked, cache, rTail, won>>",
-             "/\\ rpc' = [rpc EXCEPT ![c] = \"sealed\"]\n  /\\ UNCHANGED <<hist, lTail, lSealed, acked, cache, rTail, won>>"),
+            ("/\\ lSealed' = [lSealed EXCEPT ![ActiveOf(cache[c].chain).loglet] = TRUE]\n  /\\ rpc' = [rpc EXCEPT ![c] = \"sealed\"]",
+             "/\\ rpc' = [rpc EXCEPT ![c] = \"sealed\"]\n  /\\ UNCHANGED lSealed"),
             ("IN  /\\ lSealed[l]\n         /\\ rTail'", "IN  /\\ rTail'"),
         ),
         expect=("ClosedSegmentsSealed", "AckedInPlace", "AppendsToActive"),
@@ -136,7 +136,7 @@ MUTANTS = [
         spec=VLOG,
         model="MCVirtualLog",
         rule="an append is acknowledged only by an unsealed loglet",
-        edits=(("IN  /\\ ~ lSealed[l]\n      /\\ lTail[l] < MaxPos", "IN  /\\ lTail[l] < MaxPos"),),
+        edits=(("/\\ ~ lSealed[l]\n      /\\ lTail[l] < MaxPos", "/\\ lTail[l] < MaxPos"),),
         expect=("AckedInPlace", "AppendsToActive", "UniquePositions"),
     ),
     Mutant(
