@@ -192,7 +192,10 @@ def run_model(
             proc.kill()
             out, _ = proc.communicate()
             timed_out = True
-        return parse_output(model, out, time.monotonic() - start, timed_out)
+        result = parse_output(model, out, time.monotonic() - start, timed_out)
+        if result.ok and proc.returncode != 0:  # the report said "no error", the exit status did not
+            result.verdict, result.message = ERROR, f"TLC exited with status {proc.returncode}"
+        return result
 
 
 # ---------------------------------------------------------------------------- mutants
