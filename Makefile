@@ -1,12 +1,14 @@
 # delos-ref: two commands on a fresh machine with python3 and make.
 #   make up    set everything up and start a local cluster (foreground, Ctrl-C stops it)
 #   make test  set everything up and run the default test suite
+#   make tlc   TLC on every routine TLA+ model (needs TLC: see specs/README.md)
+#   make tlc-mutants  TLC on every mutant of the specs: each must be caught
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test test-slow install clean
+.PHONY: up down test test-slow tlc tlc-mutants install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
+
+# TLC finds its jars through TLA2TOOLS_JAR / TLA_COMMUNITY_JAR, or a `tlc` command on PATH.
+tlc: $(STAMP)
+	$(BIN)/python specs/tools/run_tlc.py models $(ARGS)
+
+tlc-mutants: $(STAMP)
+	$(BIN)/python specs/tools/run_tlc.py mutants $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -114,8 +114,11 @@ TypeOK ==
   /\ lastResult \in [Proposers -> Results]
 
 (* Value v is chosen in instance i: a quorum accepted it in one ballot.    *)
-ChosenIn(i, v) == \E b \in Ballots \ {Zero} : \E Q \in Quorums :
-                    \A a \in Q : [type |-> "2b", inst |-> i, bal |-> b, val |-> v, acc |-> a] \in msgs
+(* (Written with the set of voters rather than \E Q \in Quorums, the same *)
+(* thing since quorums are the majorities: TLC checks it much faster.)     *)
+Voters(i, b, v) == {m.acc : m \in {n \in msgs : n.type = "2b" /\ n.inst = i /\ n.bal = b /\ n.val = v}}
+ChosenIn(i, v) == \E m \in msgs : /\ m.type = "2b" /\ m.inst = i /\ m.val = v
+                                 /\ 2 * Cardinality(Voters(i, m.bal, v)) > Cardinality(Acceptors)
 IsChosen(i) == \E m \in msgs : m.type = "2b" /\ m.inst = i /\ ChosenIn(i, m.val)
 
 Send(m) == msgs' = msgs \cup {m}

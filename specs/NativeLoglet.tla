@@ -23,6 +23,9 @@
 (*  cKnown[c]            client NativeLoglet._known_tail      (none)       *)
 (*  cpc, probes, ctTail, client.seal / check_tail / _repair   CheckTail.*  *)
 (*  holders, ctRes                                                         *)
+(*  sealDone             some seal() has returned (history)   SealReturned *)
+(*  ctAfterSeal[c]       c's check_tail began after a seal()  (none)       *)
+(*                       returned (history)                                *)
 (*                                                                         *)
 (*  Assign               sequencer.on_append                  Append       *)
 (*  StoreAt              logserver.on_store                   Store        *)
@@ -70,13 +73,14 @@ VARIABLES
     ltail, sealed, up,                          \* LogServers
     nextPos, seqTails, sealedBy, seqSealed, seqKnown,  \* sequencer
     ackedTail,                                  \* Stored replies (history)
-    cKnown, cpc, probes, ctTail, holders, ctRes \* clients
+    cKnown, cpc, probes, ctTail, holders, ctRes, \* clients
+    sealDone, ctAfterSeal                       \* history: what seal() promised
 
 serverVars == <<ltail, sealed, up>>
 seqVars == <<nextPos, seqTails, sealedBy, seqSealed, seqKnown>>
-clientVars == <<cKnown, cpc, probes, ctTail, holders, ctRes>>
+clientVars == <<cKnown, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 vars == <<ltail, sealed, up, nextPos, seqTails, sealedBy, seqSealed, seqKnown,
-          ackedTail, cKnown, cpc, probes, ctTail, holders, ctRes>>
+          ackedTail, cKnown, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
 Pos == 0..MaxPos
 Maj == (Cardinality(Servers) \div 2) + 1
@@ -85,8 +89,9 @@ Max(S) == CHOOSE m \in S : \A n \in S : n <= m
 
 NoProbe == [got |-> FALSE, tail |-> 0, sealed |-> FALSE]
 Probes == [got : BOOLEAN, tail : Pos, sealed : BOOLEAN]
-NoResult == [done |-> FALSE, tail |-> 0, sealed |-> FALSE]
-Results == [done : BOOLEAN, tail : Pos, sealed : BOOLEAN]
+(* afterSeal: the check_tail began after some seal() had returned.        *)
+NoResult == [done |-> FALSE, tail |-> 0, sealed |-> FALSE, afterSeal |-> FALSE]
+Results == [done : BOOLEAN, tail : Pos, sealed : BOOLEAN, afterSeal : BOOLEAN]
 
 TypeOK ==
   /\ ltail \in [Servers -> Pos]
@@ -104,6 +109,8 @@ TypeOK ==
   /\ ctTail \in [Clients -> Pos]
   /\ holders \in [Clients -> SUBSET Servers]
   /\ ctRes \in [Clients -> Results]
+  /\ sealDone \in BOOLEAN
+  /\ ctAfterSeal \in [Clients -> BOOLEAN]
 
 Init ==
   /\ ltail = [s \in Servers |-> 0]
@@ -121,6 +128,8 @@ Init ==
   /\ ctTail = [c \in Clients |-> 0]
   /\ holders = [c \in Clients |-> {}]
   /\ ctRes = [c \in Clients |-> NoResult]
+  /\ sealDone = FALSE
+  /\ ctAfterSeal = [c \in Clients |-> FALSE]
 
 ---------------------------------------------------------------------------
 (* Sequencer and LogServers: the append path.                             *)
@@ -194,19 +203,32 @@ StartSeal(c) ==
   /\ cpc[c] = "idle"
   /\ cpc' = [cpc EXCEPT ![c] = "seal"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
+(* ctAfterSeal remembers whether a seal() had returned when this call     *)
+(* began: such a check_tail must report the seal (SealedAfterSeal).        *)
 StartCheckTail(c) ==
   /\ cpc[c] = "idle"
   /\ cpc' = [cpc EXCEPT ![c] = "ct"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+  /\ ctAfterSeal' = [ctAfterSeal EXCEPT ![c] = sealDone]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone>>
 
 (* The client gives up (a deadline, or the client dies).                  *)
+(* The call returns (or gives up): back to idle.  Its scratch state is    *)
+(* not read again before the next call starts, which resets it, so it is   *)
+(* cleared here (this only keeps the model small: fewer distinct states).  *)
+Return(c) ==
+  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
+  /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
+  /\ ctTail' = [ctTail EXCEPT ![c] = 0]
+  /\ holders' = [holders EXCEPT ![c] = {}]
+  /\ ctAfterSeal' = [ctAfterSeal EXCEPT ![c] = FALSE]
+
 Abort(c) ==
   /\ cpc[c] # "idle"
-  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders, ctRes>>
+  /\ Return(c)
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone>>
 
 (* Set the seal bit (durably) and reply with the frozen local tail: a     *)
 (* sealing probe, used by seal() and by check_tail's some_sealed case.    *)
@@ -216,13 +238,16 @@ SealServer(c, s) ==
   /\ ~ probes[c][s].got
   /\ sealed' = [sealed EXCEPT ![s] = TRUE]
   /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> TRUE]]
-  /\ UNCHANGED <<ltail, up, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes>>
+  /\ UNCHANGED <<ltail, up, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
+(* seal() returns once a majority set the bit (the seal is then a fault-  *)
+(* tolerant register: every later majority of probes meets a sealed one).  *)
 SealDone(c) ==
   /\ cpc[c] = "seal"
   /\ Cardinality(Got(c)) >= Maj
-  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders, ctRes>>
+  /\ Return(c)
+  /\ sealDone' = TRUE
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes>>
 
 (* TailQuery: (local tail, seal bit), no side effect.                     *)
 ProbeServer(c, s) ==
@@ -230,7 +255,7 @@ ProbeServer(c, s) ==
   /\ up[s]
   /\ ~ probes[c][s].got
   /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> sealed[s]]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
 HoldersOf(c, t) == {s \in Got(c) : probes[c][s].tail >= t}
 
@@ -253,7 +278,7 @@ CTDecide(c) ==
             /\ cpc' = [cpc EXCEPT ![c] = "ctseal"]
             /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
             /\ UNCHANGED <<ctTail, holders>>
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone, ctAfterSeal>>
 
 (* some_sealed: a majority of sealing probes; their max is the tail.      *)
 CTSealDone(c) ==
@@ -262,21 +287,22 @@ CTSealDone(c) ==
   /\ cpc' = [cpc EXCEPT ![c] = "repair"]
   /\ ctTail' = [ctTail EXCEPT ![c] = ProbeTail(c)]
   /\ holders' = [holders EXCEPT ![c] = HoldersOf(c, ProbeTail(c))]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctRes, sealDone, ctAfterSeal>>
 
 (* knownTail: ask the sequencer (KnownTailQuery) and keep the maximum.    *)
 LearnKnownTail(c) ==
   /\ cKnown[c] < seqKnown
   /\ cKnown' = [cKnown EXCEPT ![c] = seqKnown]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cpc, probes, ctTail, holders, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
 (* none_sealed: return once knownTail reaches the max local tail.         *)
 CTWaitDone(c) ==
   /\ cpc[c] = "wait"
   /\ cKnown[c] >= ctTail[c]
-  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
-  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> FALSE]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders>>
+  /\ Return(c)
+  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> FALSE,
+                                      afterSeal |-> ctAfterSeal[c]]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone>>
 
 (* The sequencer reports sealed (or does not answer): probe again.        *)
 CTWaitRetry(c) ==
@@ -284,7 +310,7 @@ CTWaitRetry(c) ==
   /\ cKnown[c] < ctTail[c]
   /\ cpc' = [cpc EXCEPT ![c] = "ct"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
 
 (* Copy [ltail[s], ctTail[c]) from a live holder onto s; a repaired       *)
 (* server is a sealed server (repair writes are allowed when sealed).     *)
@@ -296,14 +322,15 @@ RepairServer(c, s) ==
   /\ ltail' = [ltail EXCEPT ![s] = Max({@, ctTail[c]})]
   /\ sealed' = [sealed EXCEPT ![s] = TRUE]
   /\ holders' = [holders EXCEPT ![c] = @ \cup {s}]
-  /\ UNCHANGED <<up, seqVars, ackedTail, cKnown, cpc, probes, ctTail, ctRes>>
+  /\ UNCHANGED <<up, seqVars, ackedTail, cKnown, cpc, probes, ctTail, ctRes, sealDone, ctAfterSeal>>
 
 RepairDone(c) ==
   /\ cpc[c] = "repair"
   /\ Cardinality(holders[c]) >= Maj
-  /\ cpc' = [cpc EXCEPT ![c] = "idle"]
-  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> TRUE]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctTail, holders>>
+  /\ Return(c)
+  /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> TRUE,
+                                      afterSeal |-> ctAfterSeal[c]]]
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone>>
 
 ---------------------------------------------------------------------------
 
@@ -356,8 +383,28 @@ UnsealedTailCommitted ==
 SequencerSealSound ==
   seqSealed => \E Q \in Majorities : \A s \in Q : sealed[s]
 
+(* What seal() guarantees (the seed's requirements 2-4).                   *)
+
+(* 2. The seal is fault-tolerant: seal() returns only once a majority of   *)
+(* LogServers has the bit set (durably: crashes do not clear it).          *)
+SealReturnedOnMajority ==
+  sealDone => \E Q \in Majorities : \A s \in Q : sealed[s]
+
+(* 4. check_tail reports the seal: a check_tail that began after seal()    *)
+(* returned reports sealed = TRUE.  (One that began earlier may still      *)
+(* return unsealed: it is ordered before the seal.)                        *)
+SealedAfterSeal ==
+  \A c \in Clients : ctRes[c].done /\ ctRes[c].afterSeal => ctRes[c].sealed
+
+(* 3. Appends are rejected after the seal: no append is acknowledged at or *)
+(* above the tail that a check_tail begun after seal() reports, now or     *)
+(* later.                                                                  *)
+NoAckAfterSeal ==
+  \A c \in Clients : ctRes[c].done /\ ctRes[c].afterSeal => seqKnown <= ctRes[c].tail
+
 Safety == /\ TypeOK /\ NoAckLost /\ AckedTailDurable /\ KnownTailBound /\ SealedTailCoversAcked
           /\ RepairedOnMajority /\ UnsealedTailCommitted /\ SequencerSealSound
+          /\ SealReturnedOnMajority /\ SealedAfterSeal /\ NoAckAfterSeal
 
 ---------------------------------------------------------------------------
 (* Liveness (model MCNativeLogletLive): without crashes and client aborts, *)

@@ -1,9 +1,10 @@
 """The TLA+ specs under ``specs/`` are well-formed (issue 8).
 
-TLC cannot run here, so these are the static checks that keep the specs runnable by TLC
-unchanged:
+Static checks that keep the specs runnable by TLC (``tests/test_tlc.py`` runs TLC itself):
 
-* every ``.tla`` parses with the ``tla`` package (a TLA+ parser) and is named after its file;
+* every ``.tla`` parses with SANY, TLA+'s own front end (when java and TLA2TOOLS_JAR are
+  present, as on CI), and with the ``tla`` package (a Python TLA+ parser), and is named
+  after its file;
 * a module EXTENDS only standard modules or other modules under ``specs/``;
 * every ``.cfg`` names only constants and operators its module (or a module it EXTENDS
   among ``specs/``) declares or defines;
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from delos_ref import tlc
 
 tla = pytest.importorskip("tla")
 
@@ -184,6 +187,37 @@ def test_specs_exist() -> None:
 def test_tla_parses(path: Path) -> None:
     tree = _parse(path)
     assert tree.name == path.stem, f"module {tree.name} in {path.name}"
+
+
+def _sany_tools() -> tlc.Tools | None:
+    try:
+        tools = tlc.find_tools()
+    except tlc.ToolsMissing:
+        return None
+    return tools if tools.has_sany else None
+
+
+SANY_TOOLS = _sany_tools()
+
+
+@pytest.mark.skipif(SANY_TOOLS is None, reason="SANY needs java and TLA2TOOLS_JAR (tla2tools.jar): see specs/README.md")
+@pytest.mark.parametrize("path", TLA_FILES, ids=lambda p: p.name)
+def test_sany_parses(path: Path) -> None:
+    """SANY is stricter than the Python parser (e.g. it refused an action named Append,
+    which clashes with Sequences!Append): TLC cannot run a module SANY rejects."""
+    assert SANY_TOOLS is not None
+    result = tlc.sany(SANY_TOOLS, path)
+    assert result.ok, f"{path.name}: {result.message}"
+
+
+@pytest.mark.skipif(SANY_TOOLS is None, reason="SANY needs java and TLA2TOOLS_JAR (tla2tools.jar): see specs/README.md")
+def test_sany_rejects_a_multiply_defined_symbol(tmp_path: Path) -> None:
+    """The check can fail: the clash that once broke VirtualLog.tla is reported."""
+    assert SANY_TOOLS is not None
+    bad = tmp_path / "Clash.tla"
+    bad.write_text("---- MODULE Clash ----\nEXTENDS Sequences\nVARIABLE x\nAppend == x' = x\n====\n", encoding="utf-8")
+    result = tlc.sany(SANY_TOOLS, bad)
+    assert not result.ok and "Append" in result.message
 
 
 @pytest.mark.parametrize("path", TLA_FILES, ids=lambda p: p.name)

@@ -38,7 +38,13 @@ steps at once. Reads and trims are not modelled (a ``Trim`` event is ignored).
 
 Invariants after every step: NoAckLost, AckedTailDurable, KnownTailBound,
 SealedTailCoversAcked (against every sealed check_tail result so far), RepairedOnMajority
-and UnsealedTailCommitted (at the result; ltail and seqKnown only grow), SequencerSealSound.
+and UnsealedTailCommitted (at the result; ltail and seqKnown only grow), SequencerSealSound;
+SealReturnedOnMajority is SealDone's own check (a majority of sealed servers in ``tails``;
+a seal bit is never cleared). What seal() promises to check_tail (SealedAfterSeal,
+NoAckAfterSeal) needs the moment a check_tail *began*, which the trace does not log; what it
+shows is checked at the result: a check_tail that found the loglet sealed (all_sealed /
+some_sealed) returns sealed=True -- in the spec only RepairDone ends those cases -- so a
+result that hides the seal bit (the ``check_tail_hides_seal`` bug switch) is rejected.
 """
 
 from __future__ import annotations
@@ -232,6 +238,9 @@ class NativeLogletChecker(Checker):
         if e["sealed"]:
             self.action = "RepairDone"
             self.RepairDone(e)
+        elif e["case"] != "none_sealed":
+            self.action = "RepairDone"
+            self.require(False, f"check_tail of {e['loglet']} found it sealed ({e['case']}) but returns sealed=False: the seal bit goes unreported (RepairDone returns sealed; SealedAfterSeal)")
         else:
             self.action = "CTWaitDone"
             self.CTWaitDone(e)

@@ -384,8 +384,6 @@ class NativeLoglet(Loglet):
                     # counts), so it must not raise known_readable. An unsealed one is already
                     # below the sequencer's known tail, learned in _await_known_tail.
                     self._known_tail = max(self._known_tail, result.tail)
-                    if BUG_HIDE_SEAL in self.bugs:
-                        return Tail(result.tail, False)  # the bug: the seal bit goes unreported
                     return result
         raise LogletUnavailable(f"check_tail of {self.config.loglet_id}: no answer within {self.options.op_timeout_s}s")
 
@@ -399,17 +397,19 @@ class NativeLoglet(Loglet):
             self._emit("CheckTail", case="none_sealed", tail=target, sealed=False)
             return Tail(target, False)
         case = "all_sealed" if len(sealed) == len(probes) else "some_sealed"
+        reported = BUG_HIDE_SEAL not in self.bugs  # the bug: the seal bit goes unreported
         if BUG_CHECK_TAIL_LAZY in self.bugs:
             tail = max(r.local_tail for r in probes.values())
-            self._emit("CheckTail", case=case, tail=tail, sealed=True, probes={s: r.local_tail for s, r in probes.items()})
-            return Tail(tail, True)
+            self._emit("CheckTail", case=case, tail=tail, sealed=reported, probes={s: r.local_tail for s, r in probes.items()})
+            return Tail(tail, reported)
         if case == "some_sealed":
             # Someone is sealing: finish it. The seal replies are sealing probes (BookKeeper).
             probes = await self._seal_quorum(deadline)
         tail = max(r.local_tail for r in probes.values())
         await self._repair(tail, probes, deadline)
-        self._emit("CheckTail", case=case, tail=tail, sealed=True, probes={s: r.local_tail for s, r in probes.items()})
-        return Tail(tail, True)
+        # The event logs what check_tail returns, the seal bit included.
+        self._emit("CheckTail", case=case, tail=tail, sealed=reported, probes={s: r.local_tail for s, r in probes.items()})
+        return Tail(tail, reported)
 
     async def _await_known_tail(self, target: int, probes: dict[str, TailReply], deadline: float) -> bool:
         """Wait until known_tail >= target: True; False if the loglet got sealed meanwhile."""
