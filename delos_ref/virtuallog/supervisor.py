@@ -14,8 +14,14 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    spare LogServer) only after ``stable_s`` of uninterrupted answers, so a flapping node does
    not cause a reconfiguration on every beat. Damping never hides a node that answers: it
    still counts toward the majority a seal needs and may become a sequencer.
-3. **The supervisor loop.** Every ``check_s`` it fetches the chain and asks the active
-   segment's loglet :meth:`~delos_ref.loglet.api.Loglet.diagnose` with the detector's view.
+3. **The supervisor loop.** Every ``check_s`` it looks at the detector's view (free). It
+   fetches the chain and asks the active segment's loglet
+   :meth:`~delos_ref.loglet.api.Loglet.diagnose` with that view when the view changed, when
+   the last diagnosis found something wrong, or at least every ``diagnose_s`` (a sequencer
+   that restarted within ``suspect_s``, or a half-done seal, shows only in a diagnosis).
+   So a death is acted on within ``check_s`` of its detection, but an idle, healthy cluster
+   costs one chain fetch and one sequencer query per node per ``diagnose_s``: idle means
+   idle (issue 17 item 5).
    The loglet decides whether it is failing and names its successor (only a NativeLoglet
    knows that a dead sequencer is fatal and a dead LogServer is not); the supervisor then
    runs ``reconfig_extend`` onto that successor: seal, check_tail, conditional write, fetch.
@@ -74,18 +80,19 @@ SUPERVISOR_BUGS = {BUG_STALE_EVIDENCE: "reconfigure on silence heard while stall
 class SupervisorOptions:
     """Timing of failure detection. Defaults suit a loopback cluster."""
 
-    interval_s: float = 0.25  # between heartbeats to one peer
+    interval_s: float = 0.5  # between heartbeats to one peer (at least two within suspect_s)
     suspect_s: float = 1.0  # silence after which a peer counts as dead
     stable_s: float = 3.0  # uninterrupted answers before a returning peer counts again
     check_s: float = 0.25  # between two diagnoses of the active loglet
     jitter_s: float = 0.2  # random wait before acting (spreads racing supervisors)
     quiet_s: float = 2.0  # after a reconfiguration this supervisor initiated
+    diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
     probe_s: float = 0.25  # deadline of the fresh pings and peer questions before acting
     stall_s: float = 0.5  # a tick this much later than asked means this node's loop stalled
 
     def __post_init__(self) -> None:
         assert 0 < self.interval_s < self.suspect_s <= self.stable_s, "SupervisorOptions: interval < suspect <= stable"
-        assert self.check_s > 0 and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
+        assert 0 < self.check_s <= self.diagnose_s and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
         assert self.probe_s > 0 and self.stall_s > 0, "SupervisorOptions: positive probe and stall bounds"
 
 
@@ -237,7 +244,8 @@ class Supervisor:
         self._quiet_until = 0.0
         self._awake_since = 0.0
         self._replies: trio.MemorySendChannel[tuple[str, int, HearsReply]] | None = None
-        self.stats = dict.fromkeys(("checks", "diagnoses", "stalls", "probes", "stood_down", "reconfigurations", "won", "lost", "errors"), 0)
+        self._last_look: tuple[frozenset[str], float] | None = None  # (alive, when) at the last diagnose
+        self.stats = dict.fromkeys(("checks", "skipped", "diagnoses", "stalls", "probes", "stood_down", "reconfigurations", "won", "lost", "errors"), 0)
         self.last_diagnosis: str | None = None
         node.router.register(HearsQuery, self._on_hears_query)
 
@@ -302,10 +310,15 @@ class Supervisor:
         """One diagnosis of the active loglet; True if this call installed a new chain."""
         assert self.detector is not None, "Supervisor.check: run() first"
         self.stats["checks"] += 1
+        now = trio.current_time()
+        view = self.detector.view(now, self.candidates, self.sequencers)
+        if not self._worth_a_look(view, now):
+            self.stats["skipped"] += 1
+            return False
+        self._last_look = (view.alive, now)
         try:
             chain = await self.vlog.refresh()
             seg = chain.active
-            view = self.detector.view(trio.current_time(), self.candidates, self.sequencers)
             diagnosis = await self.vlog.registry.loglet(seg).diagnose(view, self.vlog.fresh_loglet_id())
             if diagnosis is None:
                 self.last_diagnosis = None
@@ -324,6 +337,7 @@ class Supervisor:
             # The loglet could not be sealed yet, no MetaStore quorum, no chain yet, or the
             # register holds something that is not a chain: report it, try again next check.
             self.stats["errors"] += 1
+            self._last_look = None  # look again at the next check
             self._emit("SupervisorError", error=repr(e)[:200])
             return False
         self._quiet_until = trio.current_time() + self.options.quiet_s
@@ -331,6 +345,14 @@ class Supervisor:
         log.info("%s: reconfiguration %s (chain version %s)", self.node.node_id, "won" if won else "lost", self.vlog.version)
         self._emit("Reconfigured", won=won, reason=diagnosis.reason, version=self.vlog.version)
         return won
+
+    def _worth_a_look(self, view: Membership, now: float) -> bool:
+        """Diagnose now? Yes if the view changed, the last diagnosis found trouble, or
+        ``diagnose_s`` passed since the last one (see the module docstring)."""
+        if self._last_look is None or self.last_diagnosis is not None:
+            return True
+        alive, when = self._last_look
+        return view.alive != alive or now - when >= self.options.diagnose_s
 
     async def _should_act(self, diagnosis: Diagnosis, view: Membership) -> bool:
         """Apply :func:`decide`: gather fresh evidence when it asks for it, and wait out the
