@@ -20,8 +20,12 @@ replica that does not answer a ping within ``probe_s`` is *silent*: the attempt 
 (its outcome unknown, so the same ``(client, seq)`` goes to the next replica) and the client
 remembers it for ``remember_s``, trying live replicas first meanwhile. A replica that answers
 pings but is slow (its log is moving to a new sequencer) keeps the attempt: that wait is the
-failover's, and another replica would wait for the same thing. So one crash or pause costs a
-write at most about ``probe_after_s + probe_s``, once, not ``call_timeout_s`` on every write.
+failover's, and another replica would wait for the same thing -- unless it waits past
+``patience_s``: a replica cut off with a minority answers pings but can never append, so an
+attempt unanswered for ``patience_s`` (doubling with every attempt of the write, up to
+``call_timeout_s``) moves on too. So one crash, pause or partition costs a write about one
+failover, once, not ``call_timeout_s`` on every write. The price: an abandoned attempt may
+still land, and the retry appends the command again; the table applies it once.
 
 **Honest failures.** :class:`WriteFailed`: the write certainly did not take effect (every
 attempt failed definitely). :class:`WriteOutcomeUnknown`: some attempt may have landed, so the
@@ -32,6 +36,7 @@ write may take effect (once) or not. :class:`ReadFailed`: no replica could serve
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
@@ -72,6 +77,14 @@ class TrimFailed(KvError):
     """The replica could not trim (some replica did not report its applied position)."""
 
 
+class ReplicaSlow(UnknownOutcome):
+    """The replica answers pings but not the attempt within its patience (e.g. it is cut off
+    with a minority): the attempt was given up and may still land."""
+
+    def __init__(self, replica: str, patience_s: float) -> None:
+        super().__init__(f"{replica} did not answer within {patience_s:g} s")
+
+
 class ReplicaSilent(UnknownOutcome):
     """The replica stopped answering pings while an attempt waited: the attempt was given up
     (it may still land there, so the write's outcome is unknown until another replica answers)."""
@@ -86,13 +99,14 @@ class ClientOptions:
     attempts: int = 6  # attempts in all, across replicas
     retry: RetryPolicy = NO_RETRY  # resends of one attempt (RESEND for lossy transports)
     probe_after_s: float = 0.5  # an attempt unanswered this long pings its replica (and again)
-    probe_s: float = 0.5  # a replica that does not answer a ping this fast is silent
+    probe_s: float = 0.3  # a replica that does not answer a ping this fast is silent
+    patience_s: float = 1.0  # first attempt's wait at a replica that answers pings; doubles per attempt
     remember_s: float = 10.0  # a silent replica is tried last for this long
     status_timeout_s: float = 1.0  # status is a local read: a replica answers at once or is out
 
     def __post_init__(self) -> None:
         assert self.call_timeout_s > 0 and self.attempts >= 1, "ClientOptions: bounded, at least one attempt"
-        assert self.probe_after_s > 0 and self.probe_s > 0 and self.remember_s >= 0 and self.status_timeout_s > 0, "ClientOptions: positive probes"
+        assert self.probe_after_s > 0 and self.probe_s > 0 and self.patience_s > 0 and self.remember_s >= 0 and self.status_timeout_s > 0, "ClientOptions: positive probes"
 
 
 class KvClient:
@@ -108,7 +122,7 @@ class KvClient:
         self._next_seq = 0
         self._pending: set[int] = set()
         self._silent_until: dict[str, float] = {}  # replica -> until when it is tried last
-        self.stats = dict.fromkeys(("attempts", "silent", "probes"), 0)
+        self.stats = dict.fromkeys(("attempts", "silent", "slow", "probes"), 0)
 
     # ---------------------------------------------------------------------- the table API
 
@@ -164,6 +178,13 @@ class KvClient:
         live = [r for r in self.replicas if self._silent_until.get(r, 0.0) <= now]
         return live + [r for r in self.replicas if r not in live]
 
+    def _patience(self, attempt: int) -> float:
+        """How long attempt ``attempt`` (0, 1, ...) waits at a replica that answers pings:
+        ``patience_s`` doubling per attempt up to ``call_timeout_s`` (with one replica, all of it)."""
+        if len(self.replicas) == 1:
+            return math.inf
+        return min(self.options.patience_s * 2**attempt, self.options.call_timeout_s)
+
     def _next_replica(self, tries: dict[str, int]) -> str:
         """The replica for the next attempt of one operation: the least tried so far, the
         earliest in :meth:`order` among those (so every replica gets its turn)."""
@@ -172,11 +193,14 @@ class KvClient:
         tries[replica] = tries.get(replica, 0) + 1
         return replica
 
-    async def _attempt(self, replica: str, msg: Any) -> Any:
+    async def _attempt(self, replica: str, msg: Any, patience_s: float = math.inf, *, ping_first: bool = False) -> Any:
         """One call to ``replica``, watched: every ``probe_after_s`` without an answer, the
         replica is pinged; if the ping goes unanswered for ``probe_s``, the call is given up
-        (:class:`ReplicaSilent`) and the replica is remembered as silent."""
+        (:class:`ReplicaSilent`) and the replica is remembered as silent; if it answers but
+        the call waited ``patience_s``, it is given up too (:class:`ReplicaSlow`). A retry
+        pings at once (``ping_first``): the replica it moves to may be the one that failed."""
         self.stats["attempts"] += 1
+        started = trio.current_time()
         outcome: dict[str, Any] = {}
         async with trio.open_nursery() as nursery:
 
@@ -188,10 +212,16 @@ class KvClient:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(call)
+            wait_s = 0.0 if ping_first else self.options.probe_after_s
             while True:
-                await trio.sleep(self.options.probe_after_s)
+                await trio.sleep(wait_s)
+                wait_s = self.options.probe_after_s
                 if not await self._answers(replica):
                     outcome.setdefault("error", ReplicaSilent(replica, self.options.probe_s))
+                    nursery.cancel_scope.cancel()
+                elif trio.current_time() - started >= patience_s:
+                    self.stats["slow"] += 1
+                    outcome.setdefault("error", ReplicaSlow(replica, patience_s))
                     nursery.cancel_scope.cancel()
         if isinstance(outcome.get("error"), ReplicaSilent):
             self.stats["silent"] += 1
@@ -226,11 +256,11 @@ class KvClient:
         last: Exception | None = None
         tries: dict[str, int] = {}
         try:
-            for _ in range(self.options.attempts):
+            for attempt in range(self.options.attempts):
                 replica = self._next_replica(tries)
                 msg = m.KvWrite(self.client_id, seq, min(self._pending), op, arg)
                 try:
-                    return (await self._attempt(replica, msg)).result
+                    return (await self._attempt(replica, msg, self._patience(attempt), ping_first=attempt > 0)).result
                 except RemoteError as e:
                     maybe_landed |= e.code not in DEFINITE_CODES
                     last = e
@@ -249,10 +279,10 @@ class KvClient:
         msg = m.KvRead(op, arg, m.STALE if stale else m.LINEARIZABLE)
         last: Exception | None = None
         tries: dict[str, int] = {}
-        for _ in range(self.options.attempts):
+        for attempt in range(self.options.attempts):
             replica = self._next_replica(tries)
             try:
-                return (await self._attempt(replica, msg)).result
+                return (await self._attempt(replica, msg, self._patience(attempt), ping_first=attempt > 0)).result
             except (DefiniteFailure, UnknownOutcome) as e:
                 if isinstance(e, DefiniteFailure) and not isinstance(e, RemoteError):
                     self._silent_until[replica] = trio.current_time() + self.options.remember_s

@@ -80,14 +80,14 @@ SUPERVISOR_BUGS = {BUG_STALE_EVIDENCE: "reconfigure on silence heard while stall
 class SupervisorOptions:
     """Timing of failure detection. Defaults suit a loopback cluster."""
 
-    interval_s: float = 0.5  # between heartbeats to one peer (at least two within suspect_s)
-    suspect_s: float = 1.0  # silence after which a peer counts as dead
+    interval_s: float = 0.4  # between heartbeats to one peer (two within suspect_s)
+    suspect_s: float = 0.8  # silence after which a peer counts as dead
     stable_s: float = 3.0  # uninterrupted answers before a returning peer counts again
-    check_s: float = 0.25  # between two diagnoses of the active loglet
+    check_s: float = 0.1  # between two looks at the view (a diagnosis only if it changed: cheap)
     jitter_s: float = 0.2  # random wait before acting (spreads racing supervisors)
     quiet_s: float = 2.0  # after a reconfiguration this supervisor initiated
     diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
-    probe_s: float = 0.25  # deadline of the fresh pings and peer questions before acting
+    probe_s: float = 0.2  # deadline of the fresh pings and peer questions before acting
     stall_s: float = 0.5  # a tick this much later than asked means this node's loop stalled
 
     def __post_init__(self) -> None:
