@@ -210,6 +210,7 @@ class Chaos:
     faults: list[tuple[str, tuple[str, ...], float, float]] = field(default_factory=list)  # (kind, victims, start, end)
     chains: list[tuple[float, int, tuple[tuple[int, str, str], ...]]] = field(default_factory=list)  # (t, version, segments)
     sequencer: str = "n1"  # the active segment's, as last seen by the monitor
+    kv_stats: dict[str, int] = field(default_factory=dict)
     stop: bool = False
 
 
@@ -246,6 +247,7 @@ async def kv_writer(directory: Path, run: Chaos) -> None:
             finally:
                 i += 1
             run.kv_times.append(time.monotonic())
+        run.kv_stats = dict(table.stats)
 
 
 async def chain_monitor(cfg: cluster.ClusterConfig, run: Chaos) -> None:
@@ -426,7 +428,7 @@ def chaos_run(tmp_path: Path, *, nodes: int, transport: str, nemesis: Any, parti
         f"{'' if why_not is None else f' (none: {why_not})'}, restarts {run.restarts}; "
         f"acknowledged {len(run.acked)}, failed {run.failed}, unknown {run.unknown}, lost {len(lost)}, duplicated {len(duplicated)}, "
         f"log {len(logs[0])}, longest append gaps {[round(g, 2) for g in gaps[:3]]} s; "
-        f"KV puts {len(run.kv_times) - 1} (failed {run.kv_failed}), longest KV gaps {[round(g, 2) for g in kv_gaps[:3]]} s; "
+        f"KV puts {len(run.kv_times) - 1} (failed {run.kv_failed}, client {run.kv_stats}), longest KV gaps {[round(g, 2) for g in kv_gaps[:3]]} s; "
         f"chain versions {[v for _, v, _ in run.chains]}, sequencers {[c[2][-1][1] for c in run.chains]}, needless {needless}"
         f"\nlongest KV gap per fault: {'; '.join(per_fault)}"
     )

@@ -161,11 +161,16 @@ class NativeOptions:
     coalesce_max_entries: int = MAX_APPEND_MANY  # per batch; keep <= the sequencer's max_store_entries
     read_first: str = ""  # the LogServer read_next tries first ("": the co-located one)
     read_hedge_s: float = 0.1  # a read unanswered this long is also sent to the next LogServer
+    # check_tail's question to the sequencer ("is everything below this committed?"): a
+    # sequencer that does not answer this fast sends check_tail back to the LogServers, where
+    # a seal shows as soon as it is set (waiting call_timeout_s on a dead sequencer held every
+    # reader of its loglet for that long after the failover).
+    known_tail_timeout_s: float = 0.25
     read_remember_s: float = 5.0  # a LogServer that failed a read is asked last this long
 
     def __post_init__(self) -> None:
         assert self.append_timeout_s > 0 and self.op_timeout_s > 0 and self.call_timeout_s > 0, "every wait is bounded"
-        assert self.read_hedge_s > 0 and self.read_remember_s >= 0, "read hedging: positive bounds"
+        assert self.read_hedge_s > 0 and self.read_remember_s >= 0 and self.known_tail_timeout_s > 0, "read hedging: positive bounds"
         assert self.coalesce_requests >= 0, "coalesce_requests: 0 (off) or the requests in flight"
         assert 1 <= self.coalesce_max_entries <= MAX_APPEND_MANY, f"coalesce_max_entries: 1..{MAX_APPEND_MANY}"
 
@@ -426,7 +431,7 @@ class NativeLoglet(Loglet):
         self.learn_tail(max(r.known_tail for r in probes.values()))
         while self._known_tail < target:
             try:
-                status = await self._call(self.config.sequencer, KnownTailQuery(self.config.loglet_id), self._step_deadline(deadline))
+                status = await self._call(self.config.sequencer, KnownTailQuery(self.config.loglet_id), min(deadline, self._deadline(self.options.known_tail_timeout_s)))
             except RpcError:
                 await trio.sleep(self.options.poll_s)
                 return False  # no sequencer: maybe someone sealed; probe the servers again
