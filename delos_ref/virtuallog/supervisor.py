@@ -14,14 +14,15 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    spare LogServer) only after ``stable_s`` of uninterrupted answers, so a flapping node does
    not cause a reconfiguration on every beat. Damping never hides a node that answers: it
    still counts toward the majority a seal needs and may become a sequencer.
-3. **The supervisor loop.** Every ``check_s`` it looks at the detector's view (free). It
-   fetches the chain and asks the active segment's loglet
+3. **The supervisor loop.** It looks at the detector's view (free) when a peer's silence
+   turns ``suspect_s`` old, when a silent peer answers again, every ``check_s`` while
+   something is wrong, and at least every ``diagnose_s``. It fetches the chain and asks the active segment's loglet
    :meth:`~delos_ref.loglet.api.Loglet.diagnose` with that view when the view changed, when
    the last diagnosis found something wrong, or at least every ``diagnose_s`` (a sequencer
    that restarted within ``suspect_s``, or a half-done seal, shows only in a diagnosis).
-   So a death is acted on within ``check_s`` of its detection, but an idle, healthy cluster
-   costs one chain fetch and one sequencer query per node per ``diagnose_s``: idle means
-   idle (issue 17 item 5).
+   So a death is acted on as it is detected, but an idle, healthy cluster costs a wakeup
+   per heartbeat and one chain fetch and one sequencer query per node per ``diagnose_s``:
+   idle means idle (issue 17 item 5).
    The loglet decides whether it is failing and names its successor (only a NativeLoglet
    knows that a dead sequencer is fatal and a dead LogServer is not); the supervisor then
    runs ``reconfig_extend`` onto that successor: seal, check_tail, conditional write, fetch.
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +85,7 @@ class SupervisorOptions:
     interval_s: float = 0.4  # between heartbeats to one peer (two within suspect_s)
     suspect_s: float = 0.8  # silence after which a peer counts as dead
     stable_s: float = 3.0  # uninterrupted answers before a returning peer counts again
-    check_s: float = 0.1  # between two looks at the view (a diagnosis only if it changed: cheap)
+    check_s: float = 0.1  # the shortest wait between two looks at the view (see _next_look_in)
     jitter_s: float = 0.2  # random wait before acting (spreads racing supervisors)
     quiet_s: float = 2.0  # after a reconfiguration this supervisor initiated
     diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
@@ -244,6 +246,7 @@ class Supervisor:
         self._quiet_until = 0.0
         self._awake_since = 0.0
         self._replies: trio.MemorySendChannel[tuple[str, int, HearsReply]] | None = None
+        self._peer_returned = trio.Event()
         self._last_look: tuple[frozenset[str], float] | None = None  # (alive, when) at the last diagnose
         self.stats = dict.fromkeys(("checks", "skipped", "diagnoses", "stalls", "probes", "stood_down", "reconfigurations", "won", "lost", "errors"), 0)
         self.last_diagnosis: str | None = None
@@ -261,14 +264,31 @@ class Supervisor:
                 nursery.start_soon(self._heartbeats, peer)
             while True:
                 asked = trio.current_time()
-                await trio.sleep(self.options.check_s)
-                self._note_stall(asked, trio.current_time())
+                delay = self._next_look_in(asked)
+                with trio.move_on_after(delay) as slept:
+                    await self._peer_returned.wait()
+                self._peer_returned = trio.Event()
+                if slept.cancelled_caught:
+                    self._note_stall(asked, trio.current_time(), delay)
                 await self.check()
 
-    def _note_stall(self, asked: float, woke: float) -> None:
-        """A sleep of ``check_s`` that took ``stall_s`` longer: this process did not run (it was
+    def _next_look_in(self, now: float) -> float:
+        """How long the check loop may sleep: ``check_s`` while something is wrong; otherwise
+        until the view can next change by silence (a peer's last answer turns ``suspect_s``
+        old) or a diagnosis is due, whichever comes first. (A peer coming back wakes it at
+        once.) An idle, healthy node so wakes about once per heartbeat, not every ``check_s``."""
+        assert self.detector is not None
+        if self._last_look is None or self.last_diagnosis is not None:
+            return self.options.check_s
+        d = self.detector
+        silence_due = min((d.last_heard[p] + self.options.suspect_s for p in self.peers if d.alive(p, now)), default=math.inf)
+        due = min(silence_due + 0.01, self._last_look[1] + self.options.diagnose_s)
+        return min(max(due - now, self.options.check_s), self.options.diagnose_s)
+
+    def _note_stall(self, asked: float, woke: float, delay: float) -> None:
+        """A sleep of ``delay`` that took ``stall_s`` longer: this process did not run (it was
         stopped, or starved of CPU). What its detector saw meanwhile is no evidence."""
-        late = woke - asked - self.options.check_s
+        late = woke - asked - delay
         if late > self.options.stall_s:
             self._awake_since = woke
             self.stats["stalls"] += 1
@@ -284,7 +304,11 @@ class Supervisor:
             except RpcError:
                 pass  # silence: the detector notices by the absence of answers
             else:
-                self.detector.heard(peer, trio.current_time())
+                now = trio.current_time()
+                returned = not self.detector.alive(peer, now)
+                self.detector.heard(peer, now)
+                if returned:
+                    self._peer_returned.set()  # the view changed: look now
             await trio.sleep(max(0.0, sent + self.options.interval_s - trio.current_time()))
 
     async def _on_hears_query(self, env: Any) -> None:
