@@ -16,10 +16,11 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    still counts toward the majority a seal needs and may become a sequencer.
 3. **The supervisor loop.** It looks at the detector's view (free) when a peer's silence
    turns ``suspect_s`` old, when a silent peer answers again, every ``check_s`` while
-   something is wrong, and at least every ``diagnose_s``. It fetches the chain and asks the active segment's loglet
-   :meth:`~delos_ref.loglet.api.Loglet.diagnose` with that view when the view changed, when
-   the last diagnosis found something wrong, or at least every ``diagnose_s`` (a sequencer
-   that restarted within ``suspect_s``, or a half-done seal, shows only in a diagnosis).
+   something is wrong, and at least every ``diagnose_s``. It fetches the chain and asks the
+   active segment's loglet :meth:`~delos_ref.loglet.api.Loglet.diagnose` with that view when
+   the view changed, every ``trouble_s`` while the last diagnosis found something wrong, and
+   at least every ``diagnose_s`` (a sequencer that restarted within ``suspect_s``, or a
+   half-done seal, shows only in a diagnosis).
    So a death is acted on as it is detected, but an idle, healthy cluster costs a wakeup
    per heartbeat and one chain fetch and one sequencer query per node per ``diagnose_s``:
    idle means idle (issue 17 item 5).
@@ -89,12 +90,13 @@ class SupervisorOptions:
     jitter_s: float = 0.2  # random wait before acting (spreads racing supervisors)
     quiet_s: float = 2.0  # after a reconfiguration this supervisor initiated
     diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
+    trouble_s: float = 0.25  # ... and one whose last diagnosis found something wrong, this often
     probe_s: float = 0.2  # deadline of the fresh pings and peer questions before acting
     stall_s: float = 0.5  # a tick this much later than asked means this node's loop stalled
 
     def __post_init__(self) -> None:
         assert 0 < self.interval_s < self.suspect_s <= self.stable_s, "SupervisorOptions: interval < suspect <= stable"
-        assert 0 < self.check_s <= self.diagnose_s and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
+        assert 0 < self.check_s <= self.trouble_s <= self.diagnose_s and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
         assert self.probe_s > 0 and self.stall_s > 0, "SupervisorOptions: positive probe and stall bounds"
 
 
@@ -371,12 +373,13 @@ class Supervisor:
         return won
 
     def _worth_a_look(self, view: Membership, now: float) -> bool:
-        """Diagnose now? Yes if the view changed, the last diagnosis found trouble, or
-        ``diagnose_s`` passed since the last one (see the module docstring)."""
-        if self._last_look is None or self.last_diagnosis is not None:
+        """Diagnose now? Yes if the view changed, or ``diagnose_s`` passed since the last
+        diagnosis (``trouble_s`` if it found something wrong; see the module docstring)."""
+        if self._last_look is None:
             return True
         alive, when = self._last_look
-        return view.alive != alive or now - when >= self.options.diagnose_s
+        every = self.options.trouble_s if self.last_diagnosis is not None else self.options.diagnose_s
+        return view.alive != alive or now - when >= every
 
     async def _should_act(self, diagnosis: Diagnosis, view: Membership) -> bool:
         """Apply :func:`decide`: gather fresh evidence when it asks for it, and wait out the
