@@ -2,25 +2,43 @@
 
 * The sequencer's node is killed (kill -9): the other nodes' supervisors notice (heartbeats),
   reconfigure the VirtualLog onto a NativeLoglet with another sequencer, and appends resume.
-* The chaos test: a writer appends continuously while a nemesis kill -9s, SIGSTOPs and
-  restarts random nodes (the sequencer's included), on a 3-node TCP cluster and a 5-node UDP
-  cluster. Afterwards every acknowledged entry is readable at exactly the position it was
-  acknowledged at, reading from each node's LogServer first, and every node reads the same
-  log. The test prints the availability gaps (the longest time without a successful append).
+* The chaos test: a log writer appends and a KV writer puts continuously while a nemesis
+  kill -9s, SIGSTOPs, cuts off (iptables on loopback) and restarts nodes, the sequencer's
+  included, on a 3-node TCP cluster and a 5-node UDP cluster (there also a 2|3 split). The
+  default-suite version runs a fixed list of *single* faults, one at a time, each followed by
+  a heal; the ``slow`` version runs a random nemesis (double faults too) for two minutes.
+  Afterwards (issue 17, items 1-3):
+
+  1. every acknowledged entry is readable at exactly the position it was acknowledged at
+     (reading from each node's LogServer first), every node reads the same log, and no
+     acknowledged entry appears twice;
+  2. no reconfiguration moved the chain off a healthy sequencer, and none was made by a node
+     just back from a pause or a partition (a monitor watches the chain; a new loglet's id
+     names the node that made it);
+  3. (single faults) the longest time without an acknowledged KV write is at most 2 s.
+
+  Partitions need iptables and root; without them those faults are skipped, with the reason.
+  Rules live in a chain of their own (``DELOS_CHAOS_<pid>``), removed in a ``finally``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from delos_ref import cluster
+from delos_ref.db import KvError, connect
 from delos_ref.loglet.native import NativeOptions
 from delos_ref.process import metastore_client, open_client, open_virtuallog
 from delos_ref.virtuallog import AppendFailed, AppendOutcomeUnknown, LogletRegistry, VirtualLog, VirtualLogError
@@ -87,6 +105,93 @@ def test_killing_the_sequencer_node_moves_the_log_to_another_sequencer(tmp_path)
         assert all(o == log for o in others), "every node reads the same log"
 
 
+# ------------------------------------------------------------------------- partitions
+
+
+def iptables_unavailable() -> str | None:
+    """Why partitions cannot be made here (None: they can)."""
+    if shutil.which("iptables") is None:
+        return "iptables is not installed (apt-get install iptables)"
+    probe = subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"iptables is not permitted here: {probe.stderr.strip()[:120]}"
+    return None
+
+
+class Partitions:
+    """Cuts between nodes on loopback with iptables, in a chain of our own jumped to from
+    INPUT (loopback packets pass INPUT, so dropping there cuts both directions' deliveries).
+
+    A node is matched by its port. Over UDP that is every packet it sends or receives. Over
+    TCP, connections the node dialed run from ephemeral ports, so isolating it also drops the
+    ports of its established connections (found with ``ss``); :meth:`refresh` adds those it
+    dialed since."""
+
+    def __init__(self, directory: Path, cfg: cluster.ClusterConfig) -> None:
+        self.directory = directory
+        self.cfg = cfg
+        self.proto = cfg.transport
+        self.chain = f"DELOS_CHAOS_{os.getpid()}"
+        self.isolated: list[str] = []
+        self._ports: set[int] = set()
+
+    def __enter__(self) -> "Partitions":
+        self._ipt("-N", self.chain)
+        self._ipt("-I", "INPUT", "-j", self.chain)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for args in (("-D", "INPUT", "-j", self.chain), ("-F", self.chain), ("-X", self.chain)):
+            subprocess.run(["iptables", *args], capture_output=True)
+
+    def _ipt(self, *args: str) -> None:
+        subprocess.run(["iptables", *args], check=True, capture_output=True)
+
+    def _drop_port(self, port: int) -> None:
+        if port not in self._ports:
+            self._ports.add(port)
+            for way in ("--dport", "--sport"):
+                self._ipt("-A", self.chain, "-p", self.proto, way, str(port), "-j", "DROP")
+
+    def isolate(self, node_id: str) -> None:
+        """Cut ``node_id`` off from every node and client."""
+        self.isolated.append(node_id)
+        self.refresh()
+
+    def refresh(self) -> None:
+        for node_id in self.isolated:
+            spec = cluster.load(self.directory).node(node_id)  # its current pid (restarts change it)
+            self._drop_port(spec.port)
+            if self.proto == "tcp":
+                for port in _tcp_ports_of(spec.pid):
+                    self._drop_port(port)
+
+    def split(self, side_a: list[str], side_b: list[str]) -> None:
+        """Cut every link between ``side_a`` and ``side_b`` (UDP: both sides keep their clients)."""
+        assert self.proto == "udp", "a split is matched on port pairs: UDP only"
+        for a in side_a:
+            for b in side_b:
+                pa, pb = str(self.cfg.node(a).port), str(self.cfg.node(b).port)
+                for src, dst in ((pa, pb), (pb, pa)):
+                    self._ipt("-A", self.chain, "-p", "udp", "--sport", src, "--dport", dst, "-j", "DROP")
+
+    def heal(self) -> None:
+        self._ipt("-F", self.chain)
+        self.isolated.clear()
+        self._ports.clear()
+
+
+def _tcp_ports_of(pid: int | None) -> set[int]:
+    """Local ports of ``pid``'s established TCP connections."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    ports = set()
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            local = line.split()[2]
+            ports.add(int(local.rsplit(":", 1)[1]))
+    return ports
+
+
 # ------------------------------------------------------------------------------- chaos
 
 
@@ -94,11 +199,18 @@ def test_killing_the_sequencer_node_moves_the_log_to_another_sequencer(tmp_path)
 class Chaos:
     acked: dict[int, bytes] = field(default_factory=dict)  # position -> entry
     times: list[float] = field(default_factory=list)  # when each append was acknowledged
+    kv_times: list[float] = field(default_factory=list)  # when each KV put was acknowledged
+    kv_failed: int = 0
     failed: int = 0
     unknown: int = 0
     kills: int = 0
     pauses: int = 0
+    partitions: int = 0
     restarts: int = 0
+    faults: list[tuple[str, tuple[str, ...], float, float]] = field(default_factory=list)  # (kind, victims, start, end)
+    chains: list[tuple[float, int, tuple[tuple[int, str, str], ...]]] = field(default_factory=list)  # (t, version, segments)
+    sequencer: str = "n1"  # the active segment's, as last seen by the monitor
+    kv_stats: dict[str, int] = field(default_factory=dict)
     stop: bool = False
 
 
@@ -122,29 +234,137 @@ async def writer(cfg: cluster.ClusterConfig, run: Chaos) -> None:
             run.times.append(time.monotonic())
 
 
-async def nemesis(directory: Path, cfg: cluster.ClusterConfig, run: Chaos, rng: random.Random, max_down: int, seconds: float) -> None:
-    """Every 2-4 s: kill -9 or SIGSTOP a random live node (at most ``max_down`` out at once),
-    or bring one back (restart a killed node, SIGCONT a paused one)."""
+async def kv_writer(directory: Path, run: Chaos) -> None:
+    """Puts in a loop through one KV client (it prefers n1's replica)."""
+    async with connect(str(directory)) as table:
+        i = 0
+        while not run.stop:
+            try:
+                await table.put(f"k{i % 64}", f"v{i}")
+            except KvError:
+                run.kv_failed += 1
+                continue
+            finally:
+                i += 1
+            run.kv_times.append(time.monotonic())
+        run.kv_stats = dict(table.stats)
+
+
+async def chain_monitor(cfg: cluster.ClusterConfig, run: Chaos) -> None:
+    """Every 0.2 s: the chain (version, and each segment's start, sequencer and loglet id)."""
+    async with open_virtuallog(cfg, "monitor", deadline_s=1.0) as vlog:
+        while not run.stop:
+            try:
+                chain = await vlog.refresh()
+            except (VirtualLogError, MetaStoreError):
+                await trio.sleep(0.2)
+                continue
+            segs = tuple((s.start, vlog.registry.config(s).sequencer, vlog.registry.config(s).loglet_id) for s in chain.segments)
+            if not run.chains or run.chains[-1][1] != vlog.version:
+                run.chains.append((time.monotonic(), vlog.version, segs))
+            run.sequencer = segs[-1][1]
+            await trio.sleep(0.2)
+
+
+def needless_reconfigurations(run: Chaos, grace_s: float = 3.0) -> list[str]:
+    """Chain changes that moved the chain off a sequencer no fault touched, or that a node made
+    within ``grace_s`` after coming back from a pause or a partition."""
+    out = []
+    for (_, _, before), (t, version, after) in zip(run.chains, run.chains[1:]):
+        old_seq, new_seq, maker = before[-1][1], after[-1][1], after[-1][2].split("@")[0]
+        faulted = {v for kind, victims, start, end in run.faults for v in victims if start - grace_s <= t <= end + grace_s}
+        back = {v for kind, victims, start, end in run.faults if kind in ("pause", "isolate", "split") for v in victims if end <= t <= end + grace_s}
+        if old_seq != new_seq and old_seq not in faulted:
+            out.append(f"version {version}: chain moved off the healthy sequencer {old_seq} to {new_seq} (made by {maker})")
+        elif maker in back and maker not in {old_seq}:
+            out.append(f"version {version}: made by {maker}, just back from a fault")
+    return out
+
+
+async def scripted_nemesis(directory: Path, cfg: cluster.ClusterConfig, run: Chaos, faults: list[str], parts: Partitions | None, hold_s: float, settle_s: float) -> None:
+    """Single faults, one at a time: each held ``hold_s``, healed, then ``settle_s`` to recover.
+    ``faults``: pause-seq, pause-other, kill-seq, isolate-seq, isolate-other, split-seq-minority."""
+    await trio.sleep(settle_s)
+    for fault in faults:
+        seq = run.sequencer
+        ids = [n.id for n in cfg.nodes]
+        other = next(n for n in reversed(ids) if n != seq)
+        victim = seq if fault.endswith("-seq") else other
+        start = time.monotonic()
+        if fault.startswith("pause"):
+            cluster.signal_node(cluster.load(directory).node(victim), signal.SIGSTOP)
+            await trio.sleep(hold_s)
+            cluster.signal_node(cluster.load(directory).node(victim), signal.SIGCONT)
+            run.pauses += 1
+            victims: tuple[str, ...] = (victim,)
+        elif fault.startswith("kill"):
+            assert cluster.signal_node(cluster.load(directory).node(victim), signal.SIGKILL)
+            run.kills += 1
+            await trio.sleep(hold_s)
+            await trio.to_thread.run_sync(restart, directory, victim)
+            run.restarts += 1
+            victims = (victim,)
+        elif fault.startswith("isolate"):
+            assert parts is not None
+            parts.isolate(victim)
+            for _ in range(int(hold_s / 0.5)):
+                await trio.sleep(0.5)
+                await trio.to_thread.run_sync(parts.refresh)  # connections it dialed meanwhile
+            parts.heal()
+            run.partitions += 1
+            victims = (victim,)
+        else:  # split-seq-minority: the sequencer and one other node against the other three
+            assert parts is not None and fault == "split-seq-minority"
+            minority = [seq, other]
+            parts.split(minority, [n for n in ids if n not in minority])
+            await trio.sleep(hold_s)
+            parts.heal()
+            run.partitions += 1
+            victims = tuple(minority)
+        run.faults.append((fault.split("-")[0], victims, start, time.monotonic()))
+        await trio.sleep(settle_s)
+
+
+async def random_nemesis(directory: Path, cfg: cluster.ClusterConfig, run: Chaos, rng: random.Random, max_down: int, seconds: float, parts: Partitions | None) -> None:
+    """Every 2-4 s: kill -9, SIGSTOP or cut off a random live node (at most ``max_down`` out
+    at once), or bring one back (restart a killed node, SIGCONT a paused one, heal)."""
     killed: set[str] = set()
     paused: set[str] = set()
+    cut: dict[str, float] = {}
+    started: dict[str, float] = {}
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         await trio.sleep(rng.uniform(2.0, 4.0))
-        out = killed | paused
+        out = killed | paused | set(cut)
         up = [n.id for n in cfg.nodes if n.id not in out]
         if out and (len(out) >= max_down or rng.random() < 0.4):
             victim = rng.choice(sorted(out))
             if victim in killed:
-                restart(directory, victim)
+                await trio.to_thread.run_sync(restart, directory, victim)
                 killed.discard(victim)
                 run.restarts += 1
-            else:
+                run.faults.append(("kill", (victim,), started.pop(victim), time.monotonic()))
+            elif victim in paused:
                 cluster.signal_node(cluster.load(directory).node(victim), signal.SIGCONT)
                 paused.discard(victim)
+                run.faults.append(("pause", (victim,), started.pop(victim), time.monotonic()))
+            else:
+                assert parts is not None
+                cut.pop(victim)
+                parts.heal()
+                for still in cut:
+                    parts.isolate(still)
+                run.faults.append(("isolate", (victim,), started.pop(victim), time.monotonic()))
             continue
         victim = rng.choice(up)
+        started[victim] = time.monotonic()
         spec = cluster.load(directory).node(victim)
-        if rng.random() < 0.6:
+        roll = rng.random()
+        if parts is not None and roll < 0.3:
+            parts.isolate(victim)
+            cut[victim] = time.monotonic()
+            run.partitions += 1
+        elif roll < 0.65:
             assert cluster.signal_node(spec, signal.SIGKILL)
             killed.add(victim)
             run.kills += 1
@@ -154,46 +374,110 @@ async def nemesis(directory: Path, cfg: cluster.ClusterConfig, run: Chaos, rng: 
             run.pauses += 1
     for victim in paused:
         cluster.signal_node(cluster.load(directory).node(victim), signal.SIGCONT)
+        run.faults.append(("pause", (victim,), started.pop(victim), time.monotonic()))
+    if parts is not None:
+        parts.heal()
+    for victim in cut:
+        run.faults.append(("isolate", (victim,), started.pop(victim), time.monotonic()))
     for victim in killed:
-        restart(directory, victim)
+        await trio.to_thread.run_sync(restart, directory, victim)
         run.restarts += 1
+        run.faults.append(("kill", (victim,), started.pop(victim), time.monotonic()))
 
 
-def chaos_run(tmp_path: Path, *, nodes: int, transport: str, max_down: int, seconds: float, seed: int) -> None:
+def chaos_run(tmp_path: Path, *, nodes: int, transport: str, nemesis: Any, partitions: bool, single_faults: bool) -> None:
     d = tmp_path / "c"
     run = Chaos()
+    why_not = iptables_unavailable() if partitions else "not asked for"
     with running_cluster(d, nodes=nodes, transport=transport) as cfg:
+        parts_cm = Partitions(d, cfg) if why_not is None else contextlib.nullcontext(None)
 
         async def main() -> list[list[bytes]]:
             started = time.monotonic()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(writer, cfg, run)
-                await nemesis(d, cfg, run, random.Random(seed), max_down, seconds)
-                for n in cfg.nodes:
-                    await wait_answers(cfg, n.id)
-                await trio.sleep(3.0)  # appends flow again after the last restart
-                run.stop = True
+            with parts_cm as parts:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(writer, cfg, run)
+                    nursery.start_soon(kv_writer, d, run)
+                    nursery.start_soon(chain_monitor, cfg, run)
+                    await nemesis(d, cfg, run, parts)
+                    for n in cfg.nodes:
+                        await wait_answers(cfg, n.id)
+                    await trio.sleep(3.0)  # appends flow again after the last restart
+                    run.stop = True
             run.times.insert(0, started)
+            run.kv_times.insert(0, started)
             tail_hint = max(run.acked) + 1 if run.acked else 0
             return [await read_all(cfg, n.id, tail_hint) for n in cfg.nodes]
 
         logs = trio.run(main)
     gaps = sorted((b - a for a, b in zip(run.times, run.times[1:])), reverse=True)
+    kv_gaps = sorted((b - a for a, b in zip(run.kv_times, run.kv_times[1:])), reverse=True)
     lost = [(p, e) for p, e in sorted(run.acked.items()) if p >= len(logs[0]) or logs[0][p] != e]
+    counts = {e: 0 for e in run.acked.values()}
+    for e in logs[0]:
+        if e in counts:
+            counts[e] += 1
+    duplicated = sorted((e, n) for e, n in counts.items() if n > 1)
+    needless = needless_reconfigurations(run)
+    per_fault = []  # the longest KV gap that ends during each fault or in the 3 s after it
+    for kind, victims, start, end in run.faults:
+        during = [b - a for a, b in zip(run.kv_times, run.kv_times[1:]) if start <= b <= end + 3.0]
+        per_fault.append(f"{kind} {'+'.join(victims)}: {max(during, default=0.0):.2f} s")
     print(
-        f"\nchaos {nodes} nodes {transport}: {seconds:g} s, kills {run.kills}, pauses {run.pauses}, restarts {run.restarts}, "
-        f"acknowledged {len(run.acked)}, failed {run.failed}, unknown {run.unknown}, lost {len(lost)}, "
-        f"log {len(logs[0])}, longest gaps {[round(g, 2) for g in gaps[:3]]} s"
+        f"\nchaos {nodes} nodes {transport}: kills {run.kills}, pauses {run.pauses}, partitions {run.partitions}"
+        f"{'' if why_not is None else f' (none: {why_not})'}, restarts {run.restarts}; "
+        f"acknowledged {len(run.acked)}, failed {run.failed}, unknown {run.unknown}, lost {len(lost)}, duplicated {len(duplicated)}, "
+        f"log {len(logs[0])}, longest append gaps {[round(g, 2) for g in gaps[:3]]} s; "
+        f"KV puts {len(run.kv_times) - 1} (failed {run.kv_failed}, client {run.kv_stats}), longest KV gaps {[round(g, 2) for g in kv_gaps[:3]]} s; "
+        f"chain versions {[v for _, v, _ in run.chains]}, sequencers {[c[2][-1][1] for c in run.chains]}, needless {needless}"
+        f"\nlongest KV gap per fault: {'; '.join(per_fault)}"
     )
-    assert run.kills + run.pauses >= 3, "the nemesis did its job"
-    assert len(run.acked) > 100
+    if partitions and why_not is not None:
+        print(f"partitions skipped: {why_not}")
+    assert run.kills + run.pauses + run.partitions >= 3, "the nemesis did its job"
+    assert len(run.acked) > 100 and len(run.kv_times) > 100
     assert not lost, f"acknowledged entries lost or moved: {lost[:5]}"
     assert all(log == logs[0] for log in logs[1:]), "every node reads the same log"
+    assert not needless, f"needless reconfigurations: {needless}"
+    if single_faults:
+        assert kv_gaps[0] <= 2.0, f"the longest KV write gap on a single fault is {kv_gaps[0]:.2f} s (at most 2 s)"
+    # ITEM 1 -- fixed on the "dedup" branch, not on this one: an acknowledged entry at two
+    # positions (a retry after an unknown outcome). Checked last so the checks above still run.
+    assert not duplicated, f"ITEM 1 (dedup): acknowledged entries appear more than once: {duplicated[:5]}"
+
+
+SINGLE_3 = ["pause-other", "isolate-other", "pause-seq", "isolate-seq", "kill-seq"]
+SINGLE_5 = ["pause-other", "isolate-other", "split-seq-minority", "pause-seq", "kill-seq"]
+
+
+def single(faults: list[str]) -> Any:
+    async def nemesis(d: Path, cfg: cluster.ClusterConfig, run: Chaos, parts: Partitions | None) -> None:
+        todo = [f for f in faults if parts is not None or not (f.startswith("isolate") or f.startswith("split"))]
+        await scripted_nemesis(d, cfg, run, todo, parts, hold_s=4.0, settle_s=3.0)
+
+    return nemesis
+
+
+def randomly(seed: int, max_down: int, seconds: float) -> Any:
+    async def nemesis(d: Path, cfg: cluster.ClusterConfig, run: Chaos, parts: Partitions | None) -> None:
+        await random_nemesis(d, cfg, run, random.Random(seed), max_down, seconds, parts)
+
+    return nemesis
 
 
 def test_chaos_3_nodes_tcp(tmp_path):
-    chaos_run(tmp_path, nodes=3, transport="tcp", max_down=1, seconds=25, seed=1)
+    chaos_run(tmp_path, nodes=3, transport="tcp", nemesis=single(SINGLE_3), partitions=True, single_faults=True)
 
 
 def test_chaos_5_nodes_udp(tmp_path):
-    chaos_run(tmp_path, nodes=5, transport="udp", max_down=2, seconds=25, seed=2)
+    chaos_run(tmp_path, nodes=5, transport="udp", nemesis=single(SINGLE_5), partitions=True, single_faults=True)
+
+
+@pytest.mark.slow
+def test_chaos_3_nodes_tcp_random_faults_for_two_minutes(tmp_path):
+    chaos_run(tmp_path, nodes=3, transport="tcp", nemesis=randomly(1, 1, 120), partitions=True, single_faults=False)
+
+
+@pytest.mark.slow
+def test_chaos_5_nodes_udp_random_faults_for_two_minutes(tmp_path):
+    chaos_run(tmp_path, nodes=5, transport="udp", nemesis=randomly(2, 2, 120), partitions=True, single_faults=False)

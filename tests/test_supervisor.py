@@ -93,7 +93,7 @@ def test_a_restarted_sequencer_gets_a_fresh_instance_on_the_same_members():
 
 
 @contextlib.asynccontextmanager
-async def supervised(seed: str) -> AsyncIterator[tuple[Any, Any]]:
+async def supervised(seed: str, bug: str | None = None) -> AsyncIterator[tuple[Any, Any]]:
     """Three simulated servers, each with an acceptor, a LogServer, a sequencer and a
     supervisor (the ``log`` workload's servers); yields (simulation, an app's VirtualLog)
     bootstrapped on a NativeLoglet sequenced by s1."""
@@ -103,7 +103,7 @@ async def supervised(seed: str) -> AsyncIterator[tuple[Any, Any]]:
 
     sim = Simulation(seed)
     async with sim.run():
-        c = Cluster(sim, None)
+        c = Cluster(sim, bug)
         for name in SERVERS:
             sim.add_node(name, _server_build(c))
         vlog = c.client("app", VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05))
@@ -149,3 +149,87 @@ async def test_a_seal_stopped_half_way_next_to_a_dead_logserver_is_finished(auto
         # VirtualLog retries such an append (it says may_have_landed), so "after" is at 3 or 4.
         assert pos in (3, 4) and len(chain.segments) == 2 and chain.segments[0].stop == pos
         print(f"appends resumed after {trio.current_time() - start:.2f} virtual s")
+
+
+# ------------------------------------------------------- suspicion rests on fresh evidence
+
+
+def isolate_s2(sim: Any) -> None:
+    sim.partition({"s2"}, {"s1", "s3", "app"})
+
+
+def cut_s1_to_s2(sim: Any) -> None:
+    sim.cut("s1", "s2")  # s2 no longer hears s1; s3 and the app still do
+
+
+async def fault_s2_three_times(fault: Any, bug: str | None) -> tuple[list[str], dict[str, Any]]:
+    """Issue 17 item 2: a fault that silences s1 for s2 only (a non-sequencer node), for 5 s,
+    three times, while an app appends through s1's loglet. Returns the chain's sequencers and
+    s2's supervisor statistics."""
+    async with supervised(f"fault-s2-{fault.__name__}-{bug}", bug) as (sim, vlog):
+        assert [await vlog.append(f"a{i}".encode()) for i in range(3)] == [0, 1, 2]
+        for round_ in range(3):
+            fault(sim)
+            for i in range(25):  # appends go on during the fault, through the heal and past it
+                await vlog.append(f"r{round_}-{i}".encode())
+                await trio.sleep(0.2)
+            sim.heal()
+            await trio.sleep(3.0)
+        chain = await vlog.refresh()
+        sequencers = [vlog.registry.config(s).sequencer for s in chain.segments]
+        return sequencers, sim.node("s2").statistics()["services"]["supervisor"]
+
+
+async def test_a_node_back_from_isolation_does_not_move_the_chain_off_a_healthy_sequencer(autojump_clock):
+    """Silence heard while cut off is no evidence: isolated, s2 hears nobody and waits; back,
+    it finds s1 answering. The chain keeps its one segment on s1."""
+    sequencers, stats = await fault_s2_three_times(isolate_s2, None)
+    assert stats["won"] == 0 and sequencers == ["s1"], f"needless reconfigurations: chain {sequencers}, s2 {stats}"
+
+
+async def test_a_node_that_alone_cannot_hear_the_sequencer_asks_before_it_acts(autojump_clock):
+    """s2 stops hearing s1 (a one-way cut) but hears s3: it suspects s1, pings it (no answer:
+    the cut), asks s3, which still hears s1, and stands down. Reconfigure only when the
+    sequencer really does not answer."""
+    sequencers, stats = await fault_s2_three_times(cut_s1_to_s2, None)
+    assert stats["probes"] >= 1 and stats["stood_down"] >= 1, f"s2 never suspected s1: {stats}"
+    assert stats["won"] == 0 and sequencers == ["s1"], f"needless reconfigurations: chain {sequencers}, s2 {stats}"
+
+
+async def test_the_stale_evidence_bug_moves_the_chain_off_a_healthy_sequencer(autojump_clock):
+    """The bug switch ``suspect_on_stale_evidence`` brings the defect back: s2 acts on its
+    own silence and moves the chain off the healthy s1."""
+    from delos_ref.virtuallog.supervisor import BUG_STALE_EVIDENCE
+
+    sequencers, stats = await fault_s2_three_times(cut_s1_to_s2, BUG_STALE_EVIDENCE)
+    assert stats["won"] >= 1 and len(sequencers) > 1, f"the bug went unnoticed: chain {sequencers}, s2 {stats}"
+
+
+def evidence(**kw: Any) -> Any:
+    from delos_ref.virtuallog.supervisor import Evidence
+
+    base = dict(now=100.0, quiet_until=0.0, awake_since=0.0, hearing=2, peers=2, suspects=("n1",))
+    return Evidence(**{**base, **kw})
+
+
+def test_decide_table():
+    """The supervisor's decision, rule by rule (``decide`` is pure: evidence in, verdict out)."""
+    from delos_ref.virtuallog.supervisor import ACT, BUG_STALE_EVIDENCE, PROBE, WAIT, decide
+
+    table = [
+        # (evidence, bugs, expected action, why)
+        (evidence(quiet_until=101.0), (), WAIT, "quiet after its own reconfiguration"),
+        (evidence(suspects=()), (), ACT, "an answer (a restarted sequencer) is fresh evidence"),
+        (evidence(awake_since=99.5), (), WAIT, "own loop stalled 0.5 s ago: what it heard while frozen does not count"),
+        (evidence(awake_since=99.5), (BUG_STALE_EVIDENCE,), ACT, "the bug: acts on a stalled view"),
+        (evidence(hearing=0), (), WAIT, "cut off: hears nobody in a 3-node cluster"),
+        (evidence(hearing=1, peers=4), (), WAIT, "cut off: 2 of 5 is a minority"),
+        (evidence(hearing=2, peers=4), (), PROBE, "3 of 5 is a majority: ask first"),
+        (evidence(hearing=1), (), PROBE, "hears n3 but not n1: ask before acting"),
+        (evidence(answered=("n1",), vouched=()), (), WAIT, "n1 answered the fresh ping"),
+        (evidence(answered=(), vouched=("n3",)), (), WAIT, "n3 still hears n1"),
+        (evidence(answered=(), vouched=()), (), ACT, "n1 silent now, and nobody hears it"),
+        (evidence(hearing=1), (BUG_STALE_EVIDENCE,), ACT, "the bug: acts without asking"),
+    ]
+    for e, bugs, expected, why in table:
+        assert decide(e, OPTS, frozenset(bugs)).action == expected, why

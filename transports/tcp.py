@@ -57,7 +57,8 @@ Reading: the task that waits reads
     sending to a peer that is blocked sending to us), so a background *reader task* waits on
     the same set whenever there is no reading receiver, and delivers into the receive queue.
     While a receiver reads, the reader task only checks every ``READER_IDLE_CHECK_S`` whether
-    one still does, so that one arrival wakes one task, not two. Other tasks that wait in
+    one still does (backing off to ``READER_IDLE_CHECK_MAX_S`` while it always does, so an
+    idle node sleeps), so that one arrival wakes one task, not two. Other tasks that wait in
     ``receive`` meanwhile park in the queue (:class:`Inbox`) and are handed envelopes as they
     are read. Envelopes queued from elsewhere -- a message to ourselves, frames that came
     with a hello -- wake the reading receiver through a socket pair in the same set.
@@ -77,7 +78,7 @@ Backpressure and what is dropped when
       rather than stop reading: two nodes each blocked sending to the other, neither
       reading, would otherwise deadlock. Loss is in the transport contract; the RPC layer
       retries. (With no task in ``receive``, frames may wait in the kernel for up to
-      ``READER_IDLE_CHECK_S`` before the reader task reads them.)
+      ``READER_IDLE_CHECK_MAX_S`` before the reader task reads them.)
 
 Sending to oneself
     An envelope whose ``dst`` is this node is encoded (so the same size bound applies) and
@@ -124,7 +125,12 @@ ACCEPT_RETRY_S = 0.1
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 # While a receiver reads the connections itself, how often the reader task checks that one
 # still does (it reads in its place once none does): bounds how long frames can sit unread.
+# The check starts at READER_IDLE_CHECK_S and doubles, up to READER_IDLE_CHECK_MAX_S, for as
+# long as it keeps finding a reading receiver: a busy node (whose receiver steps away often)
+# is checked every 10 ms, an idle one a few times a second. (A fixed 10 ms check was 100
+# wakeups a second on every idle node, most of its idle CPU: issue 17 item 5.)
 READER_IDLE_CHECK_S = 0.01
+READER_IDLE_CHECK_MAX_S = 0.16
 # send/receive calls that need not wait yield to the scheduler once per this many calls.
 OPERATIONS_PER_SCHEDULE_POINT = 16
 
@@ -844,11 +850,14 @@ class TcpTransport(Transport):
     async def _read_loop(self, readable_fd: int) -> None:
         """Read every connection whenever one is readable, so that a peer is never blocked by
         us not reading (we drop at the inbox instead). A reading receiver may get there first."""
+        check_s = READER_IDLE_CHECK_S
         try:
             while not self._closed:
                 if self._reading_receiver:
-                    await trio.sleep(READER_IDLE_CHECK_S)  # a receiver reads: nothing to do
+                    await trio.sleep(check_s)  # a receiver reads: nothing to do
+                    check_s = min(2 * check_s, READER_IDLE_CHECK_MAX_S)
                     continue
+                check_s = READER_IDLE_CHECK_S  # the receiver stepped away: look often again
                 await trio.lowlevel.wait_readable(readable_fd)
                 if not self._reading_receiver:  # else it was woken too, and reads itself
                     self._read_ready()

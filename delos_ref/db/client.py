@@ -14,6 +14,19 @@ the client sends the *same* ``(client, seq)`` again, to the next replica; the ta
 ``(client, seq)`` once and answers every copy with that one result. Each write also carries
 the client's *floor*, the lowest seq it still awaits, so replicas can forget older results.
 
+**Fast failover.** A replica that is dead or paused must not cost every write its whole
+deadline. While an attempt waits, the client pings the replica every ``probe_after_s``; a
+replica that does not answer a ping within ``probe_s`` is *silent*: the attempt is abandoned
+(its outcome unknown, so the same ``(client, seq)`` goes to the next replica) and the client
+remembers it for ``remember_s``, trying live replicas first meanwhile. A replica that answers
+pings but is slow (its log is moving to a new sequencer) keeps the attempt: that wait is the
+failover's, and another replica would wait for the same thing -- unless it waits past
+``patience_s``: a replica cut off with a minority answers pings but can never append, so an
+attempt unanswered for ``patience_s`` (doubling with every attempt of the write, up to
+``call_timeout_s``) moves on too. So one crash, pause or partition costs a write about one
+failover, once, not ``call_timeout_s`` on every write. The price: an abandoned attempt may
+still land, and the retry appends the command again; the table applies it once.
+
 **Honest failures.** :class:`WriteFailed`: the write certainly did not take effect (every
 attempt failed definitely). :class:`WriteOutcomeUnknown`: some attempt may have landed, so the
 write may take effect (once) or not. :class:`ReadFailed`: no replica could serve the read.
@@ -23,13 +36,17 @@ write may take effect (once) or not. :class:`ReadFailed`: no replica could serve
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
 from delos_ref.db import messages as m
 from delos_ref.db.table import MAX_SCAN, BadCommand, validate
-from delos_ref.rpc import NO_RETRY, RESEND, DefiniteFailure, RemoteError, RetryPolicy, UnknownOutcome
+import trio
+
+from delos_ref.ping import Ping
+from delos_ref.rpc import NO_RETRY, RESEND, DefiniteFailure, RemoteError, RetryPolicy, RpcError, UnknownOutcome
 
 
 #: Refusals after which this attempt certainly appended nothing.
@@ -60,19 +77,41 @@ class TrimFailed(KvError):
     """The replica could not trim (some replica did not report its applied position)."""
 
 
+class ReplicaSlow(UnknownOutcome):
+    """The replica answers pings but not the attempt within its patience (e.g. it is cut off
+    with a minority): the attempt was given up and may still land."""
+
+    def __init__(self, replica: str, patience_s: float) -> None:
+        super().__init__(f"{replica} did not answer within {patience_s:g} s")
+
+
+class ReplicaSilent(UnknownOutcome):
+    """The replica stopped answering pings while an attempt waited: the attempt was given up
+    (it may still land there, so the write's outcome is unknown until another replica answers)."""
+
+    def __init__(self, replica: str, probe_s: float) -> None:
+        super().__init__(f"{replica} did not answer a ping within {probe_s:g} s")
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
-    call_timeout_s: float = 5.0  # one attempt at one replica
+    call_timeout_s: float = 5.0  # one attempt at one replica that keeps answering pings
     attempts: int = 6  # attempts in all, across replicas
     retry: RetryPolicy = NO_RETRY  # resends of one attempt (RESEND for lossy transports)
+    probe_after_s: float = 0.5  # an attempt unanswered this long pings its replica (and again)
+    probe_s: float = 0.3  # a replica that does not answer a ping this fast is silent
+    patience_s: float = 1.0  # first attempt's wait at a replica that answers pings; doubles per attempt
+    remember_s: float = 10.0  # a silent replica is tried last for this long
+    status_timeout_s: float = 1.0  # status is a local read: a replica answers at once or is out
 
     def __post_init__(self) -> None:
         assert self.call_timeout_s > 0 and self.attempts >= 1, "ClientOptions: bounded, at least one attempt"
+        assert self.probe_after_s > 0 and self.probe_s > 0 and self.patience_s > 0 and self.remember_s >= 0 and self.status_timeout_s > 0, "ClientOptions: positive probes"
 
 
 class KvClient:
     """One client of the table; see the module docstring. ``replicas`` are node ids; the first
-    is tried first, then the others in turn."""
+    is tried first, then the others in turn (those found silent lately last)."""
 
     def __init__(self, endpoint: Any, replicas: Iterable[str], client_id: str, *, options: ClientOptions = ClientOptions()) -> None:
         self.endpoint = endpoint
@@ -82,6 +121,8 @@ class KvClient:
         self.options = options
         self._next_seq = 0
         self._pending: set[int] = set()
+        self._silent_until: dict[str, float] = {}  # replica -> until when it is tried last
+        self.stats = dict.fromkeys(("attempts", "silent", "slow", "probes"), 0)
 
     # ---------------------------------------------------------------------- the table API
 
@@ -110,7 +151,7 @@ class KvClient:
         return [tuple(p) for p in await self._read("scan", (prefix, start, end, limit), stale)]  # type: ignore[misc]
 
     async def status(self, replica: str, *, digest: bool = False) -> m.KvStatusReply:
-        return await self.endpoint.call(replica, m.KvStatus(digest), timeout_s=self.options.call_timeout_s, retry=RESEND)
+        return await self.endpoint.call(replica, m.KvStatus(digest), timeout_s=self.options.status_timeout_s, retry=RESEND)
 
     async def trim(self, replica: str | None = None) -> int:
         """Ask a replica to prefix_trim the log below every replica's applied position."""
@@ -130,6 +171,79 @@ class KvClient:
                 raise BadRequest(e.detail) from None
             raise
 
+    def order(self) -> list[str]:
+        """Replicas in the order to try them: the configured order, but those found silent
+        within ``remember_s`` last (a dead node is not asked first on every write)."""
+        now = trio.current_time()
+        live = [r for r in self.replicas if self._silent_until.get(r, 0.0) <= now]
+        return live + [r for r in self.replicas if r not in live]
+
+    def _patience(self, attempt: int) -> float:
+        """How long attempt ``attempt`` (0, 1, ...) waits at a replica that answers pings:
+        ``patience_s`` doubling per attempt up to ``call_timeout_s`` (with one replica, all of it)."""
+        if len(self.replicas) == 1:
+            return math.inf
+        return min(self.options.patience_s * 2**attempt, self.options.call_timeout_s)
+
+    def _next_replica(self, tries: dict[str, int]) -> str:
+        """The replica for the next attempt of one operation: the least tried so far, the
+        earliest in :meth:`order` among those (so every replica gets its turn)."""
+        order = self.order()
+        replica = min(order, key=lambda r: (tries.get(r, 0), order.index(r)))
+        tries[replica] = tries.get(replica, 0) + 1
+        return replica
+
+    async def _attempt(self, replica: str, msg: Any, patience_s: float = math.inf, *, ping_first: bool = False) -> Any:
+        """One call to ``replica``, watched: every ``probe_after_s`` without an answer, the
+        replica is pinged; if the ping goes unanswered for ``probe_s``, the call is given up
+        (:class:`ReplicaSilent`) and the replica is remembered as silent; if it answers but
+        the call waited ``patience_s``, it is given up too (:class:`ReplicaSlow`). A retry
+        pings at once (``ping_first``): the replica it moves to may be the one that failed."""
+        self.stats["attempts"] += 1
+        started = trio.current_time()
+        outcome: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+
+            async def call() -> None:
+                try:
+                    outcome["reply"] = await self._call(replica, msg)
+                except (RpcError, BadRequest) as e:
+                    outcome["error"] = e
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(call)
+            wait_s = 0.0 if ping_first else self.options.probe_after_s
+            while True:
+                await trio.sleep(wait_s)
+                wait_s = self.options.probe_after_s
+                if not await self._answers(replica):
+                    outcome.setdefault("error", ReplicaSilent(replica, self.options.probe_s))
+                    nursery.cancel_scope.cancel()
+                elif trio.current_time() - started >= patience_s:
+                    self.stats["slow"] += 1
+                    outcome.setdefault("error", ReplicaSlow(replica, patience_s))
+                    nursery.cancel_scope.cancel()
+        if isinstance(outcome.get("error"), ReplicaSilent):
+            self.stats["silent"] += 1
+            self._silent_until[replica] = trio.current_time() + self.options.remember_s
+        elif "error" not in outcome or isinstance(outcome["error"], RemoteError):
+            self._silent_until.pop(replica, None)  # it answered
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["reply"]
+
+    async def _answers(self, replica: str) -> bool:
+        """Whether ``replica`` answers a ping within ``probe_s`` (any answer counts, even a
+        refusal: a node that refuses is running)."""
+        self.stats["probes"] += 1
+        try:
+            await self.endpoint.call(replica, Ping(), timeout_s=self.options.probe_s, retry=self.options.retry)
+        except RemoteError:
+            return True
+        except RpcError:
+            return False
+        return True
+
     async def _write(self, op: str, arg: tuple) -> Any:
         try:
             validate(op, arg)
@@ -140,12 +254,13 @@ class KvClient:
         self._pending.add(seq)
         maybe_landed = False
         last: Exception | None = None
+        tries: dict[str, int] = {}
         try:
             for attempt in range(self.options.attempts):
-                replica = self.replicas[attempt % len(self.replicas)]
+                replica = self._next_replica(tries)
                 msg = m.KvWrite(self.client_id, seq, min(self._pending), op, arg)
                 try:
-                    return (await self._call(replica, msg)).result
+                    return (await self._attempt(replica, msg, self._patience(attempt), ping_first=attempt > 0)).result
                 except RemoteError as e:
                     maybe_landed |= e.code not in DEFINITE_CODES
                     last = e
@@ -153,6 +268,7 @@ class KvClient:
                     maybe_landed = True
                     last = e
                 except DefiniteFailure as e:
+                    self._silent_until[replica] = trio.current_time() + self.options.remember_s  # not there: ask the others first
                     last = e
         finally:
             self._pending.discard(seq)  # answered or given up: never asked about again
@@ -162,10 +278,14 @@ class KvClient:
     async def _read(self, op: str, arg: tuple, stale: bool) -> Any:
         msg = m.KvRead(op, arg, m.STALE if stale else m.LINEARIZABLE)
         last: Exception | None = None
+        tries: dict[str, int] = {}
         for attempt in range(self.options.attempts):
+            replica = self._next_replica(tries)
             try:
-                return (await self._call(self.replicas[attempt % len(self.replicas)], msg)).result
+                return (await self._attempt(replica, msg, self._patience(attempt), ping_first=attempt > 0)).result
             except (DefiniteFailure, UnknownOutcome) as e:
+                if isinstance(e, DefiniteFailure) and not isinstance(e, RemoteError):
+                    self._silent_until[replica] = trio.current_time() + self.options.remember_s
                 last = e
         raise ReadFailed(f"{op} failed on every replica: {last}")
 

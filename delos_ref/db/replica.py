@@ -12,7 +12,7 @@ applied position, from which the log replays the same effects (see ``table.py``)
 player syncs the table after ``poll_s`` idle and at least every ``sync_s``, and a replica
 syncs before it reports its applied position to a peer (so a trim never removes entries it
 would need after a crash). It plays up to the highest position anyone waits for, and when idle polls ``check_tail`` every ``poll_s`` so that a replica that
-serves no writes still keeps up (backing off while the log is unavailable: a failed
+serves no writes still keeps up (backing off to ``idle_poll_s`` while the log does not grow, and while the log is unavailable: a failed
 ``check_tail`` reads the MetaStore, which idle replicas must not crowd). Entries this replica appended itself are not read back:
 ``append`` returned their positions, so the player applies them from memory when it reaches
 them; and the others' entries below them are read without a ``check_tail`` first (the
@@ -74,7 +74,8 @@ LOG_ERRORS = (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, 
 
 @dataclass(frozen=True, slots=True)
 class ReplicaOptions:
-    poll_s: float = 0.1  # idle replicas check the tail this often
+    poll_s: float = 0.1  # idle replicas check the tail this often...
+    idle_poll_s: float = 2.0  # ... backing off to this while the log does not grow (idle means idle)
     max_poll_s: float = 5.0  # ... backing off to this while the log is unavailable
     retry_s: float = 0.02  # after an unreadable position or an unavailable log
     request_timeout_s: float = 5.0  # a bound on serving one request
@@ -84,7 +85,7 @@ class ReplicaOptions:
     batching: BatchOptions = BatchOptions()  # writes sharing one log entry (see batching.py)
 
     def __post_init__(self) -> None:
-        assert 0 < self.retry_s <= self.poll_s <= self.max_poll_s and self.request_timeout_s > 0 and self.sync_s > 0, "ReplicaOptions: bounded, positive waits"
+        assert 0 < self.retry_s <= self.poll_s <= min(self.idle_poll_s, self.max_poll_s) and self.request_timeout_s > 0 and self.sync_s > 0, "ReplicaOptions: bounded, positive waits"
 
 
 class _Sync:
@@ -300,8 +301,12 @@ class Replica:
                     self.table.sync()
                     synced_at = trio.current_time()
                     try:
-                        self._want = max(self._want, await self.poll_vlog.check_tail())
-                        poll_s = self.options.poll_s
+                        tail = await self.poll_vlog.check_tail()
+                        # Nothing new: poll less often (an idle cluster costs next to nothing;
+                        # writes and linearizable reads never wait for a poll, they wake the
+                        # player or sync themselves). Something new: back to poll_s.
+                        poll_s = min(2 * poll_s, self.options.idle_poll_s) if tail <= self._want else self.options.poll_s
+                        self._want = max(self._want, tail)
                     except LOG_ERRORS:
                         # The log is unavailable: poll less often (each failed check_tail
                         # reads the MetaStore, and idle pollers must not crowd it out).

@@ -86,7 +86,7 @@ from delos_ref.virtuallog import (
     default_registry,
 )
 from delos_ref.virtuallog.registry import native_kind
-from delos_ref.virtuallog.supervisor import Supervisor, SupervisorOptions
+from delos_ref.virtuallog.supervisor import SUPERVISOR_BUGS, Supervisor, SupervisorOptions
 from paxos.acceptor import Acceptor
 from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown
 
@@ -127,7 +127,7 @@ def _server_build(c: "Cluster"):
         add_sequencer(node, storage_for(SEQUENCER_ROLE))
         # Failure detection -> reconfiguration (requirement 5), with this incarnation's client.
         vlog = c.vlog_on(node, f"{node.node_id}@{node.seed}", OPTIONS)
-        supervisor = Supervisor(node, vlog, SERVERS, SERVERS, options=SUPERVISOR)
+        supervisor = Supervisor(node, vlog, SERVERS, SERVERS, options=SUPERVISOR, bugs=frozenset([c.bug]) & set(SUPERVISOR_BUGS))
         node.add_service("supervisor", supervisor.run, supervisor.statistics)
 
     return build

@@ -14,11 +14,31 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    spare LogServer) only after ``stable_s`` of uninterrupted answers, so a flapping node does
    not cause a reconfiguration on every beat. Damping never hides a node that answers: it
    still counts toward the majority a seal needs and may become a sequencer.
-3. **The supervisor loop.** Every ``check_s`` it fetches the chain and asks the active
-   segment's loglet :meth:`~delos_ref.loglet.api.Loglet.diagnose` with the detector's view.
+3. **The supervisor loop.** It looks at the detector's view (free) when a peer's silence
+   turns ``suspect_s`` old, when a silent peer answers again, every ``check_s`` while
+   something is wrong, and at least every ``diagnose_s``. It fetches the chain and asks the
+   active segment's loglet :meth:`~delos_ref.loglet.api.Loglet.diagnose` with that view when
+   the view changed, every ``trouble_s`` while the last diagnosis found something wrong, and
+   at least every ``diagnose_s`` (a sequencer that restarted within ``suspect_s``, or a
+   half-done seal, shows only in a diagnosis).
+   So a death is acted on as it is detected, but an idle, healthy cluster costs a wakeup
+   per heartbeat and one chain fetch and one sequencer query per node per ``diagnose_s``:
+   idle means idle (issue 17 item 5).
    The loglet decides whether it is failing and names its successor (only a NativeLoglet
    knows that a dead sequencer is fatal and a dead LogServer is not); the supervisor then
    runs ``reconfig_extend`` onto that successor: seal, check_tail, conditional write, fetch.
+
+4. **Fresh evidence before acting** (:func:`decide`, pure: a table of rules over what the
+   supervisor observed). Silence is evidence only if this node could have heard an answer.
+   A node whose own loop stalled (SIGSTOP, a swapped-out process: its clock jumped between
+   two ticks) has heard nothing while it was frozen, and a node cut off from the others (it
+   hears fewer than a majority of the cluster) cannot tell a dead peer from its own
+   isolation. Both wait. A node that suspects a silent peer, awake and in touch with a
+   majority, still asks before it acts: it pings the suspects *now* and asks the peers it
+   hears whether they still hear them (:class:`HearsQuery`). It reconfigures only when no
+   suspect answers and no peer vouches for one. Without this rule (bug switch
+   ``suspect_on_stale_evidence``) a node back from a 5 s SIGSTOP or a partition found the
+   healthy sequencer "dead" and moved the chain off it, a needless gap for every client.
 
 Racing supervisors are fine -- every node may notice the same failure at once -- because the
 conditional write lets exactly one chain win; the others find the chain moved and stand
@@ -32,20 +52,31 @@ get a sealed error, fetch the new chain and retry there (``client.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from delos_ref.loglet.api import LogletError, Membership
+from delos_ref.loglet.api import Diagnosis, LogletError, Membership
 from delos_ref.ping import Ping
 from delos_ref.rpc import NO_RETRY, RpcError
 from delos_ref.runtime import Node
 from delos_ref.virtuallog.client import VirtualLog, VirtualLogError
 from paxos.register import MetaStoreError
-from transports.codec import DecodeError
+from transports.base import TransportError
+from transports.codec import DecodeError, message
+
+log = logging.getLogger(__name__)
+
+#: Bug switch: act on silence that is no evidence (a stalled or cut-off node's view), without
+#: asking the suspects and the peers first. Caught by ``tests/test_supervisor.py`` (a node
+#: isolated and healed three times moves the chain) and the chaos cluster test.
+BUG_STALE_EVIDENCE = "suspect_on_stale_evidence"
+SUPERVISOR_BUGS = {BUG_STALE_EVIDENCE: "reconfigure on silence heard while stalled or cut off, without re-probing the suspects"}
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +85,34 @@ log = logging.getLogger(__name__)
 class SupervisorOptions:
     """Timing of failure detection. Defaults suit a loopback cluster."""
 
-    interval_s: float = 0.1  # between heartbeats to one peer
-    suspect_s: float = 1.0  # silence after which a peer counts as dead
+    interval_s: float = 0.4  # between heartbeats to one peer (two within suspect_s)
+    suspect_s: float = 0.8  # silence after which a peer counts as dead
     stable_s: float = 3.0  # uninterrupted answers before a returning peer counts again
-    check_s: float = 0.25  # between two diagnoses of the active loglet
+    check_s: float = 0.1  # the shortest wait between two looks at the view (see _next_look_in)
     jitter_s: float = 0.2  # random wait before acting (spreads racing supervisors)
     quiet_s: float = 2.0  # after a reconfiguration this supervisor initiated
+    diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
+    trouble_s: float = 0.25  # ... and one whose last diagnosis found something wrong, this often
+    probe_s: float = 0.2  # deadline of the fresh pings and peer questions before acting
+    stall_s: float = 0.5  # a tick this much later than asked means this node's loop stalled
 
     def __post_init__(self) -> None:
         assert 0 < self.interval_s < self.suspect_s <= self.stable_s, "SupervisorOptions: interval < suspect <= stable"
-        assert self.check_s > 0 and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
+        assert 0 < self.check_s <= self.trouble_s <= self.diagnose_s and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
+        assert self.probe_s > 0 and self.stall_s > 0, "SupervisorOptions: positive probe and stall bounds"
+
+
+@message("supervisor.hears")
+class HearsQuery:
+    """"Do you hear ``peer``?" -- a supervisor asks its peers before acting on a suspicion."""
+
+    peer: str
+
+
+@message("supervisor.hears_reply")
+class HearsReply:
+    peer: str
+    heard: bool  # the peer answered the replier's heartbeats within suspect_s
 
 
 @dataclass
@@ -108,6 +157,72 @@ class FailureDetector:
         stable = frozenset(n for n in alive if self.stable(n, now) or self.alive_since.get(n) == self.started)
         return Membership(alive, candidates, sequencers, stable)
 
+    def hearing(self, now: float) -> int:
+        """How many peers answered within ``suspect_s``."""
+        return sum(1 for p in self.peers if self.alive(p, now))
+
+
+# ------------------------------------------------------------------ the decision (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a supervisor knows when a diagnosis names a successor. ``suspects``: the nodes
+    its view counts dead (empty when the diagnosis rests on an answer, e.g. "the sequencer
+    restarted"). ``answered`` and ``vouched`` are None until the suspects were probed: the
+    suspects that answered a ping just now, and the peers that still hear a suspect."""
+
+    now: float
+    quiet_until: float
+    awake_since: float  # the end of this node's last stall (or its start)
+    hearing: int  # peers heard within suspect_s
+    peers: int  # peers in the cluster (this node excluded)
+    suspects: tuple[str, ...] = ()
+    answered: tuple[str, ...] | None = None
+    vouched: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: str  # ACT, PROBE or WAIT
+    reason: str
+
+
+ACT, PROBE, WAIT = "act", "probe", "wait"
+
+
+def decide(e: Evidence, options: SupervisorOptions, bugs: frozenset[str] = frozenset()) -> Verdict:
+    """Whether to reconfigure now, on evidence ``e``; the rules in order, first match wins.
+
+    1. Quiet after a reconfiguration this node made (damping).
+    2. A diagnosis that rests on an answer (no suspects) is fresh evidence: act.
+    3. Stalled: this node's loop did not run until ``awake_since``; silence it "heard" while
+       frozen is no evidence, so wait until it has been awake for ``suspect_s``.
+    4. Cut off: it hears fewer than a majority of the cluster (itself included); it cannot
+       tell a dead peer from its own isolation, and a minority cannot reconfigure anyway.
+    5. Not probed yet: ping the suspects and ask the peers it hears (fresh evidence).
+    6. A suspect answered, or a peer still hears one: the silence was this node's alone.
+    7. Otherwise the suspects really do not answer now: act.
+    """
+    if e.now < e.quiet_until:
+        return Verdict(WAIT, f"quiet for {e.quiet_until - e.now:.2f} s after its own reconfiguration")
+    if not e.suspects or BUG_STALE_EVIDENCE in bugs:
+        return Verdict(ACT, "fresh answer" if not e.suspects else "silence (bug: evidence not checked)")
+    if e.now - e.awake_since < options.suspect_s:
+        return Verdict(WAIT, f"own loop stalled until {e.now - e.awake_since:.2f} s ago: silence heard while frozen is no evidence")
+    if 2 * (e.hearing + 1) <= e.peers + 1:
+        return Verdict(WAIT, f"cut off: hears {e.hearing} of {e.peers} peers, not a majority")
+    if e.answered is None or e.vouched is None:
+        return Verdict(PROBE, f"suspects {', '.join(e.suspects)}: ask them and the peers before acting")
+    if e.answered:
+        return Verdict(WAIT, f"{', '.join(e.answered)} answered just now")
+    if e.vouched:
+        return Verdict(WAIT, f"peer(s) {', '.join(e.vouched)} still hear a suspect")
+    return Verdict(ACT, f"{', '.join(e.suspects)} silent, confirmed by a fresh probe and the peers")
+
+
+# ------------------------------------------------------------------------- the service
+
 
 class Supervisor:
     """One node's failure detection and reconfiguration; see the module docstring."""
@@ -121,6 +236,7 @@ class Supervisor:
         *,
         sequencers: tuple[str, ...] = (),
         options: SupervisorOptions = SupervisorOptions(),
+        bugs: frozenset[str] = frozenset(),
     ) -> None:
         self.node = node
         self.vlog = vlog
@@ -128,21 +244,59 @@ class Supervisor:
         self.candidates = tuple(candidates)  # may host LogServers
         self.sequencers = tuple(sequencers)  # may host sequencers (default: the candidates)
         self.options = options
+        self.bugs = frozenset(bugs) & set(SUPERVISOR_BUGS)
         self.detector: FailureDetector | None = None
         self._rng: random.Random = node.rng("supervisor")
         self._quiet_until = 0.0
-        self.stats = dict.fromkeys(("checks", "diagnoses", "reconfigurations", "won", "lost", "errors"), 0)
+        self._awake_since = 0.0
+        self._replies: trio.MemorySendChannel[tuple[str, int, HearsReply]] | None = None
+        self._peer_returned = trio.Event()
+        self._last_look: tuple[frozenset[str], float] | None = None  # (alive, when) at the last diagnose
+        self.stats = dict.fromkeys(("checks", "skipped", "diagnoses", "stalls", "probes", "stood_down", "reconfigurations", "won", "lost", "errors"), 0)
         self.last_diagnosis: str | None = None
+        node.router.register(HearsQuery, self._on_hears_query)
 
     async def run(self) -> None:
-        """Heartbeats and the check loop, until cancelled."""
+        """Heartbeats, answers to peers' questions and the check loop, until cancelled."""
         self.detector = FailureDetector(self.node.node_id, self.peers, trio.current_time(), self.options)
+        self._awake_since = trio.current_time()
+        send, receive = trio.open_memory_channel[tuple[str, int, HearsReply]](16)
+        self._replies = send
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._answer_questions, receive)
             for peer in self.peers:
                 nursery.start_soon(self._heartbeats, peer)
             while True:
-                await trio.sleep(self.options.check_s)
+                asked = trio.current_time()
+                delay = self._next_look_in(asked)
+                with trio.move_on_after(delay) as slept:
+                    await self._peer_returned.wait()
+                self._peer_returned = trio.Event()
+                if slept.cancelled_caught:
+                    self._note_stall(asked, trio.current_time(), delay)
                 await self.check()
+
+    def _next_look_in(self, now: float) -> float:
+        """How long the check loop may sleep: ``check_s`` while something is wrong; otherwise
+        until the view can next change by silence (a peer's last answer turns ``suspect_s``
+        old) or a diagnosis is due, whichever comes first. (A peer coming back wakes it at
+        once.) An idle, healthy node so wakes about once per heartbeat, not every ``check_s``."""
+        assert self.detector is not None
+        if self._last_look is None or self.last_diagnosis is not None:
+            return self.options.check_s
+        d = self.detector
+        silence_due = min((d.last_heard[p] + self.options.suspect_s for p in self.peers if d.alive(p, now)), default=math.inf)
+        due = min(silence_due + 0.01, self._last_look[1] + self.options.diagnose_s)
+        return min(max(due - now, self.options.check_s), self.options.diagnose_s)
+
+    def _note_stall(self, asked: float, woke: float, delay: float) -> None:
+        """A sleep of ``delay`` that took ``stall_s`` longer: this process did not run (it was
+        stopped, or starved of CPU). What its detector saw meanwhile is no evidence."""
+        late = woke - asked - delay
+        if late > self.options.stall_s:
+            self._awake_since = woke
+            self.stats["stalls"] += 1
+            log.info("%s: own loop stalled %.2f s; suspicions wait for fresh heartbeats", self.node.node_id, late)
 
     async def _heartbeats(self, peer: str) -> None:
         assert self.detector is not None
@@ -154,18 +308,46 @@ class Supervisor:
             except RpcError:
                 pass  # silence: the detector notices by the absence of answers
             else:
-                self.detector.heard(peer, trio.current_time())
+                now = trio.current_time()
+                returned = not self.detector.alive(peer, now)
+                self.detector.heard(peer, now)
+                if returned:
+                    self._peer_returned.set()  # the view changed: look now
             await trio.sleep(max(0.0, sent + self.options.interval_s - trio.current_time()))
+
+    async def _on_hears_query(self, env: Any) -> None:
+        """Router handler: answer "do you hear X?" from the detector, without blocking the
+        router (the reply goes through a bounded queue; when it is full the asker times out,
+        which only makes it wait)."""
+        if self.detector is None or self._replies is None or env.payload.peer not in self.detector.last_heard:
+            return  # not running yet, or a node it does not watch: no evidence either way
+        heard = self.detector.alive(env.payload.peer, trio.current_time())
+        try:
+            self._replies.send_nowait((env.src, env.rid, HearsReply(env.payload.peer, heard)))
+        except trio.WouldBlock:
+            pass
+
+    async def _answer_questions(self, receive: trio.MemoryReceiveChannel[tuple[str, int, HearsReply]]) -> None:
+        async for to, rid, reply in receive:
+            try:
+                await self.node.endpoint.reply(to, rid, reply)
+            except TransportError:
+                pass  # a lost reply is a silence the asker tolerates
 
     async def check(self) -> bool:
         """One diagnosis of the active loglet; True if this call installed a new chain."""
         assert self.detector is not None, "Supervisor.check: run() first"
         self.stats["checks"] += 1
         successor = None  # set once a reconfiguration starts
+        now = trio.current_time()
+        view = self.detector.view(now, self.candidates, self.sequencers)
+        if not self._worth_a_look(view, now):
+            self.stats["skipped"] += 1
+            return False
+        self._last_look = (view.alive, now)
         try:
             chain = await self.vlog.refresh()
             seg = chain.active
-            view = self.detector.view(trio.current_time(), self.candidates, self.sequencers)
             diagnosis = await self.vlog.registry.loglet(seg).diagnose(view, self.vlog.fresh_loglet_id())
             if diagnosis is None:
                 self.last_diagnosis = None
@@ -173,9 +355,8 @@ class Supervisor:
             self.stats["diagnoses"] += 1
             self.last_diagnosis = diagnosis.reason
             self._emit("Diagnosis", reason=diagnosis.reason, segment=seg.start, successor=diagnosis.successor is not None)
-            if diagnosis.successor is None or trio.current_time() < self._quiet_until:
+            if diagnosis.successor is None or not await self._should_act(diagnosis, view):
                 return False
-            await trio.sleep(self._rng.uniform(0, self.options.jitter_s))
             if not (await self.vlog.refresh()).active.same_loglet(seg):
                 return False  # another supervisor (or an operator) moved the chain on
             self.stats["reconfigurations"] += 1
@@ -186,6 +367,7 @@ class Supervisor:
             # The loglet could not be sealed yet, no MetaStore quorum, no chain yet, or the
             # register holds something that is not a chain: report it, try again next check.
             self.stats["errors"] += 1
+            self._last_look = None  # look again at the next check
             self._emit("SupervisorError", error=repr(e)[:200])
             if successor is not None:
                 log.warning("reconfiguration onto %s failed (the next check tries again): %r", successor, e)
@@ -199,8 +381,78 @@ class Supervisor:
         self._emit("Reconfigured", won=won, reason=diagnosis.reason, version=self.vlog.version)
         return won
 
+    def _worth_a_look(self, view: Membership, now: float) -> bool:
+        """Diagnose now? Yes if the view changed, or ``diagnose_s`` passed since the last
+        diagnosis (``trouble_s`` if it found something wrong; see the module docstring)."""
+        if self._last_look is None:
+            return True
+        alive, when = self._last_look
+        every = self.options.trouble_s if self.last_diagnosis is not None else self.options.diagnose_s
+        return view.alive != alive or now - when >= every
+
+    async def _should_act(self, diagnosis: Diagnosis, view: Membership) -> bool:
+        """Apply :func:`decide`: gather fresh evidence when it asks for it, and wait out the
+        jitter (which the probe's time counts toward)."""
+        assert self.detector is not None
+        started = trio.current_time()
+        evidence = Evidence(
+            now=started,
+            quiet_until=self._quiet_until,
+            awake_since=self._awake_since,
+            hearing=self.detector.hearing(started),
+            peers=len(self.peers),
+            suspects=tuple(sorted(n for n in dict.fromkeys(self.candidates + self.sequencers) if not view.is_alive(n))),
+        )
+        verdict = decide(evidence, self.options, self.bugs)
+        if verdict.action == PROBE:
+            self.stats["probes"] += 1
+            answered, vouched = await self._probe(evidence.suspects)
+            evidence = dataclasses.replace(evidence, answered=answered, vouched=vouched)
+            verdict = decide(evidence, self.options, self.bugs)
+        if verdict.action != ACT:
+            self.stats["stood_down"] += 1
+            log.info("%s: suspicion (%s) not acted on: %s", self.node.node_id, diagnosis.reason, verdict.reason)
+            self._emit("StoodDown", reason=diagnosis.reason, why=verdict.reason)
+            return False
+        log.info("%s: suspicion (%s) confirmed: %s", self.node.node_id, diagnosis.reason, verdict.reason)
+        await trio.sleep(max(0.0, started + self._rng.uniform(0, self.options.jitter_s) - trio.current_time()))
+        return True
+
+    async def _probe(self, suspects: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Ping every suspect and ask every peer this node hears whether it hears a suspect,
+        all at once, each with ``probe_s``; returns (suspects that answered, peers that vouch)."""
+        assert self.detector is not None
+        answered: set[str] = set()
+        vouched: set[str] = set()
+        now = trio.current_time()
+        witnesses = [p for p in self.peers if p not in suspects and self.detector.alive(p, now)]
+
+        async def ping(suspect: str) -> None:
+            try:
+                await self.node.endpoint.call(suspect, Ping(), timeout_s=self.options.probe_s, retry=NO_RETRY)
+            except RpcError:
+                return
+            answered.add(suspect)
+            self.detector.heard(suspect, trio.current_time())  # type: ignore[union-attr]
+
+        async def ask(witness: str, suspect: str) -> None:
+            try:
+                reply = await self.node.endpoint.call(witness, HearsQuery(suspect), timeout_s=self.options.probe_s, retry=NO_RETRY)
+            except RpcError:
+                return
+            if isinstance(reply, HearsReply) and reply.heard:
+                vouched.add(witness)
+
+        async with trio.open_nursery() as nursery:
+            for suspect in suspects:
+                nursery.start_soon(ping, suspect)
+                for witness in witnesses:
+                    nursery.start_soon(ask, witness, suspect)
+        return tuple(sorted(answered)), tuple(sorted(vouched))
+
     def _emit(self, event: str, **fields: Any) -> None:
         self.node.trace.emit(self.node.node_id, "supervisor", event, **fields)
 
     def statistics(self) -> dict[str, Any]:
         return dict(self.stats, last_diagnosis=self.last_diagnosis)
+

@@ -26,7 +26,10 @@ each method below reads like the paper's description of it:
   is synced), so those local tails are frozen against the sequencer, and no append at or
   above the sealed tail can ever reach a majority.
 * ``read_next`` reads below the tail this client has learned, from the co-located LogServer
-  first, then the others (one copy suffices below the tail).
+  first, then the others (one copy suffices below the tail). Reads are *hedged*: a server
+  that has not answered within ``read_hedge_s`` does not hold the read up, the next one is
+  asked too and the first useful answer wins; a server that failed a read is asked last for
+  ``read_remember_s``. So a paused or dead LogServer costs a read ``read_hedge_s``, once.
 * ``prefix_trim`` sends the trim point to the LogServers and waits for a majority.
 
 Failures: every operation has a deadline. Too few answers raise :class:`LogletUnavailable`,
@@ -157,9 +160,17 @@ class NativeOptions:
     coalesce_requests: int = 0
     coalesce_max_entries: int = MAX_APPEND_MANY  # per batch; keep <= the sequencer's max_store_entries
     read_first: str = ""  # the LogServer read_next tries first ("": the co-located one)
+    read_hedge_s: float = 0.1  # a read unanswered this long is also sent to the next LogServer
+    # check_tail's question to the sequencer ("is everything below this committed?"): a
+    # sequencer that does not answer this fast sends check_tail back to the LogServers, where
+    # a seal shows as soon as it is set (waiting call_timeout_s on a dead sequencer held every
+    # reader of its loglet for that long after the failover).
+    known_tail_timeout_s: float = 0.25
+    read_remember_s: float = 5.0  # a LogServer that failed a read is asked last this long
 
     def __post_init__(self) -> None:
         assert self.append_timeout_s > 0 and self.op_timeout_s > 0 and self.call_timeout_s > 0, "every wait is bounded"
+        assert self.read_hedge_s > 0 and self.read_remember_s >= 0 and self.known_tail_timeout_s > 0, "read hedging: positive bounds"
         assert self.coalesce_requests >= 0, "coalesce_requests: 0 (off) or the requests in flight"
         assert 1 <= self.coalesce_max_entries <= MAX_APPEND_MANY, f"coalesce_max_entries: 1..{MAX_APPEND_MANY}"
 
@@ -195,7 +206,8 @@ class NativeLoglet(Loglet):
         self._last_status: tuple[int, int] | None = None  # (known_tail, next_pos) at the last diagnose
         self._batch: _Batch | None = None  # the open batch of coalesced appends
         self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
-        self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0}
+        self._read_failed_until: dict[str, float] = {}  # LogServer -> until when reads ask it last
+        self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0, "hedges": 0}
 
     # ------------------------------------------------------------------------ helpers
 
@@ -271,11 +283,14 @@ class NativeLoglet(Loglet):
             batch.entries.append(bytes(entry))
             if self.options.coalesce_max_entries > 1:
                 self._batch = batch  # open: later appends join until it leaves
-            # The leader sends the batch for everyone in it, so it is not cancellable half-way:
-            # it is bounded by the append deadline (the slot wait plus append_many's own).
-            batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: the batch was not sent", may_have_landed=True)
+            # The leader sends the batch for everyone in it. It can be cancelled (the
+            # VirtualLog's watcher does so when the chain moves past this loglet, and then
+            # cancels every member too): the members then get "may have landed", as a request
+            # may have left. Shielding it instead held every write of a replica for the whole
+            # append deadline (5 s) after its sequencer died (issue 17 item 3).
+            batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: the batch was not sent or its leader gave up", may_have_landed=True)
             try:
-                with trio.CancelScope(shield=True), trio.move_on_after(self.options.append_timeout_s) as waited:
+                with trio.move_on_after(self.options.append_timeout_s) as waited:
                     async with self._slots:
                         if self._batch is batch:
                             self._batch = None  # closed: it leaves now
@@ -416,7 +431,7 @@ class NativeLoglet(Loglet):
         self.learn_tail(max(r.known_tail for r in probes.values()))
         while self._known_tail < target:
             try:
-                status = await self._call(self.config.sequencer, KnownTailQuery(self.config.loglet_id), self._step_deadline(deadline))
+                status = await self._call(self.config.sequencer, KnownTailQuery(self.config.loglet_id), min(deadline, self._deadline(self.options.known_tail_timeout_s)))
             except RpcError:
                 await trio.sleep(self.options.poll_s)
                 return False  # no sequencer: maybe someone sealed; probe the servers again
@@ -488,34 +503,65 @@ class NativeLoglet(Loglet):
             return []
         deadline = self._deadline(self.options.op_timeout_s)
         out: list[bytes] = []
-        for server in self._read_order():
-            out += await self._read_from(server, lo + len(out), hi, deadline)
-            if lo + len(out) >= hi:
-                break
+        while lo + len(out) < hi:
+            pos = lo + len(out)
+            reply = await self._read_hedged(pos, hi, deadline)
+            if reply is None:
+                break  # no server answered, or none holds ``pos`` yet
+            if reply.first > pos:
+                raise TrimmedError(pos, reply.trim_point)
+            out += reply.entries
         if not out:
             raise LogletUnavailable(f"read_next({lo}, {hi}) of {self.config.loglet_id}: no LogServer served it")
         self.stats["reads"] += 1
         return [(lo + i, e) for i, e in enumerate(out)]
 
     def _read_order(self) -> list[str]:
-        """The co-located LogServer (or ``options.read_first``) first, then the others in config order."""
+        """The co-located LogServer (or ``options.read_first``) first, then the others in config
+        order; those that failed a read within ``read_remember_s`` last."""
         here = self.options.read_first or self.node.node_id
-        return sorted(self.config.logservers, key=lambda s: s != here)
+        now = trio.current_time()
+        return sorted(self.config.logservers, key=lambda s: (self._read_failed_until.get(s, 0.0) > now, s != here))
 
-    async def _read_from(self, server: str, lo: int, hi: int, deadline: float) -> list[bytes]:
-        out: list[bytes] = []
-        while lo + len(out) < hi:
-            pos = lo + len(out)
+    async def _read_hedged(self, pos: int, hi: int, deadline: float) -> ReadReply | None:
+        """Entries from ``pos`` (below ``hi``) from the first LogServer in :meth:`_read_order`
+        that has them. Each ``read_hedge_s`` without a useful answer, or at once after a
+        failure or an empty answer (that server lags), the next server is asked as well;
+        the first useful answer wins and the others are cancelled. None if nobody had any."""
+        order = self._read_order()
+        useful: list[ReadReply] = []
+        answered = 0
+        changed = trio.Event()
+
+        async def ask(server: str) -> None:
+            nonlocal answered, changed
             try:
                 reply = await self._call(server, ReadRange(self.config.loglet_id, pos, hi, hi - pos, self._known_tail), self._step_deadline(deadline))
             except RpcError:
-                break
-            if reply.first > pos:
-                raise TrimmedError(pos, reply.trim_point)
-            if not reply.entries:
-                break  # this server lags: another may have more
-            out += reply.entries
-        return out
+                self._read_failed_until[server] = trio.current_time() + self.options.read_remember_s
+                reply = None
+            else:
+                self._read_failed_until.pop(server, None)
+            answered += 1
+            if reply is not None and (reply.entries or reply.first > pos):
+                useful.append(reply)
+            changed.set()
+
+        async with trio.open_nursery() as nursery:
+            for i, server in enumerate(order):
+                if i > 0:
+                    self.stats["hedges"] += 1
+                nursery.start_soon(ask, server)
+                with trio.move_on_after(self.options.read_hedge_s):
+                    await changed.wait()
+                changed = trio.Event() if not useful else changed
+                if useful:
+                    break
+            while not useful and answered < len(order):
+                await changed.wait()
+                changed = trio.Event()
+            nursery.cancel_scope.cancel()  # the first useful answer is enough
+        return useful[0] if useful else None
 
     # --------------------------------------------------------------------------- trim
 
