@@ -4,7 +4,7 @@ The loglet contract itself is held by the conformance suite (test_loglet_conform
 these pin what is particular to striping: the position mapping, acknowledgement only over
 filled prefixes, filling a hole that persists, the seal of every stripe, what "double the
 failure threshold" means (each rotating sequencer orders 1/N of the appends), and the
-simulator catching both bug switches.
+simulator catching each bug switch.
 """
 
 from __future__ import annotations
