@@ -18,7 +18,9 @@
 (*  sealed[k]            stripe k's seal bit (on a majority)(inner Seal)   *)
 (*  pc, pos, ent         one append of a client in flight                  *)
 (*  acked                StripedLoglet.append returned pos  StripedAck     *)
-(*  sealer, sealRet      a seal() call; it returned         StripedSeal    *)
+(*  sealRet              a seal() call returned             StripedSeal    *)
+(*  ctMin                the least sealed tail check_tail   StripedCheck-  *)
+(*                       returned                           Tail (sealed)  *)
 (*                                                                         *)
 (*  Land(c, k)           append: rule 1, stripe k's append  StripedAppend  *)
 (*                       gives the entry a position                        *)
@@ -29,6 +31,8 @@
 (*  SealStripe(k)        rule 5 (and rule 4: check_tail    (inner Seal)    *)
 (*                       finishing a half-done seal)                       *)
 (*  SealReturn           seal() returns once SealDone       StripedSeal    *)
+(*  CheckTailSealed      rule 4: check_tail returns the     StripedCheck-  *)
+(*                       sealed tail once every stripe is   Tail (sealed)  *)
 (*                                                                         *)
 (* Abstractions.  A stripe is an abstract sealable log that fills          *)
 (* gaplessly (NativeLoglet.tla shows the NativeLoglet is one): entries     *)
@@ -62,9 +66,10 @@ VARIABLES
     count,      \* count[c]: appends c has started
     afterSeal,  \* afterSeal[c]: c's append in flight was invoked after seal() returned
     acked,      \* set of [pos |-> p, ent |-> e, late |-> b]: acknowledged appends
-    sealRet     \* seal() has returned
+    sealRet,    \* seal() has returned
+    ctMin       \* the least sealed tail a check_tail returned (N * MaxL: none yet)
 
-vars == <<log, committed, sealed, pc, pos, count, afterSeal, acked, sealRet>>
+vars == <<log, committed, sealed, pc, pos, count, afterSeal, acked, sealRet, ctMin>>
 
 (* Entries stripe j holds below logical position p: ceil((p - j) / N).     *)
 Need(j, p) == IF p > j THEN (p - j + N - 1) \div N ELSE 0
@@ -81,6 +86,10 @@ AckGuard(c) == \A j \in Stripes : committed[j] >= Need(j, pos[c])
 (* Rule 5: seal() returns once every stripe is sealed.                     *)
 SealDone == \A k \in Stripes : sealed[k]
 
+(* Rule 4: check_tail reports sealed only once every stripe is (it seals   *)
+(* the rest itself first: SealStripe steps).                               *)
+CheckTailSealedGuard == \A k \in Stripes : sealed[k]
+
 AllSealed == \A k \in Stripes : sealed[k]
 SealedTail == Combine([k \in Stripes |-> Len(log[k])])
 
@@ -94,6 +103,7 @@ TypeOK ==
     /\ count \in [Clients -> 0 .. MaxAppends]
     /\ afterSeal \in [Clients -> BOOLEAN]
     /\ sealRet \in BOOLEAN
+    /\ ctMin \in 0 .. N * MaxL
 
 Init ==
     /\ log = [k \in Stripes |-> <<>>]
@@ -105,6 +115,7 @@ Init ==
     /\ afterSeal = [c \in Clients |-> FALSE]
     /\ acked = {}
     /\ sealRet = FALSE
+    /\ ctMin = N * MaxL
 
 (* Rule 1: c's next append lands at the tail of stripe k (unsealed).       *)
 Land(c, k) ==
@@ -115,20 +126,20 @@ Land(c, k) ==
     /\ count' = [count EXCEPT ![c] = @ + 1]
     /\ pc' = [pc EXCEPT ![c] = "landed"]
     /\ afterSeal' = [afterSeal EXCEPT ![c] = sealRet]
-    /\ UNCHANGED <<committed, sealed, acked, sealRet>>
+    /\ UNCHANGED <<committed, sealed, acked, sealRet, ctMin>>
 
 (* Rule 3: a waiting client fills stripe k's next position.                *)
 Fill(k) ==
     /\ \E c \in Clients : pc[c] = "landed"
     /\ ~sealed[k] /\ Len(log[k]) < MaxL
     /\ log' = [log EXCEPT ![k] = Append(@, <<"fill", k, Len(log[k])>>)]
-    /\ UNCHANGED <<committed, sealed, pc, pos, count, afterSeal, acked, sealRet>>
+    /\ UNCHANGED <<committed, sealed, pc, pos, count, afterSeal, acked, sealRet, ctMin>>
 
 (* A stripe commits its next stored position, in order, while unsealed.    *)
 Commit(k) ==
     /\ ~sealed[k] /\ committed[k] < Len(log[k])
     /\ committed' = [committed EXCEPT ![k] = @ + 1]
-    /\ UNCHANGED <<log, sealed, pc, pos, count, afterSeal, acked, sealRet>>
+    /\ UNCHANGED <<log, sealed, pc, pos, count, afterSeal, acked, sealRet, ctMin>>
 
 (* Rule 2: c's append is acknowledged, its own stripe having committed it. *)
 Ack(c) ==
@@ -137,31 +148,40 @@ Ack(c) ==
     /\ AckGuard(c)
     /\ acked' = acked \cup {[pos |-> pos[c], ent |-> <<c, count[c]>>, late |-> afterSeal[c]]}
     /\ pc' = [pc EXCEPT ![c] = IF count[c] = MaxAppends THEN "done" ELSE "idle"]
-    /\ UNCHANGED <<log, committed, sealed, pos, count, afterSeal, sealRet>>
+    /\ UNCHANGED <<log, committed, sealed, pos, count, afterSeal, sealRet, ctMin>>
 
 (* The append fails (sealed, or its deadline): the client moves on.        *)
 GiveUp(c) ==
     /\ pc[c] = "landed"
     /\ \E k \in Stripes : sealed[k]
     /\ pc' = [pc EXCEPT ![c] = IF count[c] = MaxAppends THEN "done" ELSE "idle"]
-    /\ UNCHANGED <<log, committed, sealed, pos, count, afterSeal, acked, sealRet>>
+    /\ UNCHANGED <<log, committed, sealed, pos, count, afterSeal, acked, sealRet, ctMin>>
 
 (* Rules 4 and 5: a seal() or a check_tail seals stripe k.                 *)
 SealStripe(k) ==
     /\ ~sealed[k]
     /\ sealed' = [sealed EXCEPT ![k] = TRUE]
-    /\ UNCHANGED <<log, committed, pc, pos, count, afterSeal, acked, sealRet>>
+    /\ UNCHANGED <<log, committed, pc, pos, count, afterSeal, acked, sealRet, ctMin>>
 
 SealReturn ==
     /\ ~sealRet /\ SealDone
     /\ sealRet' = TRUE
-    /\ UNCHANGED <<log, committed, sealed, pc, pos, count, afterSeal, acked>>
+    /\ UNCHANGED <<log, committed, sealed, pc, pos, count, afterSeal, acked, ctMin>>
+
+(* Rule 4: a check_tail returns the sealed tail, the first hole of the     *)
+(* stripes' tails.                                                         *)
+CheckTailSealed ==
+    /\ CheckTailSealedGuard
+    /\ \E k \in Stripes : sealed[k]
+    /\ ctMin' = IF SealedTail < ctMin THEN SealedTail ELSE ctMin
+    /\ UNCHANGED <<log, committed, sealed, pc, pos, count, afterSeal, acked, sealRet>>
 
 Next ==
     \/ \E c \in Clients, k \in Stripes : Land(c, k)
     \/ \E k \in Stripes : Fill(k) \/ Commit(k) \/ SealStripe(k)
     \/ \E c \in Clients : Ack(c) \/ GiveUp(c)
     \/ SealReturn
+    \/ CheckTailSealed
 
 Spec == Init /\ [][Next]_vars
 
@@ -181,6 +201,11 @@ AckedInPlace ==
         /\ a.pos \div N < Len(log[a.pos % N])
         /\ log[a.pos % N][a.pos \div N + 1] = a.ent
         /\ AllSealed => a.pos < SealedTail
+
+(* Nothing at or past a sealed tail that a check_tail returned is ever     *)
+(* acknowledged, then or later.                                            *)
+SealedTailCoversAcked ==
+    \A a \in acked : a.pos < ctMin
 
 (* Each logical position is acknowledged at most once.                     *)
 UniquePositions ==

@@ -66,7 +66,8 @@ The rules
    position is ``min over j of (tail_j * N + j)``. If some stripes are sealed and others are
    not, a seal is in progress: finish it (seal every stripe), then ask again. The answer is
    sealed only when every stripe is -- otherwise an unsealed stripe could still take an
-   append below a sealed tail already returned.
+   append below a sealed tail already returned. (Bug switch ``striped_check_tail_half_sealed``
+   reports sealed as soon as one stripe is.)
 5. **Seal everything.** ``seal`` seals every stripe and returns when all are sealed. Once it
    has, no stripe takes another append, so no more holes fill and no append is acknowledged
    (rule 2). (Bug switch ``striped_partial_seal`` returns once the first stripe is sealed.)
@@ -130,9 +131,13 @@ from transports.codec import message
 BUG_ACKS_OVER_HOLE = "striped_acks_over_hole"
 #: Bug switch (rule 5): ``seal`` returns once the first stripe is sealed, leaving the rest.
 BUG_PARTIAL_SEAL = "striped_partial_seal"
+#: Bug switch (rule 4): ``check_tail`` reports sealed once any stripe is, without finishing
+#: the seal of the others.
+BUG_HALF_SEALED_TAIL = "striped_check_tail_half_sealed"
 STRIPED_BUGS = {
     BUG_ACKS_OVER_HOLE: "acknowledge an append while an earlier logical position is still empty",
     BUG_PARTIAL_SEAL: "seal returns once one stripe is sealed (the others stay unsealed)",
+    BUG_HALF_SEALED_TAIL: "check_tail reports a sealed tail while some stripes are unsealed (no finishing seal)",
 }
 #: Bound on the stripes of one StripedLoglet.
 MAX_STRIPES = 16
@@ -414,7 +419,10 @@ class StripedLoglet(Loglet):
         """Rule 4: the first unfilled logical position; sealed once every stripe is."""
         self.stats["check_tails"] += 1
         tails = await self._each(lambda _j, s: s.check_tail())
-        if any(t.sealed for t in tails) and not all(t.sealed for t in tails):
+        half_sealed = any(t.sealed for t in tails) and not all(t.sealed for t in tails)
+        if half_sealed and BUG_HALF_SEALED_TAIL in self.bugs:
+            return self._sealed_result(tails)  # the bug: unsealed stripes may still grow below it
+        if half_sealed:
             await self._each(lambda _j, s: s.seal())  # a seal is in progress: finish it
             tails = await self._each(lambda _j, s: s.check_tail())
             if not all(t.sealed for t in tails):
@@ -428,6 +436,11 @@ class StripedLoglet(Loglet):
         tail = combine([t.tail for t in tails])
         self._emit("StripedCheckTail", tails=[t.tail for t in tails], tail=tail, sealed=sealed)
         return Tail(tail, sealed)
+
+    def _sealed_result(self, tails: list[Tail]) -> Tail:
+        tail = combine([t.tail for t in tails])
+        self._emit("StripedCheckTail", tails=[t.tail for t in tails], tail=tail, sealed=True)
+        return Tail(tail, True)
 
     # ------------------------------------------------------------------ read, trim
 

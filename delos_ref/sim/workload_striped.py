@@ -24,7 +24,8 @@ striped loglet's logical positions, and two of its own:
    LogServers, durably, when the sealed check_tail returns.
 
 Bug switches: :data:`~delos_ref.loglet.striped.STRIPED_BUGS` (``striped_acks_over_hole``,
-``striped_partial_seal``); both must be caught within 200 seeds.
+``striped_partial_seal``, ``striped_check_tail_half_sealed``); each must be caught within 200
+seeds (each is within 40: ``tests/test_striped_loglet.py``).
 
 Also here, for tests: :func:`start_striped` and :func:`striped_sim_factory` (the loglet
 conformance suite's factory for striped NativeLoglets).
