@@ -7,6 +7,9 @@ A mutant whose replaced text is no longer in its spec fails loudly (and
 copy of the unchanged spec.
 """
 
+import runpy
+from pathlib import Path
+
 from delos_ref.tlc import Mutant
 
 PAXOS, LOGLET, VLOG = "MetaStorePaxos.tla", "NativeLoglet.tla", "VirtualLog.tla"
@@ -163,4 +166,13 @@ MUTANTS = [
         edits=(("/\\ Len(cache[c].chain) >= 2", "/\\ Len(cache[c].chain) >= 1"),),
         expect=("TypeOK", "SegmentsContiguous"),
     ),
+]
+
+# ------------------------------------------------------------------ StripedLoglet
+# One per StripedLoglet bug switch; their table lives beside the striped spec
+# (specs/striped_mutants.py, also run by tests/test_striped_spec.py).
+_striped = runpy.run_path(str(Path(__file__).with_name("striped_mutants.py")))["STRIPED_MUTANTS"]
+MUTANTS += [
+    Mutant(name=m["name"], spec=m["spec"], model=m["model"], rule=m["why"], edits=((m["old"], m["new"]),), expect=(m["violates"],))
+    for m in _striped
 ]
