@@ -128,7 +128,7 @@ def host_supervisor(cfg: cluster.ClusterConfig, node: Node) -> Any:
 
     ids = tuple(n.id for n in cfg.nodes)
     supervisor = Supervisor(
-        node, virtuallog_on(cfg, node), peers=ids, candidates=tuple(cfg.with_role("logserver")), sequencers=tuple(cfg.with_role("sequencer"))
+        node, virtuallog_on(cfg, node, user="supervisor"), peers=ids, candidates=tuple(cfg.with_role("logserver")), sequencers=tuple(cfg.with_role("sequencer"))
     )
     node.add_service("supervisor", supervisor.run, supervisor.statistics)
     return supervisor
@@ -147,7 +147,7 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
     registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
-    add_replica(node, metastore_client(cfg, node), registry, storage, cfg.with_role("acceptor"))
+    add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 
 
@@ -357,12 +357,20 @@ async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float
 # ------------------------------------------------------------------------- the VirtualLog
 
 
-def metastore_client(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0) -> Any:
-    """A MetaStore client on ``node`` whose acceptors are the cluster's acceptor nodes."""
+def metastore_client(cfg: cluster.ClusterConfig, node: Node, user: str, *, deadline_s: float = 2.0) -> Any:
+    """A MetaStore client on ``node`` whose acceptors are the cluster's acceptor nodes.
+
+    ``user`` names who on the node uses it (``"supervisor"``, ``"replica"``...): its proposer
+    id is ``<incarnation>/<user>``. Two clients on one node must never share a proposer id:
+    each keeps its own rounds, so both could propose different values under one ballot in
+    the same instance, and Paxos's safety rests on a ballot proposing one value (the trace
+    checker found exactly that on a real cluster, when the supervisor's and the replica's
+    clients shared the node's id)."""
     from paxos.register import ClientTimeouts, MetaStoreClient
 
     timeouts = ClientTimeouts(deadline_s=deadline_s, call_timeout_s=min(deadline_s, 0.5))
-    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos"), incarnation_id(node), timeouts=timeouts, trace=node.trace)
+    proposer = f"{incarnation_id(node)}/{user}"
+    return MetaStoreClient(node.endpoint, cfg.with_role("acceptor"), node.rng("paxos", user), proposer, timeouts=timeouts, trace=node.trace)
 
 
 def incarnation_id(node: Node) -> str:
@@ -371,14 +379,14 @@ def incarnation_id(node: Node) -> str:
     return f"{node.node_id}@{node.seed[:16]}"
 
 
-def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0, options: Any = None) -> Any:
+def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float = 2.0, options: Any = None, user: str = "virtuallog") -> Any:
     """A :class:`~delos_ref.virtuallog.VirtualLog` client on ``node`` (a cluster node or a
     client node): the cluster's MetaStore and a registry of every loglet kind a cluster runs."""
     from delos_ref.virtuallog import VirtualLog, VirtualLogOptions
     from delos_ref.virtuallog.registry import cluster_registry
 
     registry = cluster_registry(node, [n.id for n in cfg.nodes])
-    metastore = metastore_client(cfg, node, deadline_s=deadline_s)
+    metastore = metastore_client(cfg, node, user, deadline_s=deadline_s)
     return VirtualLog(metastore, registry, incarnation_id(node), options=options or VirtualLogOptions())
 
 

@@ -58,7 +58,7 @@ async def read_all(cfg: cluster.ClusterConfig, read_first: str, tail_hint: int) 
     first (the others only for what it lacks)."""
     async with open_client(cfg, f"read-{read_first}") as node:
         registry = LogletRegistry((native_kind(node, NativeOptions(read_first=read_first)),))
-        vlog = VirtualLog(metastore_client(cfg, node, deadline_s=5.0), registry, node.node_id)
+        vlog = VirtualLog(metastore_client(cfg, node, "chaos", deadline_s=5.0), registry, node.node_id)
         tail = await vlog.check_tail()
         assert tail >= tail_hint
         out: list[bytes] = []

@@ -202,7 +202,7 @@ async def _make_acceptor_persist(cfg: cluster.ClusterConfig, node) -> None:
     async with open_client(cfg) as client:
         with trio.move_on_after(3):
             try:
-                await metastore_client(cfg, client, deadline_s=2.0).write_if(0, b"x")
+                await metastore_client(cfg, client, "test", deadline_s=2.0).write_if(0, b"x")
             except Exception:  # noqa: BLE001 - the acceptor died before answering: expected
                 pass
 

@@ -92,7 +92,8 @@ def _server_build(bug: str | None):
         node.add_role("acceptor", Acceptor.recover(paxos), paxos)
         add_logserver(node, storage_for(LOGSERVER_ROLE))
         add_sequencer(node, storage_for(SEQUENCER_ROLE))
-        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), node.node_id, timeouts=TIMEOUTS)
+        # Unique per incarnation: a restarted node must never reuse its previous life's ballots.
+        metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), f"{node.node_id}@{node.seed}", timeouts=TIMEOUTS)
         registry = default_registry()
         registry.add_kind(native_kind(node, SIM_OPTIONS))
         add_replica(node, metastore, registry, storage_for(DB_STORAGE), SERVERS, vlog_options=VLOG_OPTIONS, options=REPLICA_OPTIONS, bugs=bugs)
