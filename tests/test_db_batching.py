@@ -55,7 +55,7 @@ async def test_a_lone_write_is_appended_at_once_and_writes_arriving_meanwhile_sh
     assert sorted(decode_entry(log.entries[1]), key=lambda c: c.client) == [put(i) for i in range(1, 6)]  # any order
     assert positions == {0: 0, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
     assert seen == list(enumerate(log.entries))
-    assert batcher.stats == {"batches": 2, "commands": 6}
+    assert batcher.stats == {"batches": 2, "commands": 6, "joined": 0}
 
 
 @pytest.mark.parametrize("max_commands,max_bytes,sizes", [(2, 10_000, [2, 2, 1]), (100, 100, [3, 2])])
@@ -131,3 +131,60 @@ async def test_writes_whose_writers_gave_up_before_an_appender_took_them_are_not
         nursery.cancel_scope.cancel()
     assert positions == {0: 0, 2: 1, 4: 1}
     assert [sorted(c.client for c in decode_entry(e)) for e in log.entries] == [["c0"], ["c2", "c4"]]
+
+
+async def test_a_retried_write_still_in_flight_here_is_not_appended_again():
+    """Issue 17, item 4: a client that retries a write (same client and seq) at a replica whose
+    append of it is still on its way to the log -- in flight, or queued behind another --
+    waits for that copy. Before, each retry added a copy (one put took 21 positions)."""
+    log = FakeLog()
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1))
+    answers: list[tuple[str, int]] = []
+
+    async def write(cmd: Command, tag: str) -> None:
+        answers.append((tag, await batcher.append(cmd, 40)))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(write, put(0), "first")
+        await trio.testing.wait_all_tasks_blocked()  # put(0) is in flight, the log stalls
+        nursery.start_soon(write, put(1), "other")  # queued behind it
+        await trio.testing.wait_all_tasks_blocked()
+        for retry in range(3):  # retries of both while they are on their way
+            nursery.start_soon(write, put(0), f"retry0.{retry}")
+            nursery.start_soon(write, put(1), f"retry1.{retry}")
+        await trio.testing.wait_all_tasks_blocked()
+        log.release.set()
+        while len(answers) < 8:
+            await trio.sleep(0.01)
+        nursery.start_soon(write, put(0), "after")  # once answered, a retry is a new copy
+        while len(answers) < 9:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert [decode_entry(e) for e in log.entries] == [[put(0)], [put(1)], [put(0)]]
+    assert sorted(answers) == sorted([("first", 0), ("other", 1), ("after", 2)] + [(f"retry0.{r}", 0) for r in range(3)] + [(f"retry1.{r}", 1) for r in range(3)])
+    assert batcher.stats["joined"] == 6
+
+
+async def test_a_retry_revives_a_queued_write_whose_first_writer_gave_up():
+    log = FakeLog()
+    batcher = WriteBatcher(log.append, options=BatchOptions(max_in_flight=1))
+    got: list[int] = []
+
+    async def write(i: int, patience: float) -> None:
+        with trio.move_on_after(patience):
+            got.append(await batcher.append(put(i), 40))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(batcher.run)
+        nursery.start_soon(write, 0, 10.0)
+        await trio.testing.wait_all_tasks_blocked()  # put(0) in flight
+        nursery.start_soon(write, 1, 0.05)  # queued, then given up...
+        await trio.sleep(0.1)
+        nursery.start_soon(write, 1, 10.0)  # ...and retried before an appender took it
+        await trio.testing.wait_all_tasks_blocked()
+        log.release.set()
+        while len(got) < 2:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert got == [0, 1] and [decode_entry(e) for e in log.entries] == [[put(0)], [put(1)]]

@@ -145,9 +145,11 @@ async def test_a_seal_stopped_half_way_next_to_a_dead_logserver_is_finished(auto
         with trio.fail_after(15):
             pos = await vlog.append(b"after")
         chain = await vlog.refresh()
-        # The stalled attempt may have landed at 3 (stored on s1, repaired when sealed): the
-        # VirtualLog retries such an append (it says may_have_landed), so "after" is at 3 or 4.
-        assert pos in (3, 4) and len(chain.segments) == 2 and chain.segments[0].stop == pos
+        # The stalled attempt landed at 3 (stored on s1, repaired when sealed): the VirtualLog
+        # looks for it in the sealed segment before retrying, finds it there, and does not
+        # append it again (before, "after" was at 3 and at 4: issue 17, item 1).
+        assert pos == 3 and len(chain.segments) == 2 and chain.segments[0].stop == 4
+        assert [e for _, e in await vlog.read_next(0, 4)] == [b"a0", b"a1", b"a2", b"after"]
         print(f"appends resumed after {trio.current_time() - start:.2f} virtual s")
 
 

@@ -17,6 +17,7 @@ FAULTS = frozenset(LOG.faults)  # every fault, sequencer and MetaStore crashes i
 #: measured first catching seeds).
 BUG_SEEDS = {
     "metastore_write_without_version": 15,  # requirement 1
+    "reappend_unknown": 3,  # exactly-once appends (issue 17, item 1): caught by 18 of seeds 0-19
     "seal_on_minority": 5,  # 2
     "logserver_accepts_after_seal": 5,  # 3
     "check_tail_hides_seal": 5,  # 4

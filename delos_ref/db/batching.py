@@ -14,6 +14,12 @@ its own. Writes queue here; ``max_in_flight`` appender tasks each take *everythi
 * Every command in a batch shares its append's outcome: a position, a definite failure
   (nothing of the batch is in the log) or an unknown outcome. The table still deduplicates
   each command on its own, so a batch that lands twice takes effect once.
+* A command already queued or in flight here is not appended again: a client that retries
+  a write (same ``(client, seq)``) at this replica while its first copy is still on its way
+  to the log waits for that copy's outcome instead (issue 17, item 4: during a LogServer
+  outage one ``kv put`` used to occupy 21 positions). With the VirtualLog storing each
+  append at most once, a write thus takes at most one position per client attempt that
+  finds no copy of it in flight here.
 
 Pure bookkeeping over a VirtualLog: no clock, no randomness.
 """
@@ -50,7 +56,7 @@ class _Queued:
     done: trio.Event = field(default_factory=trio.Event)
     pos: int = -1
     error: BaseException | None = None
-    abandoned: bool = False  # its writer stopped waiting before an appender took it
+    waiters: int = 0  # writers waiting for it; none left before an appender takes it: dropped
 
 
 class WriteBatcher:
@@ -65,22 +71,30 @@ class WriteBatcher:
         self._on_appended = on_appended
         # Unbounded: the replica bounds the writes it serves at once (its max_requests).
         self._send, self._queue = trio.open_memory_channel(math.inf)
-        self.stats = {"batches": 0, "commands": 0}
+        # (client, seq) -> its command queued or in flight here (at most one copy of each).
+        self._pending: dict[tuple[str, int], _Queued] = {}
+        self.stats = {"batches": 0, "commands": 0, "joined": 0}
 
     async def append(self, cmd: Command, size: int) -> int:
         """Append ``cmd`` (about ``size`` bytes encoded) in some batch; its entry's position.
-        Raises what that batch's append raised."""
-        item = _Queued(cmd, size)
-        self._send.send_nowait(item)
+        Raises what that batch's append raised. A command whose ``(client, seq)`` is already
+        queued or in flight here is not appended again: this waits for that copy."""
+        key = (cmd.client, cmd.seq)
+        item = self._pending.get(key)
+        if item is None:
+            item = self._pending[key] = _Queued(cmd, size)
+            self._send.send_nowait(item)
+        else:
+            self.stats["joined"] += 1  # a retry of a write still on its way: no second copy
+        item.waiters += 1
         try:
             await item.done.wait()
-        except BaseException:
-            # The writer gave up (its request timed out, or shutdown): if no appender has
-            # taken the command yet, it is not appended at all -- the writer answered
-            # "outcome unknown", which covers that -- so a stalled log does not leave a
-            # growing queue of commands nobody waits for.
-            item.abandoned = True
-            raise
+        finally:
+            # A writer that gave up (its request timed out, or shutdown) stops waiting. If
+            # nobody waits when an appender reaches the command, it is not appended at all
+            # -- the writer answered "outcome unknown", which covers that -- so a stalled
+            # log does not leave a growing queue of commands nobody waits for.
+            item.waiters -= 1
         if item.error is not None:
             raise item.error
         return item.pos
@@ -99,15 +113,24 @@ class WriteBatcher:
                 item = self._queue.receive_nowait()
             except trio.WouldBlock:
                 break
-            if not item.abandoned:
+            if item.waiters:
                 batch.append(item)
                 size += item.size
+            else:
+                self._forget(item)
         return batch
+
+    def _forget(self, item: _Queued) -> None:
+        """``item`` was appended, or dropped unwanted: a later copy of it is a new command."""
+        key = (item.cmd.client, item.cmd.seq)
+        if self._pending.get(key) is item:
+            del self._pending[key]
 
     async def _appender(self) -> None:
         while True:
             first = await self._queue.receive()
-            if first.abandoned:
+            if not first.waiters:
+                self._forget(first)
                 continue
             batch = self._take_queued(first)
             entry = encode_batch([item.cmd for item in batch])
@@ -122,4 +145,5 @@ class WriteBatcher:
             self.stats["commands"] += len(batch)
             for item in batch:
                 item.pos, item.error = pos, error
+                self._forget(item)
                 item.done.set()

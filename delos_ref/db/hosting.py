@@ -19,8 +19,9 @@ from delos_ref.virtuallog.registry import LogletRegistry
 
 REPLICA_ROLE = "replica"
 
-#: The replica's VirtualLog retries appends whose outcome is unknown: a copy that lands twice
-#: is deduplicated by the table, so every write still takes effect once. An append pending
+#: The replica's VirtualLog retries appends whose outcome is unknown, after looking for them
+#: (exactly-once appends: each append call stores its entry at most once). Copies made by a
+#: client's retries through other replicas are deduplicated by the table. An append pending
 #: for 0.25 s looks whether the chain moved on (a replica whose cached chain names a dead
 #: sequencer finds the new one sooner; the KV write gap on a failover is one failover).
 REPLICA_VLOG_OPTIONS = VirtualLogOptions(retry_unknown=True, watch_after_s=0.25)

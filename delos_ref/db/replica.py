@@ -25,8 +25,11 @@ a snapshot from a peer first (see below).
 appends are in flight into one batch entry --, wait until the player has applied the
 position ``append`` returned, and answer with the command's result.
 Because every copy of a ``(client, seq)`` after the first returns the first one's result
-(the table's deduplication), a write that a client retried -- here, elsewhere, or inside the
-VirtualLog after an unknown outcome -- takes effect once, and each answer is that effect.
+(the table's deduplication), a write that a client retried -- here or elsewhere -- takes
+effect once, and each answer is that effect. Copies are few: the VirtualLog stores each
+append at most once (it looks for an append whose outcome is unknown before retrying it), and
+a retry arriving here while this replica's copy is still queued or in flight joins that copy
+(``batching.py``), so a write takes at most one position per client attempt.
 
 **Linearizable reads** (``mode="linearizable"``) *sync*: ``check_tail``, play forward to that
 tail, then read the local table. Every write acknowledged before the read started is below

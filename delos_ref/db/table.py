@@ -25,8 +25,8 @@ how a read is made linearizable). Keys and values are text, stored UTF-8 in the 
 table, so the table's key order is the byte order of the UTF-8 keys.
 
 **Exactly once.** A client may send the same command more than once (it timed out and
-retried on another replica; the VirtualLog retried an append that may have landed), so the
-same ``(client, seq)`` can appear at several log positions. Only the first is applied: its
+retried on another replica), so the same ``(client, seq)`` can appear at several log
+positions. Only the first is applied: its
 result is remembered in the ``dedup`` table, and later copies return that result without
 touching the data. The remembered results would grow forever, so each command also carries
 the client's ``floor``: every ``seq`` below it has been answered, and the client will never

@@ -15,17 +15,18 @@ own :class:`~delos_ref.virtuallog.VirtualLog`:
 
 A crashed sequencer node never serves its old loglets again, so appends there stall until a
 reconfigurer moves the log on; appends give up after a bounded number of attempts (recorded
-as failed or unknown). Appends never retry once an attempt may have landed
-(``retry_unknown=False``), so every entry is in the log at most once and the history is exact.
+as failed or unknown). An attempt whose outcome is unknown is resolved before the append is
+retried (the VirtualLog looks for the entry in the sealed segment, ``VirtualLog._resolve``),
+so an acknowledged entry is in the log exactly once and the history is exact.
 
 Checks, each a violation string when it fails:
 
 1. **Linearizable as a log**: appends (position returned), check_tails and reads (the first
    entry of each ``read_next``), with the final full read, go through the checker with the
    :class:`~delos_ref.checker.Log` model. Failed appends are ``fail``, unknown ones ``info``.
-2. **No acknowledged entry lost or moved**: after the run, on a healed cluster, a fresh client
-   reads the whole log; each acknowledged entry is at its acknowledged position, and no entry
-   appears twice.
+2. **No acknowledged entry lost, moved or duplicated**: after the run, on a healed cluster, a
+   fresh client reads the whole log; each acknowledged entry is at its acknowledged position
+   and nowhere else (no acknowledged entry at two positions), and no entry appears twice.
 3. **Readers agree**: every position any reader saw holds the same entry in the final log.
 4. **Chain invariants hold in every version**: every chain any client fetched is well formed
    (the codec refuses others); one version, one chain; and each version seen next to its
@@ -36,6 +37,8 @@ Bug switches (``--bug``), one per requirement on the components (seed slide "Req
 for components"), each caught by the checks above:
 
 * ``metastore_write_without_version`` (1): reconfigurations install chains blindly;
+* ``reappend_unknown``: an append whose outcome is unknown is sent again without looking for
+  it first, so an entry that landed as the last one of a sealed segment lands twice (check 2);
 * ``seal_on_minority`` (2): a seal that is not fault-tolerant (one LogServer);
 * ``logserver_accepts_after_seal`` (3): LogServers that accept appends after sealing;
 * ``check_tail_hides_seal`` (4): check_tail that does not report the seal bit;
@@ -101,8 +104,8 @@ RUN_BOUND_S = 200.0  # virtual seconds: a bound on the client phase, never reach
 RESUME_BOUND_S = 10.0  # virtual seconds from a sequencer crash to the next successful append
 SUPERVISOR = SupervisorOptions(interval_s=0.2, suspect_s=1.0, stable_s=2.0, check_s=0.25, jitter_s=0.2, quiet_s=1.0)
 TIMEOUTS = ClientTimeouts(deadline_s=1.0, call_timeout_s=0.2)
-OPTIONS = VirtualLogOptions(attempts=8, roll_forward_s=0.5, poll_s=0.05, retry_unknown=False)
-FINAL_OPTIONS = VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05, retry_unknown=False)
+OPTIONS = VirtualLogOptions(attempts=8, roll_forward_s=0.5, poll_s=0.05)
+FINAL_OPTIONS = VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05)
 
 LOG_BUGS = {
     **VIRTUALLOG_BUGS,
@@ -346,9 +349,14 @@ async def _final_read(c: Cluster, hist: History) -> tuple[dict[int, bytes], list
 
 def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:
     out = []
+    held: dict[bytes, list[int]] = {}  # every entry (unique per append here): where the log holds it
+    for pos in sorted(log):
+        held.setdefault(log[pos], []).append(pos)
     for entry, pos in sorted(acked.items(), key=lambda kv: kv[1]):
         if log.get(pos) != entry:
             out.append(f"acknowledged {entry!r} at {pos}, but the final log holds {log.get(pos)!r} there")
+        if len(held.get(entry, [])) > 1:
+            out.append(f"acknowledged entry {entry!r} at two positions: acknowledged at {pos}, the log holds it at {held[entry]}")
     where: dict[bytes, int] = {}
     for pos in sorted(log):
         if where.setdefault(log[pos], pos) != pos:

@@ -11,8 +11,11 @@ Modules, bottom up:
   ``truncate``, ``modify``, ``segment_for``, and the register encoding;
 * ``registry.py`` -- :class:`LogletRegistry`: builds a loglet from a segment's kind and
   params, and clones configs for roll-forward;
+* ``entry.py``    -- the entry envelope: each stored entry names its appender (client id,
+  sequence number), so an append whose outcome is unknown can be looked for;
 * ``client.py``   -- :class:`VirtualLog`: routing by the cached chain, retries on sealed
-  loglets, roll-forward, ``reconfig_extend`` / ``reconfig_truncate`` / ``reconfig_modify``;
+  loglets, exactly-once appends (an unknown outcome is resolved before a retry),
+  roll-forward, ``reconfig_extend`` / ``reconfig_truncate`` / ``reconfig_modify``;
 * ``supervisor.py`` -- failure-driven reconfiguration: heartbeats, a damped
   :class:`~delos_ref.virtuallog.supervisor.FailureDetector`, and a ``Supervisor`` that asks
   the active loglet to ``diagnose`` itself and extends the chain onto the successor it names
@@ -20,8 +23,9 @@ Modules, bottom up:
 
 Trace events: the register's (``metastore`` Chosen / ReadDone carry the encoded chains of
 each version) and the loglets', plus ``AppendAck`` (role ``virtuallog``: client, vpos,
-lpos, start, loglet -- an append acknowledged at virtual position vpos, loglet position
-lpos of the segment starting at start). ``delos_ref.tracecheck.virtuallog`` checks them
+lpos, start, loglet, seq, how -- the client's seq-th append acknowledged at virtual position
+vpos, loglet position lpos of the segment starting at start; how is "appended", or "found"
+when an attempt whose reply was lost was found there). ``delos_ref.tracecheck.virtuallog`` checks them
 against ``specs/VirtualLog.tla``.
 """
 

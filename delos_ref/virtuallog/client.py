@@ -35,10 +35,26 @@ reason ``check_tail`` never answers from a sealed loglet. The one shortcut: belo
 loglet's ``known_readable()`` -- positions it knows are committed for good, e.g. below this
 client's own acknowledged append, never a sealed tail -- reads need no ``check_tail`` at all.
 
+**Exactly-once appends.** ``append`` returns one position, and the log holds the entry there
+and nowhere else. Every entry is stored in an envelope naming its appender (``entry.py``:
+this client's id and the sequence number of the ``append`` call), which readers never see.
+When an attempt's outcome is unknown -- the loglet stored the entry but the reply was lost,
+or the chain moved on while it was in flight -- the client does not simply send it again
+(that is how an entry came to be at the last position of a sealed segment *and* at the next
+one, issue 17). It *resolves* the attempt first (:meth:`VirtualLog._resolve`): once the
+attempt's segment is sealed and closed by a chain (waiting for a successor, or rolling
+forward itself), it reads that segment from the loglet's committed prefix at the time of the
+send up to its stop, where the entry can have landed, and looks for the entry's id. Found:
+that is the append's position. Absent: the entry is certainly not in the log (anything that
+lands later is a zombie above the stop, never read), and it is appended on the active
+segment. Each append call thus stores its entry at most once, at the acknowledged position.
+
 **What a failed append means.** Every error a caller sees says whether the entry may be in the
 log: :class:`AppendFailed` (it certainly is not) or :class:`AppendOutcomeUnknown` (it may be,
-at most once per attempt). An append retried after an error that ``may_have_landed`` can
-appear twice; deduplication is the database's job (§3.4).
+once: the attempt could not be resolved within ``attempts`` -- the old segment could not be
+sealed or read -- or a trim took the range where it may be). A caller that retries after an
+unknown outcome makes a new append with a new id, so that copy may be a second one; the
+database deduplicates its commands by (client, seq) for that reason (§3.4).
 """
 
 from __future__ import annotations
@@ -48,8 +64,9 @@ from typing import Any
 
 import trio
 
-from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError, check_range
+from delos_ref.loglet.api import MAX_ENTRY_BYTES, MAX_READ_ENTRIES, LogletUnavailable, SealedError, TrimmedError, check_entry, check_range
 from delos_ref.virtuallog.chain import Chain, Segment, decode_chain, encode_chain
+from delos_ref.virtuallog.entry import EntryId, decode_entry, encode_entry, entry_id
 from delos_ref.virtuallog.registry import LogletRegistry
 from paxos.register import Conflict, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown, Written
 
@@ -89,9 +106,8 @@ class VirtualLogOptions:
     poll_s: float = 0.02  # between chain fetches while waiting for one
     unavailable_backoff_s: float = 0.05  # before retrying an unavailable loglet on the same chain
     watch_after_s: float = 0.5  # an append pending this long starts watching the chain (see _append_on)
-    # Retry after an attempt that may have landed (the entry may then appear twice: the
-    # database deduplicates). False: such an append raises AppendOutcomeUnknown at once, so
-    # each append lands at most once -- what the simulation's exact history needs.
+    # After an attempt that may have landed: resolve it (look for the entry once its segment
+    # is sealed) and retry if it is absent. False: raise AppendOutcomeUnknown at once.
     retry_unknown: bool = True
 
     def __post_init__(self) -> None:
@@ -102,7 +118,31 @@ class VirtualLogOptions:
 #: Bug switch: install chains without the version condition (a blind write at whatever
 #: version the register is at): a racing reconfiguration overwrites the winner's chain.
 BUG_UNCONDITIONAL_WRITE = "metastore_write_without_version"
-VIRTUALLOG_BUGS = {BUG_UNCONDITIONAL_WRITE: "reconfigurations overwrite the chain without the version condition"}
+#: Bug switch: after an attempt whose outcome is unknown, append the entry again without
+#: looking for it first (how appends worked before _resolve): it can land twice.
+BUG_REAPPEND_UNKNOWN = "reappend_unknown"
+VIRTUALLOG_BUGS = {
+    BUG_UNCONDITIONAL_WRITE: "reconfigurations overwrite the chain without the version condition",
+    BUG_REAPPEND_UNKNOWN: "an append whose outcome is unknown is sent again without looking for it (it can land twice)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Doubt:
+    """An append attempt whose outcome is unknown: sent to ``seg``'s loglet as this client's
+    ``seq``-th append, when the loglet's committed prefix reached ``lo`` (it can land no lower)."""
+
+    seg: Segment
+    lo: int
+    seq: int
+
+
+def _stop_of(chain: Chain, seg: Segment) -> int | None:
+    """The stop of the once-active segment ``seg``, now closed in ``chain`` (perhaps moved to
+    another loglet by ``reconfig_modify``: the same range, same start); None if truncated away."""
+    closed = chain.segments[:-1]
+    same = [s.stop for s in closed if s.same_loglet(seg)] or [s.stop for s in closed if s.start == seg.start]
+    return max(same) if same else None  # type: ignore[type-var]
 
 
 class VirtualLog:
@@ -129,10 +169,12 @@ class VirtualLog:
         self.chain: Chain | None = None
         self._trim_point = 0
         self._clones = 0
+        EntryId(client_id, 0)  # the id must fit an entry envelope (entry.py)
+        self._next_seq = 0  # the sequence number of this client's next append (its entries' ids)
         self._in_flight: dict[trio.CancelScope, tuple[Segment, float]] = {}  # appends, for _watch
         self._watching = False
         self._watch_wakeup = trio.Event()
-        self.stats = dict.fromkeys(("appends", "sealed", "unavailable", "abandoned", "refreshes", "roll_forwards", "won", "lost"), 0)
+        self.stats = dict.fromkeys(("appends", "found", "resolved", "sealed", "unavailable", "abandoned", "refreshes", "roll_forwards", "won", "lost"), 0)
 
     def _emit(self, event: str, **fields: Any) -> None:
         """A ``virtuallog`` trace event, into the MetaStore client's trace sink (if any)."""
@@ -178,24 +220,43 @@ class VirtualLog:
     # ------------------------------------------------------------------------ append
 
     async def append(self, entry: bytes) -> int:
-        """Append ``entry`` to the active segment; its virtual position. Retries on a sealed
-        or unavailable loglet up to ``options.attempts``; then raises :class:`AppendFailed`
-        or :class:`AppendOutcomeUnknown`."""
-        may_have_landed = False
+        """Append ``entry`` to the active segment; its virtual position, where it is the only
+        copy. Retries on a sealed or unavailable loglet up to ``options.attempts``; then raises
+        :class:`AppendFailed` (not in the log) or :class:`AppendOutcomeUnknown` (maybe, once).
+
+        An attempt whose outcome is unknown is *resolved* before anything is sent again
+        (:meth:`_resolve`): once its segment is sealed, the range where the entry can have
+        landed is read; found there, that position is the answer; certainly absent, the next
+        attempt appends it on the active segment."""
+        seq, stored = self._envelope(entry)
+        doubt: _Doubt | None = None  # the last attempt, while its outcome is unknown
+        unresolved = False  # (bug reappend_unknown) an attempt may have landed, never looked for
         last: Exception | None = None
         for _ in range(self.options.attempts):
             try:
+                if doubt is not None:
+                    found = await self._resolve(doubt)
+                    if found is not None:
+                        return self._acked(self._segment_holding(found, doubt.seg), found, doubt.seq, "found")
+                    doubt = None  # certainly not in the log: append it again
                 seg = (await self._chain()).active
-            except MetaStoreUnavailable as e:
-                last = e  # no chain to route by (a fresh client, MetaStore unreachable)
+            except (LogletUnavailable, VirtualLogUnavailable) as e:
+                last = e  # the old segment could not be sealed or read yet: look again
+                continue
+            except (MetaStoreUnavailable, WriteOutcomeUnknown) as e:
+                last = e  # no chain to route by, or no way to learn or install a successor
                 break
+            lo = self.registry.loglet(seg).known_readable()  # a later send cannot land below
             try:
-                pos = await self._append_on(seg, entry)
+                pos = await self._append_on(seg, stored)
             except (SealedError, LogletUnavailable) as e:
-                may_have_landed |= e.may_have_landed
                 last = e
-                if may_have_landed and not self.options.retry_unknown:
-                    break
+                if e.may_have_landed and BUG_REAPPEND_UNKNOWN not in self.bugs:
+                    doubt = _Doubt(seg, lo, seq)
+                    if not self.options.retry_unknown:
+                        break
+                    continue  # resolved at the top of the next attempt
+                unresolved |= e.may_have_landed  # only with the bug: it is sent again blindly
                 try:
                     await self._after_failure(seg, e)
                 except LogletUnavailable:
@@ -204,11 +265,81 @@ class VirtualLog:
                     last = m  # sealed, and no way to learn or install a successor
                     break
                 continue
-            self.stats["appends"] += 1
-            self._emit("AppendAck", vpos=seg.to_virtual(pos), lpos=pos, start=seg.start, loglet=getattr(self.registry.config(seg), "loglet_id", None))
-            return seg.to_virtual(pos)
-        error = AppendOutcomeUnknown if may_have_landed else AppendFailed
+            return self._acked(seg, seg.to_virtual(pos), seq, "appended")
+        error = AppendOutcomeUnknown if doubt is not None or unresolved else AppendFailed
         raise error(f"append gave up after {last!r}") from last
+
+    def _envelope(self, entry: bytes) -> tuple[int, bytes]:
+        """This client's next sequence number, and ``entry`` in its envelope under it (``entry.py``)."""
+        check_entry(entry)
+        seq = self._next_seq
+        stored = encode_entry(EntryId(self.client_id, seq), entry)
+        if len(stored) > MAX_ENTRY_BYTES:
+            overhead = len(stored) - len(entry)
+            raise ValueError(f"entry of {len(entry)} bytes exceeds the bound of {MAX_ENTRY_BYTES - overhead} (the log's {MAX_ENTRY_BYTES} less this client's {overhead}-byte envelope)")
+        self._next_seq += 1
+        return seq, stored
+
+    def _acked(self, seg: Segment, vpos: int, seq: int, how: str) -> int:
+        """Count and trace this client's ``seq``-th append, acknowledged at ``vpos`` of ``seg``."""
+        assert seg.holds(vpos), "an acknowledged position lies in its segment"
+        self.stats["appends"] += 1
+        self.stats["found"] += how == "found"
+        self._emit("AppendAck", vpos=vpos, lpos=seg.to_loglet(vpos), start=seg.start, loglet=getattr(self.registry.config(seg), "loglet_id", None), seq=seq, how=how)
+        return vpos
+
+    async def _resolve(self, doubt: "_Doubt") -> int | None:
+        """Where the append ``doubt`` landed, or None if it certainly did not (OSDI'20 §3.4:
+        "a failed append may still become durable"; here the VirtualLog finds out).
+
+        The answer is only definite once the attempt's segment is sealed and its stop fixed
+        by a chain: below the stop the entries are final, and anything that lands later is a
+        zombie above it, never read. So if the chain still has that segment active, this
+        waits for a successor (rolling forward after ``roll_forward_s``, which seals it).
+        Then it reads the segment from where the entry could first land (``doubt.lo``: the
+        loglet's committed prefix when it was sent) to the stop, and looks for its id.
+
+        * The chain may have moved on several times: the segment is still in it, closed.
+        * A ``reconfig_modify`` may have moved the segment to another loglet (same entries,
+          same range): then it is the closed segment starting where it started.
+        * A trim may have taken the range, or part of it: if the entry is not in the rest,
+          nobody can tell any more -- :class:`AppendOutcomeUnknown`, the honest answer.
+        """
+        chain = await self.refresh()
+        if chain.active.same_loglet(doubt.seg):
+            await self._await_successor(doubt.seg)  # seals it, if nobody else does
+            chain = self._routing_chain()
+        ident = EntryId(self.client_id, doubt.seq)
+        stop = _stop_of(chain, doubt.seg)
+        if stop is None:
+            raise AppendOutcomeUnknown(f"append of {ident}: the segment at {doubt.seg.start} it may have landed in was trimmed away")
+        pos = await self._find(ident, doubt.seg.start + doubt.lo, stop)
+        self.stats["resolved"] += 1
+        return pos
+
+    def _segment_holding(self, vpos: int, default: Segment) -> Segment:
+        """The segment of the cached chain holding ``vpos`` (``default`` if trimmed away)."""
+        index = self._routing_chain().segment_for(vpos)
+        return default if index is None else self._routing_chain().segments[index]
+
+    async def _find(self, ident: EntryId, lo: int, hi: int) -> int | None:
+        """The virtual position in ``[lo, hi)`` holding the entry ``ident``, or None."""
+        pos, trimmed = lo, False
+        while pos < hi:
+            try:
+                got = await self._read_raw(pos, hi)
+            except TrimmedError as e:
+                trimmed, pos = True, max(pos + 1, e.trim_point)
+                continue
+            if not got:
+                raise VirtualLogUnavailable(f"looking for {ident}: position {pos} of a sealed segment is not readable yet")
+            for p, stored in got:
+                if entry_id(stored) == ident:
+                    return p
+            pos = got[-1][0] + 1
+        if trimmed:
+            raise AppendOutcomeUnknown(f"append of {ident}: not found, and part of [{lo}, {hi}) where it may have landed is trimmed")
+        return None
 
     async def _append_on(self, seg: Segment, entry: bytes) -> int:
         """Append to ``seg``'s loglet; give up early if the chain moves past ``seg`` meanwhile.
@@ -314,7 +445,12 @@ class VirtualLog:
 
     async def read_next(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """``(pos, entry)`` for ``lo, lo+1, ...`` below ``hi``, across segments, up to the
-        first unreadable position (the tail) or ``MAX_READ_ENTRIES``."""
+        first unreadable position (the tail) or ``MAX_READ_ENTRIES``. Each entry is the
+        user's bytes as given to ``append`` (its envelope, ``entry.py``, taken off)."""
+        return [(pos, decode_entry(stored)[1]) for pos, stored in await self._read_raw(lo, hi)]
+
+    async def _read_raw(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """:meth:`read_next` with each entry as stored (in its envelope)."""
         check_range(lo, hi)
         out: list[tuple[int, bytes]] = []
         pos = lo
