@@ -168,6 +168,18 @@ MUTANTS = [
     ),
 ]
 
+# The exactly-once rule (issue 17 item 1), on the VirtualLog spec.
+MUTANTS.append(
+    Mutant(
+        name="reappend_unknown",
+        spec=VLOG,
+        model="MCVirtualLog",
+        rule="an append whose outcome is unknown is looked for in its sealed segment before it is sent again",
+        edits=(("IN  IF hits = {}\n", "IN  IF TRUE\n"),),
+        expect=("NoDuplicates", "AckedOnce"),
+    )
+)
+
 # ------------------------------------------------------------------ StripedLoglet
 # One per StripedLoglet bug switch; their table lives beside the striped spec
 # (specs/striped_mutants.py, also run by tests/test_striped_spec.py).
