@@ -306,6 +306,10 @@ async def _resume_after_sequencer_crash(c: Cluster, hist: History, acked: dict[b
             pending = True
             try:
                 pos = await vlog.append(entry.encode())
+            except LogletContractBroken as e:  # the VirtualLog caught a loglet breaking §3.4
+                hist.info("resume")
+                c.sim.restart(sequencer)
+                return [f"resume: {e}"]
             except AppendOutcomeUnknown:
                 pending = False
                 hist.info("resume")
