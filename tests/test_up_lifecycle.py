@@ -141,7 +141,10 @@ def test_up_on_a_stale_directory_honours_base_port(tmp_path):
         refused = cli("up", "--detach", "--dir", str(d))
         assert refused.returncode == 1 and "pass --base-port to move this cluster" in refused.stderr
         assert cluster.config_path(d).exists(), "a stale cluster's data is never removed"
-        second = next(b for b in range(first + 100, 32000, 7) if all(cluster.port_free("127.0.0.1", b + i, "tcp") for i in range(3)))
+        # Another free range below the ephemeral ports, away from the first (which may lie
+        # anywhere in 20000..32700: free_base_port starts from the pid).
+        candidates = [*range(first + 100, 32700, 7), *range(20000, first - 100, 7)]
+        second = next(b for b in candidates if all(cluster.port_free("127.0.0.1", b + i, "tcp") for i in range(3)))
         moved = cli("up", "--detach", "--dir", str(d), "--base-port", str(second), timeout=90)
     try:
         assert moved.returncode == 0, moved.stderr
