@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import trio
 
@@ -183,7 +183,13 @@ async def _append_loop(h: SimNativeHarness, client: str, loop: int, hist: Histor
         await trio.sleep(rng.uniform(0, 0.004))
 
 
-async def _checked_tail(h: SimNativeHarness, client: str, hist: History) -> TailRecord | None:
+#: Checks a sealed check_tail's result against the servers' durable state, at once.
+HoldCheck = Callable[[Any, TailRecord, History], None]
+
+
+async def _checked_tail(h: Any, client: str, hist: History, hold: HoldCheck) -> TailRecord | None:
+    """One check_tail by ``client``, recorded; a sealed tail is checked at once by ``hold``
+    (against durable storage: :func:`_check_majority_holds`, or the striped workload's)."""
     start = trio.current_time()
     try:
         tail, sealed = await h.client(client).check_tail()
@@ -192,7 +198,7 @@ async def _checked_tail(h: SimNativeHarness, client: str, hist: History) -> Tail
     rec = TailRecord(client, start, trio.current_time(), tail, sealed)
     hist.tails.append(rec)
     if sealed:
-        _check_majority_holds(h, rec, hist)
+        hold(h, rec, hist)
     return rec
 
 
@@ -203,14 +209,14 @@ def _check_majority_holds(h: SimNativeHarness, rec: TailRecord, hist: History) -
         hist.violations.append(f"sealed tail {rec.tail} returned to {rec.client} at t={rec.end:.4f}, but only {holders} durably hold [0, {rec.tail})")
 
 
-async def _tail_checker(h: SimNativeHarness, client: str, hist: History, stop: trio.Event) -> None:
+async def _tail_checker(h: Any, client: str, hist: History, stop: trio.Event, hold: HoldCheck = _check_majority_holds) -> None:
     rng = h.sim.rng("checker", client)
     while not stop.is_set():
-        await _checked_tail(h, client, hist)
+        await _checked_tail(h, client, hist, hold)
         await trio.sleep(rng.uniform(0.001, 0.03))
 
 
-async def _sealer(h: SimNativeHarness, hist: History) -> None:
+async def _sealer(h: Any, hist: History, hold: HoldCheck = _check_majority_holds) -> None:
     rng = h.sim.rng("sealer")
     await trio.sleep(rng.uniform(0.05, 0.6))
     for _ in range(50):
@@ -222,7 +228,7 @@ async def _sealer(h: SimNativeHarness, hist: History) -> None:
         break
     for _ in range(5):
         await trio.sleep(rng.uniform(0.001, 0.02))
-        await _checked_tail(h, SEALER, hist)
+        await _checked_tail(h, SEALER, hist, hold)
 
 
 # ----------------------------------------------------------------------------- checks

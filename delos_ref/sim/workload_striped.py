@@ -123,40 +123,6 @@ def _check_stripes_hold(h: SimStripedHarness, rec: base.TailRecord, hist: base.H
             hist.violations.append(f"sealed tail {rec.tail} returned to {rec.client}, but stripe {j} holds [0, {want}) only on {holders}")
 
 
-async def _checked_tail(h: SimStripedHarness, client: str, hist: base.History) -> None:
-    start = trio.current_time()
-    try:
-        tail, sealed = await h.client(client).check_tail()
-    except LogletUnavailable:
-        return
-    rec = base.TailRecord(client, start, trio.current_time(), tail, sealed)
-    hist.tails.append(rec)
-    if sealed:
-        _check_stripes_hold(h, rec, hist)
-
-
-async def _tail_checker(h: SimStripedHarness, client: str, hist: base.History, stop: trio.Event) -> None:
-    rng = h.sim.rng("checker", client)
-    while not stop.is_set():
-        await _checked_tail(h, client, hist)
-        await trio.sleep(rng.uniform(0.001, 0.03))
-
-
-async def _sealer(h: SimStripedHarness, hist: base.History) -> None:
-    rng = h.sim.rng("sealer")
-    await trio.sleep(rng.uniform(0.05, 0.6))
-    for _ in range(50):
-        try:
-            await h.client(SEALER).seal()
-        except LogletUnavailable:
-            continue
-        hist.seals_returned.append(trio.current_time())
-        break
-    for _ in range(5):
-        await trio.sleep(rng.uniform(0.001, 0.02))
-        await _checked_tail(h, SEALER, hist)
-
-
 async def _final_checks(h: SimStripedHarness, hist: base.History) -> list[str]:
     """Checks 1 and 6: every acknowledged entry reads back in place, below the sealed tail."""
     reader = h.client("reader")
@@ -222,12 +188,12 @@ async def _clients(h: SimStripedHarness, hist: base.History) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as checkers:
         for c in CHECKERS:
-            checkers.start_soon(_tail_checker, h, c, hist, stop)
+            checkers.start_soon(base._tail_checker, h, c, hist, stop, _check_stripes_hold)
         async with trio.open_nursery() as workers:
             for a in APPENDERS:
                 for loop in range(base.LOOPS_PER_APPENDER):
                     workers.start_soon(base._append_loop, h, a, loop, hist)
-            workers.start_soon(_sealer, h, hist)
+            workers.start_soon(base._sealer, h, hist, _check_stripes_hold)
         stop.set()
 
 
