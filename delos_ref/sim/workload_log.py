@@ -9,9 +9,12 @@ own :class:`~delos_ref.virtuallog.VirtualLog`:
 * two *appenders*, each appending unique entries in a loop;
 * two *readers*, each checking the tail and reading a range below it;
 * two *reconfigurers*, each running ``reconfig_extend`` at random moments onto a fresh
-  loglet: a NativeLoglet on the three LogServers with a sequencer chosen by the seed, or now
-  and then a memory loglet (so kinds are hot-swapped under load). Racing reconfigurations are
-  the point: the conditional write must serialize them.
+  loglet: a NativeLoglet on the three LogServers with a sequencer chosen by the seed, a
+  StripedLoglet of two or three such NativeLoglets with rotating sequencers, or now and then
+  a memory loglet (so kinds are hot-swapped under load, native to striped and back). Racing
+  reconfigurations are the point: the conditional write must serialize them. A striped
+  segment may hold *fillers* (empty entries in holes no append filled): the checks count
+  them as appends by no one, of unknown outcome.
 
 A crashed sequencer node never serves its old loglets again, so appends there stall until a
 reconfigurer moves the log on; appends give up after a bounded number of attempts (recorded
@@ -70,11 +73,13 @@ from delos_ref.loglet.native import NativeLogletConfig, add_logserver, add_seque
 from delos_ref.loglet.native.client import BUG_HIDE_SEAL, BUG_NO_FAILURE_REPORTS, BUG_SEAL_MINORITY, CONTRACT_BUGS
 from delos_ref.loglet.native.logserver import LOGSERVER_BUGS
 from delos_ref.loglet.native.roles import LOGSERVER_ROLE, SEQUENCER_ROLE
+from delos_ref.loglet.striped import FILLER, stripe_id
 from delos_ref.ping import PingCore
 from delos_ref.runtime import Node
 from delos_ref.sim.harness import RunConfig, RunResult, Workload, register
 from delos_ref.sim.simulation import Nemesis, Simulation, link_for
 from delos_ref.sim.workload_loglet import SIM_OPTIONS
+from delos_ref.sim.workload_striped import SIM_STRIPED
 from delos_ref.virtuallog import (
     VIRTUALLOG_BUGS,
     AppendFailed,
@@ -86,9 +91,8 @@ from delos_ref.virtuallog import (
     VirtualLog,
     VirtualLogOptions,
     VirtualLogUnavailable,
-    default_registry,
 )
-from delos_ref.virtuallog.registry import native_kind
+from delos_ref.virtuallog.registry import LogletRegistry, memory_kind, native_kind, striped_config, striped_kind
 from delos_ref.virtuallog.supervisor import SUPERVISOR_BUGS, Supervisor, SupervisorOptions
 from paxos.acceptor import Acceptor
 from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown
@@ -196,8 +200,8 @@ class Cluster:
     def vlog_on(self, node: Node, name: str, options: VirtualLogOptions) -> VirtualLog:
         """A (monitored) VirtualLog client on ``node``; ``name`` is unique per incarnation."""
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS, trace=node.trace)
-        registry = default_registry(memory=self.memory)
-        registry.add_kind(native_kind(node, SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS))
+        registry = LogletRegistry((memory_kind(self.memory), native_kind(node, SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS)))
+        registry.add_kind(striped_kind(registry, node, SIM_STRIPED))
         vlog = MonitoredVirtualLog(metastore, registry, name, options=options, bugs=frozenset([self.bug]) & set(VIRTUALLOG_BUGS))
         vlog.monitor = self.monitor
         return vlog
@@ -250,7 +254,7 @@ async def _read_one(vlog: VirtualLog, name: str, lo: int, hi: int, hist: History
     if not got:
         hist.fail(name)  # a read that found nothing (unavailable copy) says nothing; record none
         return
-    hist.ok(name, got[0][1].decode())
+    hist.ok(name, _as_read(*got[0]))
     for pos, entry in got:
         seen.setdefault(pos, (name, entry))
 
@@ -260,14 +264,28 @@ async def _reconfigurer(c: Cluster, name: str, broken: list[str]) -> None:
     rng = c.sim.rng("reconfigurer", name)
     for i in range(RECONFIGS_PER_RECONFIGURER):
         await trio.sleep(rng.uniform(0.05, 0.4))
-        loglet_id = f"{name}.{i}"
-        cfg = MemoryLogletConfig(loglet_id) if rng.random() < 0.2 else NativeLogletConfig(loglet_id, rng.choice(SERVERS), SERVERS)
+        cfg = _next_loglet(vlog, rng, f"{name}.{i}")
         try:
             await vlog.reconfig_extend(cfg)
         except (LogletUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown):
             continue  # a fault: the next attempt (or someone's roll-forward) moves on
         except LogletContractBroken as e:
             broken.append(f"{name}: {e}")  # the VirtualLog caught a loglet breaking §3.4
+
+
+def _next_loglet(vlog: VirtualLog, rng: Any, loglet_id: str) -> Any:
+    """The loglet a reconfigurer moves the log onto, chosen by the seed: now and then a memory
+    loglet, often a StripedLoglet of two or three NativeLoglets over the same LogServers with
+    rotating sequencers (a hot swap between native and striped, both ways), else a
+    NativeLoglet with a sequencer chosen by the seed."""
+    r = rng.random()
+    if r < 0.2:
+        return MemoryLogletConfig(loglet_id)
+    if r < 0.45:
+        first = rng.randrange(len(SERVERS))
+        stripes = [NativeLogletConfig(stripe_id(loglet_id, j), SERVERS[(first + j) % len(SERVERS)], SERVERS) for j in range(rng.choice((2, 3)))]
+        return striped_config(vlog.registry, loglet_id, stripes)
+    return NativeLogletConfig(loglet_id, rng.choice(SERVERS), SERVERS)
 
 
 async def _guarded(violations: list[str], client: Any, c: Cluster, name: str, *args: Any) -> None:
@@ -347,7 +365,7 @@ async def _final_read(c: Cluster, hist: History) -> tuple[dict[int, bytes], list
         return {}, [f"liveness: the final read on a healed cluster failed: {e!r}"]
     for pos in range(tail):
         hist.invoke("final", "read", pos)
-        hist.ok("final", log[pos].decode())
+        hist.ok("final", _as_read(pos, log[pos]))
     return log, []
 
 
@@ -363,6 +381,8 @@ def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, t
             out.append(f"acknowledged entry {entry!r} at two positions: acknowledged at {pos}, the log holds it at {held[entry]}")
     where: dict[bytes, int] = {}
     for pos in sorted(log):
+        if log[pos] == FILLER:
+            continue  # a StripedLoglet's filler for a hole (docs/design.md §6): no one's append
         if where.setdefault(log[pos], pos) != pos:
             out.append(f"{log[pos]!r} is in the log twice, at {where[log[pos]]} and {pos}")
     for pos, (reader, entry) in sorted(seen.items()):
@@ -371,8 +391,21 @@ def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, t
     return out
 
 
-def _linearizability(hist: History) -> list[str]:
-    result = check(hist, Log())
+def _as_read(pos: int, entry: bytes) -> str:
+    """How the history records a read of ``entry`` at ``pos``. A StripedLoglet's filler (the
+    empty entry it puts into a hole, docs/design.md §6) is named by its position, so that each
+    filler is a unique entry the checker can pin, like every client's."""
+    return f"<filler at {pos}>" if entry == FILLER else entry.decode()
+
+
+def _linearizability(hist: History, log: dict[int, bytes]) -> list[str]:
+    """Check 1. Each filler in the final log was appended by no client, at a time no one saw:
+    an append of unknown outcome, invoked before everything (so it may take effect anywhere)."""
+    fillers = History()
+    for pos in sorted(p for p, entry in log.items() if entry == FILLER):
+        fillers.invoke("filler", "append", _as_read(pos, FILLER))
+        fillers.info("filler")
+    result = check(History([*fillers.events, *hist.events]), Log())
     if result.ok:
         return []
     return [f"history {result.verdict}: {result.reason}"]
@@ -404,7 +437,7 @@ async def run(cfg: RunConfig) -> RunResult:
         virtual_s = trio.current_time()
     if not final:
         violations += _check_log(log, acked, seen)
-    violations = c.monitor.violations + violations + _linearizability(hist)
+    violations = c.monitor.violations + violations + _linearizability(hist, log)
     trace = sim.trace.events
     stats = {
         "acked": len(acked),
