@@ -1,5 +1,6 @@
 """The ``log`` simulation workload (delos_ref/sim/workload_log.py): the VirtualLog under
-appenders, readers and racing reconfigurers over NativeLoglets and memory loglets, with
+appenders, readers and racing reconfigurers over NativeLoglets, StripedLoglets and memory
+loglets, with
 faults, and a supervisor (failure detection -> reconfiguration) on every server. No
 violations without bugs; the bug switch of each of the seed's five requirements is caught
 (docs/design.md §3-§5).
@@ -62,3 +63,17 @@ def test_log_bug_switch_is_caught(bug):
     summary = sweep(LOG, seeds=BUG_SEEDS[bug], faults=FAULTS, bug=bug, stop_at_first=True)
     assert summary["violations"], f"bug {bug} was not caught in {BUG_SEEDS[bug]} seeds"
     assert f"--bug {bug}" in summary["violations"][0]["replay"]
+
+
+def test_log_workload_hot_swaps_between_native_and_striped_loglets():
+    """Issue 18: the reconfigurers move the log onto StripedLoglets and off them again, under
+    every fault; striped segments take acknowledged appends (and fillers, when a stripe lags),
+    and the run stays clean."""
+    seen = {"StripedAck": 0, "StripedSeal": 0}
+    for seed in range(3):
+        result = run_seed(LOG, RunConfig(seed, FAULTS, keep_trace=True))
+        assert result.violations == [], result.violations[:3]
+        for e in result.trace:
+            if e["event"] in seen:
+                seen[e["event"]] += 1
+    assert seen["StripedAck"] > 0 and seen["StripedSeal"] > 0, seen
