@@ -347,3 +347,8 @@ TABLES: dict[str, list[Case]] = {
         sequencer_commits_the_majority_th_greatest_tail,
     ],
 }
+
+# The asynchronous rules' cases are scripted scenarios on the simulator (their own module).
+from delos_ref.labs.scenarios import CASES as _SCENARIOS  # noqa: E402
+
+TABLES.update(_SCENARIOS)
