@@ -71,6 +71,9 @@ def node(
         logs.setup_node_logging(data_dir, node_id, log_level)
     except OSError as e:
         raise fail(f"cannot write the log in {data_dir}: {e.strerror or e}")
+    from delos_ref.labs.overlay import log_if_active
+
+    log_if_active()  # `up --lab WORK`: node.log says which lab modules come from WORK
     try:
         trio.run(run_node, str(directory), node_id)
     except NodeExited:

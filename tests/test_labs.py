@@ -184,3 +184,30 @@ def test_cli_solution_prints_the_real_region():
     r = subprocess.run([sys.executable, "-m", "cli.main", "lab", "solution", "sequencer"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0
     assert "ranked = sorted(lg.tails.values(), reverse=True)" in r.stdout
+
+
+def test_up_with_lab_runs_the_students_module_on_every_node(tmp_path):
+    """`up --lab WORK`: the nodes load the lab module from WORK (node.log says so), and the
+    cluster works with it (a solved lab: the real rule)."""
+    from tests.cluster_fixture import cli, running_cluster
+
+    work = tmp_path / "work"
+    labs.start("sequencer", work)
+    lb = labs.lab("sequencer")
+    file = work / lb.path
+    file.write_text(fill(file.read_text(), "sequencer", solution((ROOT / lb.path).read_text(), "sequencer")))
+    directory = tmp_path / "c"
+    with running_cluster(directory, extra=("--lab", str(work))) as cfg:
+        appended = cli("append", "a", "b", "--dir", str(directory), "--json", check=True)
+        assert '"positions"' in appended.stdout
+        for node in cfg.nodes:
+            log = (directory / node.id / "node.log").read_text()
+            assert f"lab overlay on (DELOS_LAB={work.resolve()})" in log, log
+            assert "loaded so far: delos_ref.loglet.native.sequencer" in log, log
+
+
+def test_up_with_a_lab_dir_holding_no_lab_module_is_bad_usage(tmp_path):
+    from tests.cluster_fixture import cli
+
+    r = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--lab", str(tmp_path))
+    assert r.returncode == 2 and "holds no lab module" in r.stderr and "Traceback" not in r.stderr

@@ -60,3 +60,12 @@ def install_if_requested() -> LabFinder | None:
     finder = LabFinder(Path(work).resolve())
     sys.meta_path.insert(0, finder)
     return finder
+
+
+def log_if_active() -> None:
+    """Log (warning) that the overlay is on and which lab modules WORK replaces."""
+    finder = next((f for f in sys.meta_path if isinstance(f, LabFinder)), None)
+    if finder is None:
+        return
+    present = sorted(m for m in LAB_MODULES if (finder.work / (m.replace(".", "/") + ".py")).is_file())
+    log.warning("lab overlay on (%s=%s): %s run from there (loaded so far: %s)", ENV, finder.work, ", ".join(present) or "no lab module", ", ".join(finder.loaded) or "none")
