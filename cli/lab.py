@@ -77,6 +77,7 @@ def check(
     name: str = typer.Argument(..., help="The lab (see `delos-ref lab list`)."),
     work: Path = WorkOpt,
     seeds: int = typer.Option(20, "--seeds", min=1, max=10_000, help="Seeded simulations of the sweep (each is graded for the sweep, linearizability and trace parts)."),
+    tlc: bool = typer.Option(False, "--tlc", help="Also have TLC replay the first seed's trace against each spec (slow; needs TLA2TOOLS_JAR: see specs/README.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Grade WORK's version of the rule, in order: table tests, a seeded sweep with every
@@ -85,7 +86,7 @@ def check(
 
     lb = _lab(name)
     try:
-        grade = labs.check(lb.name, work, seeds=seeds)
+        grade = labs.check(lb.name, work, seeds=seeds, tlc=tlc)
     except labs.LabUsageError as e:
         raise fail(str(e), USAGE)
     except labs.LabStateError as e:

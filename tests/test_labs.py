@@ -211,3 +211,36 @@ def test_up_with_a_lab_dir_holding_no_lab_module_is_bad_usage(tmp_path):
 
     r = cli("up", "--detach", "--dir", str(tmp_path / "c"), "--lab", str(tmp_path))
     assert r.returncode == 2 and "holds no lab module" in r.stderr and "Traceback" not in r.stderr
+
+
+def _tlc_available() -> bool:
+    from delos_ref.tracecheck.tla import TLCUnavailable, tlc_command
+
+    try:
+        tlc_command()
+        return True
+    except TLCUnavailable:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _tlc_available(), reason="TLC not available (TLA2TOOLS_JAR; see specs/README.md)")
+def test_check_with_tlc_accepts_the_solution_and_rejects_a_wrong_answer(tmp_path):
+    """`check --tlc`: TLC itself replays seed 0's trace against specs/TraceMetaStorePaxos.tla;
+    the wrong acceptor's run raises, so it leaves no trace to accept."""
+    lb = labs.lab("acceptor")
+    text = (ROOT / lb.path).read_text()
+    good = labs.check("acceptor", _work(tmp_path / "good", "acceptor", text), seeds=1, tlc=True)
+    assert good["parts"][-1]["part"] == "tlc" and good["parts"][-1]["passed"] == 1, good
+    _, old, new = WRONG["acceptor"]
+    bad = labs.check("acceptor", _work(tmp_path / "bad", "acceptor", text.replace(old, new)), seeds=1, tlc=True)
+    assert bad["parts"][-1]["passed"] == 0, bad
+
+
+def test_check_with_tlc_but_no_tlc_is_bad_usage(tmp_path, monkeypatch):
+    for var in ("TLA2TOOLS_JAR", "TLA_COMMUNITY_JAR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    labs.start("acceptor", tmp_path)
+    with pytest.raises(labs.LabUsageError, match="--tlc: TLC is not available"):
+        labs.check("acceptor", tmp_path, seeds=1, tlc=True)

@@ -84,7 +84,7 @@ def _compile(path: Path) -> None:
         raise LabUsageError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
 
 
-def check(name: str, work: Path, *, seeds: int = 20, timeout_s: float = 900) -> dict[str, Any]:
+def check(name: str, work: Path, *, seeds: int = 20, tlc: bool = False, timeout_s: float = 900) -> dict[str, Any]:
     """Grade ``work``'s version of lab ``name`` in a child process under the overlay; the
     grade (:mod:`delos_ref.labs.grade`)."""
     lb = lab(name)
@@ -94,8 +94,15 @@ def check(name: str, work: Path, *, seeds: int = 20, timeout_s: float = 900) -> 
     if not file.is_file():
         raise LabUsageError(f"no {file}: run `delos-ref lab start {name} --dir {work}` first")
     _compile(file)
+    if tlc:
+        from delos_ref.tracecheck.tla import TLCUnavailable, tlc_command
+
+        try:
+            tlc_command()
+        except TLCUnavailable as e:
+            raise LabUsageError(f"--tlc: {e}") from None
     env = dict(os.environ, **{ENV: str(work.resolve())})
-    cmd = [sys.executable, "-m", "delos_ref.labs.grade", name, "--seeds", str(seeds)]
+    cmd = [sys.executable, "-m", "delos_ref.labs.grade", name, "--seeds", str(seeds)] + (["--tlc"] if tlc else [])
     proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout_s)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

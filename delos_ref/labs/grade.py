@@ -13,7 +13,9 @@ The parts, in order:
    seed passes when it raises nothing and its checks (other than linearizability) hold;
 3. **linearizability**: the same runs' histories, through the workload's checker;
 4. **trace**: the same runs' traces, replayed against the Python transcription of each TLA+
-   spec that covers the rule (:mod:`delos_ref.tracecheck`); a lab no spec covers has none.
+   spec that covers the rule (:mod:`delos_ref.tracecheck`); a lab no spec covers has none;
+5. **tlc** (only with ``--tlc``): TLC itself replays seed 0's trace against each
+   ``specs/Trace<Spec>.tla`` (slow: a JVM per spec; needs ``TLA2TOOLS_JAR``).
 
 A seed's three verdicts come from one run; a run that raised fails all three (it left no
 complete history or trace). The first failing seed of a part comes with the command that
@@ -74,8 +76,9 @@ def _replay(lab: Lab, seed: int, what: str) -> str:
     return f"DELOS_LAB={work} delos-ref sim --workload {lab.workload} --seeds 1 --seed {seed}"
 
 
-def grade_runs(lab: Lab, seeds: int) -> list[dict[str, Any]]:
-    """The sweep, linearizability and trace parts, from one run per seed."""
+def grade_runs(lab: Lab, seeds: int, *, tlc: bool = False) -> list[dict[str, Any]]:
+    """The sweep, linearizability and trace parts, from one run per seed; with ``tlc``, a
+    fifth part: TLC replays the first seed's trace against each spec (specs/Trace*.tla)."""
     from delos_ref.sim.harness import RunConfig, get_workload, parse_faults, run_seed
     from delos_ref.tracecheck.base import TraceViolation
     from delos_ref.tracecheck.run import check_events
@@ -89,6 +92,7 @@ def grade_runs(lab: Lab, seeds: int) -> list[dict[str, Any]]:
         if p["first_failure"] is None:
             p["first_failure"], p["replay"] = f"seed {seed}: {why}", _replay(lab, seed, part)
 
+    first_trace: list[dict[str, Any]] | None = None
     for seed in range(seeds):
         try:
             result = run_seed(workload, RunConfig(seed, faults, None, keep_trace=bool(lab.specs)))
@@ -103,6 +107,8 @@ def grade_runs(lab: Lab, seeds: int) -> list[dict[str, Any]]:
                 fail(part, seed, found[0])
             else:
                 parts[part]["passed"] += 1
+        if seed == 0:
+            first_trace = result.trace or []
         rejected = None
         for spec in lab.specs:
             try:
@@ -116,24 +122,46 @@ def grade_runs(lab: Lab, seeds: int) -> list[dict[str, Any]]:
             parts["trace"]["passed"] += 1
     if not lab.specs:
         parts["trace"].update(total=0, passed=0, first_failure=None, note="no TLA+ spec covers this rule")
-    return list(parts.values())
+    return list(parts.values()) + ([grade_tlc(lab, first_trace)] if tlc else [])
 
 
-def grade(name: str, seeds: int) -> dict[str, Any]:
+def grade_tlc(lab: Lab, trace: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """TLC on seed 0's trace, one check per spec (needs TLA2TOOLS_JAR, see specs/README.md)."""
+    from delos_ref.tracecheck.tla import validate_with_tlc
+
+    part: dict[str, Any] = {"part": "tlc", "passed": 0, "total": len(lab.specs), "first_failure": None, "replay": None}
+    if not lab.specs:
+        part["note"] = "no TLA+ spec covers this rule"
+        return part
+    for spec in lab.specs:
+        if trace is None:
+            verdict_ok, why = False, "seed 0 raised: no trace to validate"
+        else:
+            verdict = validate_with_tlc(spec, trace)
+            verdict_ok, why = verdict.accepted, " ".join(verdict.report.split())
+        if verdict_ok:
+            part["passed"] += 1
+        elif part["first_failure"] is None:
+            part["first_failure"], part["replay"] = f"seed 0, Trace{spec}.tla: {why}", _replay(lab, 0, "trace")
+    return part
+
+
+def grade(name: str, seeds: int, *, tlc: bool = False) -> dict[str, Any]:
     lab = BY_NAME[name]
     module = __import__(lab.module, fromlist=["_"])
     file = str(Path(module.__file__ or "").resolve())
     work = os.environ.get(ENV)
     assert work and file.startswith(str(Path(work).resolve())), f"the overlay did not load {lab.module} from {work}: {file}"
-    return {"lab": name, "module_file": file, "parts": [grade_tables(lab)] + grade_runs(lab, seeds)}
+    return {"lab": name, "module_file": file, "parts": [grade_tables(lab)] + grade_runs(lab, seeds, tlc=tlc)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lab", choices=sorted(BY_NAME))
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--tlc", action="store_true")
     args = parser.parse_args()
-    sys.stdout.write(json.dumps(grade(args.lab, args.seeds)) + "\n")
+    sys.stdout.write(json.dumps(grade(args.lab, args.seeds, tlc=args.tlc)) + "\n")
 
 
 if __name__ == "__main__":
