@@ -84,10 +84,11 @@ def _compile(path: Path) -> None:
         raise LabUsageError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
 
 
-def check(name: str, work: Path, *, seeds: int = 20, tlc: bool = False, timeout_s: float = 900) -> dict[str, Any]:
+def check(name: str, work: Path, *, seeds: int | None = None, tlc: bool = False, timeout_s: float = 900) -> dict[str, Any]:
     """Grade ``work``'s version of lab ``name`` in a child process under the overlay; the
-    grade (:mod:`delos_ref.labs.grade`)."""
+    grade (:mod:`delos_ref.labs.grade`). ``seeds``: the sweep's size (default: the lab's)."""
     lb = lab(name)
+    seeds = lb.seeds if seeds is None else seeds
     if not work.is_dir():
         raise LabUsageError(f"no WORK directory {work}: run `delos-ref lab start {name} --dir {work}` first")
     file = work / lb.path

@@ -20,6 +20,7 @@ class Lab:
     todos: tuple[str, ...]  # one per region, in order: the rule, as a TODO
     workload: str  # the simulator workload of the sweep
     specs: tuple[str, ...]  # the specs the traces are checked against (may be empty)
+    seeds: int = 20  # the sweep's seeds by default: a check in about a minute on a laptop
 
     @property
     def path(self) -> str:
@@ -154,6 +155,7 @@ Otherwise accept: the slot becomes Slot(ballot, ballot, value); persist it (self
         ),
         "log",
         ("MetaStorePaxos", "NativeLoglet", "VirtualLog"),
+        8,  # a log run is three times a metastore run
     ),
     Lab(
         "roll_forward",
@@ -169,6 +171,7 @@ Otherwise accept: the slot becomes Slot(ballot, ballot, value); persist it (self
         ),
         "log",
         ("MetaStorePaxos", "NativeLoglet", "VirtualLog"),
+        8,  # a log run is three times a metastore run
     ),
     Lab(
         "sync_read",
@@ -182,6 +185,7 @@ Otherwise accept: the slot becomes Slot(ballot, ballot, value); persist it (self
         ),
         "kv",
         (),
+        8,  # a kv run is three times a metastore run
     ),
 )
 
