@@ -120,20 +120,20 @@ def _print_grade(name: str, grade: dict[str, Any]) -> None:
         if seeded is not failing[0]:
             say(f"first failing seed ({seeded['part']}): {seeded['first_failure']}")
         say(f"replay: {seeded['replay']}")
-        chart = _chart_command(seeded["replay"])
+        chart = _chart_command(grade, seeded.get("seed"))
         if chart:
             say(f"chart:  {chart}")
     say(f"lab {name}: not yet")
 
 
-def _chart_command(replay: str) -> str | None:
+def _chart_command(grade: dict[str, Any], seed: int | None) -> str | None:
     """The chart of the failing seed, when this build has ``delos-ref chart``."""
     from cli.main import app
 
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    if "chart" not in names or " sim " not in replay:
+    if "chart" not in names or seed is None:
         return None
-    return replay.replace(" sim ", " chart ", 1)
+    return f"DELOS_LAB={grade['work']} delos-ref chart --workload {grade['workload']} --seed {seed}"
 
 
 @lab_app.command(epilog="Example: delos-ref lab solution acceptor")

@@ -244,3 +244,35 @@ def test_check_with_tlc_but_no_tlc_is_bad_usage(tmp_path, monkeypatch):
     labs.start("acceptor", tmp_path)
     with pytest.raises(labs.LabUsageError, match="--tlc: TLC is not available"):
         labs.check("acceptor", tmp_path, seeds=1, tlc=True)
+
+
+def test_a_failing_seed_gets_its_chart_command_once_delos_ref_chart_exists(monkeypatch):
+    import typer.models
+
+    from cli import lab as cli_lab
+    from cli.main import app
+
+    grade = {"work": "/w", "workload": "loglet"}
+    monkeypatch.setattr(app, "registered_commands", [c for c in app.registered_commands if c.name != "chart"])
+    assert cli_lab._chart_command(grade, 3) is None
+    monkeypatch.setattr(app, "registered_commands", app.registered_commands + [typer.models.CommandInfo(name="chart")])
+    assert cli_lab._chart_command(grade, 3) == "DELOS_LAB=/w delos-ref chart --workload loglet --seed 3"
+
+
+def test_a_version_that_never_returns_is_reported_not_waited_for_forever(tmp_path):
+    lb = labs.lab("sequencer")
+    text = (ROOT / lb.path).read_text()
+    old = "ranked = sorted(lg.tails.values(), reverse=True)"
+    work = _work(tmp_path, "sequencer", text.replace(old, "while True:\n            pass\n        " + old))
+    with pytest.raises(labs.LabStateError, match="did not finish within 3 s"):
+        labs.check("sequencer", work, seeds=1, timeout_s=3)
+
+
+def test_a_case_that_never_returns_is_stopped_by_its_bound():
+    from delos_ref.labs.grade import Overtime, _bounded, _describe
+
+    with pytest.raises(Overtime) as caught:
+        with _bounded(1):
+            while True:
+                pass
+    assert _describe(caught.value) == "still running after 1 s (a loop that never ends?)"

@@ -104,7 +104,10 @@ def check(name: str, work: Path, *, seeds: int | None = None, tlc: bool = False,
             raise LabUsageError(f"--tlc: {e}") from None
     env = dict(os.environ, **{ENV: str(work.resolve())})
     cmd = [sys.executable, "-m", "delos_ref.labs.grade", name, "--seeds", str(seeds)] + (["--tlc"] if tlc else [])
-    proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout_s)
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise LabStateError(f"the grading did not finish within {timeout_s:g} s (a loop that never ends in {file}?)") from None
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

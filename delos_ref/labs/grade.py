@@ -4,7 +4,8 @@ Run as ``python -m delos_ref.labs.grade NAME --seeds N`` with ``DELOS_LAB=WORK``
 lab check`` does this), so that the lab's module is the student's (:mod:`.overlay`). It
 prints one JSON object on stdout::
 
-    {"lab", "module_file", "parts": [{"part", "passed", "total", "first_failure", "replay"}]}
+    {"lab", "work", "workload", "module_file",
+     "parts": [{"part", "passed", "total", "first_failure", "replay", "seed"?, "note"?}]}
 
 The parts, in order:
 
@@ -25,15 +26,56 @@ replays it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from delos_ref.labs.catalog import BY_NAME, LINEARIZABILITY_PREFIXES, Lab
 from delos_ref.labs.overlay import ENV
+
+
+#: Wall-clock bounds: a table case, one simulated run. A student's loop that never ends fails
+#: the case (or the seed) instead of holding the whole check up.
+CASE_BOUND_S = 20
+RUN_BOUND_S = 180
+
+
+class Overtime(Exception):
+    """Raised by the SIGALRM handler when a case or a run exceeds its bound."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: int) -> Iterator[None]:
+    """Raise :class:`Overtime` in this (the main) thread after ``seconds`` of wall time."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise Overtime(f"still running after {seconds} s (a loop that never ends?)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _overtime(e: BaseException) -> Overtime | None:
+    """The Overtime behind ``e`` (trio may wrap an exception raised inside its loop)."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, Overtime):
+            return seen
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+            continue
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _where(e: BaseException) -> str:
@@ -46,6 +88,9 @@ def _where(e: BaseException) -> str:
 
 
 def _describe(e: BaseException) -> str:
+    late = _overtime(e)
+    if late is not None:
+        return str(late)
     while isinstance(e, BaseExceptionGroup) and e.exceptions:
         e = e.exceptions[0]  # a task's exception, wrapped by its nursery: say what it was
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -60,7 +105,8 @@ def grade_tables(lab: Lab) -> dict[str, Any]:
     passed, first = 0, None
     for case in cases:
         try:
-            case()
+            with _bounded(CASE_BOUND_S):
+                case()
             passed += 1
         except Exception as e:  # a student's exception of any kind is a failed case
             if first is None:
@@ -90,15 +136,18 @@ def grade_runs(lab: Lab, seeds: int, *, tlc: bool = False) -> list[dict[str, Any
     def fail(part: str, seed: int, why: str) -> None:
         p = parts[part]
         if p["first_failure"] is None:
-            p["first_failure"], p["replay"] = f"seed {seed}: {why}", _replay(lab, seed, part)
+            p["first_failure"], p["replay"], p["seed"] = f"seed {seed}: {why}", _replay(lab, seed, part), seed
 
     first_trace: list[dict[str, Any]] | None = None
     for seed in range(seeds):
         try:
-            result = run_seed(workload, RunConfig(seed, faults, None, keep_trace=bool(lab.specs)))
+            with _bounded(RUN_BOUND_S):
+                result = run_seed(workload, RunConfig(seed, faults, None, keep_trace=bool(lab.specs)))
         except Exception as e:  # the student's code raised out of the simulation
+            late = _overtime(e)
+            why = f"is {late}" if late else f"raised {_describe(e)}"
             for part in parts:
-                fail(part, seed, f"the run raised {_describe(e)}")
+                fail(part, seed, f"the run {why}")
             continue
         lin = [v for v in result.violations if v.startswith(LINEARIZABILITY_PREFIXES)]
         other = [v for v in result.violations if v not in lin]
@@ -152,7 +201,7 @@ def grade(name: str, seeds: int, *, tlc: bool = False) -> dict[str, Any]:
     file = str(Path(module.__file__ or "").resolve())
     work = os.environ.get(ENV)
     assert work and file.startswith(str(Path(work).resolve())), f"the overlay did not load {lab.module} from {work}: {file}"
-    return {"lab": name, "module_file": file, "parts": [grade_tables(lab)] + grade_runs(lab, seeds, tlc=tlc)}
+    return {"lab": name, "work": work, "workload": lab.workload, "module_file": file, "parts": [grade_tables(lab)] + grade_runs(lab, seeds, tlc=tlc)}
 
 
 def main() -> None:

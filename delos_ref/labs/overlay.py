@@ -6,10 +6,11 @@ list is :data:`delos_ref.labs.catalog.LAB_MODULES`) loads ``WORK/<its path>`` in
 that file exists. Nothing else changes: every other module, and a lab module with no file in
 WORK, is the project's own. Without ``DELOS_LAB`` nothing is installed.
 
-``delos_ref/__init__.py`` installs the overlay, so it is in place before any lab module is
-imported: every lab module lives in a package that imports ``delos_ref`` first (``paxos``'s
-modules are imported through ``delos_ref``'s, and ``cli/main.py`` imports ``delos_ref``
-first). ``delos-ref lab check`` runs its grading in a child process with the variable set;
+``delos_ref/__init__.py`` installs the overlay, so it must be imported before any lab
+module: ``delos-ref`` does (``cli/common.py`` imports ``delos_ref.cluster`` first), and so
+does the grader. (``paxos`` cannot install it: its modules are pure, no ``os``. A script of
+your own that imports ``paxos.acceptor`` before ``delos_ref`` gets the real module: import
+``delos_ref`` first.) ``delos-ref lab check`` runs its grading in a child process with the variable set;
 ``delos-ref up --lab WORK`` sets it for the nodes it starts; a node logs each module it took
 from WORK.
 """
