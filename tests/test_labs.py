@@ -276,3 +276,20 @@ def test_a_case_that_never_returns_is_stopped_by_its_bound():
             while True:
                 pass
     assert _describe(caught.value) == "still running after 1 s (a loop that never ends?)"
+
+
+def test_two_labs_of_one_module_share_its_file_in_work(tmp_path):
+    """reconfigure and roll_forward both live in virtuallog/client.py: starting the second keeps
+    the student's work on the first."""
+    path = labs.start("reconfigure", tmp_path)
+    path.write_text(path.read_text().replace('raise NotImplementedError("lab reconfigure: this rule is yours to write")', "return True  # my work"))
+    assert labs.start("roll_forward", tmp_path) == path
+    text = path.read_text()
+    assert "return True  # my work" in text and "# TODO (lab roll_forward):" in text
+    assert 'raise NotImplementedError("lab roll_forward' in text
+
+
+def test_cli_start_into_a_file_is_bad_usage(tmp_path):
+    (tmp_path / "f").write_text("")
+    r = _cli("start", "acceptor", "--dir", "f", cwd=tmp_path)
+    assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
