@@ -69,6 +69,23 @@ WRONG = {
 }
 
 
+#: More wrong answers, each caught the same way: (lab, what it does, text, replacement)
+MORE_WRONG = [
+    (
+        "register",
+        "writes without comparing the version: proposes at expected + 1 even past the register's version",
+        "        while expected > self._known_version:\n",
+        "        while False:\n",
+    ),
+    (
+        "acceptor",
+        "promises without checking the promise it made",
+        "        if msg.ballot < slot.promised:\n            # P1a: we promised not",
+        "        if False:\n            # P1a: we promised not",
+    ),
+]
+
+
 def _work(tmp_path: Path, name: str, text: str) -> Path:
     lab = labs.lab(name)
     file = tmp_path / lab.path
@@ -130,6 +147,14 @@ def test_typical_wrong_answer_fails_check(lab, tmp_path):
     work = _work(tmp_path, lab, text.replace(old, new))
     grade = labs.check(lab, work, seeds=QUICK_SEEDS)
     assert not labs.passed(grade), f"{lab}: a version that {what} passed: {grade}"
+    assert grade["parts"][0]["passed"] < grade["parts"][0]["total"], f"{lab}: the table tests miss a version that {what}"
+
+
+@pytest.mark.parametrize("lab, what, old, new", MORE_WRONG, ids=[f"{w[0]}-{i}" for i, w in enumerate(MORE_WRONG)])
+def test_more_wrong_answers_fail_check(lab, what, old, new, tmp_path):
+    text = (ROOT / labs.lab(lab).path).read_text()
+    assert text.count(old) == 1, f"the wrong answer for {lab} no longer applies"
+    grade = labs.check(lab, _work(tmp_path, lab, text.replace(old, new)), seeds=QUICK_SEEDS)
     assert grade["parts"][0]["passed"] < grade["parts"][0]["total"], f"{lab}: the table tests miss a version that {what}"
 
 
