@@ -71,6 +71,9 @@ def node(
         logs.setup_node_logging(data_dir, node_id, log_level)
     except OSError as e:
         raise fail(f"cannot write the log in {data_dir}: {e.strerror or e}")
+    from delos_ref.labs.overlay import log_if_active
+
+    log_if_active()  # `up --lab WORK`: node.log says which lab modules come from WORK
     try:
         trio.run(run_node, str(directory), node_id)
     except NodeExited:
@@ -276,6 +279,7 @@ def up(
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
     ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="The nodes' log level in DIR/<node>/node.log: debug, info (default), warning or error. Kept in cluster.json (`restart` uses it)."),
+    lab: Optional[Path] = typer.Option(None, "--lab", metavar="WORK", help="Run the nodes with a lab's work (`delos-ref lab start`): the lab modules in WORK replace the real ones (sets DELOS_LAB=WORK for the nodes; set it yourself for a later `restart`)."),
 ) -> None:
     """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C,
     SIGTERM or SIGHUP stops everything), or --detach for scripts.
@@ -288,6 +292,8 @@ def up(
     """
     from delos_ref.process import initial_loglet
 
+    if lab is not None:
+        _use_lab(lab)
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
             initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet, stripes)
@@ -312,6 +318,17 @@ def up(
             err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
             return
         _foreground(directory, cfg, what)
+
+
+def _use_lab(work: Path) -> None:
+    """``up --lab WORK``: the nodes this process starts inherit ``DELOS_LAB`` (delos_ref/labs/overlay.py)."""
+    from delos_ref.labs.catalog import LABS
+
+    if not work.is_dir():
+        raise fail(f"--lab {work}: no such directory (start a lab with `delos-ref lab start NAME --dir {work}`)", USAGE)
+    if not any((work / lb.path).is_file() for lb in LABS):
+        raise fail(f"--lab {work}: holds no lab module (start a lab with `delos-ref lab start NAME --dir {work}`)", USAGE)
+    os.environ["DELOS_LAB"] = str(work.resolve())
 
 
 def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
@@ -596,6 +613,15 @@ app.add_typer(
 from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
 
 app.add_typer(kv_app, name="kv")
+
+from cli.lab import lab_app  # noqa: E402  (the `lab` sub-commands: graded labs)
+
+app.add_typer(
+    lab_app,
+    name="lab",
+    epilog="\b\nExamples:\n  delos-ref lab list\n  delos-ref lab start acceptor --dir delos-lab\n"
+    "  delos-ref lab check acceptor --dir delos-lab\n  delos-ref lab solution acceptor",
+)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ cluster (see :mod:`delos_ref.db`)::
 """
 
 import logging
+import os
 from typing import Any
 
 __all__ = ["connect"]
@@ -16,6 +17,13 @@ __all__ = ["connect"]
 # delos_ref/logs.py). Without this, Python would print warnings -- a reconfiguration in a
 # simulation -- to stderr.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# The lab overlay (delos_ref/labs/overlay.py): only with DELOS_LAB=WORK, a student's module
+# from WORK runs in place of a lab's real one. Installed here, before any lab module loads.
+if os.environ.get("DELOS_LAB"):
+    from delos_ref.labs.overlay import install_if_requested
+
+    install_if_requested()
 
 
 def __getattr__(name: str) -> Any:

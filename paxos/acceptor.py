@@ -128,6 +128,7 @@ class Acceptor:
     def on_prepare(self, req: Incoming, msg: Prepare) -> list[Effect]:
         """Phase 1b."""
         reg = msg.register
+        # lab: acceptor begin
         slot = self.slot(msg.instance, reg)
         if msg.ballot < slot.promised:
             # P1a: we promised not to take part in ballots below slot.promised.
@@ -140,10 +141,12 @@ class Acceptor:
         promise = Promise(msg.instance, msg.ballot, slot.accepted_ballot, slot.accepted_value, self.top_of(reg), reg)
         persist = self._store(reg, msg.instance, promised)
         return persist + [self._emit("Promise", reg, msg.instance, msg.ballot, promised)] + self._answer(req, promise)
+        # lab: acceptor end
 
     def on_accept(self, req: Incoming, msg: Accept) -> list[Effect]:
         """Phase 2b."""
         reg = msg.register
+        # lab: acceptor begin
         slot = self.slot(msg.instance, reg)
         if msg.ballot < slot.promised:
             # P1a: accepting would break the promise made to a higher ballot.
@@ -161,6 +164,7 @@ class Acceptor:
         self.stats["accepts"] += 1
         reply = Accepted(msg.instance, msg.ballot, self.top_of(reg), reg)
         return persist + [self._emit("Accepted", reg, msg.instance, msg.ballot, accepted)] + self._answer(req, reply)
+        # lab: acceptor end
 
     def on_query(self, req: Incoming, msg: Query) -> list[Effect]:
         """Read step 1: report ``top`` and its accepted value. Read-only, so nothing to persist."""

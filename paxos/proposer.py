@@ -182,9 +182,11 @@ class Proposer:
             return WAITING  # a duplicate: each acceptor counts once
         self._votes.add(src)
         self.top = max(self.top, msg.top)
+        # lab: proposer begin
         if msg.accepted_value is not None and msg.accepted_ballot > self._adopt_ballot:
             # P2c: remember the value of the highest-numbered proposal reported.
             self._adopt_ballot, self._adopt_value = msg.accepted_ballot, msg.accepted_value
+        # lab: proposer end
         if len(self._votes) < self.quorum:
             return WAITING
         return self._begin_phase2()
@@ -247,11 +249,13 @@ class Proposer:
 
     def _choose_proposal(self) -> tuple[Update | None, bool]:
         """P2c: the highest-ballot accepted value reported, else our own (which may be None)."""
+        # lab: proposer begin
         if self.ignore_accepted and self.value is not None:
             return self.value, False  # teaching bug: throws away what P2c protects
         if self._adopt_value is not None:
             return self._adopt_value, True
         return self.value, False
+        # lab: proposer end
 
 
 # ------------------------------------------------------------------------ query round

@@ -311,6 +311,7 @@ class MetaStoreClient:
         return 0, None
 
     async def _write_if(self, expected: int, update: Update, exposure: _Exposure) -> Written | Conflict:
+        # lab: register begin
         while expected > self._known_version:
             # Gapless versions: propose in ``expected + 1`` only once ``expected`` is chosen.
             if await self._decide(expected, None, _Exposure()) is None:
@@ -324,6 +325,7 @@ class MetaStoreClient:
         if chosen == update:
             return Written(expected + 1)
         return await self._conflict(exposure)
+        # lab: register end
 
     async def _conflict(self, exposure: _Exposure) -> Conflict:
         exposure.lost = True  # another value holds our instance: ours can never be chosen

@@ -278,9 +278,11 @@ class Replica:
             batch, self._readers = self._readers, []
             error = None
             try:
+                # lab: sync_read begin
                 tail = await self.vlog.check_tail()
                 await self.wait_applied(tail)
                 self.stats["syncs"] += 1
+                # lab: sync_read end
             except LOG_ERRORS as e:
                 error = f"sync failed: {e}"
             for r in batch:

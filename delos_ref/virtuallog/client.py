@@ -401,6 +401,7 @@ class VirtualLog:
     async def _await_successor(self, seg: Segment) -> None:
         """Wait until the chain's active segment is no longer ``seg``; roll forward if no
         newer chain appears within ``roll_forward_s`` (§3.2 "roll-forward")."""
+        # lab: roll_forward begin
         deadline = trio.current_time() + self.options.roll_forward_s
         while trio.current_time() < deadline:
             if not (await self.refresh()).active.same_loglet(seg):
@@ -411,6 +412,7 @@ class VirtualLog:
         self.stats["roll_forwards"] += 1
         kind, params = self.registry.clone(seg, self.fresh_loglet_id())
         await self.reconfig_extend_raw(kind, params)
+        # lab: roll_forward end
 
     def fresh_loglet_id(self) -> str:
         """A loglet id no one else uses: a loglet id, once sealed, is sealed forever."""
@@ -538,6 +540,7 @@ class VirtualLog:
 
     async def reconfig_extend_raw(self, kind: str, params: bytes) -> bool:
         """:meth:`reconfig_extend` with the segment's ``(kind, params)`` given directly."""
+        # lab: reconfigure begin
         chain = await self.refresh()
         version, seg = self.version, chain.active
         loglet = self.registry.loglet(seg)
@@ -547,6 +550,7 @@ class VirtualLog:
             raise LogletContractBroken(f"{seg.kind} loglet at {seg.start}: check_tail reports unsealed after seal() returned")
         new = chain.extend(seg.to_virtual(tail), kind, params)
         return await self._install(version, new)  # 3. install, 4. fetch
+        # lab: reconfigure end
 
     async def reconfig_truncate(self, trim_point: int | None = None) -> bool:
         """Drop the leading segments wholly below ``trim_point`` (default: the highest this

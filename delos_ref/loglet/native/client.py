@@ -411,6 +411,7 @@ class NativeLoglet(Loglet):
                 return None  # the sequencer saw a seal or did not answer: look again
             self._emit("CheckTail", case="none_sealed", tail=target, sealed=False)
             return Tail(target, False)
+        # lab: check_tail begin
         case = "all_sealed" if len(sealed) == len(probes) else "some_sealed"
         reported = BUG_HIDE_SEAL not in self.bugs  # the bug: the seal bit goes unreported
         if BUG_CHECK_TAIL_LAZY in self.bugs:
@@ -425,6 +426,7 @@ class NativeLoglet(Loglet):
         # The event logs what check_tail returns, the seal bit included.
         self._emit("CheckTail", case=case, tail=tail, sealed=reported, probes={s: r.local_tail for s, r in probes.items()})
         return Tail(tail, reported)
+        # lab: check_tail end
 
     async def _await_known_tail(self, target: int, probes: dict[str, TailReply], deadline: float) -> bool:
         """Wait until known_tail >= target: True; False if the loglet got sealed meanwhile."""
@@ -446,6 +448,7 @@ class NativeLoglet(Loglet):
 
     async def _repair(self, tail: int, probes: dict[str, TailReply], deadline: float) -> None:
         """Copy positions below ``tail`` onto servers lacking them, until a majority holds all."""
+        # lab: check_tail begin
         have = {s: r.local_tail for s, r in probes.items()}
         holders = [s for s in self.config.logservers if have.get(s, -1) >= tail]
         assert holders, "repair: the server with the greatest local tail holds the tail"
@@ -458,6 +461,7 @@ class NativeLoglet(Loglet):
                 holders.append(target)
         if len(holders) < self.config.majority:
             raise LogletUnavailable(f"repair of {self.config.loglet_id} reached {len(holders)} LogServers, {self.config.majority} needed")
+        # lab: check_tail end
 
     async def _repair_one(self, target: str, start: int, tail: int, sources: list[str], deadline: float) -> bool:
         pos = start

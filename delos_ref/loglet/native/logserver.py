@@ -170,6 +170,7 @@ class LogServerCore:
         self._learn(msg.loglet_id, msg.known_tail)
         if not msg.entries:
             return []  # a known_tail push: nothing to store, nothing to acknowledge
+        # lab: logserver begin
         if st.sealed and BUG_ACCEPT_AFTER_SEAL not in self.bugs:
             # "Once set, the LogServer rejects appends": answer so the sequencer can count seals.
             self.stats["refused_sealed"] += 1
@@ -177,6 +178,7 @@ class LogServerCore:
                 Emit("StoreRefused", {"loglet": msg.loglet_id, "reason": "sealed", "local_tail": st.local_tail}),
                 Send(item.src, Stored(msg.loglet_id, st.local_tail, True, False, self._known[msg.loglet_id])),
             ]
+        # lab: logserver end
         lo = st.local_tail
         writes, gap = self._extend(msg.loglet_id, st, msg.first, msg.entries)
         self.stats["stores"] += 1
@@ -229,12 +231,14 @@ class LogServerCore:
         return effects
 
     def _seal(self, loglet_id: str, st: LogletState) -> list[Effect]:
+        # lab: logserver begin
         if st.sealed:
             return []  # sticky and idempotent: nothing changes
         st.sealed = True
         self._held.pop(loglet_id, None)  # held entries were never stored: now they never will be
         self.stats["seals"] += 1
         return [Persist((layout.write_meta(loglet_id, st),)), Emit("Seal", {"loglet": loglet_id, "local_tail": st.local_tail})]
+        # lab: logserver end
 
     def on_tail_query(self, item: Incoming) -> list[Effect]:
         """Report (local tail, seal bit); a loglet never heard of is empty and unsealed."""

@@ -310,9 +310,11 @@ class SequencerCore:
 
     def _committed(self, lg: _Loglet) -> int:
         """The global tail: the majority-th greatest local tail (servers are gapless)."""
+        # lab: sequencer begin
         ranked = sorted(lg.tails.values(), reverse=True)
         index = 0 if BUG_ACK_BEFORE_MAJORITY in self.bugs else lg.config.majority - 1
         return ranked[index]
+        # lab: sequencer end
 
     def _advance(self, lg: _Loglet) -> list[Effect]:
         committed = self._committed(lg)
