@@ -13,14 +13,18 @@ exist. ``test_a_broken_link_of_each_form_is_reported`` feeds the checker a map w
 link of each form, so the check is shown to fail.
 
 **Snippets.** Every fenced block of docs/**/*.md and README.md whose info string is ``sh``,
-``bash`` or ``python`` runs, in a temporary directory that holds links to the repository's
-``.venv``, ``docs`` and ``specs``, with ``.venv/bin`` first on ``PATH``. A shell block runs
+``bash`` or ``python`` runs, with ``.venv/bin`` first on ``PATH``. The blocks of one page run in
+order in one temporary directory (a later block may read a file an earlier one wrote), which
+holds links to the repository's ``.venv``, ``docs``, ``specs``, ``tests`` and ``pyproject.toml``. A shell block runs
 under ``bash -e -o pipefail``. A directive in an HTML comment on the line just above the
 fence changes that (these comments are invisible in rendered Markdown):
 
 * ``<!-- docs-test: cluster -->``: a fresh 3-node cluster is started first with ``delos-ref up
   --detach`` in ``./.delos-ref`` (the default ``--dir``) on free ports, and stopped after;
+  options of ``up`` may follow (``cluster --loglet bootstrap``);
 * ``<!-- docs-test: no-run: REASON -->``: the block does not run; the reason is required;
+* ``<!-- docs-test: excerpt PATH -->`` above a ``python`` block: the block does not run; it is
+  an excerpt of the file PATH (which a test runs), and must appear in it verbatim;
 * ``<!-- docs-test: expect -->`` above a ``text`` block: each of its lines (but ``...``) is
   found, in order, in the output of the previous block that ran in the same file: quoted
   traces and histories stay real.
@@ -37,6 +41,7 @@ import dataclasses
 import functools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +166,21 @@ def test_relative_markdown_links_name_files_that_exist(doc):
     assert missing == [], f"{doc.relative_to(ROOT)} links to missing files"
 
 
+CONCEPTS = (
+    "Shared log", "Loglet", "Segment", "Chain", "Seal", "Sealed bit", "Tail", "Known tail",
+    "Sequencer", "LogServer", "MetaStore", "Versioned register", "Reconfiguration",
+    "Roll-forward", "Hot swap", "Zombie entry", "Stripe", "Cold segment",
+)
+
+
+def test_concepts_defines_each_term_once():
+    """docs/concepts.md: every term of issue 21's list has exactly one definition (a
+    paragraph that opens with the term in bold)."""
+    text = (ROOT / "docs" / "concepts.md").read_text()
+    for term in CONCEPTS:
+        assert len(re.findall(rf"(?m)^\*\*{re.escape(term)}\.\*\*", text)) == 1, term
+
+
 # ------------------------------------------------------------------------ snippets
 
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
@@ -183,7 +203,7 @@ class Block:
 
     @property
     def runs(self) -> bool:
-        return self.lang in RUN_LANGS and not self.directive.startswith("no-run")
+        return self.lang in RUN_LANGS and not self.directive.startswith(("no-run", "excerpt"))
 
 
 def parse_blocks(doc: Path) -> list[Block]:
@@ -217,7 +237,7 @@ def test_every_no_run_block_gives_its_reason_and_every_directive_is_known():
         if b.directive.startswith("no-run"):
             assert re.match(r"no-run:\s*\S", b.directive), f"{b.id}: no-run needs a reason"
         else:
-            assert b.directive in ("", "cluster", "expect"), f"{b.id}: unknown directive {b.directive!r}"
+            assert b.directive in ("", "expect") or b.directive.startswith("excerpt ") or re.match(r"cluster( --[\w-]+ \w+)*$", b.directive), f"{b.id}: unknown directive {b.directive!r}"
         if b.directive == "expect":
             assert b.lang == "text", f"{b.id}: expect goes above a text block"
 
@@ -239,7 +259,7 @@ def shell_script(code: str) -> str:
 
 
 def workdir(tmp_path: Path) -> Path:
-    for name in (".venv", "docs", "specs"):
+    for name in (".venv", "docs", "specs", "tests", "pyproject.toml"):
         (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 
@@ -262,37 +282,60 @@ def previous_output(block: Block) -> str:
 
 
 _OUTPUTS: dict[str, str] = {}
+_DIRS: dict[Path, Path] = {}
+_RAN: set[str] = set()
 
 
-@pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.id for b in RUN_BLOCKS])
-def test_snippet_runs(block, tmp_path):
-    cwd = workdir(tmp_path)
-    if block.directive == "cluster":
+def doc_dir(doc: Path, factory: pytest.TempPathFactory) -> Path:
+    """One working directory per page: its blocks run in order in it, as a reader would run
+    them in one shell (a later block may use a file an earlier one wrote)."""
+    if doc not in _DIRS:
+        _DIRS[doc] = workdir(factory.mktemp(doc.stem))
+    return _DIRS[doc]
+
+
+def run_in_order(block: Block, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``block`` in ``cwd``, after any earlier block of its page that has not run there."""
+    for earlier in RUN_BLOCKS:
+        if earlier.doc == block.doc and earlier.line < block.line and earlier.id not in _RAN and not earlier.directive.startswith("cluster"):
+            run_one(earlier, cwd)
+    return run_one(block, cwd)
+
+
+def run_one(block: Block, cwd: Path) -> subprocess.CompletedProcess:
+    _RAN.add(block.id)
+    if not block.directive.startswith("cluster"):
+        proc = run_block(block, cwd)
+    else:
         from cluster_fixture import cli, free_base_port
 
+        shutil.rmtree(cwd / ".delos-ref", ignore_errors=True)
         base = str(free_base_port(3, "tcp"))
-        cli("up", "--detach", "--dir", str(cwd / ".delos-ref"), "--base-port", base, check=True, timeout=120)
+        extra = block.directive.split()[1:]  # "cluster --loglet bootstrap": options of up
+        cli("up", "--detach", "--dir", str(cwd / ".delos-ref"), "--base-port", base, *extra, check=True, timeout=120)
         try:
             proc = run_block(block, cwd)
         finally:
             cli("down", "--dir", str(cwd / ".delos-ref"), timeout=60)
-    else:
-        proc = run_block(block, cwd)
-    assert proc.returncode == 0, f"{block.id} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
     _OUTPUTS[block.id] = proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.id for b in RUN_BLOCKS])
+def test_snippet_runs(block, tmp_path_factory):
+    proc = run_in_order(block, doc_dir(block.doc, tmp_path_factory))
+    assert proc.returncode == 0, f"{block.id} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
 
 
 EXPECT_BLOCKS = [b for b in ALL_BLOCKS if b.directive == "expect"]
 
 
 @pytest.mark.parametrize("block", EXPECT_BLOCKS, ids=[b.id for b in EXPECT_BLOCKS])
-def test_quoted_output_is_real(block, tmp_path):
+def test_quoted_output_is_real(block, tmp_path_factory):
     source = previous_output(block)
-    output = _OUTPUTS.get(source)
-    if output is None:  # run alone (-k): run the block it quotes
-        proc = run_block(next(b for b in ALL_BLOCKS if b.id == source), workdir(tmp_path))
-        assert proc.returncode == 0, proc.stderr
-        output = proc.stdout + proc.stderr
+    if source not in _OUTPUTS:  # run alone (-k): run the block it quotes
+        run_in_order(next(b for b in RUN_BLOCKS if b.id == source), doc_dir(block.doc, tmp_path_factory))
+    output = _OUTPUTS[source]
     lines = output.splitlines()
     at = 0
     for want in block.code.splitlines():
@@ -303,6 +346,16 @@ def test_quoted_output_is_real(block, tmp_path):
             at += 1
         assert at < len(lines), f"{block.id}: {want!r} is not in the output of {source} (in order)"
         at += 1
+
+
+EXCERPT_BLOCKS = [b for b in ALL_BLOCKS if b.directive.startswith("excerpt ")]
+
+
+@pytest.mark.parametrize("block", EXCERPT_BLOCKS, ids=[b.id for b in EXCERPT_BLOCKS])
+def test_excerpts_are_verbatim_from_their_file(block):
+    source = ROOT / block.directive.split(None, 1)[1]
+    assert source.is_file(), f"{block.id}: no file {source}"
+    assert block.code.strip("\n") in source.read_text(), f"{block.id} is not verbatim in {source.relative_to(ROOT)}"
 
 
 def test_shell_script_checks_expected_exit_codes(tmp_path):
