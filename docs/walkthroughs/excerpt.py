@@ -93,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.trace}: {e.strerror}", file=sys.stderr)
         return 2
     shown = 0
-    for text in lines:
-        event = json.loads(text)
+    for number, text in enumerate(lines, 1):
+        try:
+            event = json.loads(text)
+            event["t"], event["node"], event["role"], event["event"]
+        except (ValueError, TypeError, KeyError):
+            print(f"error: {args.trace}:{number}: not a trace event (want the NDJSON of delos-ref trace record)", file=sys.stderr)
+            return 2
         if matches(event, args):
             print(line(event))
             shown += 1

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import trio
 import trio.testing
@@ -104,7 +104,7 @@ async def hot_swap(sim: Simulation) -> dict[int, bytes]:
 SCENARIOS = {"roll-forward": roll_forward, "hot-swap": hot_swap}
 
 
-async def run(name: str, seed: int, out: str) -> int:
+async def run(name: str, seed: int, out: TextIO) -> int:
     async with Simulation(seed).run() as sim:
         for server in SERVERS:
             sim.add_node(server, build_server)
@@ -115,8 +115,7 @@ async def run(name: str, seed: int, out: str) -> int:
         for seg in chain.segments:
             stop = ".." if seg.stop is None else seg.stop
             print(f"segment [{seg.start},{stop}) {seg.kind} {reader.registry.config(seg).loglet_id}")
-        with open(out, "w") as fp:
-            sim.trace.dump(fp)
+        sim.trace.dump(out)
     wrong = {p: e for p, e in acked.items() if got.get(p) != e}
     print(f"{len(acked)} appends acknowledged, {len(got)} entries read back, {len(wrong)} misplaced")
     return 1 if wrong else 0
@@ -128,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, help="where to write the NDJSON trace")
     args = p.parse_args(argv)
-    return trio.run(run, args.scenario, args.seed, args.out, clock=trio.testing.MockClock(autojump_threshold=0))
+    try:
+        out = open(args.out, "w")
+    except OSError as e:
+        print(f"error: {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    with out:
+        return trio.run(run, args.scenario, args.seed, out, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 if __name__ == "__main__":
