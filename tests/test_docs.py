@@ -20,7 +20,8 @@ under ``bash -e -o pipefail``. A directive in an HTML comment on the line just a
 fence changes that (these comments are invisible in rendered Markdown):
 
 * ``<!-- docs-test: cluster -->``: a fresh 3-node cluster is started first with ``delos-ref up
-  --detach`` in ``./.delos-ref`` (the default ``--dir``) on free ports, and stopped after;
+  --detach`` in ``./.delos-ref`` (the default ``--dir``) on free ports, and stopped after
+  (the test is marked ``cluster``);
   options of ``up`` may follow (``cluster --loglet bootstrap``);
 * ``<!-- docs-test: no-run: REASON -->``: the block does not run; the reason is required;
 * ``<!-- docs-test: excerpt PATH -->`` above a ``python`` block: the block does not run; it is
@@ -321,7 +322,12 @@ def run_one(block: Block, cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.parametrize("block", RUN_BLOCKS, ids=[b.id for b in RUN_BLOCKS])
+def _param(block: Block):
+    marks = [pytest.mark.cluster] if block.directive.startswith("cluster") else []
+    return pytest.param(block, id=block.id, marks=marks)
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in RUN_BLOCKS])
 def test_snippet_runs(block, tmp_path_factory):
     proc = run_in_order(block, doc_dir(block.doc, tmp_path_factory))
     assert proc.returncode == 0, f"{block.id} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
