@@ -1,0 +1,141 @@
+"""Charts and the explorer (issue 20), without a browser: what they draw and fold, and the CLI.
+
+The browser test is tests/test_explorer_browser.py; the real cluster's chart is in
+tests/test_trace_cluster.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from delos_ref.viz import sources
+from delos_ref.viz.chart import render_svg
+from delos_ref.viz.explore import render_html
+from delos_ref.viz.model import Violation, send_rows
+from delos_ref.viz.state import fold, state_at
+
+CLI = [sys.executable, "-m", "cli.main"]
+
+
+@pytest.fixture(scope="module")
+def seal_run() -> sources.Run:
+    """The loglet workload's seal on a minority: the NativeLoglet spec rejects a SealReturned."""
+    return sources.simulated("loglet", 0, bug="seal_on_minority")
+
+
+def test_the_spec_violation_points_at_the_seal_that_returned_too_early(seal_run: sources.Run) -> None:
+    marked = [v for v in seal_run.violations if v.index is not None]
+    assert marked and marked[0].by == "NativeLoglet spec", seal_run.violations
+    event = seal_run.events[marked[0].index]
+    assert (event["role"], event["event"]) == ("loglet", "SealReturned")
+    assert len(event["tails"]) == 1  # one LogServer's seal bit: a minority
+    assert seal_run.first_violation == marked[0].index
+
+
+def test_the_chart_draws_messages_drops_faults_and_the_violation(seal_run: sources.Run) -> None:
+    svg = render_svg(seal_run.events, title=seal_run.title, violation=seal_run.violations)
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "VIOLATION (NativeLoglet spec): SealDone" in svg
+    assert "Found by the checks after the run" in svg  # the workload's own findings
+    assert "url(#arrow)" in svg  # delivered messages
+    kinds = {(e["role"], e["event"]) for e in seal_run.events}
+    if ("net", "lost") in kinds:
+        assert " lost</text>" in svg
+    if ("nemesis", "crash") in kinds:
+        assert "CRASH " in svg
+    assert "SEALED" in svg  # a LogServer's seal bit, annotated on its lane
+
+
+def test_a_window_and_a_focus_draw_only_what_was_asked(seal_run: sources.Run) -> None:
+    v = seal_run.first_violation
+    svg = render_svg(seal_run.events, title="w", violation=seal_run.violations, window=(v - 5, v + 5), focus=["s1", "x1"])
+    rows = [line for line in svg.split("<text") if "font-family=\"monospace\"" in line]
+    assert len(rows) <= 11, len(rows)
+    assert ">s1</text>" in svg and ">x1</text>" in svg and ">s3</text>" not in svg
+    assert "lanes not drawn" in svg and "VIOLATION" in svg
+
+
+def test_an_arrow_never_starts_after_its_delivery_nor_before_the_longest_delay(seal_run: sources.Run) -> None:
+    events = seal_run.events
+    starts = send_rows(events)
+    assert starts
+    for i, s in starts.items():
+        assert s <= i
+        assert float(events[i]["t"]) - float(events[s]["t"]) <= 0.04 + 1e-9 or events[i]["event"] != "deliver"
+
+
+def test_the_state_fold_shows_the_seal_bit_and_the_sequencer_window(seal_run: sources.Run) -> None:
+    diffs = fold(seal_run.events)
+    assert len(diffs) == len(seal_run.events)
+    v = seal_run.first_violation
+    state = state_at(diffs, v)
+    sealed = [k for k, text in state["logservers"].items() if "SEALED" in text]
+    assert len(sealed) == 1, state["logservers"]  # only one LogServer sealed: the bug
+    assert any(text.startswith("window [") for text in state["sequencers"].values())
+    assert state_at(diffs, 0) != state
+
+
+def test_history_and_chains_of_a_log_run() -> None:
+    run = sources.simulated("metastore", 1, faults="none")
+    clients = [e for e in run.events if e["role"] == "client"]
+    assert clients and {e["event"] for e in clients} >= {"invoke", "ok"}
+    state = state_at(fold(run.events), len(run.events) - 1)
+    assert state["history"] and all("->" in text for text in state["history"].values())
+    assert state["acceptors"], "no acceptor slot shown"
+
+
+def test_the_explorer_page_embeds_everything_and_opens_at_the_violation(seal_run: sources.Run) -> None:
+    page = render_html(seal_run.events, title=seal_run.title, violations=seal_run.violations)
+    assert "http://" not in page.replace("http://www.w3.org/", "") and "https://" not in page  # no network
+    data = json.loads(page.split("<script type='application/json' id='data'>")[1].split("</script>")[0])
+    assert data["open"] == seal_run.first_violation
+    assert len(data["labels"]) == len(data["diffs"]) == len(data["y"]) == len(seal_run.events)
+    assert 'id="cursor"' in page
+
+
+def test_a_violation_can_be_given_by_hand() -> None:
+    events = [{"t": 0.0, "node": "a", "role": "acceptor", "event": "Promise", "instance": 1, "ballot": [1, "p"], "promised": [1, "p"], "accepted_ballot": [0, ""]}]
+    svg = render_svg(events, title="one", violation=Violation(0, "made up", "test"))
+    assert "VIOLATION (test): made up" in svg and "Promise i1 b1.p" in svg
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_cli_chart_and_explore_write_their_files(tmp_path: Path) -> None:
+    trace = tmp_path / "m.ndjson"
+    rec = _cli("trace", "record", "--workload", "metastore", "--seed", "2", "--faults", "none", "--out", str(trace), cwd=tmp_path)
+    assert rec.returncode == 0, rec.stderr
+    r = _cli("chart", str(trace), "--out", str(tmp_path / "m.svg"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["events"] > 0 and (tmp_path / "m.svg").read_text().startswith("<svg")
+    r = _cli("explore", "--workload", "metastore", "--seed", "2", "--faults", "none", "--out", str(tmp_path / "m.html"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "<script" in (tmp_path / "m.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["chart", "--out", "x.svg"], "Give one source"),
+        (["chart", "--workload", "log", "--out", "x.svg"], "needs --seed"),
+        (["chart", "--workload", "nope", "--seed", "1", "--out", "x.svg"], "unknown workload"),
+        (["chart", "--workload", "loglet", "--seed", "1", "--bug", "nope", "--out", "x.svg"], "has no bug"),
+        (["chart", "missing.ndjson", "--out", "x.svg"], "No such file"),
+        (["chart", "--workload", "rpc", "--seed", "1", "--out", "x.png"], "must end in .svg or .html"),
+        (["explore", "--workload", "rpc", "--seed", "1", "--out", "x.svg"], "must end in .html"),
+        (["chart", "--workload", "rpc", "--seed", "1", "--from-event", "5", "--to-event", "999999", "--out", "x.svg"], "not within"),
+        (["chart", "--workload", "rpc", "--seed", "1", "--focus", "zz", "--out", "x.svg"], "no lane zz"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert says in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
