@@ -1,7 +1,8 @@
 """Message-sequence charts of a run, as SVG (drawn with ``drawsvg``) or an HTML page.
 
 One lane per node and client, left to right; one row per trace event, time downwards (the
-gutter shows the event's number and its time ``t``). How to read one: ``docs/charts.md``.
+gutter shows the event's number and its time in seconds since the first event: virtual time
+in a simulation, wall-clock time on a real cluster). How to read one: ``docs/charts.md``.
 
 * A delivered message is an arrow from the sender's lane to the receiver's, labelled with its
   type and the key fields of the step it caused at the receiver (a ``Prepare`` that got a
@@ -9,6 +10,8 @@ gutter shows the event's number and its time ``t``). How to read one: ``docs/cha
   or a resend of the same request) is dashed and says ``again``.
 * A message that never arrived ends in a cross, labelled with why (lost, cut, receiver down).
 * A crash is a red cross on the node's lane, which stays grey until the restart (green bar);
+  on a real cluster's trace a killed node shows where it started again ("killed"), its lane
+  grey from its last logged step;
   a partition is an orange line across the chart naming its sides, a heal a green one.
 * Each protocol step is a dot on its node's lane with its key fields; a step that changes state
   a reader should follow (promise and accept, local tail, seal bit, chain version, known tail)
@@ -178,8 +181,9 @@ def draw_chart(events: list[dict[str, Any]], *, title: str, violations: list[Vio
     _client_bars(events, d, lay)
     starts = send_rows(events)
     dups = duplicates(events)
+    t0 = float(events[0].get("t", 0.0)) if events else 0.0
     for i in lay.indices:
-        _event(d, events, i, lay, starts, dups)
+        _event(d, events, i, lay, starts, dups, t0)
     for v in violations:
         if v.index is not None and v.index in lay.y:
             _violation_mark(d, lay, v)
@@ -209,7 +213,13 @@ def _lanes(d: draw.Drawing, events: list[dict[str, Any]], lay: Layout) -> None:
     for x in lay.x.values():
         d.append(draw.Line(x, top, x, bottom, stroke="#bbb", stroke_width=1))
     down_since: dict[str, int] = {}
+    last_seen: dict[str, int] = {}
     for i, e in enumerate(events):
+        if e.get("event") == "killed":  # a real cluster: dead from its last logged step on
+            node = str(e.get("node"))
+            _down_span(d, lay, node, last_seen.get(node, i), i)
+        for node in touched(e):
+            last_seen[node] = i
         if e.get("role") != "nemesis" or e.get("event") not in ("crash", "restart"):
             continue
         target = e["target"]
@@ -255,10 +265,10 @@ def _bar(d: draw.Drawing, lay: Layout, process: str, start: int, end: int | None
     d.append(draw.Rectangle(lay.x[process] - 12, y0, 7, max(y1 - y0, 2), fill=COLOURS[outcome], fill_opacity=0.75))
 
 
-def _event(d: draw.Drawing, events: list[dict[str, Any]], i: int, lay: Layout, starts: dict[int, int], dups: set[int]) -> None:
+def _event(d: draw.Drawing, events: list[dict[str, Any]], i: int, lay: Layout, starts: dict[int, int], dups: set[int], t0: float) -> None:
     e = events[i]
     y = lay.y[i]
-    d.append(draw.Text(f"{i:>5}  {float(e.get('t', 0)):.4f}", FONT, 8, y + 3, fill="#999", font_family="monospace"))
+    d.append(draw.Text(f"{i:>5}  {float(e.get('t', 0)) - t0:.4f}", FONT, 8, y + 3, fill="#999", font_family="monospace"))
     kind = kind_of(e)
     if kind in ("message", "drop"):
         _arrow(d, events, i, lay, starts.get(i, i), i in dups)

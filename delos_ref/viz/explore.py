@@ -122,9 +122,10 @@ def render_html(
         marked = [v.index for v in violations if v.index is not None]
         open_at = min(marked) if marked else len(events) - 1
     drawing, lay = draw_chart(events, title=title, violations=violations)
+    t0 = float(events[0].get("t", 0.0)) if events else 0.0  # shown: seconds since the first event
     drawing.append(draw.Rectangle(0, 0, GUTTER + LANE_W * len(lay.lanes) + 250, ROW_H, fill="#3a7bd5", fill_opacity=0.22, id="cursor"))
     data = {
-        "labels": [f"#{i} t={float(e.get('t', 0)):.6f}  {label_of(e)}" for i, e in enumerate(events)],
+        "labels": [f"#{i} t={float(e.get('t', 0)) - t0:.6f}  {label_of(e)}" for i, e in enumerate(events)],
         "raw": [json.dumps(e, sort_keys=True) for e in events],
         "diffs": fold(events),
         "sections": list(SECTIONS),
