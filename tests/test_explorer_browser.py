@@ -60,14 +60,16 @@ def test_the_explorer_opens_at_the_violation_and_steps(browser, tmp_path: Path) 
     assert page.locator("#step").inner_text() == str(at - 1)
     page.keyboard.press("ArrowDown")
     assert page.locator("#step").inner_text() == str(at)
+    band_at_violation = page.locator("#cursor").get_attribute("data-y")
     page.fill("#jump", "0")
     page.click("#go")
     assert page.locator("#step").inner_text() == "0"
+    assert page.locator("#cursor").get_attribute("data-y") != band_at_violation  # the band follows
     assert not any("SEALED" in v for v in _state(page, "logservers").values())  # nothing sealed yet
     page.click("#toviolation")
     assert page.locator("#step").inner_text() == str(at)
     # The chart's band sits on the violating event's row.
-    band = float(page.locator("#cursor").get_attribute("y"))
+    band = float(page.locator("#cursor").get_attribute("data-y"))
     assert band > 0
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), requests  # nothing fetched

@@ -95,7 +95,7 @@ def test_the_explorer_page_embeds_everything_and_opens_at_the_violation(seal_run
     data = json.loads(page.split("<script type='application/json' id='data'>")[1].split("</script>")[0])
     assert data["open"] == seal_run.first_violation
     assert len(data["labels"]) == len(data["diffs"]) == len(data["y"]) == len(seal_run.events)
-    assert 'id="cursor"' in page
+    assert "id='cursor'" in page
 
 
 def test_a_violation_can_be_given_by_hand() -> None:

@@ -23,16 +23,15 @@ import html
 import json
 from typing import Any, Iterable
 
-import drawsvg as draw
-
-from delos_ref.viz.chart import GUTTER, LANE_W, ROW_H, draw_chart, svg_text
+from delos_ref.viz.chart import ROW_H, draw_chart, svg_text
 from delos_ref.viz.model import Violation, label_of
 from delos_ref.viz.state import SECTIONS, fold
 
 STYLE = """
 body{margin:0;font-family:sans-serif;font-size:13px;display:flex;height:100vh}
-#side{width:460px;min-width:460px;overflow:auto;padding:8px;border-right:1px solid #ccc;box-sizing:border-box}
-#chart{flex:1;overflow:auto}
+#side{width:460px;min-width:460px;overflow:auto;contain:strict;padding:8px;border-right:1px solid #ccc;box-sizing:border-box}
+#chart{flex:1;overflow:auto;position:relative;contain:strict}
+#cursor{position:absolute;left:0;height:ROW_Hpx;background:rgba(58,123,213,0.22);pointer-events:none}
 button{margin:1px;font-size:13px}
 #step{font-weight:bold;font-size:16px}
 #event{font-family:monospace;background:#f4f4f4;padding:4px;margin:6px 0;white-space:pre-wrap;word-break:break-all}
@@ -48,21 +47,24 @@ tr.changed{background:#fff3b0}
 SCRIPT = """
 const D = JSON.parse(document.getElementById('data').textContent);
 const N = D.labels.length;
-let cur = 0;
-function stateAt(i) {
-  const s = {}; D.sections.forEach(k => s[k] = new Map());
-  for (let j = 0; j <= i; j++) for (const [sec, key, val] of D.diffs[j]) {
-    if (val === null) s[sec].delete(key); else s[sec].set(key, val);
-  }
-  return s;
+let cur = -1, state = null;
+function fresh() { const s = {}; D.sections.forEach(k => s[k] = new Map()); return s; }
+function apply(s, j) {
+  for (const [sec, key, val] of D.diffs[j]) { if (val === null) s[sec].delete(key); else s[sec].set(key, val); }
+}
+function stateAt(i) {  // forward from where we are; backward replays from the first event
+  if (state === null || i < cur) { state = fresh(); cur = -1; }
+  for (let j = cur + 1; j <= i; j++) apply(state, j);
+  return state;
 }
 function esc(t) { const d = document.createElement('div'); d.textContent = t; return d.innerHTML; }
 function show(i) {
-  cur = Math.max(0, Math.min(N - 1, i));
+  i = Math.max(0, Math.min(N - 1, i));
+  const s = stateAt(i);
+  cur = i;
   document.getElementById('step').textContent = cur;
   document.getElementById('event').textContent = D.labels[cur] + '\\n' + D.raw[cur];
   const changed = new Set(D.diffs[cur].map(d => d[0] + '|' + d[1]));
-  const s = stateAt(cur);
   let out = '';
   for (const sec of D.sections) {
     if (!s[sec].size) continue;
@@ -79,11 +81,12 @@ function show(i) {
   const here = D.violations.filter(v => v.index === cur);
   document.getElementById('here').innerHTML = here.map(v => '<div class="violation">VIOLATION (' + esc(v.by) + '): ' + esc(v.what) + '</div>').join('');
   const y = D.y[cur];
-  const cursor = document.getElementById('cursor');
-  cursor.setAttribute('y', y - D.rowH / 2);
+  const cursor = document.getElementById('cursor');  // a band over the chart, not inside it:
+  cursor.style.top = (y - D.rowH / 2) + 'px';         // moving it repaints no SVG
+  cursor.dataset.y = y;
   const pane = document.getElementById('chart');
   if (y < pane.scrollTop + 40 || y > pane.scrollTop + pane.clientHeight - 40) pane.scrollTop = y - pane.clientHeight / 2;
-  location.hash = '#' + cur;
+  history.replaceState(null, '', '#' + cur);
 }
 document.getElementById('first').onclick = () => show(0);
 document.getElementById('prev').onclick = () => show(cur - 1);
@@ -123,7 +126,6 @@ def render_html(
         open_at = min(marked) if marked else len(events) - 1
     drawing, lay = draw_chart(events, title=title, violations=violations)
     t0 = float(events[0].get("t", 0.0)) if events else 0.0  # shown: seconds since the first event
-    drawing.append(draw.Rectangle(0, 0, GUTTER + LANE_W * len(lay.lanes) + 250, ROW_H, fill="#3a7bd5", fill_opacity=0.22, id="cursor"))
     data = {
         "labels": [f"#{i} t={float(e.get('t', 0)) - t0:.6f}  {label_of(e)}" for i, e in enumerate(events)],
         "raw": [json.dumps(e, sort_keys=True) for e in events],
@@ -152,7 +154,8 @@ def render_html(
     )
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>" + STYLE + "</style></head>\n"
-        "<body><div id='side'>" + side + "</div><div id='chart'>" + svg_text(drawing) + "</div>\n"
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>" + STYLE.replace("ROW_H", str(ROW_H)) + "</style></head>\n"
+        "<body><div id='side'>" + side + "</div><div id='chart'>" + svg_text(drawing)
+        + f"<div id='cursor' style='width:{lay.width:.0f}px'></div></div>\n"
         "<script type='application/json' id='data'>" + payload + "</script>\n<script>" + SCRIPT + "</script></body></html>\n"
     )
