@@ -99,7 +99,7 @@ WorkloadOpt = typer.Option(None, "--workload", "-w", help="Re-run a seed of this
 SeedOpt = typer.Option(None, "--seed", help="With --workload: the seed to re-run.")
 FaultsOpt = typer.Option(None, "--faults", help="With --workload: comma list of faults, or 'none' (default: all the workload supports, as `sim`).")
 BugOpt = typer.Option(None, "--bug", help="With --workload: a teaching bug switch (see `delos-ref sim --workload W --list-bugs`).")
-FilesArg = typer.Argument(None, help="NDJSON trace files (several are merged by time).", show_default=False)
+FilesArg = typer.Argument(None, metavar="FILE", help="NDJSON trace files (several are merged by time).", show_default=False)
 TraceDirOpt = typer.Option(None, "--dir", metavar="DIR", help="A cluster directory started with `up --trace`: its nodes' and clients' traces.")
 JsonFlag = typer.Option(False, "--json", help="Print a JSON summary (out, events, bytes, seconds, violations).")
 
@@ -111,9 +111,9 @@ def chart(
     faults: Optional[str] = FaultsOpt,
     bug: Optional[str] = BugOpt,
     directory: Optional[Path] = TraceDirOpt,
-    from_event: Optional[int] = typer.Option(None, "--from-event", help="Draw from this event number (as the chart's gutter and the explorer number them)."),
-    to_event: Optional[int] = typer.Option(None, "--to-event", help="Draw up to this event number (inclusive)."),
-    focus: Optional[list[str]] = typer.Option(None, "--focus", help="Draw only these nodes' lanes (repeat, or a comma list); their messages with others come from an '(others)' lane."),
+    from_event: Optional[int] = typer.Option(None, "--from-event", metavar="A", help="Draw from this event number (as the chart's gutter and the explorer number them)."),
+    to_event: Optional[int] = typer.Option(None, "--to-event", metavar="B", help="Draw up to this event number (inclusive)."),
+    focus: Optional[list[str]] = typer.Option(None, "--focus", metavar="NODE[,NODE...]", help="Draw only these nodes' lanes (repeat, or a comma list); their messages with others come from an '(others)' lane."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The file to write: NAME.svg (the chart) or NAME.html (the chart in a page)."),
     as_json: bool = JsonFlag,
 ) -> None:
