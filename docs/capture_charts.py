@@ -54,8 +54,9 @@ def main(figures: Path, cluster_dir: Path | None) -> None:
     screenshot(render_html(log.events, title=log.title, violations=log.violations, replay=log.replay), figures / "explorer-log-3.png", step=reconfigured)
     if cluster_dir is not None:
         run, _ = sources.from_traces([cluster_dir])
-        killed = next(i for i, e in enumerate(run.events) if (e.get("role"), e.get("event")) == ("supervisor", "Reconfigured"))
-        window = (max(killed - 45, 0), min(killed + 15, len(run.events) - 1))
+        reconfigured = next(i for i, e in enumerate(run.events) if (e.get("role"), e.get("event")) == ("supervisor", "Reconfigured"))
+        last_words = max(i for i, e in enumerate(run.events[:reconfigured]) if e.get("node") == "n1")  # killed after this
+        window = (max(min(last_words - 2, reconfigured - 45), 0), min(reconfigured + 6, len(run.events) - 1))
         title = f"a real cluster: kill -9 of n1 (L0's sequencer), the supervisors reconfigure ({len(run.events)} events)"
         (figures / "chart-cluster-kill.svg").write_text(render_svg(run.events, title=title, violation=run.violations, window=window))
         screenshot(render_chart_html(run.events, title=title, violation=run.violations, window=window), figures / "chart-cluster-kill.png", height=1150)

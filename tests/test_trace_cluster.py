@@ -55,6 +55,7 @@ def test_a_cluster_with_a_crashed_sequencer_is_a_behaviour_of_every_spec(tmp_pat
     versions = {int(v) for v in re.findall(r"chain v(\d+)", svg)}
     assert versions and max(versions) >= 2, versions  # L0's chain (v1), then the reconfiguration's
     assert json.loads(drawn.stdout)["violations"] == []
+    assert re.search(r"Prepare i2 b\d+\.n[23]", svg), "the reconfiguration's Paxos round (inferred arrows) is not drawn"
     steps = {spec: check_events(spec, events) for spec in ("MetaStorePaxos", "NativeLoglet", "VirtualLog")}
     vl = steps["VirtualLog"]
     assert vl["AppendEntry"] == 6, vl

@@ -9,6 +9,9 @@ in a simulation, wall-clock time on a real cluster). How to read one: ``docs/cha
   ``Promise`` reads ``Prepare i1 b2.x1``). A message delivered before (a network duplicate,
   or a resend of the same request) is dashed and says ``again``.
 * A message that never arrived ends in a cross, labelled with why (lost, cut, receiver down).
+* A real cluster's trace records no messages: a grey dotted arrow is one its steps imply (a
+  LogServer's ``Store`` came from the sequencer's ``Append``, an acceptor's ``Promise`` from
+  the proposer its ballot names, ...; :func:`~delos_ref.viz.model.inferred_messages`).
 * A crash is a red cross on the node's lane, which stays grey until the restart (green bar);
   on a real cluster's trace a killed node shows where it started again ("killed"), its lane
   grey from its last logged step;
@@ -42,6 +45,7 @@ from delos_ref.viz.model import (
     Violation,
     duplicates,
     fault_label,
+    inferred_messages,
     key_fields,
     kind_of,
     lanes_of,
@@ -71,6 +75,7 @@ COLOURS = {
     "partition": "#e08e0b",
     "heal": "#2e9d4a",
     "violation": "#d62728",
+    "inferred": "#6f6f6f",
 }
 
 
@@ -182,7 +187,11 @@ def draw_chart(events: list[dict[str, Any]], *, title: str, violations: list[Vio
     starts = send_rows(events)
     dups = duplicates(events)
     t0 = float(events[0].get("t", 0.0)) if events else 0.0
+    has_network = any(e.get("role") == "net" for e in events)
+    inferred = {} if has_network else inferred_messages(events)
     for i in lay.indices:
+        if i in inferred:
+            _inferred_arrow(d, events[i], lay, i, *inferred[i])
         _event(d, events, i, lay, starts, dups, t0)
     for v in violations:
         if v.index is not None and v.index in lay.y:
@@ -193,7 +202,7 @@ def draw_chart(events: list[dict[str, Any]], *, title: str, violations: list[Vio
 
 
 def _defs(d: draw.Drawing) -> None:
-    for name, colour in (("arrow", COLOURS["message"]), ("arrow-dup", COLOURS["dup"])):
+    for name, colour in (("arrow", COLOURS["message"]), ("arrow-dup", COLOURS["dup"]), ("arrow-inferred", COLOURS["inferred"])):
         m = draw.Marker(-1, -3, 6, 3, scale=1, orient="auto", id=name)
         m.append(draw.Lines(-1, -3, 6, 0, -1, 3, close=True, fill=colour))
         d.append(m)
@@ -303,6 +312,16 @@ def _arrow(d: draw.Drawing, events: list[dict[str, Any]], i: int, lay: Layout, s
         x1, y1 = xe, ye
     mx = (x0 + x1) / 2
     d.append(draw.Text(label[:70], FONT - 1, mx, (y0 + y1) / 2 - 2, text_anchor="middle", fill=COLOURS["drop"] if not delivered else "#222"))
+
+
+def _inferred_arrow(d: draw.Drawing, e: dict[str, Any], lay: Layout, i: int, sender: str, start: int, label: str) -> None:
+    """A message a real cluster's trace implies (see :func:`~delos_ref.viz.model.inferred_messages`)."""
+    x0, x1 = lay.lane_x(sender), lay.lane_x(str(e.get("node")))
+    if x0 < 0 or x1 < 0 or x0 == x1:
+        return
+    y0, y1 = lay.y_at(start), lay.y[i]
+    d.append(draw.Line(x0, y0, x1, y1, stroke=COLOURS["inferred"], stroke_width=1.2, stroke_dasharray="3,2", marker_end="url(#arrow-inferred)"))
+    d.append(draw.Text(label[:60], FONT - 1, (x0 + x1) / 2, (y0 + y1) / 2 - 2, text_anchor="middle", fill=COLOURS["inferred"]))
 
 
 def _cross(d: draw.Drawing, x: float, y: float, r: float, colour: str) -> None:

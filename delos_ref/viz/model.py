@@ -99,10 +99,14 @@ def natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
+_HEX = re.compile(r"[0-9a-f]{12,}")
+
+
 def ballot(b: Any) -> str:
-    """A Paxos ballot ``[n, proposer]`` as ``n.proposer``."""
+    """A Paxos ballot ``[n, proposer]`` as ``n.proposer`` (a long hex id in the proposer's
+    name shortened to its first 6 digits)."""
     if isinstance(b, list) and len(b) == 2:
-        return f"{b[0]}.{b[1]}" if b[1] else str(b[0])
+        return f"{b[0]}.{_HEX.sub(lambda m: m.group(0)[:6], str(b[1]))}" if b[1] else str(b[0])
     return str(b)
 
 
@@ -258,4 +262,66 @@ def mark_restarts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif e.get("role") == "node" and e.get("event") == "Stop":
             started[e.get("node")] = False
         out.append(e)
+    return out
+
+
+def inferred_messages(events: list[dict[str, Any]]) -> dict[int, tuple[str, int, str]]:
+    """For a trace without the network's records (a real cluster's): the messages that must
+    have arrived for some steps to happen, as ``{index: (sender, start_row, label)}``.
+
+    Only where the steps' fields name the sender: a LogServer's ``Store`` came from the
+    sequencer whose latest ``Append`` covered its positions; a sequencer's ``Stored`` from that
+    LogServer's last ``Store`` of the loglet; an acceptor's ``Promise``/``Accepted`` (and their
+    rejections) from the proposer named in the ballot; a LogServer's ``Seal`` from the first
+    client whose ``SealReturned`` lists that LogServer (another sealer's copy may have come
+    first: seals are idempotent). The arrow starts at the sender's last step before it.
+    """
+    proposer_node = {e["proposer"]: str(e["node"]) for e in events if e.get("role") == "metastore" and "proposer" in e}
+    sealer_of = _sealers(events)
+    last_at: dict[str, int] = {}
+    appends: dict[str, list[tuple[int, int, str]]] = {}  # loglet -> (first, end, sequencer node)
+    last_store: dict[tuple[str, str], int] = {}  # (logserver node, loglet) -> row
+    out: dict[int, tuple[str, int, str]] = {}
+    for i, e in enumerate(events):
+        role, name, node = e.get("role"), e.get("event"), str(e.get("node"))
+        sender: tuple[str, int, str] | None = None
+        if role == "sequencer" and name == "Append" and "first" in e:
+            appends.setdefault(str(e.get("loglet")), []).append((int(e["first"]), int(e["first"]) + int(e.get("count", 1)), node))
+        elif role == "logserver" and name in ("Store", "StoreRefused") and "lo" in e:
+            for first, end, seq in reversed(appends.get(str(e.get("loglet")), [])):
+                if first <= int(e["lo"]) < end:
+                    sender = (seq, last_at.get(seq, i), f"Append {e.get('loglet')} [{e['lo']},{e.get('hi')})")
+                    break
+        elif role == "sequencer" and name == "Stored" and (e.get("server"), e.get("loglet")) in last_store:
+            server = str(e["server"])
+            sender = (server, last_store[(server, str(e.get("loglet")))], f"Stored tail {e.get('local_tail')}")
+        elif role == "acceptor" and name in ("Promise", "RejectPrepare", "Accepted", "RejectAccept"):
+            b = e.get("ballot")
+            proposer = proposer_node.get(b[1]) if isinstance(b, list) and len(b) == 2 else None
+            if proposer is not None and proposer != node:
+                phase = "Prepare" if name in ("Promise", "RejectPrepare") else "Accept"
+                sender = (proposer, last_at.get(proposer, i), f"{phase} i{e.get('instance')} b{ballot(b)}")
+        elif role == "logserver" and name == "Seal" and i in sealer_of:
+            sealer = sealer_of[i]
+            sender = (sealer, last_at.get(sealer, i), f"Seal {e.get('loglet')}")
+        if role == "logserver" and name in ("Store", "StoreRefused", "Seal", "Repair"):
+            last_store[(node, str(e.get("loglet")))] = i
+        if sender is not None and sender[0] != node:
+            out[i] = sender
+        for n in touched(e):
+            last_at[n] = i
+    return out
+
+
+def _sealers(events: list[dict[str, Any]]) -> dict[int, str]:
+    """Each LogServer ``Seal`` event -> the client whose next ``SealReturned`` names it."""
+    out: dict[int, str] = {}
+    pending: dict[tuple[str, str], list[int]] = {}  # (logserver, loglet) -> Seal rows not yet claimed
+    for i, e in enumerate(events):
+        if e.get("role") == "logserver" and e.get("event") == "Seal":
+            pending.setdefault((str(e["node"]), str(e.get("loglet"))), []).append(i)
+        elif e.get("role") == "loglet" and e.get("event") == "SealReturned":
+            for server in e.get("tails") or {}:
+                for row in pending.pop((server, str(e.get("loglet"))), []):
+                    out[row] = str(e["node"])
     return out
