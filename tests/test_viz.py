@@ -139,3 +139,32 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], s
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert says in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_real_cluster_trace_gets_the_messages_its_steps_imply_and_its_kills() -> None:
+    """No network records (a real cluster's trace): arrows inferred from the steps' fields."""
+    from delos_ref.viz.model import inferred_messages
+
+    def ev(node: str, role: str, event: str, **f: object) -> dict:
+        return {"t": 0.0, "node": node, "role": role, "event": event, **f}
+
+    events = [
+        ev("n1", "node", "Start"),
+        ev("n1", "sequencer", "Append", loglet="L0", first=0, count=2, client="c"),
+        ev("n2", "logserver", "Store", loglet="L0", lo=0, hi=2, local_tail=2),
+        ev("n1", "sequencer", "Stored", loglet="L0", server="n2", local_tail=2, sealed=False),
+        ev("n3", "metastore", "Propose", proposer="n3@abc", instance=2, ballot=[1, "n3@abc"]),
+        ev("n2", "acceptor", "Promise", instance=2, ballot=[1, "n3@abc"], promised=[1, "n3@abc"], accepted_ballot=[0, ""]),
+        ev("n2", "logserver", "Seal", loglet="L0", local_tail=2),
+        ev("n3", "loglet", "SealReturned", loglet="L0", tails={"n2": 2}),
+        ev("n1", "node", "Start"),
+    ]
+    arrows = inferred_messages(events)
+    assert arrows[2][0] == "n1" and arrows[2][2] == "Append L0 [0,2)"
+    assert arrows[3][0] == "n2" and arrows[3][1] == 2 and "Stored tail 2" in arrows[3][2]
+    assert arrows[5][0] == "n3" and arrows[5][2].startswith("Prepare i2 b1.n3@abc")
+    assert arrows[6][0] == "n3" and arrows[6][2] == "Seal L0"
+    assert set(arrows) == {2, 3, 5, 6}
+    svg = render_svg(events, title="cluster")
+    assert "arrow-inferred" in svg and "n1 killed" in svg  # the second Start without a Stop
+    assert "n1 killed" not in render_svg(events[:-1] + [ev("n1", "node", "Stop"), ev("n1", "node", "Start")], title="clean restart")
