@@ -144,6 +144,8 @@ def explore(
     faults: Optional[str] = FaultsOpt,
     bug: Optional[str] = BugOpt,
     directory: Optional[Path] = TraceDirOpt,
+    from_event: Optional[int] = typer.Option(None, "--from-event", metavar="A", help="Draw the chart from this event number (the steps still cover the whole run): a long run's page is smaller."),
+    to_event: Optional[int] = typer.Option(None, "--to-event", metavar="B", help="Draw the chart up to this event number (inclusive)."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The page to write (NAME.html): open it in a browser, no server needed."),
     as_json: bool = JsonFlag,
 ) -> None:
@@ -159,8 +161,9 @@ def explore(
         raise fail(f"--out {out_path}: the explorer is a page; the name must end in .html", USAGE)
     started = time.perf_counter()
     run = _load(workload, seed, faults, bug, list(files or []), directory)
-    _write(out_path, render_html(run.events, title=run.title, violations=run.violations, notes=run.notes, replay=run.replay))
-    _summary(out_path, run, started, as_json, {"opens_at": run.first_violation})
+    window = _window(from_event, to_event, len(run.events))
+    _write(out_path, render_html(run.events, title=run.title, violations=run.violations, notes=run.notes, replay=run.replay, window=window))
+    _summary(out_path, run, started, as_json, {"opens_at": run.first_violation, "window": list(window) if window else None})
 
 
 def register(app: typer.Typer) -> None:
@@ -175,5 +178,6 @@ def register(app: typer.Typer) -> None:
         epilog="\b\nExamples:\n"
         "  delos-ref explore --workload loglet --seed 0 --bug seal_on_minority --out seal.html\n"
         "  delos-ref explore --workload log --seed 3 --out log-3.html\n"
+        "  delos-ref explore --workload log --seed 3 --bug seal_on_minority --from-event 700 --to-event 1000 --out seal.html\n"
         "  delos-ref explore --dir .delos-ref --out cluster.html        (a cluster started with up --trace)"
     )(explore)

@@ -119,6 +119,12 @@ def test_cli_chart_and_explore_write_their_files(tmp_path: Path) -> None:
     r = _cli("explore", "--workload", "metastore", "--seed", "2", "--faults", "none", "--out", str(tmp_path / "m.html"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "<script" in (tmp_path / "m.html").read_text()
+    r = _cli("explore", str(trace), "--from-event", "3", "--to-event", "12", "--out", str(tmp_path / "w.html"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["window"] == [3, 12]
+    page = (tmp_path / "w.html").read_text()
+    assert page.count('font-family="monospace"') == 10  # ten rows drawn, the steps cover every event
+    assert len(json.loads(page.split("id='data'>")[1].split("</script>")[0])["labels"]) == info["events"]
 
 
 @pytest.mark.parametrize(

@@ -114,17 +114,20 @@ def render_html(
     open_at: int | None = None,
     notes: Iterable[str] = (),
     replay: str | None = None,
+    window: tuple[int, int] | None = None,
 ) -> str:
     """The explorer page for ``events`` (see the module docstring).
 
     ``open_at``: the event the page opens at, and its "violation" button jumps to (default:
     the first violation that points at an event, else the last event if there are any
-    violations, else the first event)."""
+    violations, else the first event). ``window``: draw only these events' rows of the chart
+    (first and last, inclusive; a long run's page gets smaller and quicker): the steps still
+    go through the whole run, the band stays at the window's edge outside it."""
     violations = list(violations)
     if open_at is None and violations:
         marked = [v.index for v in violations if v.index is not None]
         open_at = min(marked) if marked else len(events) - 1
-    drawing, lay = draw_chart(events, title=title, violations=violations)
+    drawing, lay = draw_chart(events, title=title, violations=violations, window=window)
     t0 = float(events[0].get("t", 0.0)) if events else 0.0  # shown: seconds since the first event
     data = {
         "labels": [f"#{i} t={float(e.get('t', 0)) - t0:.6f}  {label_of(e)}" for i, e in enumerate(events)],
