@@ -4,8 +4,8 @@ Both take the run the same way -- a seed of a simulator workload (re-run determi
 trace files, or a cluster directory started with ``up --trace`` -- and write one file: a
 chart (``.svg``, or ``.html`` wrapping it), or the explorer page (``.html``). Exit codes: 0
 written (also for a run with violations: the picture shows them), 2 bad usage (no or two
-sources, an unknown workload or bug, an unreadable trace, a window outside the run, an output
-name that is not .svg/.html).
+sources, an unknown workload or bug, an unreadable trace, a window outside the run or longer
+than a chart holds, an output name that is not .svg/.html).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def chart(
     bars client operations coloured by outcome; crashes, restarts and partitions are drawn,
     and the event where a checker found a violation is marked red. See docs/charts.md.
     """
-    from delos_ref.viz.chart import render_chart_html, render_svg
+    from delos_ref.viz.chart import ChartTooLong, render_chart_html, render_svg
 
     suffix = out_path.suffix.lower()
     if suffix not in (".svg", ".html", ".htm"):
@@ -133,7 +133,11 @@ def chart(
     window = _window(from_event, to_event, len(run.events))
     lanes = _focus(focus, run)
     render = render_svg if suffix == ".svg" else render_chart_html
-    _write(out_path, render(run.events, title=run.title, violation=run.violations, focus=lanes, window=window))
+    try:
+        text = render(run.events, title=run.title, violation=run.violations, focus=lanes, window=window)
+    except ChartTooLong as e:
+        raise fail(str(e), USAGE)
+    _write(out_path, text)
     _summary(out_path, run, started, as_json, {"window": list(window) if window else None, "focus": lanes})
 
 
@@ -155,6 +159,7 @@ def explore(
     shows the event, every node's protocol state, the chain each client holds, the MetaStore's
     chain and the client history so far, beside the chart. A failing run opens at the violation.
     """
+    from delos_ref.viz.chart import ChartTooLong
     from delos_ref.viz.explore import render_html
 
     if out_path.suffix.lower() not in (".html", ".htm"):
@@ -162,7 +167,11 @@ def explore(
     started = time.perf_counter()
     run = _load(workload, seed, faults, bug, list(files or []), directory)
     window = _window(from_event, to_event, len(run.events))
-    _write(out_path, render_html(run.events, title=run.title, violations=run.violations, notes=run.notes, replay=run.replay, window=window))
+    try:
+        text = render_html(run.events, title=run.title, violations=run.violations, notes=run.notes, replay=run.replay, window=window)
+    except ChartTooLong as e:
+        raise fail(str(e), USAGE)
+    _write(out_path, text)
     _summary(out_path, run, started, as_json, {"opens_at": run.first_violation, "window": list(window) if window else None})
 
 

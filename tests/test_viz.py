@@ -174,3 +174,12 @@ def test_a_real_cluster_trace_gets_the_messages_its_steps_imply_and_its_kills() 
     svg = render_svg(events, title="cluster")
     assert "arrow-inferred" in svg and "n1 killed" in svg  # the second Start without a Stop
     assert "n1 killed" not in render_svg(events[:-1] + [ev("n1", "node", "Stop"), ev("n1", "node", "Start")], title="clean restart")
+
+
+def test_a_chart_longer_than_the_bound_asks_for_a_window(monkeypatch: pytest.MonkeyPatch, seal_run: sources.Run) -> None:
+    from delos_ref.viz import chart
+
+    monkeypatch.setattr(chart, "MAX_ROWS", 100)
+    with pytest.raises(chart.ChartTooLong, match="draw a window"):
+        render_svg(seal_run.events, title="too long")
+    assert render_svg(seal_run.events, title="a window", window=(0, 99))

@@ -79,6 +79,15 @@ COLOURS = {
 }
 
 
+#: A bound on the rows one chart draws (17 px each: 340,000 px of chart, ~6 MB of SVG); a
+#: longer run is drawn a window at a time.
+MAX_ROWS = 20_000
+
+
+class ChartTooLong(ValueError):
+    """More rows than :data:`MAX_ROWS` to draw: the caller should choose a window or a focus."""
+
+
 @dataclass
 class Layout:
     """Where things are: the visible event numbers, their rows' y, the lanes' x."""
@@ -116,6 +125,8 @@ def layout(events: list[dict[str, Any]], *, focus: Iterable[str] | None = None, 
         on = touched(e)
         if focus_set is None or i in marked or set(on) & focus_set or (kind_of(e) == "fault" and not on):
             indices.append(i)
+    if len(indices) > MAX_ROWS:
+        raise ChartTooLong(f"{len(indices)} events to draw, more than one chart holds ({MAX_ROWS}): draw a window (--from-event/--to-event) or fewer lanes (--focus)")
     used = {n for i in indices for n in touched(events[i])}
     all_lanes = lanes_of(events)
     if focus_set is not None:
@@ -127,6 +138,7 @@ def layout(events: list[dict[str, Any]], *, focus: Iterable[str] | None = None, 
     collapsed = [n for n in all_lanes if n not in lanes]
     x = {n: GUTTER + LANE_W * k + LANE_W / 2 for k, n in enumerate(lanes)}
     y = {i: HEADER + ROW_H * k + ROW_H / 2 for k, i in enumerate(indices)}
+    assert indices == sorted(indices), "layout: rows follow the events' order (time downwards)"
     width = GUTTER + LANE_W * max(len(lanes), 1) + 260
     height = HEADER + ROW_H * (len(indices) + 1) + footer_lines * 14 + 20
     return Layout(indices, y, x, lanes, collapsed, width, height)
