@@ -183,3 +183,13 @@ def test_a_chart_longer_than_the_bound_asks_for_a_window(monkeypatch: pytest.Mon
     with pytest.raises(chart.ChartTooLong, match="draw a window"):
         render_svg(seal_run.events, title="too long")
     assert render_svg(seal_run.events, title="a window", window=(0, 99))
+
+
+def test_a_linearizability_failure_points_at_the_operation_the_checker_could_not_place() -> None:
+    run = sources.simulated("metastore", 1, bug="ignore_accepted")
+    found = [v for v in run.violations if "not linearizable" in v.what]
+    assert found and found[0].index is not None, run.violations
+    event = run.events[found[0].index]
+    assert (event["role"], event["event"]) == ("client", "ok"), event
+    stuck = found[0].what.split("Stuck:")[1].splitlines()[1].strip()
+    assert stuck.startswith(f"{event['node']}: {event['f']}("), (stuck, event)  # the same operation

@@ -85,10 +85,10 @@ EVENT_TYPES = ("invoke", "ok", "fail", "info")
 DEFAULT_MAX_STATES = 100_000  # memo entries per key: at most ~1-3 s of search, bounded memory
 MAX_EVENTS = 10_000_000  # a History builder refuses to grow past this
 #: A recorder that wants to see every client operation as a workload records it (the charts of
-#: ``delos_ref.viz`` draw them): called with each event of :meth:`History.invoke`, ``ok``,
-#: ``fail`` and ``info`` -- not of :meth:`History.append`, which checkers use to rebuild
-#: histories they split.
-HISTORY_TAP: ContextVar[Callable[["Op"], None] | None] = ContextVar("history_tap", default=None)
+#: ``delos_ref.viz`` draw them): called with the history and each event of
+#: :meth:`History.invoke`, ``ok``, ``fail`` and ``info`` -- not of :meth:`History.append`,
+#: which checkers use to rebuild histories they split.
+HISTORY_TAP: ContextVar[Callable[["History", "Op"], None] | None] = ContextVar("history_tap", default=None)
 SHOWN_PREFIX_OPS = 12  # a failure report shows at most this many ops of the prefix...
 SHOWN_CANDIDATES = 8  # ...and at most this many candidates that could not go next
 
@@ -119,10 +119,10 @@ class Op:
             raise HistoryError(f"event type must be one of {EVENT_TYPES}, got {self.type!r}")
 
 
-def _tapped(op: Op) -> Op:
+def _tapped(history: "History", op: Op) -> Op:
     tap = HISTORY_TAP.get()
     if tap is not None:
-        tap(op)
+        tap(history, op)
     return op
 
 
@@ -147,7 +147,7 @@ class History:
             self.append(event)
 
     def invoke(self, process: Hashable, f: str, value: Any = None, key: Hashable = None) -> Op:
-        return _tapped(self.append(Op(process, "invoke", f, value, key)))
+        return _tapped(self, self.append(Op(process, "invoke", f, value, key)))
 
     def ok(self, process: Hashable, value: Any = None) -> Op:
         return self._complete(process, "ok", value)
@@ -176,7 +176,7 @@ class History:
         pending = self._outstanding.get(process)
         if pending is None:
             raise HistoryError(f"process {process!r} has no outstanding operation to mark {type_}")
-        return _tapped(self.append(Op(process, type_, pending.f, value, pending.key)))
+        return _tapped(self, self.append(Op(process, type_, pending.f, value, pending.key)))
 
     @property
     def events(self) -> tuple[Op, ...]:

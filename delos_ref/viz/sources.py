@@ -8,13 +8,15 @@
 
 Either way the events are then replayed against the Python transcriptions of the specs
 (:mod:`delos_ref.tracecheck`): the event where one rejects the trace is the violation a chart
-marks. A simulated run's own checks (linearizability, lost entries, ...) look at the whole
-run; their findings come without an event.
+marks. A simulated run's own checks (lost entries, chain invariants, ...) look at the whole
+run; their findings come without an event, except a linearizability failure, which points at
+the completion of the operation the checker could not place.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -52,12 +54,12 @@ def simulated(workload: str, seed: int, *, faults: str | None = None, bug: str |
     wl = harness.get_workload(workload)
     fault_set = harness.parse_faults(wl, faults)
     harness.check_bug(wl, bug)
-    ops: list[tuple[float, Op]] = []
+    ops: list[tuple[float, int, Op]] = []
 
-    def tap(op: Op) -> None:
+    def tap(history: Any, op: Op) -> None:
         import trio
 
-        ops.append((trio.current_time(), op))
+        ops.append((trio.current_time(), id(history), op))
 
     token = HISTORY_TAP.set(tap)
     try:
@@ -65,27 +67,49 @@ def simulated(workload: str, seed: int, *, faults: str | None = None, bug: str |
     finally:
         HISTORY_TAP.reset(token)
     trace = result.trace or []
-    events = merge_history(trace, ops)
+    events, records = merge_history(trace, ops)
     violations = spec_violations(events)
-    violations += [Violation(None, what, f"{workload} workload") for what in result.violations]
+    violations += [Violation(_stuck_at(what, events, records), what, f"{workload} workload") for what in result.violations]
     title = f"{workload} seed {seed}" + (f" bug {bug}" if bug else "") + f" ({len(events)} events)"
     return Run(title, events, violations, replay=harness.replay_command(wl, seed, fault_set, bug))
 
 
-def merge_history(trace: list[dict[str, Any]], ops: list[tuple[float, Op]]) -> list[dict[str, Any]]:
-    """The trace with each client operation inserted after the events of its instant."""
+def merge_history(trace: list[dict[str, Any]], ops: list[tuple[float, int, Op]]) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+    """The trace with each client operation inserted after the events of its instant; and,
+    per history (by id), where its events landed (history index -> event number)."""
     times = [float(e.get("t", 0.0)) for e in trace]
     slots: dict[int, list[dict[str, Any]]] = {}
-    for t, op in ops:
+    records: list[tuple[int, dict[str, Any]]] = []
+    for t, history, op in ops:
         record = {"t": round(t, 9), "node": str(op.process), "role": "client", "event": op.type, "f": op.f, "value": _plain(op.value)}
         slots.setdefault(bisect.bisect_right(times, round(t, 9)), []).append(record)
+        records.append((history, record))
     out: list[dict[str, Any]] = []
     for i, e in enumerate(trace):
         out += slots.pop(i, [])
         out.append(e)
     for k in sorted(slots):
         out += slots[k]
-    return out
+    where = {id(e): i for i, e in enumerate(out)}
+    placed: dict[int, list[int]] = {}
+    for history, record in records:
+        placed.setdefault(history, []).append(where[id(record)])
+    return out, placed
+
+
+def _stuck_at(what: str, events: list[dict[str, Any]], placed: dict[int, list[int]]) -> int | None:
+    """The event a linearizability failure points at: the completion of the operation the
+    checker got stuck on ("Stuck: ... [events C..R]", indices into the workload's history),
+    when the run recorded one history (so its indices are unambiguous)."""
+    m = _STUCK.search(what)
+    if m is None or len(placed) != 1:
+        return None
+    indices = next(iter(placed.values()))
+    ret = int(m.group(2))
+    return indices[ret] if ret < len(indices) else None
+
+
+_STUCK = re.compile(r"Stuck:.*?\[events (\d+)\.\.(\d+)\]", re.S)
 
 
 def _plain(value: Any) -> Any:
