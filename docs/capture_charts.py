@@ -7,6 +7,11 @@ Usage (Debian's chromium at /usr/bin/chromium, playwright installed by `make ins
 * ``chart-seal-on-minority.svg``: the loglet workload, seed 0, bug ``seal_on_minority``:
   the 30 events before the NativeLoglet spec's violation and 4 after;
 * ``explorer-seal-on-minority.png``: its explorer page, opened at the violation;
+* ``chart-stale-read.svg``: the kv workload, seed 1, bug ``stale_read_as_linearizable``,
+  around the read the linearizability checker could not place;
+* ``chart-metastore-race.svg``: the log workload, seed 1, bug
+  ``metastore_write_without_version``, lanes s1-s3 and x2, around the chain the VirtualLog
+  spec rejects;
 * ``explorer-log-3.png``: the log workload, seed 3 (no bug), stepped to its first
   reconfiguration (a supervisor's ``Reconfigured``);
 * with CLUSTER_DIR (a cluster run with ``up --trace`` through a ``kill -9`` of the sequencer's
@@ -36,7 +41,7 @@ def screenshot(page_html: str, out: Path, *, step: int | None = None, width: int
         path.write_text(page_html)
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": width, "height": height})
-        page.goto(path.as_uri() + ("" if step is None else f"#{step}"))
+        page.goto(path.as_uri() + ("" if step is None else f"#{step}"), timeout=180_000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(out))
         browser.close()
@@ -49,6 +54,12 @@ def main(figures: Path, cluster_dir: Path | None) -> None:
     assert at is not None
     (figures / "chart-seal-on-minority.svg").write_text(render_svg(seal.events, title=seal.title, violation=seal.violations, window=(at - 30, at + 4)))
     screenshot(render_html(seal.events, title=seal.title, violations=seal.violations, replay=seal.replay), figures / "explorer-seal-on-minority.png")
+    stale = sources.simulated("kv", 1, bug="stale_read_as_linearizable")
+    at = next(v.index for v in stale.violations if v.index is not None)
+    (figures / "chart-stale-read.svg").write_text(render_svg(stale.events, title=stale.title, violation=stale.violations, window=(at - 34, at + 2)))
+    race = sources.simulated("log", 1, bug="metastore_write_without_version")
+    at = next(v.index for v in race.violations if v.index is not None)
+    (figures / "chart-metastore-race.svg").write_text(render_svg(race.events, title=race.title, violation=race.violations, window=(at - 34, at + 2), focus=["s1", "s2", "s3", "x2"]))
     log = sources.simulated("log", 3)
     reconfigured = next(i for i, e in enumerate(log.events) if e.get("event") == "Reconfigured")
     screenshot(render_html(log.events, title=log.title, violations=log.violations, replay=log.replay), figures / "explorer-log-3.png", step=reconfigured)

@@ -45,6 +45,7 @@ def test_the_explorer_opens_at_the_violation_and_steps(browser, tmp_path: Path) 
     path = tmp_path / "seal.html"
     path.write_text(render_html(run.events, title=run.title, violations=run.violations, replay=run.replay))
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(120_000)  # a machine shared with many jobs can be slow; each step is checked, not timed
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     errors: list[str] = []

@@ -188,7 +188,8 @@ def draw_chart(events: list[dict[str, Any]], *, title: str, violations: list[Vio
     """The drawing and its layout (the explorer uses the layout to highlight a step)."""
     events = mark_restarts(events)
     late = [v for v in violations if v.index is None]
-    footer = sum(len(_wrap(f"{v.by}: {v.what}", 150)) for v in late) + (2 if late else 0)
+    footer = sum(min(len(_wrap(f"{v.by}: {v.what}", 150)), MARK_LINES) for v in late[:LATE_SHOWN]) + (3 if late else 0)
+    footer += MARK_LINES if any(v.index is not None for v in violations) else 0  # a mark's text may hang below the last row
     lay = layout(events, focus=focus, window=window, violations=violations, footer_lines=footer)
     d = draw.Drawing(lay.width, lay.height, font_family="sans-serif", font_size=FONT)
     d.append(draw.Rectangle(0, 0, lay.width, lay.height, fill="white"))
@@ -280,8 +281,9 @@ def _bar(d: draw.Drawing, lay: Layout, process: str, start: int, end: int | None
     if process not in lay.x:
         return
     y0 = lay.y_at(start)
-    y1 = lay.y_at(end) if end is not None else lay.height - ROW_H
-    if y1 < HEADER or y0 > lay.height:
+    bottom = (lay.y[lay.indices[-1]] + ROW_H / 2) if lay.indices else HEADER
+    y1 = min(lay.y_at(end) if end is not None else bottom, bottom)
+    if y1 < HEADER or y0 > bottom:
         return
     d.append(draw.Rectangle(lay.x[process] - 12, y0, 7, max(y1 - y0, 2), fill=COLOURS[outcome], fill_opacity=0.75))
 
@@ -387,23 +389,36 @@ def _step(d: draw.Drawing, e: dict[str, Any], lay: Layout, y: float) -> None:
     d.append(draw.Text(text[:60], FONT, x + 6, y + 3, fill=colour, font_weight="bold" if state else None))
 
 
+MARK_LINES = 8  # lines of a checker's explanation shown at the violating event
+LATE_SHOWN = 10  # findings listed at the bottom (the explorer lists them all)
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    return textwrap.wrap(text, width) or [""]
+    """The lines of ``text`` (its own line breaks kept), each at most ``width`` characters."""
+    return [part for line in text.splitlines() for part in (textwrap.wrap(line, width) or [""])] or [""]
 
 
 def _violation_mark(d: draw.Drawing, lay: Layout, v: Violation) -> None:
     y = lay.y[v.index]  # type: ignore[index]
     right = GUTTER + LANE_W * len(lay.lanes)
     d.append(draw.Rectangle(2, y - ROW_H / 2, right + 250, ROW_H, fill=COLOURS["violation"], fill_opacity=0.15, stroke=COLOURS["violation"], class_="violation"))
-    lines = _wrap(f"VIOLATION ({v.by}): {v.what}", 110)
-    for k, line in enumerate(lines[:6]):
+    what = v.what
+    if "\nStuck:" in what:  # a linearizability failure: the operation it got stuck on first
+        head, stuck = what.split("\nStuck:", 1)
+        what = head.splitlines()[0] + "\nStuck:" + stuck
+    lines = _wrap(f"VIOLATION ({v.by}): {what}", 110)
+    if len(lines) > MARK_LINES:
+        lines = lines[: MARK_LINES - 1] + [f"... ({len(lines) - MARK_LINES + 1} more lines: the whole explanation is in the explorer and `delos-ref sim`)"]
+    for k, line in enumerate(lines):
         d.append(draw.Text(line, FONT, GUTTER + 4, y + ROW_H / 2 + 12 + 12 * k, fill=COLOURS["violation"], font_weight="bold"))
 
 
 def _late_violations(d: draw.Drawing, lay: Layout, late: list[Violation]) -> None:
     y = (lay.y[lay.indices[-1]] if lay.indices else HEADER) + ROW_H + 6
     d.append(draw.Text("Found by the checks after the run (over the whole history):", FONT + 1, 8, y, fill=COLOURS["violation"], font_weight="bold"))
-    for v in late:
-        for line in _wrap(f"{v.by}: {v.what}", 150):
+    for v in late[:LATE_SHOWN]:
+        for line in _wrap(f"{v.by}: {v.what}", 150)[:MARK_LINES]:
             y += 14
             d.append(draw.Text(line, FONT, 16, y, fill=COLOURS["violation"]))
+    if len(late) > LATE_SHOWN:
+        d.append(draw.Text(f"... and {len(late) - LATE_SHOWN} more", FONT, 16, y + 14, fill=COLOURS["violation"]))
