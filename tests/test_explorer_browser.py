@@ -67,6 +67,11 @@ def test_the_explorer_opens_at_the_violation_and_steps(browser, tmp_path: Path) 
     assert page.locator("#step").inner_text() == "0"
     assert page.locator("#cursor").get_attribute("data-y") != band_at_violation  # the band follows
     assert not any("SEALED" in v for v in _state(page, "logservers").values())  # nothing sealed yet
+    # A click on a row of the chart goes to that event (here the fourth row: event 3).
+    box = page.locator("#chart").bounding_box()
+    row_y = page.evaluate("() => D.y[3] - document.getElementById('chart').scrollTop")
+    page.mouse.click(box["x"] + 60, box["y"] + row_y)
+    assert page.locator("#step").inner_text() == "3"
     page.click("#toviolation")
     assert page.locator("#step").inner_text() == str(at)
     # The chart's band sits on the violating event's row.

@@ -1,7 +1,7 @@
 """The run explorer: one self-contained HTML page to step through a run.
 
 Left, the controls (first, back, forward, last, jump to an event number, jump to the
-violation; the arrow keys step too), the current event, what the checkers found, and the
+violation; the arrow keys step too, and a click on a row of the chart goes to its event), the current event, what the checkers found, and the
 state after the event (:mod:`.state`: acceptor slots, LogServer tails and seal bits,
 sequencer windows, the chain each client holds, the MetaStore's chain, the client history so
 far); the keys the event changed are highlighted. Right, the run's chart (:mod:`.chart`), a
@@ -100,6 +100,13 @@ document.addEventListener('keydown', e => {
   if (e.target.tagName === 'INPUT') return;
   if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { show(cur + 1); e.preventDefault(); }
   if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { show(cur - 1); e.preventDefault(); }
+});
+document.getElementById('chart').addEventListener('click', e => {  // click a row: go to its event
+  const pane = document.getElementById('chart');
+  const y = e.clientY - pane.getBoundingClientRect().top + pane.scrollTop;
+  let best = 0;
+  for (let i = 1; i < N; i++) if (Math.abs(D.y[i] - y) < Math.abs(D.y[best] - y)) best = i;
+  show(best);
 });
 const fromHash = parseInt(location.hash.slice(1), 10);
 show(Number.isNaN(fromHash) ? (D.open === null ? 0 : D.open) : fromHash);
