@@ -3,12 +3,13 @@
 #   make test  set everything up and run the default test suite
 #   make tlc   TLC on every routine TLA+ model (needs TLC: see specs/README.md)
 #   make tlc-mutants  TLC on every mutant of the specs: each must be caught
+#   make browser      Debian's chromium, for the explorer's browser test (as root; .ci/run does it)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test test-slow tlc tlc-mutants install clean
+.PHONY: up down test test-slow tlc tlc-mutants install clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ tlc: $(STAMP)
 
 tlc-mutants: $(STAMP)
 	$(BIN)/python specs/tools/run_tlc.py mutants $(ARGS)
+
+# tests/test_explorer_browser.py drives /usr/bin/chromium (Debian's package) with Playwright.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -1,7 +1,7 @@
 """``delos-ref``: run local clusters, simulations and benchmarks.
 
 Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
-``status``, ``sim``, ``bench``. The operator commands (``append``, ``read``, ``tail``,
+``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``. The operator commands (``append``, ``read``, ``tail``,
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 
@@ -600,6 +600,10 @@ def _print_bench(result: dict[str, Any]) -> None:
             table.add_row(label, r["case"], str(r["outstanding"]), f"{r['p50_us']:.1f}" if r["p50_us"] is not None else "-", f"{r['p99_us']:.1f}" if r["p99_us"] is not None else "-", f"{r['ops_per_s']:.0f}", "-" if cpu is None else f"{cpu:.0f}")
     out.print(table)
 
+
+from cli.viz import register as _register_viz  # noqa: E402 - chart and explore
+
+_register_viz(app)
 
 from cli.trace import trace_app  # noqa: E402
 

@@ -10,6 +10,7 @@ all three specs -- checked by the Python transcriptions (``trace check --dir``) 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def test_a_cluster_with_a_crashed_sequencer_is_a_behaviour_of_every_spec(tmp_pat
     assert {"n1", "n2", "n3"} <= nodes and any(n.startswith("ops-") or n.startswith("up-") for n in nodes), nodes
     assert list((tmp_path / "c" / "clients").glob("*.trace.ndjson")), "CLI clients wrote no trace"
     assert "n1" in loaded.cuts, "the kill -9 of n1 and its restart show as a crash cut"
+    # Its chart (issue 20): the kill of the sequencer's node, and the chain version the
+    # supervisors' reconfiguration installed, are on it.
+    chart = tmp_path / "cluster.svg"
+    drawn = cli("chart", "--dir", d, "--out", str(chart), "--json", timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    svg = chart.read_text()
+    assert "n1 killed" in svg, "the kill -9 of n1 is not on the chart"
+    versions = {int(v) for v in re.findall(r"chain v(\d+)", svg)}
+    assert versions and max(versions) >= 2, versions  # L0's chain (v1), then the reconfiguration's
+    assert json.loads(drawn.stdout)["violations"] == []
+    assert re.search(r"Prepare i2 b\d+\.n[23]", svg), "the reconfiguration's Paxos round (inferred arrows) is not drawn"
     steps = {spec: check_events(spec, events) for spec in ("MetaStorePaxos", "NativeLoglet", "VirtualLog")}
     vl = steps["VirtualLog"]
     assert vl["AppendEntry"] == 6, vl

@@ -75,14 +75,20 @@ Everything here is pure: events in, a :class:`CheckResult` out; no I/O, no clock
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 from delos_ref.checker.models import UNKNOWN, Model, ModelError
 
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 DEFAULT_MAX_STATES = 100_000  # memo entries per key: at most ~1-3 s of search, bounded memory
 MAX_EVENTS = 10_000_000  # a History builder refuses to grow past this
+#: A recorder that wants to see every client operation as a workload records it (the charts of
+#: ``delos_ref.viz`` draw them): called with the history and each event of
+#: :meth:`History.invoke`, ``ok``, ``fail`` and ``info`` -- not of :meth:`History.append`,
+#: which checkers use to rebuild histories they split.
+HISTORY_TAP: ContextVar[Callable[["History", "Op"], None] | None] = ContextVar("history_tap", default=None)
 SHOWN_PREFIX_OPS = 12  # a failure report shows at most this many ops of the prefix...
 SHOWN_CANDIDATES = 8  # ...and at most this many candidates that could not go next
 
@@ -113,6 +119,13 @@ class Op:
             raise HistoryError(f"event type must be one of {EVENT_TYPES}, got {self.type!r}")
 
 
+def _tapped(history: "History", op: Op) -> Op:
+    tap = HISTORY_TAP.get()
+    if tap is not None:
+        tap(history, op)
+    return op
+
+
 class History:
     """Builds a well-formed history, one event at a time, checking it as it goes.
 
@@ -134,7 +147,7 @@ class History:
             self.append(event)
 
     def invoke(self, process: Hashable, f: str, value: Any = None, key: Hashable = None) -> Op:
-        return self.append(Op(process, "invoke", f, value, key))
+        return _tapped(self, self.append(Op(process, "invoke", f, value, key)))
 
     def ok(self, process: Hashable, value: Any = None) -> Op:
         return self._complete(process, "ok", value)
@@ -163,7 +176,7 @@ class History:
         pending = self._outstanding.get(process)
         if pending is None:
             raise HistoryError(f"process {process!r} has no outstanding operation to mark {type_}")
-        return self.append(Op(process, type_, pending.f, value, pending.key))
+        return _tapped(self, self.append(Op(process, type_, pending.f, value, pending.key)))
 
     @property
     def events(self) -> tuple[Op, ...]:
