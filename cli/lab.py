@@ -133,7 +133,7 @@ def _chart_command(grade: dict[str, Any], seed: int | None) -> str | None:
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     if "chart" not in names or seed is None:
         return None
-    return f"DELOS_LAB={grade['work']} delos-ref chart --workload {grade['workload']} --seed {seed}"
+    return f"DELOS_LAB={grade['work']} delos-ref chart --workload {grade['workload']} --seed {seed} --out {grade['workload']}-{seed}.svg"
 
 
 @lab_app.command(epilog="Example: delos-ref lab solution acceptor")

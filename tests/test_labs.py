@@ -281,7 +281,7 @@ def test_a_failing_seed_gets_its_chart_command_once_delos_ref_chart_exists(monke
     monkeypatch.setattr(app, "registered_commands", [c for c in app.registered_commands if c.name != "chart"])
     assert cli_lab._chart_command(grade, 3) is None
     monkeypatch.setattr(app, "registered_commands", app.registered_commands + [typer.models.CommandInfo(name="chart")])
-    assert cli_lab._chart_command(grade, 3) == "DELOS_LAB=/w delos-ref chart --workload loglet --seed 3"
+    assert cli_lab._chart_command(grade, 3) == "DELOS_LAB=/w delos-ref chart --workload loglet --seed 3 --out loglet-3.svg"
 
 
 def test_a_version_that_never_returns_is_reported_not_waited_for_forever(tmp_path):
