@@ -3,12 +3,14 @@
 #   make test  set everything up and run the default test suite
 #   make tlc   TLC on every routine TLA+ model (needs TLC: see specs/README.md)
 #   make tlc-mutants  TLC on every mutant of the specs: each must be caught
+#   make peers  install ZooKeeper and etcd (Debian packages) for `delos-ref bench compare`
+#   make paper  `delos-ref bench paper` into docs/figures/ (the full run: ~30 min; ARGS="--quick")
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test test-slow tlc tlc-mutants install clean
+.PHONY: up down test test-slow tlc tlc-mutants install clean peers paper
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +18,7 @@ $(BIN)/python:
 
 # Reinstall when the packaging metadata changes.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plots]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +41,16 @@ tlc: $(STAMP)
 
 tlc-mutants: $(STAMP)
 	$(BIN)/python specs/tools/run_tlc.py mutants $(ARGS)
+
+# Debian's zookeeper (3.8) and etcd (3.4): the peers of `bench compare`, started by the bench
+# itself on free ports (no service is enabled). Needs root (or sudo) and apt-get.
+peers:
+	@command -v apt-get >/dev/null || { echo "make peers: needs apt-get (Debian/Ubuntu); install ZooKeeper 3.8 and etcd 3.4 by hand" >&2; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq zookeeper etcd-server etcd-client default-jdk-headless
+
+paper: $(STAMP)
+	$(BIN)/delos-ref bench paper --out docs/figures $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,161 @@
+"""``bench compare`` and ``bench paper``: the peers' drivers fail with a clear message, leave no
+process behind, and the quick run of the paper's evaluation writes its report.
+
+Shapes only: every figure has data and every ratio is finite. Speed is never asserted here
+(it is measured by the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from delos_ref.bench import compare, paper, peers, plots
+from delos_ref.bench.peers import PeerError, PeerMissing, etcd, zookeeper
+
+CLI = [sys.executable, "-m", "cli.main"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# ------------------------------------------------------------------ the peers' failure paths
+
+
+def test_zookeeper_without_its_jar_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zookeeper, "JAR", "/nonexistent/zookeeper.jar")
+    with pytest.raises(PeerMissing, match=r"zookeeper: /nonexistent/zookeeper.jar not found; install it with `make peers`"):
+        zookeeper.check()
+
+
+def test_etcd_without_its_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(PeerMissing, match=r"etcd: `etcd` not found; install it with `make peers`"):
+        etcd.check()
+
+
+def test_compare_leaves_out_a_missing_peer_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zookeeper, "JAR", "/nonexistent/zookeeper.jar")
+    ok, missing = compare.available(["zookeeper"])
+    assert ok == []
+    assert "make peers" in missing["zookeeper"]
+
+
+def test_a_failing_load_generator_is_one_line_with_its_cause() -> None:
+    def argv_for(clients: int, seconds: float) -> list[str]:
+        return ["sh", "-c", "echo 'setData: connection refused' >&2; exit 3"]
+
+    with pytest.raises(PeerError, match=r"zk: the load generator failed \(3\): setData: connection refused"):
+        trio.run(peers.run_load, argv_for, 4, 1, 0.1, [], "zk")
+
+
+def test_a_load_generator_is_killed_when_the_run_is_cancelled(tmp_path: Path) -> None:
+    """Ctrl-C (here: a cancelled scope) while the load runs leaves no load process behind."""
+    pid_file = tmp_path / "pid"
+
+    def argv_for(clients: int, seconds: float) -> list[str]:
+        return ["sh", "-c", f"echo $$ > {pid_file}; echo ready; exec sleep 600"]
+
+    async def main() -> None:
+        with trio.move_on_after(3):
+            await peers.run_load(argv_for, 1, 1, 60.0, [], "x")
+
+    trio.run(main)
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the load process is gone"
+
+
+def test_servers_are_stopped_on_an_error_inside_the_ensemble(tmp_path: Path) -> None:
+    commands = [(f"s{i}", ["sleep", "600"], tmp_path / f"s{i}.log") for i in range(3)]
+    pids: list[int] = []
+    with pytest.raises(RuntimeError):
+        with peers.processes(commands) as procs:
+            pids = [p.pid for p in procs]
+            raise RuntimeError("the benchmark failed")
+    assert len(pids) == 3
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_server_that_exits_at_start_is_named_with_its_log(tmp_path: Path) -> None:
+    commands = [("zookeeper server 1", ["sh", "-c", "echo 'Address already in use'; exit 1"], tmp_path / "s1.log")]
+
+    async def main() -> None:
+        with peers.processes(commands) as procs:
+            await peers.wait_ready(lambda: False, procs, commands, "zookeeper", timeout_s=20)
+
+    with pytest.raises(PeerError, match=r"zookeeper: zookeeper server 1 exited \(1\): Address already in use"):
+        trio.run(main)
+
+
+# ---------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "compare", "--with", "mysql"], "--with takes peers from: zookeeper, etcd"),
+        (["bench", "compare", "--clients", "0,64"], "--clients: each must be 1..1024"),
+        (["bench", "compare", "--clients", "x"], "--clients takes numbers"),
+        (["bench", "compare", "--rounds", "0"], "--rounds must be at least 1"),
+        (["bench", "paper", "--quick"], "bench paper needs --out DIR"),
+        (["bench", "paper", "--only", "8", "--out", "/tmp/x"], "--only takes experiment numbers 1..7"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    res = cli(*args)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: ") and message in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_paper_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("")
+    res = cli("bench", "paper", "--quick", "--out", str(f))
+    assert res.returncode == 2 and "not a directory" in res.stderr
+
+
+def test_only_parses_a_list() -> None:
+    assert paper.parse_only("7,1,1") == [1, 7]
+    assert paper.parse_only(None) == [1, 2, 3, 4, 5, 6, 7]
+
+
+# ------------------------------------------------------------------------------ the quick run
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+@pytest.mark.cluster
+def test_paper_quick_writes_seven_experiments_with_data(tmp_path: Path) -> None:
+    """`bench paper --quick`: the report exists, every experiment has rows, figures (with the
+    plots extra) and finite ratios. ZooKeeper and etcd are compared where installed."""
+    out = tmp_path / "paper"
+    t0 = time.monotonic()
+    res = cli("bench", "paper", "--quick", "--out", str(out), "--json", timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout)
+    assert [e["n"] for e in report["experiments"]] == [1, 2, 3, 4, 5, 6, 7]
+    text = (out / "report.md").read_text()
+    for e in report["experiments"]:
+        assert e["rows"], f"experiment {e['n']} has data"
+        assert f"## {e['n']}." in text
+        assert e["ratios"] and all(_finite(v) for v in e["ratios"].values()), (e["n"], e["ratios"])
+        if plots.available():
+            assert {Path(f).suffix for f in e["figures"]} == {".png", ".svg"}
+            assert all(Path(f).stat().st_size > 1000 for f in e["figures"])
+    seven = report["experiments"][6]
+    assert "delos-ref" in {r[0] for r in seven["rows"]}
+    for name in ("zookeeper", "etcd"):
+        present = name not in seven["compare"]["missing"]
+        assert (name in {r[0] for r in seven["rows"]}) == present
+    assert json.loads((out / "results.json").read_text())["quick"] is True
+    print(f"bench paper --quick took {time.monotonic() - t0:.0f} s")  # for the log; not asserted
