@@ -54,8 +54,10 @@ def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir:
     result["plot"] = [str(p) for p in bench.plot(result, target)]
     if as_json:
         print_json(result)
-        return
-    _print_compare(result)
+    else:
+        _print_compare(result)
+    if result["failed"]:
+        raise fail("; ".join(result["failed"].values()))
 
 
 def _print_compare(result: dict[str, Any]) -> None:
@@ -76,7 +78,7 @@ def _print_compare(result: dict[str, Any]) -> None:
     out.print(ratios)
     for c in result["client_check"]:
         out.print(f"client check, {c['system']}: puts/s with 2 load processes / 1 = {' / '.join(_num(x, 2) for x in c['two_over_one'])} (median {_num(c['median'], 2)})", markup=False, highlight=False)
-    for name, why in result["missing"].items():
+    for why in [*result["missing"].values(), *result["failed"].values()]:
         out.print(f"not compared: {why}", markup=False, highlight=False)
     out.print("versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()), markup=False, highlight=False)
     out.print("plot: " + (", ".join(result["plot"]) or "none (install the plots extra: pip install -e '.[plots]')"), markup=False, highlight=False)

@@ -154,6 +154,7 @@ def test_paper_quick_writes_seven_experiments_with_data(tmp_path: Path) -> None:
             assert all(Path(f).stat().st_size > 1000 for f in e["figures"])
     seven = report["experiments"][6]
     assert "delos-ref" in {r[0] for r in seven["rows"]}
+    assert seven["compare"]["failed"] == {}, "an installed peer ran"
     for name in ("zookeeper", "etcd"):
         present = name not in seven["compare"]["missing"]
         assert (name in {r[0] for r in seven["rows"]}) == present

@@ -29,15 +29,16 @@ public class ZkLoad {
         double seconds = Double.parseDouble(a[2]);
         byte[] value = new byte[Integer.parseInt(a[3])];
         java.util.Arrays.fill(value, (byte) 'v');
+        // Every session connects at once (one after another, 64 handshakes on a loaded machine
+        // take minutes), then every thread makes its znode and starts its loop.
         List<ZooKeeper> sessions = new ArrayList<>();
+        CountDownLatch connected = new CountDownLatch(clients);
         for (int i = 0; i < clients; i++) {
-            CountDownLatch up = new CountDownLatch(1);
-            ZooKeeper zk = new ZooKeeper(servers[i % servers.length], 30000, e -> {
-                if (e.getState() == Watcher.Event.KeeperState.SyncConnected) up.countDown();
-            });
-            if (!up.await(30, TimeUnit.SECONDS)) throw new IllegalStateException("no session with " + servers[i % servers.length]);
-            sessions.add(zk);
+            sessions.add(new ZooKeeper(servers[i % servers.length], 30000, e -> {
+                if (e.getState() == Watcher.Event.KeeperState.SyncConnected) connected.countDown();
+            }));
         }
+        if (!connected.await(90, TimeUnit.SECONDS)) throw new IllegalStateException("sessions not connected after 90 s: " + connected.getCount() + " missing");
         try {
             sessions.get(0).create("/delos-bench", new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
         } catch (KeeperException.NodeExistsException e) { /* another process made it */ }
@@ -45,13 +46,15 @@ public class ZkLoad {
         long[][] lat = new long[clients][];
         int[] count = new int[clients];
         Thread[] threads = new Thread[clients];
+        CountDownLatch created = new CountDownLatch(clients);
         for (int i = 0; i < clients; i++) {
             final int me = i;
             String path = "/delos-bench/c" + tag + i;
-            sessions.get(i).create(path, value, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
             lat[i] = new long[1 << 16];
             threads[i] = new Thread(() -> {
                 try {
+                    sessions.get(me).create(path, value, ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+                    created.countDown();
                     while (true) {
                         long t0 = System.nanoTime();
                         sessions.get(me).setData(path, value, -1);
@@ -70,6 +73,7 @@ public class ZkLoad {
             });
             threads[i].start();
         }
+        if (!created.await(90, TimeUnit.SECONDS)) throw new IllegalStateException("znodes not created after 90 s");
         Cpu.report(seconds, threads, lat, count);
         for (ZooKeeper zk : sessions) zk.close(100);
     }

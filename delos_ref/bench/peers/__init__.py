@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,13 +161,16 @@ async def run_load(argv_for: Callable[[int, float], list[str]], clients: int, pr
     shares = [clients // processes_n + (1 if i < clients % processes_n else 0) for i in range(processes_n)]
     shares = [s for s in shares if s > 0]
     procs: list[trio.Process] = []
+    # stderr to files, not pipes: a chatty client (ZooKeeper's logs each session) would fill a
+    # pipe that nobody reads during the run, and block.
+    errors = [tempfile.TemporaryFile() for _ in shares]
     try:
-        for share in shares:
-            procs.append(await trio.lowlevel.open_process(argv_for(share, seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        for share, err in zip(shares, errors):
+            procs.append(await trio.lowlevel.open_process(argv_for(share, seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err))
         with trio.fail_after(READY_TIMEOUT_S):
             for p in procs:
                 if (await _line(p)) != b"ready":
-                    raise PeerError(f"{what}: the load generator failed ({await p.wait()}): {await _last_error(p)}")
+                    raise PeerError(f"{what}: the load generator failed ({await p.wait()}): {_last_error(errors[procs.index(p)])}")
         start_at = time.time() + WARMUP_S
         for p in procs:
             await p.stdin.send_all(f"{int(start_at * 1000)}\n".encode())
@@ -179,10 +183,10 @@ async def run_load(argv_for: Callable[[int, float], list[str]], clients: int, pr
             for p in procs:
                 line = await _line(p)
                 if await p.wait() != 0 or not line.startswith(b"{"):
-                    raise PeerError(f"{what}: the load generator failed ({p.returncode}): {await _last_error(p)}")
+                    raise PeerError(f"{what}: the load generator failed ({p.returncode}): {_last_error(errors[procs.index(p)])}")
                 outputs.append(json.loads(line))
     except trio.TooSlowError:
-        raise PeerError(f"{what}: the load generator did not answer in time") from None
+        raise PeerError(f"{what}: the load generator did not answer in time; its last words: {_last_error(errors[0])}") from None
     finally:
         for p in procs:
             if p.returncode is None:
@@ -190,8 +194,10 @@ async def run_load(argv_for: Callable[[int, float], list[str]], clients: int, pr
         with trio.CancelScope(shield=True):
             for p in procs:
                 await p.wait()
-                for stream in (p.stdin, p.stdout, p.stderr):
+                for stream in (p.stdin, p.stdout):
                     await stream.aclose()
+        for err in errors:
+            err.close()
     latencies = tuple(sorted(x for o in outputs for x in o["lat_us"]))
     return Load(sum(o["ops"] for o in outputs), latencies, max(o["elapsed_s"] for o in outputs), sum(o["cpu_s"] for o in outputs), server_cpu, len(procs))
 
@@ -207,13 +213,11 @@ async def _line(p: trio.Process) -> bytes:
         out += b
 
 
-async def _last_error(p: trio.Process) -> str:
-    data = bytearray()
-    with trio.move_on_after(5):
-        while chunk := await p.stderr.receive_some(65536):
-            data += chunk
-    lines = data.decode(errors="replace").strip().splitlines()
-    return lines[-1][:300] if lines else "no message"
+def _last_error(err: Any) -> str:
+    """The last line of a load process's stderr file (its error, or its last log line)."""
+    err.seek(0)
+    lines = err.read().decode(errors="replace").strip().splitlines()
+    return lines[-1].strip()[:300] if lines else "no message"
 
 
 def summary(load: Load, clients: int) -> dict[str, Any]:

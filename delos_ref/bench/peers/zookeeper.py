@@ -85,7 +85,7 @@ async def ensemble(workdir: Path) -> AsyncIterator[dict]:
         connect = ",".join(f"127.0.0.1:{ports[i]}" for i in range(SERVERS))
 
         def argv_for(clients: int, seconds: float) -> list[str]:
-            return [java, "-cp", f"{classes}:{classpath}", "ZkLoad", connect, str(clients), str(seconds), str(peers.VALUE_BYTES)]
+            return [java, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{classes}:{classpath}", "ZkLoad", connect, str(clients), str(seconds), str(peers.VALUE_BYTES)]
 
         yield {"connect": connect, "pids": [p.pid for p in procs], "argv_for": argv_for, "check": lambda: peers.exited(procs, commands)}
 
