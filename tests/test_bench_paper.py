@@ -56,6 +56,22 @@ def test_a_failing_load_generator_is_one_line_with_its_cause() -> None:
         trio.run(peers.run_load, argv_for, 4, 1, 0.1, [], "zk")
 
 
+def test_a_chatty_load_generator_does_not_block_on_its_stderr() -> None:
+    """ZooKeeper's client logs every session to stderr: 64 sessions wrote more than a pipe
+    holds, and with nobody reading it the load generator blocked before saying ``ready``."""
+    body = json.dumps({"ops": 2, "elapsed_s": 0.2, "cpu_s": 0.01, "lat_us": [100, 300]})
+
+    def argv_for(clients: int, seconds: float) -> list[str]:
+        return ["sh", "-c", f"head -c 300000 /dev/zero | tr '\\0' x >&2; echo ready; read start; echo '{body}'"]
+
+    async def main() -> peers.Load:
+        with trio.fail_after(30):
+            return await peers.run_load(argv_for, 2, 1, 0.2, [], "chatty")
+
+    load = trio.run(main)
+    assert (load.ops, load.latencies_us) == (2, (100, 300))
+
+
 def test_a_load_generator_is_killed_when_the_run_is_cancelled(tmp_path: Path) -> None:
     """Ctrl-C (here: a cancelled scope) while the load runs leaves no load process behind."""
     pid_file = tmp_path / "pid"
