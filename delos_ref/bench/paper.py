@@ -216,7 +216,7 @@ async def _striped(s: Settings, stripes: int, sharded: bool) -> dict[str, Any]:
 
 async def sequencer(s: Settings, out: Path) -> dict[str, Any]:
     res = await _striped(s, s.stripes, sharded=False)
-    return _striped_result(3, res, out, "fig3_sequencer", "Appends: NativeLoglet vs StripedLoglet (rotating sequencer)")
+    return _striped_result(3, res, out, "fig3_sequencer", "Appends: StripedLoglet, rotating sequencer")
 
 
 async def scaling(s: Settings, out: Path) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def _striped_result(n: int, res: dict[str, Any], out: Path, name: str, title: st
     native = next(r["ops_per_s"] for r in res["results"] if r["case"] == "native" and r["outstanding"] == top)
     widest = max((r for r in res["results"] if r["case"] != "native" and r["outstanding"] == top), key=lambda r: r["stripes"])
     ratio = _ratio(widest["ops_per_s"], native)
-    figures = _plot_lines(out, name, title + " (0 = one NativeLoglet)", series, "stripes", "appends/s")
+    figures = _plot_lines(out, name, title, series, "stripes (0: one NativeLoglet)", "appends/s", integer_x=True)
     return _result(n, f"{widest['case']} / native at {top} outstanding = {ratio}x appends/s", ["case", "outstanding", "appends/s", "p50 us", "p99 us", "cpu us/append", "busiest", "busiest vs native"],
                    rows, figures, {f"{widest['case']}_over_native": ratio}, res["note"])
 

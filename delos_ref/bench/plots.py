@@ -45,8 +45,9 @@ def _save(fig: Any, out: Path, name: str) -> list[Path]:
 
 
 def lines(out: Path, name: str, title: str, series: dict[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str,
-          *, logx: bool = False, logy: bool = False, marks: Sequence[tuple[float, str]] = ()) -> list[Path]:
-    """One panel, one line per series of (x, y) points; ``marks``: vertical lines with a label."""
+          *, logx: bool = False, logy: bool = False, integer_x: bool = False, marks: Sequence[tuple[float, str]] = ()) -> list[Path]:
+    """One panel, one line per series of (x, y) points; ``marks``: vertical lines with a label;
+    ``integer_x``: ticks on whole numbers only (counts of stripes)."""
     fig, (ax,) = _figure(title)
     for label, points in series.items():
         pts = [(x, y) for x, y in points if x is not None and y is not None]
@@ -61,6 +62,10 @@ def lines(out: Path, name: str, title: str, series: dict[str, Sequence[tuple[flo
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend()
     return _save(fig, out, name)

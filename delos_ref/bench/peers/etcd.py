@@ -6,8 +6,9 @@ acknowledged), each with its own data directory and client and peer ports. Why t
 Debian packages etcd's server and ``etcdctl`` but not etcd's Go ``benchmark`` tool, and
 ``etcdctl put`` is one process per write (milliseconds of start-up each, so it measures
 itself). etcd's gateway (``POST /v3/kv/put``) is the same KV API as JSON over HTTP/1.1
-keep-alive connections; the JDK's HttpClient drives it from k threads, each with one put in
-flight. The gateway translates each request into a gRPC call inside the etcd process, so the
+keep-alive connections; k threads drive it, each on its own connection with one put in
+flight, writing a request prepared once and reading the reply by hand (the JDK's HttpClient
+cost as much CPU per put as etcd's three servers together). The gateway translates each request into a gRPC call inside the etcd process, so the
 servers' CPU per put includes that translation: etcd's figure here is a lower bound on what its
 Go client would reach (say so beside it).
 """
