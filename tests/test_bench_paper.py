@@ -110,6 +110,36 @@ def test_a_server_that_exits_at_start_is_named_with_its_log(tmp_path: Path) -> N
         trio.run(main)
 
 
+# ------------------------------------------------------------------------- ratios and medians
+
+
+def _row(k: int, ops: float, p50: float, check: bool = False) -> dict:
+    r = {"clients": k, "processes": 2 if check else 1, "ops_per_s": ops, "p50_us": p50, "p99_us": 2 * p50, "client_cpu_us_per_op": 10.0, "server_cpu_us_per_op": 100.0}
+    return dict(r, check=True) if check else r
+
+
+def test_ratios_are_per_round_and_their_median() -> None:
+    rounds = [
+        {"delos-ref": [_row(1, 100, 2000), _row(64, 3000, 9000)], "zookeeper": [_row(1, 400, 1000), _row(64, 6000, 9000), _row(64, 5000, 9500, check=True)]},
+        {"delos-ref": [_row(1, 120, 2400), _row(64, 4000, 9000)], "zookeeper": [_row(1, 400, 800), _row(64, 5000, 9000), _row(64, 5500, 9500, check=True)]},
+        {"delos-ref": [_row(1, 90, 1800), _row(64, 3500, 9000)], "zookeeper": [_row(1, 300, 1200), _row(64, 7000, 9000), _row(64, 7000, 9500, check=True)]},
+    ]
+    systems = ["delos-ref", "zookeeper"]
+    r64 = next(r for r in compare.ratios(rounds, systems, (1, 64)) if r["clients"] == 64)
+    assert r64["throughput"] == [0.5, 0.8, 0.5] and r64["throughput_median"] == 0.5
+    r1 = next(r for r in compare.ratios(rounds, systems, (1, 64)) if r["clients"] == 1)
+    assert r1["p50"] == [2.0, 3.0, 1.5] and r1["p50_median"] == 2.0
+    med = {(m["system"], m["clients"]): m for m in compare.medians(rounds, systems, (1, 64))}
+    assert med[("zookeeper", 64)]["ops_per_s"] == 6000  # the client check's rows are not in it
+    checks = compare.client_checks(rounds, systems)
+    assert checks == [{"system": "zookeeper", "two_over_one": [0.833, 1.1, 1.0], "median": 1.0}]
+
+
+def test_a_round_without_a_peer_gives_no_ratio_for_it() -> None:
+    rounds = [{"delos-ref": [_row(64, 3000, 9000)]}]
+    assert compare.ratios(rounds, ["delos-ref", "etcd"], (64,)) == [{"peer": "etcd", "clients": 64, "throughput": [], "throughput_median": None, "p50": [], "p50_median": None}]
+
+
 # ---------------------------------------------------------------------------- the command line
 
 
