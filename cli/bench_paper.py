@@ -98,9 +98,16 @@ def paper(quick: bool, only: str | None, out_dir: Path | None, as_json: bool) ->
     if not plots.available():
         err.print("warning: matplotlib is not installed (the plots extra): the report has tables only", markup=False, highlight=False)
     result = _run(lambda progress: bench.run(out=out_dir, quick=quick, only=picked, progress=progress), "bench paper", as_json)
+    failed = [f"experiment {e['n']}: {e['error']}" for e in result["experiments"] if e.get("error")]
     if as_json:
         print_json(result)
-        return
+    else:
+        _print_paper(result, quick, out_dir)
+    if failed:
+        raise fail("; ".join(failed))
+
+
+def _print_paper(result: dict[str, Any], quick: bool, out_dir: Path) -> None:
     table = Table(title=f"bench paper{' --quick' if quick else ''}: {out_dir / 'report.md'}", title_justify="left")
     for col in ("#", "experiment", "paper", "here", "s"):
         table.add_column(col)

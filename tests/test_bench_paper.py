@@ -168,6 +168,23 @@ def test_paper_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     assert res.returncode == 2 and "not a directory" in res.stderr
 
 
+def test_an_experiment_whose_cluster_fails_is_reported_and_the_rest_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from delos_ref.bench import BenchError
+
+    async def broken(settings: paper.Settings, out: Path) -> dict:
+        raise BenchError("bench paper: `delos-ref up` failed: port in use")
+
+    async def fine(settings: paper.Settings, out: Path) -> dict:
+        return paper._result(6, "p50 extend 1 ms", ["kind", "p50 ms"], [["extend", 1.0]], [], {"x": 1.0}, "a note")
+
+    monkeypatch.setitem(paper.RUNNERS, 1, broken)
+    monkeypatch.setitem(paper.RUNNERS, 6, fine)
+    report = trio.run(lambda: paper.run(out=tmp_path, quick=True, only=[1, 6]))
+    assert [e.get("error") for e in report["experiments"]] == ["bench paper: `delos-ref up` failed: port in use", None]
+    text = (tmp_path / "report.md").read_text()
+    assert "failed: bench paper: `delos-ref up` failed" in text and "| extend | 1 |" in text
+
+
 def test_only_parses_a_list() -> None:
     assert paper.parse_only("7,1,1") == [1, 7]
     assert paper.parse_only(None) == [1, 2, 3, 4, 5, 6, 7]

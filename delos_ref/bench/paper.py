@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import trio
 
-from delos_ref.bench import BadBenchArgument, Meter, local_cluster, machine
+from delos_ref.bench import BadBenchArgument, BenchError, Meter, local_cluster, machine
 
 EXPERIMENTS = {
     1: "Switchover: bootstrap loglet to NativeLoglet under load",
@@ -362,7 +362,8 @@ async def peers_curves(s: Settings, out: Path) -> dict[str, Any]:
     res = await compare.run(with_peers=list(compare.PEERS), clients=s.compare_clients, rounds=s.compare_rounds, seconds=s.compare_seconds, client_check=s is FULL)
     rows = [[m["system"], m["clients"], m["ops_per_s"], m["p50_us"], m["p99_us"], m["client_cpu_us_per_op"], m["server_cpu_us_per_op"]] for m in res["medians"]]
     series = {sys: [(m["ops_per_s"], (m["p99_us"] or 0) / 1000) for m in res["medians"] if m["system"] == sys] for sys in res["systems"]}
-    figures = _plot_lines(out, "fig7_zookeeper_etcd", "Puts: throughput vs p99 (3 servers, fsync, 100 B)", series, "puts/s", "p99 (ms)", logy=True)
+    figures = _plot_lines(out, "fig7_zookeeper_etcd", "Puts: throughput vs p99 (3 servers, fsync, 100 B)", series, "puts/s", "p99 (ms)", logy=True,
+                          hmarks=[(15.0, "the paper's 15 ms p99 bound")])
     peak = {sys: max((m["ops_per_s"] for m in res["medians"] if m["system"] == sys), default=None) for sys in res["systems"]}
     ratios = {f"delos_over_{p}_peak": _ratio(peak.get("delos-ref"), peak.get(p)) for p in res["systems"][1:]}
     head = ", ".join(f"{sys} {peak[sys]:.0f}" for sys in res["systems"]) + " peak puts/s"
@@ -392,7 +393,9 @@ def _plot_cdfs(out: Path, name: str, *args: Any, **kwargs: Any) -> list[Path]:
 
 
 async def run(*, out: Path, quick: bool = False, only: list[int] | None = None, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Run the experiments, write ``out/report.md`` and ``out/results.json``; return the results."""
+    """Run the experiments, write ``out/report.md`` and ``out/results.json``; return the results.
+    An experiment whose cluster fails to start is reported as failed (``error``), and the rest
+    run."""
     import json
 
     settings = QUICK if quick else FULL
@@ -402,7 +405,10 @@ async def run(*, out: Path, quick: bool = False, only: list[int] | None = None, 
     load_before = os.getloadavg()
     for i, n in enumerate(picked):
         a = time.perf_counter()
-        res = await RUNNERS[n](settings, out)
+        try:
+            res = await RUNNERS[n](settings, out)
+        except BenchError as e:  # its cluster did not start: the others may still run
+            res = _result(n, f"failed: {e}", [], [], [], {}, str(e), error=str(e))
         res["seconds"] = round(time.perf_counter() - a, 1)
         results.append(res)
         if progress is not None:
@@ -437,8 +443,9 @@ def markdown(report: dict[str, Any], out: Path) -> str:
                 lines += [f"![{e['title']}]({Path(f).name})", ""]
         if e.get("versions"):
             lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()), ""]
-        lines += ["| " + " | ".join(e["columns"]) + " |", "|" + "---|" * len(e["columns"])]
-        lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in e["rows"]]
+        if e["columns"]:
+            lines += ["| " + " | ".join(e["columns"]) + " |", "|" + "---|" * len(e["columns"])]
+            lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in e["rows"]]
         lines += ["", e["note"]]
     return "\n".join(lines) + "\n"
 

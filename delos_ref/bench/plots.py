@@ -45,9 +45,10 @@ def _save(fig: Any, out: Path, name: str) -> list[Path]:
 
 
 def lines(out: Path, name: str, title: str, series: dict[str, Sequence[tuple[float, float]]], xlabel: str, ylabel: str,
-          *, logx: bool = False, logy: bool = False, integer_x: bool = False, marks: Sequence[tuple[float, str]] = ()) -> list[Path]:
-    """One panel, one line per series of (x, y) points; ``marks``: vertical lines with a label;
-    ``integer_x``: ticks on whole numbers only (counts of stripes)."""
+          *, logx: bool = False, logy: bool = False, integer_x: bool = False, marks: Sequence[tuple[float, str]] = (),
+          hmarks: Sequence[tuple[float, str]] = ()) -> list[Path]:
+    """One panel, one line per series of (x, y) points; ``marks``: vertical lines with a label,
+    ``hmarks`` horizontal ones; ``integer_x``: ticks on whole numbers only (counts of stripes)."""
     fig, (ax,) = _figure(title)
     for label, points in series.items():
         pts = [(x, y) for x, y in points if x is not None and y is not None]
@@ -56,6 +57,9 @@ def lines(out: Path, name: str, title: str, series: dict[str, Sequence[tuple[flo
     for x, label in marks:
         ax.axvline(x, color="red", linestyle="--", linewidth=1)
         ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12), textcoords="offset points", color="red")
+    for y, label in hmarks:
+        ax.axhline(y, color="gray", linestyle=":", linewidth=1)
+        ax.annotate(label, (0, y), xycoords=("axes fraction", "data"), xytext=(3, 3), textcoords="offset points", color="gray")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logx:
