@@ -223,3 +223,33 @@ def test_paper_quick_writes_seven_experiments_with_data(tmp_path: Path) -> None:
         assert (name in {r[0] for r in seven["rows"]}) == present
     assert json.loads((out / "results.json").read_text())["quick"] is True
     print(f"bench paper --quick took {time.monotonic() - t0:.0f} s")  # for the log; not asserted
+
+
+# --------------------------------------------------------------------- a benchmark's cluster
+
+
+def test_a_down_that_times_out_still_kills_the_nodes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On a loaded machine `delos-ref down` took longer than its 30 s: the benchmark ended in
+    a TimeoutExpired traceback. Now the nodes left are killed and the run goes on."""
+    import delos_ref.bench as bench
+    from delos_ref import cluster
+
+    killed: list[str] = []
+
+    def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess:
+        if "down" in argv:
+            raise subprocess.TimeoutExpired(argv, 30)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    monkeypatch.setattr(cluster, "config_path", lambda d: tmp_path)  # exists
+    monkeypatch.setattr(cluster, "load", lambda d: "cfg")
+    monkeypatch.setattr(cluster, "live_nodes", lambda cfg: ["n1", "n2"])
+    monkeypatch.setattr(cluster, "signal_node", lambda n, sig: killed.append(f"{n}:{sig}"))
+
+    async def main() -> None:
+        with bench.local_cluster("kv", "tcp", 3, placement=bench.Placement(directory=tmp_path / "c")):
+            pass
+
+    trio.run(main)
+    assert killed == ["n1:9", "n2:9"]

@@ -78,7 +78,8 @@ async def _load(directory: Path, clients: int, seconds: float) -> dict:
         async with trio.open_nursery() as nursery:
             for t in tables:
                 nursery.start_soon(worker, t)
-            print("ready", flush=True)
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
             line = await trio.to_thread.run_sync(sys.stdin.readline)
             start = int(line) / 1000
             window.update(start=start, end=start + seconds)
@@ -89,9 +90,25 @@ async def _load(directory: Path, clients: int, seconds: float) -> dict:
     return {"ops": len(latencies), "elapsed_s": seconds, "cpu_s": cpu1 - cpu0, "lat_us": latencies}
 
 
+def _leaf(e: BaseException) -> BaseException:
+    """The first exception inside nested exception groups (what went wrong, not the nursery)."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
+
+
 def main() -> None:
+    """The load process's entry point. Its stdout is the protocol with ``run_load`` (``ready``,
+    then one JSON line), not output for a person; an error is one line on stderr, exit 1."""
     directory, clients, seconds = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(trio.run(_load, directory, clients, seconds)), flush=True)
+    try:
+        result = trio.run(_load, directory, clients, seconds)
+    except Exception as e:  # noqa: BLE001 -- reported to run_load as one line, whatever it is
+        leaf = _leaf(e)
+        sys.stderr.write(f"{type(leaf).__name__}: {leaf}\n")
+        sys.exit(1)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
