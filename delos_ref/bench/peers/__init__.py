@@ -239,7 +239,7 @@ def summary(load: Load, clients: int) -> dict[str, Any]:
     }
 
 
-async def wait_ready(check: "callable", procs: list[subprocess.Popen], commands: Sequence[tuple[str, list[str], Path]], what: str, timeout_s: float = 60.0) -> None:
+async def wait_ready(check: Callable[[], bool], procs: list[subprocess.Popen], commands: Sequence[tuple[str, list[str], Path]], what: str, timeout_s: float = 60.0) -> None:
     """Poll ``check()`` (blocking; run in a thread) until it is true; :class:`PeerError` if a
     server exits first (with its log's tail) or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from delos_ref.bench import peers
-from delos_ref.bench.peers import HERE, PeerError
+from delos_ref.bench.peers import HERE
 
 NAME = "zookeeper"
 JAR = "/usr/share/java/zookeeper.jar"
@@ -90,4 +90,4 @@ async def ensemble(workdir: Path) -> AsyncIterator[dict]:
         yield {"connect": connect, "pids": [p.pid for p in procs], "argv_for": argv_for, "check": lambda: peers.exited(procs, commands)}
 
 
-__all__ = ["NAME", "PeerError", "check", "ensemble", "version"]
+__all__ = ["NAME", "check", "ensemble", "version"]
