@@ -253,3 +253,31 @@ def test_a_down_that_times_out_still_kills_the_nodes(monkeypatch: pytest.MonkeyP
 
     trio.run(main)
     assert killed == ["n1:9", "n2:9"]
+
+
+def test_delos_ensemble_retries_an_up_that_missed_its_metastore(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Under load, `up` failed its first MetaStore write within 2 s and a whole `bench
+    compare` run failed with it; the ensemble tries `up` once more."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import delos_ref.bench as bench
+    from delos_ref.bench.peers import delos
+
+    calls: list[int] = []
+
+    @contextlib.contextmanager
+    def flaky(*args: object, **kw: object):
+        calls.append(1)
+        if len(calls) == 1:
+            raise bench.BenchError("bench compare: `delos-ref up` failed: its MetaStore did not answer")
+        yield SimpleNamespace(nodes=[SimpleNamespace(id="n1", pid=1)])
+
+    monkeypatch.setattr(bench, "local_cluster", flaky)
+
+    async def main() -> str:
+        async with delos.ensemble(tmp_path) as ens:
+            return ens["connect"]
+
+    assert trio.run(main) == "n1"
+    assert len(calls) == 2
