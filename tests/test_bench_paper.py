@@ -41,6 +41,11 @@ def test_etcd_without_its_binary_says_how_to_install(monkeypatch: pytest.MonkeyP
         etcd.check()
 
 
+@pytest.mark.skipif(not Path(zookeeper.JAR).exists(), reason="ZooKeeper is not installed (make peers)")
+def test_zookeeper_version_is_the_packages() -> None:
+    assert zookeeper.version()[0].isdigit()  # "3.8.0" on Debian 12, not the jar's bare name
+
+
 def test_compare_leaves_out_a_missing_peer_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zookeeper, "JAR", "/nonexistent/zookeeper.jar")
     ok, missing = compare.available(["zookeeper"])

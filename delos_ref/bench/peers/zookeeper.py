@@ -35,10 +35,10 @@ def check() -> tuple[str, str]:
 
 
 def version() -> str:
-    try:
-        return Path(JAR).resolve().name.removeprefix("zookeeper-").removesuffix(".jar") if Path(JAR).exists() else "?"
-    except OSError:
-        return "?"
+    """From the versioned name Debian gives the jar (``zookeeper-3.8.0.jar -> zookeeper.jar``)."""
+    for jar in sorted(Path(JAR).parent.glob("zookeeper-[0-9]*.jar")):
+        return jar.name.removeprefix("zookeeper-").removesuffix(".jar")
+    return "?"
 
 
 def _config(i: int, data: Path, ports: list[int]) -> str:
