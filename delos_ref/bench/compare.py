@@ -221,4 +221,4 @@ def plot(result: dict[str, Any], out: Path, name: str = "compare") -> list[Path]
         }
 
     return plots.bars(out, name, "puts/s (median of rounds)", groups, col("ops_per_s"), "puts/s",
-                      panels={"p50 latency (median of rounds)": (col("p50_us", 1000.0), "ms"), "p99 latency": (col("p99_us", 1000.0), "ms")})
+                      panels={"p50 latency (median of rounds)": (col("p50_us", 1000.0), "ms"), "p99 latency (median of rounds)": (col("p99_us", 1000.0), "ms")})
