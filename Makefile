@@ -4,12 +4,14 @@
 #   make tlc   TLC on every routine TLA+ model (needs TLC: see specs/README.md)
 #   make tlc-mutants  TLC on every mutant of the specs: each must be caught
 #   make browser      Debian's chromium, for the explorer's browser test (as root; .ci/run does it)
+#   make peers  install ZooKeeper and etcd (Debian packages) for `delos-ref bench compare`
+#   make paper  `delos-ref bench paper` into docs/figures/ (the full run: ~30 min; ARGS="--quick")
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test test-slow tlc tlc-mutants install clean browser
+.PHONY: up down test test-slow tlc tlc-mutants install clean browser peers paper
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,7 @@ $(BIN)/python:
 
 # Reinstall when the packaging metadata changes.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plots]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +46,15 @@ tlc-mutants: $(STAMP)
 # tests/test_explorer_browser.py drives /usr/bin/chromium (Debian's package) with Playwright.
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian's zookeeper (3.8) and etcd (3.4): the peers of `bench compare`, started by the bench
+# itself on free ports (no service is enabled). Needs root (or sudo) and apt-get.
+peers:
+	@command -v apt-get >/dev/null || { echo "make peers: needs apt-get (Debian/Ubuntu); install ZooKeeper 3.8 and etcd 3.4 by hand" >&2; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq zookeeper etcd-server etcd-client default-jdk-headless
+
+paper: $(STAMP)
+	$(BIN)/delos-ref bench paper --out docs/figures $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -537,9 +537,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept\n  delos-ref bench compare --with zookeeper,etcd --clients 1,64 --rounds 3   # make peers installs them\n  delos-ref bench paper --quick --out /tmp/paper   # the paper's 7 experiments: report.md + figures")
 def bench(
-    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
+    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv; or compare (with ZooKeeper and etcd), paper (the paper's evaluation)."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     stripes: int = typer.Option(2, "--stripes", help="bench append --loglet striped: measure 1..N stripes (next to one NativeLoglet)."),
@@ -548,12 +548,26 @@ def bench(
     trace: bool = typer.Option(False, "--trace", help="bench append: start its cluster with up --trace (what writing the nodes' traces costs)."),
     bench_dir: Optional[Path] = typer.Option(None, "--dir", help="Run the benchmark's cluster in this directory (a fresh cluster; its data and node logs stay after the run). Default: a temporary directory, removed afterwards."),
     base_port: Optional[int] = typer.Option(None, "--base-port", help="The benchmark cluster's node i listens on base-port + i - 1 (must be free). Default: the first free ports from 8101."),
+    with_peers: str = typer.Option("zookeeper,etcd", "--with", help="bench compare: the peers, zookeeper and/or etcd (a missing one is named, with how to install it, and left out)."),
+    clients: str = typer.Option("1,64", "--clients", help="bench compare: clients (each with one write in flight) per measurement, comma-separated."),
+    rounds: int = typer.Option(3, "--rounds", help="bench compare: interleaved rounds (ratios are their medians)."),
+    quick: bool = typer.Option(False, "--quick", help="bench paper: every experiment short (all 7 in about 3-5 minutes)."),
+    only: Optional[str] = typer.Option(None, "--only", help="bench paper: the experiments to run, e.g. 1,5,7 (default: all 7)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="bench paper: where report.md, results.json and the figures go (required); bench compare: where its plot goes (default ./bench-compare)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
 
     Benchmarks on a real cluster (metastore, append, virtuallog, kv) start their own, in
-    --dir on --base-port if given."""
+    --dir on --base-port if given. `compare` runs delos-ref's database puts against real
+    3-server ZooKeeper and etcd ensembles in interleaved rounds; `paper` reruns the paper's
+    evaluation into --out DIR/report.md (see README, "Reproducing the paper")."""
+    if name in ("compare", "paper"):
+        from cli import bench_paper
+
+        if name == "compare":
+            return bench_paper.compare(with_peers, clients, rounds, seconds, out_dir, as_json)
+        return bench_paper.paper(quick, only, out_dir, as_json)
     import trio
     from rich.progress import Progress
 
