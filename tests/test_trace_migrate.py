@@ -33,6 +33,11 @@ class WrapperConfig:
     inner_params: bytes
     skipped: tuple[int, ...]
 
+    @property
+    def loglet_id(self) -> str:
+        """The wrapper's own name for the loglet (the skip loglet's: ``<inner>~skip<pos>``)."""
+        return "A~skip" + ",".join(map(str, self.skipped))
+
 
 def _seg(start: int, stop: int | None, loglet: str, kind: str = "memory") -> Segment:
     return Segment(start, stop, kind, encode_value(MemoryLogletConfig(loglet)))
@@ -114,6 +119,9 @@ def test_a_wrapper_config_is_the_loglet_it_wraps() -> None:
     wrapped = Segment(0, 2, "skip", encode_value(WrapperConfig("memory", inner, (1,))))
     steps = check_events("VirtualLog", BEFORE + [_chosen(3, wrapped, _seg(2, None, "B")), _ack(2, "B", 2)])
     assert steps["RevealChosen"] == 3
+    # An append resolved in the wrapped segment logs the wrapper's name: an alias of A.
+    resolved = BEFORE[:2] + BEFORE[3:] + [_chosen(3, wrapped, _seg(2, None, "B")), {**_ack(1, "A", 0), "loglet": "A~skip1"}]
+    assert check_events("VirtualLog", resolved)["AppendEntry"] == 2
     cold = Segment(0, 2, "skip", encode_value(WrapperConfig("cold", encode_value(MemoryLogletConfig("C")), (0,))))
     migrated_then_skipped = BEFORE + [_verified("C", "A", 0, 2), MIGRATED, _chosen(4, cold, _seg(2, None, "B"))]
     assert check_events("VirtualLog", migrated_then_skipped)["RevealChosen"] == 4
@@ -123,6 +131,9 @@ def test_a_verification_event_without_its_range_is_rejected() -> None:
     event = {k: v for k, v in _verified("C", "A", 0, 2).items() if k not in ("source", "stop")}
     with pytest.raises(TraceViolation, match="without source, stop"):
         check_events("VirtualLog", BEFORE + [event])
+    short = {**_verified("C", "A", 0, 2), "entries": 1}
+    with pytest.raises(TraceViolation, match="read back 1 entries"):
+        check_events("VirtualLog", BEFORE + [short])
 
 
 def test_the_prepared_trace_carries_the_copies_and_the_configs() -> None:

@@ -38,7 +38,9 @@ segment of ``source`` in a revealed chain (``Migratable``). A :meth:`Modify` tha
 segment another loglet is legal only if that loglet is such a verified copy of the old one,
 over the same range (``CopyReady``); one that keeps the loglet and changes its config (a
 skip marker) needs no copy. A wrapper config (one with ``inner_kind`` / ``inner_params``,
-like the skip loglet's) names the loglet it wraps: its segment's loglet is the inner one's.
+like the skip loglet's) names the loglet it wraps: its segment's loglet is the inner one's,
+and the wrapper's own name for it (``loglet_id``, which ``AppendAck`` and ``ColdVerified`` may
+log) is an alias of it.
 After a migration, an acknowledged entry of ``source`` is in place in the cold loglet's
 segment.
 
@@ -84,6 +86,7 @@ class Seg:
     loglet: str
     servers: tuple[str, ...]
     config: str = ""  # the segment's kind and a digest of its params: a config-only change shows
+    alias: str = ""  # a wrapper config's own name for the loglet it wraps (what AppendAck logs)
 
     @property
     def open(self) -> bool:
@@ -126,24 +129,28 @@ def decode_chain(logged: Any) -> Chain | None:
         return None  # the tag's bytes inside some other value (e.g. a logged entry)
     out = []
     for seg in segments:
-        config = _inner_config(seg.start, seg.kind, seg.params)
-        loglet = getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}"
+        outer, config = _inner_config(seg.start, seg.kind, seg.params)
+        loglet = str(getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}")
+        alias = str(getattr(outer, "loglet_id", None) or "") if outer is not config else ""
         digest = hashlib.sha256(seg.params).hexdigest()[:16]
-        out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ())), f"{seg.kind}:{digest}"))
+        out.append(Seg(seg.start, seg.stop, loglet, tuple(getattr(config, "logservers", ())), f"{seg.kind}:{digest}", alias if alias != loglet else ""))
     return tuple(out)
 
 
-def _inner_config(start: int, kind: str, params: bytes) -> Any:
-    """The loglet config of a segment, unwrapped: a wrapper (``inner_kind`` / ``inner_params``,
-    e.g. the skip loglet's markers over another loglet) stands for the loglet it wraps."""
+def _inner_config(start: int, kind: str, params: bytes) -> tuple[Any, Any]:
+    """A segment's config and the loglet config it stands for: a wrapper (``inner_kind`` /
+    ``inner_params``, e.g. the skip loglet's markers over another loglet) stands for the
+    loglet it wraps."""
+    outer = None
     for _ in range(8):
         try:
             config = decode_value(params)
         except DecodeError as e:
             raise ChainDecodeError(f"segment at {start}: its {kind} loglet config does not decode: {e}") from None
+        outer = config if outer is None else outer
         inner = getattr(config, "inner_params", None)
         if not isinstance(inner, bytes):
-            return config
+            return outer, config
         kind, params = str(getattr(config, "inner_kind", "?")), inner
     raise ChainDecodeError(f"segment at {start}: loglet configs wrapped more than 8 deep")
 
@@ -165,6 +172,7 @@ class VirtualLogChecker(Checker):
         self.sealed_tails: dict[str, set[int]] = {}
         self.acked: dict[int, tuple[str, int]] = {}
         self.copies: dict[str, tuple[str, int, int]] = {}  # cold loglet -> (source, start, stop)
+        self.aliases: dict[str, str] = {}  # a wrapper's name for a loglet -> the loglet
         self.used: dict[str, int] = {}  # loglet -> first version whose chain names it
         self.installs = 0
         self.unlinked = 0  # versions revealed without their predecessor (no successor check)
@@ -245,6 +253,8 @@ class VirtualLogChecker(Checker):
             self.require(self.is_sealed(s), f"version {v}: closed segment {i} (loglet {s.loglet}) is not sealed (ClosedSegmentsSealed)")
         for s in ch:
             self.used.setdefault(s.loglet, v)
+            if s.alias:
+                self.aliases[s.alias] = s.loglet
 
     def install(self, v: int, w: int) -> None:
         """hist[w] (w = v + 1) was written over hist[v]: one of ExtWrite, Truncate, Modify."""
@@ -298,16 +308,19 @@ class VirtualLogChecker(Checker):
         and compared entry by entry. Only a closed segment is copied (Migratable)."""
         missing = [k for k in ("copy", "source", "start", "stop") if k not in e]
         self.require(not missing, f"ColdVerified without {', '.join(missing)}: the copy cannot be told apart from an unverified one")
-        cold, source, start, stop = str(e["copy"]), str(e["source"]), int(e["start"]), int(e["stop"])
+        cold, source, start, stop = str(e["copy"]), self.aliases.get(str(e["source"]), str(e["source"])), int(e["start"]), int(e["stop"])
         closed = any(s.loglet == source and (s.start, s.stop) == (start, stop) for ch in self.hist.values() for s in ch[:-1])
         self.require(closed, f"cold copy {cold} of loglet {source} over [{start}, {stop}): no revealed chain has that closed segment (Migratable)")
+        if "entries" in e:  # how many entries the verification read back
+            self.require(int(e["entries"]) == stop - start, f"cold copy {cold} read back {e['entries']} entries, its segment [{start}, {stop}) holds {stop - start}")
         known = self.copies.setdefault(cold, (source, start, stop))
         self.require(known == (source, start, stop), f"cold loglet {cold} verified as a copy of {known} and of {(source, start, stop)}")
 
     # ------------------------------------------------------------------ appends
 
     def AppendEntry(self, e: dict[str, Any]) -> None:
-        vpos, lpos, start, loglet = int(e["vpos"]), int(e["lpos"]), int(e["start"]), str(e["loglet"])
+        vpos, lpos, start = int(e["vpos"]), int(e["lpos"]), int(e["start"])
+        loglet = self.aliases.get(str(e["loglet"]), str(e["loglet"]))  # a wrapper's name: the loglet
         self.require(vpos == start + lpos, f"append acknowledged at {vpos}, not start {start} + loglet position {lpos}")
         self.require(vpos not in self.acked, f"virtual position {vpos} acknowledged twice (UniquePositions)")
         self.acked[vpos] = (loglet, lpos)
