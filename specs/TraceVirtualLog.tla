@@ -8,8 +8,11 @@
 (* Input: the NDJSON trace prepared by `delos-ref trace validate`          *)
 (* (delos_ref/tracecheck/tla.py): a register version is revealed by a      *)
 (* metastore Chosen (instance v) or ReadDone (version v) event, its value  *)
-(* decoded into a chain of [start, stop, open, loglet, servers] records    *)
-(* (Reveal); virtuallog AppendAck events (AppendAck); and what the spec    *)
+(* decoded into a chain of [start, stop, open, loglet, servers, config]   *)
+(* records (config: the segment's kind and a digest of its params)        *)
+(* (Reveal); virtuallog AppendAck events (AppendAck); a migrate          *)
+(* ColdVerified event (the verified cold copy `loglet` of `source`'s      *)
+(* [start, stop): the spec's Verify); and what the spec                    *)
 (* abstracts a loglet to: a LogServer's Seal / Repair (ServerSealed; a     *)
 (* loglet is lSealed once a majority of its LogServers is), a sealed       *)
 (* check_tail's tail (SealedTail: ExtCheck's rTail), the sequencer's       *)
@@ -18,8 +21,11 @@
 (* The register is the spec's hist; a client's cache, rpc and won are not  *)
 (* logged.  Revealing hist[v+1] when hist[v] is known (or v when v+1 is)   *)
 (* checks the write that installed it: ExtWrite, Truncate (several        *)
-(* leading segments at once: several spec steps) or Modify.  The Python    *)
-(* transcription is delos_ref/tracecheck/virtuallog.py.                    *)
+(* leading segments at once: several spec steps) or Modify.  A Modify     *)
+(* that gives a segment another loglet needs a verified cold copy of the  *)
+(* old one over the same range (CopyReady); one that keeps the loglet     *)
+(* (a skip marker in its config) does not.  The Python transcription is   *)
+(* delos_ref/tracecheck/virtuallog.py.                                     *)
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets, TLC, Json
 
@@ -34,9 +40,10 @@ VARIABLES
     hist,         \* hist[v]: the chain of every revealed version v
     sealedBy,     \* <<loglet, server>>: the LogServers that set the seal bit
     rTails,       \* <<loglet, tail>>: the tails of sealed check_tails (ExtCheck)
-    acked         \* acknowledged appends: [vpos, loglet, lpos]
+    acked,        \* acknowledged appends: [vpos, loglet, lpos]
+    copies        \* verified cold copies: [loglet, source, start, stop] (Verify)
 
-vars == <<l, hist, sealedBy, rTails, acked>>
+vars == <<l, hist, sealedBy, rTails, acked, copies>>
 
 Ev == Log[l]
 
@@ -75,12 +82,18 @@ ExtWrite(old, new, w) ==
 
 Truncate(old, new) == \E k \in 1..(Len(old) - 1) : SubSeq(old, k + 1, Len(old)) = new
 
+(* Loglet g holds the entries of loglet src over [start, stop): it is src, *)
+(* or a verified cold copy of it over exactly that range.                  *)
+CopyOf(g, src, start, stop) ==
+  g = src \/ [loglet |-> g, source |-> src, start |-> start, stop |-> stop] \in copies
+
 Modify(old, new) ==
   /\ Len(old) = Len(new)
   /\ \E i \in 1..(Len(old) - 1) :
        /\ \A j \in DOMAIN old : j # i => old[j] = new[j]
        /\ old[i] # new[i]
        /\ old[i].start = new[i].start /\ old[i].stop = new[i].stop
+       /\ CopyOf(new[i].loglet, old[i].loglet, old[i].start, old[i].stop)
 
 Successor(old, new, w) == ExtWrite(old, new, w) \/ Truncate(old, new) \/ Modify(old, new)
 
@@ -90,20 +103,31 @@ Init ==
   /\ sealedBy = {}
   /\ rTails = {}
   /\ acked = {}
+  /\ copies = {}
 
 Activate ==
   /\ Ev.event = "Activate"
-  /\ UNCHANGED <<hist, sealedBy, rTails, acked>>
+  /\ UNCHANGED <<hist, sealedBy, rTails, acked, copies>>
 
 ServerSealed ==
   /\ Ev.event = "ServerSealed"
   /\ sealedBy' = sealedBy \cup {<<Ev.loglet, Ev.node>>}
-  /\ UNCHANGED <<hist, rTails, acked>>
+  /\ UNCHANGED <<hist, rTails, acked, copies>>
 
 ExtCheck ==
   /\ Ev.event = "SealedTail"
   /\ rTails' = rTails \cup {<<Ev.loglet, Ev.tail>>}
-  /\ UNCHANGED <<hist, sealedBy, acked>>
+  /\ UNCHANGED <<hist, sealedBy, acked, copies>>
+
+(* migrate verified a cold copy (the spec's Verify): of a closed segment  *)
+(* of a revealed chain (Migratable), and one range per cold loglet.        *)
+Verify ==
+  /\ Ev.event = "ColdVerified"
+  /\ \E v \in DOMAIN hist : \E i \in 1..(Len(hist[v]) - 1) :
+       hist[v][i].loglet = Ev.source /\ hist[v][i].start = Ev.start /\ hist[v][i].stop = Ev.stop
+  /\ \A c \in copies : c.loglet = Ev.loglet => c.source = Ev.source /\ c.start = Ev.start /\ c.stop = Ev.stop
+  /\ copies' = copies \cup {[loglet |-> Ev.loglet, source |-> Ev.source, start |-> Ev.start, stop |-> Ev.stop]}
+  /\ UNCHANGED <<hist, sealedBy, rTails, acked>>
 
 (* A version of the register becomes known: the same chain as before, or  *)
 (* a new one that is well formed and the successor of its neighbours.     *)
@@ -119,19 +143,19 @@ Reveal ==
                 /\ (v - 1) \in DOMAIN hist => Successor(hist[v - 1], ch, v)
                 /\ (v + 1) \in DOMAIN hist => Successor(ch, hist[v + 1], v + 1)
                 /\ hist' = hist @@ (v :> ch)
-  /\ UNCHANGED <<sealedBy, rTails, acked>>
+  /\ UNCHANGED <<sealedBy, rTails, acked, copies>>
 
 AppendEntry ==
   /\ Ev.event = "AppendAck"
   /\ Ev.vpos = Ev.start + Ev.lpos
   /\ ~ \E e \in acked : e.vpos = Ev.vpos
   /\ acked' = acked \cup {[vpos |-> Ev.vpos, loglet |-> Ev.loglet, lpos |-> Ev.lpos]}
-  /\ UNCHANGED <<hist, sealedBy, rTails>>
+  /\ UNCHANGED <<hist, sealedBy, rTails, copies>>
 
 TraceNext ==
   /\ l <= Len(Log)
   /\ l' = l + 1
-  /\ Activate \/ ServerSealed \/ ExtCheck \/ Reveal \/ AppendEntry
+  /\ Activate \/ ServerSealed \/ ExtCheck \/ Verify \/ Reveal \/ AppendEntry
 
 TraceDone ==
   /\ l > Len(Log)
@@ -152,7 +176,7 @@ AckedInPlace ==
     LET ch == hist[Max(DOMAIN hist)] IN
     \A e \in acked :
       e.vpos >= ch[1].start =>
-        \E i \in 1..Len(ch) : Covers(ch[i], e.vpos) /\ ch[i].loglet = e.loglet
-                              /\ e.vpos = ch[i].start + e.lpos
+        \E i \in 1..Len(ch) : Covers(ch[i], e.vpos) /\ e.vpos = ch[i].start + e.lpos
+                              /\ CopyOf(ch[i].loglet, e.loglet, ch[i].start, ch[i].stop)
 UniquePositions == \A e, f \in acked : e.vpos = f.vpos => e = f
 =============================================================================

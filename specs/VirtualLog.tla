@@ -45,6 +45,18 @@
 (*  Modify               reconfig_modify: Chain.modify      WriteDone      *)
 (*  Abort                a reconfigurer dies mid-way        (none)         *)
 (*                                                                         *)
+(* With Migrate (issue 19: delos_ref/migrate.py, delos_ref/loglet/cold.py, *)
+(* delos_ref/loglet/skip.py):                                              *)
+(*  cold[l]              the cold copy of loglet l's        migrate        *)
+(*                       segment (ColdLogletConfig, files)  ColdWrite      *)
+(*  Copy                 migrate_segment: copy the entries  ColdWrite      *)
+(*  Verify               verify_copy: read back, compare    ColdVerified   *)
+(*  Modify (CopyReady)   install: reconfig_modify to cold   ColdInstalled  *)
+(*  Rot                  a cold file goes bad (its SHA-256  (fault)        *)
+(*                       check fails every read)                           *)
+(*  Skip                 skip_entry: reconfig_modify to a   Skip           *)
+(*                       skip wrapper config                               *)
+(*                                                                         *)
 (* Exactly-once appends.  Each entry carries its id <<client, seq>> (the   *)
 (* envelope of virtuallog/entry.py).  An append whose reply is lost        *)
 (* (SendUnknown) may land at any time, before or after the seal (Land).    *)
@@ -82,9 +94,11 @@ CONSTANTS
     Clients,      \* clients: append, and reconfigure
     MaxVersion,   \* register versions 1..MaxVersion (also the loglets)
     MaxPos,       \* entries per loglet
-    MaxAppends    \* appends per client (each with its own id)
+    MaxAppends,   \* appends per client (each with its own id)
+    Migrate       \* TRUE: cold copies, migration and skip (issue 19; see "Migration")
 
 ASSUME MaxVersion \in Nat /\ MaxVersion > 0 /\ MaxPos \in Nat /\ MaxAppends \in Nat
+ASSUME Migrate \in BOOLEAN
 
 VARIABLES
     hist,         \* hist[v]: the chain of register version v; Len(hist) = version
@@ -97,15 +111,25 @@ VARIABLES
     won,          \* won[c]: whether c's last reconfiguration won
     next,         \* next[c]: how many appends client c has started (its last seq)
     app,          \* app[c]: c's append: [st |-> "idle"|"ready"|"flight", loglet, lo]
-    flying        \* entries sent whose reply was lost: [id, loglet]; they may land
+    flying,       \* entries sent whose reply was lost: [id, loglet]; they may land
+    cold,         \* cold[l]: the cold copy of loglet l's closed segment (Migrate only)
+    skipped       \* history: the skips installed, [vpos, version] (Migrate only)
 
-vars == <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, next, app, flying>>
+vars == <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, next, app, flying, cold, skipped>>
 
 Loglets == 1..MaxVersion
 VPos == 0..(MaxVersion * MaxPos)
-Segments == [start : VPos, stop : VPos, open : BOOLEAN, loglet : Loglets, cfg : {"hot", "cold"}]
+LPos == 0..(MaxPos - 1)
+Segments == [start : VPos, stop : VPos, open : BOOLEAN, loglet : Loglets, cfg : {"hot", "cold"},
+             skip : SUBSET LPos]
 Chains == Seq(Segments)
 Ids == Clients \X (1..MaxAppends)
+Marker == <<"skipped", 0>>    \* what a skipped position reads as (no id has seq 0)
+Garbage == <<"garbage", 0>>   \* what the bytes of a corrupt cold file decode to
+(* A cold copy: the entries of loglet l's segment [start, stop), as written *)
+(* (ids); st "copied" until verified; ok: the file's checksum still holds. *)
+Copies == [st : {"none", "copied", "verified"}, start : VPos, stop : VPos, ids : Seq(Ids), ok : BOOLEAN]
+NoCopy == [st |-> "none", start |-> 0, stop |-> 0, ids |-> <<>>, ok |-> TRUE]
 Entries == [vpos : VPos, loglet : Loglets, lpos : 0..MaxPos, id : Ids]
 Apps == [st : {"idle", "ready", "flight"}, loglet : Loglets, lo : 0..MaxPos]
 lTail == [l \in Loglets |-> Len(lLog[l])]   \* loglet l's tail: entries [0, lTail[l]) written
@@ -114,7 +138,7 @@ MyId(c) == <<c, IF app[c].st = "idle" THEN next[c] + 1 ELSE next[c]>>
 Idle == [st |-> "idle", loglet |-> 1, lo |-> 0]    \* no append in progress
 Ready == [st |-> "ready", loglet |-> 1, lo |-> 0]  \* to be sent to the active segment
 
-InitChain == <<[start |-> 0, stop |-> 0, open |-> TRUE, loglet |-> 1, cfg |-> "hot"]>>
+InitChain == <<[start |-> 0, stop |-> 0, open |-> TRUE, loglet |-> 1, cfg |-> "hot", skip |-> {}]>>
 Version == Len(hist)
 Latest == [version |-> Len(hist), chain |-> hist[Len(hist)]]
 Last(s) == s[Len(s)]
@@ -132,6 +156,8 @@ TypeOK ==
   /\ next \in [Clients -> 0..MaxAppends]
   /\ app \in [Clients -> Apps]
   /\ flying \subseteq [id : Ids, loglet : Loglets]
+  /\ cold \in [Loglets -> Copies]
+  /\ skipped \subseteq [vpos : VPos, version : 1..MaxVersion]
 
 Init ==
   /\ hist = <<InitChain>>
@@ -145,6 +171,8 @@ Init ==
   /\ next = [c \in Clients |-> 0]
   /\ app = [c \in Clients |-> Idle]
   /\ flying = {}
+  /\ cold = [l \in Loglets |-> NoCopy]
+  /\ skipped = {}
 
 (* The conditional write of the register: install ch as version           *)
 (* expected+1 iff the current version is expected.                        *)
@@ -176,7 +204,7 @@ AppendEntry(c) ==
       /\ acked' = acked \cup {[vpos |-> seg.start + lTail[l], loglet |-> l, lpos |-> lTail[l], id |-> MyId(c)]}
       /\ app' = [app EXCEPT ![c] = Idle]
       /\ Sent(c)
-      /\ UNCHANGED <<hist, lSealed, cache, rpc, rTail, won, flying>>
+      /\ UNCHANGED <<hist, lSealed, cache, rpc, rTail, won, flying, cold, skipped>>
 
 (* The append is sent to the active segment's loglet, and its reply is    *)
 (* lost (the sequencer died, or the chain moved on while it was in        *)
@@ -191,7 +219,7 @@ SendUnknown(c) ==
       /\ app' = [app EXCEPT ![c] = [st |-> "flight", loglet |-> l, lo |-> lTail[l]]]
       /\ flying' = flying \cup {[id |-> MyId(c), loglet |-> l]}
       /\ Sent(c)
-      /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rpc, rTail, won>>
+      /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, cold, skipped>>
 
 (* A sent entry lands at the loglet's tail: while it is unsealed, or as a *)
 (* zombie after the seal (its client got a sealed error or no answer),    *)
@@ -201,7 +229,7 @@ Land(f) ==
   /\ lTail[f.loglet] < MaxPos
   /\ lLog' = [lLog EXCEPT ![f.loglet] = Append(@, f.id)]
   /\ flying' = flying \ {f}
-  /\ UNCHANGED <<hist, lSealed, acked, cache, rpc, rTail, won, next, app>>
+  /\ UNCHANGED <<hist, lSealed, acked, cache, rpc, rTail, won, next, app, cold, skipped>>
 
 (* Positions of loglet l from lo below stop (loglet positions) holding id. *)
 Hits(l, id, lo, stop) == {k \in lo..(stop - 1) : k < lTail[l] /\ lLog[l][k + 1] = id}
@@ -229,7 +257,7 @@ Resolve(c) ==
                       ELSE LET k == CHOOSE k \in hits : TRUE
                            IN  /\ acked' = acked \cup {[vpos |-> seg.start + k, loglet |-> l, lpos |-> k, id |-> MyId(c)]}
                                /\ app' = [app EXCEPT ![c] = Idle]
-  /\ UNCHANGED <<hist, lLog, lSealed, cache, rpc, rTail, won, next, flying>>
+  /\ UNCHANGED <<hist, lLog, lSealed, cache, rpc, rTail, won, next, flying, cold, skipped>>
 
 (* Fetch the latest chain: after a sealed error (then retry the append),  *)
 (* or at the end of a reconfiguration (someone else may have won).        *)
@@ -237,7 +265,7 @@ Fetch(c) ==
   /\ rpc[c] \in {"idle", "fetch"}
   /\ cache' = [cache EXCEPT ![c] = Latest]
   /\ rpc' = [rpc EXCEPT ![c] = "idle"]
-  /\ UNCHANGED <<hist, lLog, lSealed, acked, rTail, won, next, app, flying>>
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, rTail, won, next, app, flying, cold, skipped>>
 
 ---------------------------------------------------------------------------
 (* Reconfiguration.                                                       *)
@@ -246,7 +274,7 @@ ExtSeal(c) ==
   /\ rpc[c] = "idle"
   /\ lSealed' = [lSealed EXCEPT ![ActiveOf(cache[c].chain).loglet] = TRUE]
   /\ rpc' = [rpc EXCEPT ![c] = "sealed"]
-  /\ UNCHANGED <<hist, lLog, acked, cache, rTail, won, next, app, flying>>
+  /\ UNCHANGED <<hist, lLog, acked, cache, rTail, won, next, app, flying, cold, skipped>>
 
 (* Roll-forward: the active loglet is sealed and no newer chain appeared  *)
 (* (its reconfigurer died): install a chain cloning its config.           *)
@@ -255,7 +283,7 @@ RollForward(c) ==
   /\ lSealed[ActiveOf(cache[c].chain).loglet]
   /\ cache[c].version = Len(hist)
   /\ rpc' = [rpc EXCEPT ![c] = "sealed"]
-  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rTail, won, next, app, flying>>
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rTail, won, next, app, flying, cold, skipped>>
 
 ExtCheck(c) ==
   /\ rpc[c] = "sealed"
@@ -263,7 +291,7 @@ ExtCheck(c) ==
      IN  /\ lSealed[l]
          /\ rTail' = [rTail EXCEPT ![c] = lTail[l]]
   /\ rpc' = [rpc EXCEPT ![c] = "checked"]
-  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, won, next, app, flying>>
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, won, next, app, flying, cold, skipped>>
 
 ExtWrite(c) ==
   /\ rpc[c] = "checked"
@@ -273,10 +301,10 @@ ExtWrite(c) ==
          stop == ch[n].start + rTail[c]
          closed == [ch[n] EXCEPT !.stop = stop, !.open = FALSE]
          fresh == [start |-> stop, stop |-> 0, open |-> TRUE,
-                   loglet |-> cache[c].version + 1, cfg |-> ch[n].cfg]
+                   loglet |-> cache[c].version + 1, cfg |-> ch[n].cfg, skip |-> {}]
      IN  WriteIf(c, cache[c].version, Append([ch EXCEPT ![n] = closed], fresh))
   /\ rpc' = [rpc EXCEPT ![c] = "fetch"]
-  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying>>
+  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying, cold, skipped>>
 
 (* Drop the oldest segment (after a trim); no seal.                       *)
 Truncate(c) ==
@@ -285,22 +313,107 @@ Truncate(c) ==
   /\ cache[c].version < MaxVersion
   /\ WriteIf(c, cache[c].version, Tail(cache[c].chain))
   /\ rpc' = [rpc EXCEPT ![c] = "fetch"]
-  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying>>
+  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying, cold, skipped>>
 
-(* Change the config of a sealed segment (e.g. move it to cold storage).  *)
+(* Segment i of chain ch may be copied, moved or skipped: it is closed     *)
+(* (so its loglet is sealed and its range final: ClosedSegmentsSealed).    *)
+Migratable(ch, i) == i < Len(ch)
+
+(* The range a copy of segment seg takes: [start, stop) (for an open        *)
+(* segment, which only a broken migrate copies, up to its loglet's tail).  *)
+CopyStop(seg) == IF seg.open THEN seg.start + lTail[seg.loglet] ELSE seg.stop
+
+(* The entries a read of loglet l's cold copy returns: every read checks   *)
+(* the file's checksum, and a corrupt file gives an error (no entries).    *)
+ColdLog(l) == IF cold[l].ok THEN cold[l].ids ELSE <<>>
+
+(* The copy of seg's loglet is verified and covers exactly seg's range.    *)
+CopyReady(seg) ==
+  /\ cold[seg.loglet].st = "verified"
+  /\ cold[seg.loglet].start = seg.start
+  /\ cold[seg.loglet].stop = CopyStop(seg)
+
+(* Change the loglet of a sealed segment, never its range: move it to     *)
+(* cold storage (cfg "cold": reads are served by its cold copy).  With     *)
+(* Migrate, only once that copy is verified and covers the same range      *)
+(* (CopyReady); without, the config changes and the entries stay where     *)
+(* they are (the model as it was).                                         *)
 Modify(c, i) ==
   /\ rpc[c] = "idle"
-  /\ i < Len(cache[c].chain)
+  /\ Migratable(cache[c].chain, i)
   /\ cache[c].chain[i].cfg = "hot"
   /\ cache[c].version < MaxVersion
+  /\ ~ Migrate \/ CopyReady(cache[c].chain[i])
   /\ WriteIf(c, cache[c].version, [cache[c].chain EXCEPT ![i].cfg = "cold"])
   /\ rpc' = [rpc EXCEPT ![c] = "fetch"]
-  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying>>
+  /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying, cold, skipped>>
 
 Abort(c) ==
   /\ rpc[c] \in {"sealed", "checked"}
   /\ rpc' = [rpc EXCEPT ![c] = "idle"]
-  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rTail, won, next, app, flying>>
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rTail, won, next, app, flying, cold, skipped>>
+
+---------------------------------------------------------------------------
+(* Migration and skip (Migrate; delos-ref migrate / skip, issue 19).      *)
+(*                                                                         *)
+(* migrate copies a closed segment's entries from its loglet into a cold  *)
+(* file (Copy), reads the file back and compares every entry with the     *)
+(* loglet's (Verify), then reconfig_modify installs the chain whose       *)
+(* segment is served by the cold copy (Modify).  A copy may come out      *)
+(* wrong (an entry short); verification finds it and the copy is redone. *)
+(* A cold file may go bad at any time (Rot: a disk fault); its checksum   *)
+(* then fails and every read of it fails clearly, never with wrong data. *)
+(* skip POS (Skip) is a reconfig_modify that marks one position of a      *)
+(* closed segment: every read at it through that chain and every later    *)
+(* one returns the marker.                                                 *)
+
+(* Copy segment i of c's cached chain into a fresh cold file: all of its  *)
+(* entries, or (a faulty copy) all but the last.                          *)
+Copy(c, i) ==
+  LET seg == cache[c].chain[i]
+      n == CopyStop(seg) - seg.start
+  IN  /\ Migrate
+      /\ Migratable(cache[c].chain, i)
+      /\ seg.cfg = "hot"
+      /\ cold[seg.loglet].st = "none"
+      /\ \E k \in {n - 1, n} \cap Nat :
+           cold' = [cold EXCEPT ![seg.loglet] = [st |-> "copied", start |-> seg.start, stop |-> seg.start + n,
+                                                 ids |-> SubSeq(lLog[seg.loglet], 1, k), ok |-> TRUE]]
+      /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, next, app, flying, skipped>>
+
+(* Read the copy back and compare every entry with its loglet's: equal,   *)
+(* it is verified; not (or the file is corrupt), it is dropped (redo).     *)
+Verify(l) ==
+  /\ cold[l].st = "copied"
+  /\ cold' = [cold EXCEPT ![l] = IF ColdLog(l) = SubSeq(lLog[l], 1, cold[l].stop - cold[l].start)
+                                   THEN [@ EXCEPT !.st = "verified"]
+                                   ELSE NoCopy]
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, next, app, flying, skipped>>
+
+(* A cold file goes bad (a disk fault): its checksum fails from now on.    *)
+Rot(l) ==
+  /\ cold[l].st # "none"
+  /\ cold[l].ok
+  /\ cold' = [cold EXCEPT ![l].ok = FALSE]
+  /\ UNCHANGED <<hist, lLog, lSealed, acked, cache, rpc, rTail, won, next, app, flying, skipped>>
+
+(* skip: reconfig_modify marks local position k of closed segment i; the  *)
+(* history variable skipped records it, with its version, if it is       *)
+(* installed.                                                              *)
+Skip(c, i, k) ==
+  LET seg == cache[c].chain[i]
+  IN  /\ Migrate
+      /\ rpc[c] = "idle"
+      /\ Migratable(cache[c].chain, i)
+      /\ k < CopyStop(seg) - seg.start
+      /\ k \notin seg.skip
+      /\ cache[c].version < MaxVersion
+      /\ WriteIf(c, cache[c].version, [cache[c].chain EXCEPT ![i].skip = @ \cup {k}])
+      /\ skipped' = IF Len(hist) = cache[c].version
+                       THEN skipped \cup {[vpos |-> seg.start + k, version |-> Len(hist) + 1]}
+                       ELSE skipped
+      /\ rpc' = [rpc EXCEPT ![c] = "fetch"]
+      /\ UNCHANGED <<lLog, lSealed, acked, cache, rTail, next, app, flying, cold>>
 
 ---------------------------------------------------------------------------
 
@@ -310,7 +423,10 @@ Next ==
        \/ ExtSeal(c) \/ RollForward(c) \/ ExtCheck(c) \/ ExtWrite(c)
        \/ Truncate(c) \/ Abort(c)
        \/ \E i \in 1..MaxVersion : Modify(c, i)
+       \/ \E i \in 1..MaxVersion : i <= Len(cache[c].chain) /\ Copy(c, i)
+       \/ \E i \in 1..MaxVersion : i <= Len(cache[c].chain) /\ \E k \in LPos : Skip(c, i, k)
   \/ \E f \in flying : Land(f)
+  \/ \E l \in Loglets : Verify(l) \/ Rot(l)
 
 Spec == Init /\ [][Next]_vars
 
@@ -361,12 +477,15 @@ AppendsToActive ==
 (* The readable log of the latest chain: virtual position p of segment    *)
 (* seg holds the id at its loglet position, below the stop of a closed    *)
 (* segment (what lies above is a zombie, never read) or below the tail of *)
-(* the active one.                                                        *)
+(* the active one.  With Migrate, a cold segment is read from its cold    *)
+(* copy (a corrupt one reads nothing), and a skipped position reads as    *)
+(* the marker.                                                            *)
+SegLog(seg) == IF Migrate /\ seg.cfg = "cold" THEN ColdLog(seg.loglet) ELSE lLog[seg.loglet]
 Readable(seg, p) ==
   /\ seg.start <= p
-  /\ p - seg.start < lTail[seg.loglet]
+  /\ p - seg.start < Len(SegLog(seg))
   /\ (seg.open \/ p < seg.stop)
-IdAt(seg, p) == lLog[seg.loglet][p - seg.start + 1]
+IdAt(seg, p) == IF p - seg.start \in seg.skip THEN Marker ELSE SegLog(seg)[p - seg.start + 1]
 Holding(id) ==
   LET ch == hist[Len(hist)] IN
   {p \in VPos : \E i \in 1..Len(ch) : Readable(ch[i], p) /\ IdAt(ch[i], p) = id}
@@ -376,10 +495,77 @@ Holding(id) ==
 NoDuplicates == \A c \in Clients : \A n \in 1..MaxAppends : Cardinality(Holding(<<c, n>>)) <= 1
 
 (* ... and an acknowledged entry (not truncated away) is exactly at its   *)
-(* acknowledged position: not lost, not moved, not also elsewhere.        *)
+(* acknowledged position: not lost, not moved, not also elsewhere.  Two   *)
+(* exceptions, both Migrate's and both deliberate: a position an operator *)
+(* skipped (it reads as the marker: SkipSeenByAll), and one in a cold     *)
+(* segment whose file went bad (a disk fault: reads of it fail, never     *)
+(* return another entry: ReadsAgree).  Without Migrate there are none.    *)
+SkippedPos(p) == \E s \in skipped : s.vpos = p
+ColdFileBad(p) ==
+  LET ch == hist[Len(hist)] IN
+  \E i \in 1..Len(ch) : Covers(ch[i], p) /\ ch[i].cfg = "cold" /\ ~ cold[ch[i].loglet].ok
 AckedOnce ==
-  \A e \in acked : e.vpos >= hist[Len(hist)][1].start => Holding(e.id) = {e.vpos}
+  \A e \in acked : e.vpos >= hist[Len(hist)][1].start =>
+    \/ Holding(e.id) = {e.vpos}
+    \/ Migrate /\ (SkippedPos(e.vpos) \/ ColdFileBad(e.vpos)) /\ Holding(e.id) = {}
 
 Safety == /\ TypeOK /\ OneChainPerVersion /\ SegmentsContiguous /\ ClosedSegmentsSealed
           /\ AckedInPlace /\ UniquePositions /\ AppendsToActive /\ NoDuplicates /\ AckedOnce
+
+---------------------------------------------------------------------------
+(* Safety of migration and skip (MCVirtualLogMigrate).                    *)
+
+(* reconfig_modify changes a segment's loglet (its cfg) or its skips,     *)
+(* never its range: two successive versions of the same length (neither  *)
+(* an extension, which adds a segment, nor a truncation, which drops one)*)
+(* have the same segments but for cfg and skip.                           *)
+ModifyKeepsRange ==
+  \A v \in 2..Len(hist) :
+    Len(hist[v]) = Len(hist[v - 1]) =>
+      \A i \in 1..Len(hist[v]) :
+        /\ hist[v][i].start = hist[v - 1][i].start
+        /\ hist[v][i].stop = hist[v - 1][i].stop
+        /\ hist[v][i].open = hist[v - 1][i].open
+        /\ hist[v][i].loglet = hist[v - 1][i].loglet
+
+(* A chain names a cold copy only for a closed (so sealed) segment, once  *)
+(* the copy is verified, covers the segment's range and holds, as         *)
+(* written, exactly the loglet's entries of that range.                    *)
+ColdCopiesVerified ==
+  \A v \in 1..Len(hist) : \A i \in 1..Len(hist[v]) :
+    LET seg == hist[v][i]
+        cp == cold[seg.loglet]
+    IN  seg.cfg = "cold" =>
+          /\ i < Len(hist[v])
+          /\ lSealed[seg.loglet]
+          /\ cp.st = "verified"
+          /\ cp.start = seg.start /\ cp.stop = seg.stop
+          /\ cp.ids = SubSeq(lLog[seg.loglet], 1, seg.stop - seg.start)
+
+(* Readers may read a migrated segment from either loglet: through any    *)
+(* version of the chain (a reader's cache may be stale: before the        *)
+(* migration it reads the LogServers, after it the cold copy), a read of  *)
+(* an acknowledged position of a closed segment returns the acknowledged  *)
+(* entry, or the marker where that version skips it, or fails (a corrupt  *)
+(* cold file): never another entry.                                        *)
+ReadsAgree ==
+  \A v \in 1..Len(hist) : \A i \in 1..(Len(hist[v]) - 1) : \A e \in acked :
+    LET seg == hist[v][i] IN
+    Covers(seg, e.vpos) =>
+      IF Readable(seg, e.vpos)
+        THEN IdAt(seg, e.vpos) = IF e.vpos - seg.start \in seg.skip THEN Marker ELSE e.id
+        ELSE Migrate /\ seg.cfg = "cold" /\ ~ cold[seg.loglet].ok
+
+(* Skip only replaces an entry of a closed segment (final, sealed), and   *)
+(* every reader through the chain that installed it or any later one      *)
+(* (not truncated past it) sees the same marker there.  A reader through  *)
+(* an older version still reads the entry: a skip is for an entry that no *)
+(* replica can play (a poison entry), so none has played it.              *)
+SkipSeenByAll ==
+  \A s \in skipped :
+    /\ \E i \in 1..(Len(hist[s.version]) - 1) : Covers(hist[s.version][i], s.vpos)
+    /\ \A v \in s.version..Len(hist) : \A i \in 1..Len(hist[v]) :
+         Covers(hist[v][i], s.vpos) =>
+           /\ s.vpos - hist[v][i].start \in hist[v][i].skip
+           /\ Readable(hist[v][i], s.vpos) => IdAt(hist[v][i], s.vpos) = Marker
 =============================================================================

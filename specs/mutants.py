@@ -180,6 +180,54 @@ MUTANTS.append(
     )
 )
 
+# Migration to cold storage and skip (issue 19), on the VirtualLog spec with Migrate = TRUE.
+# The first three mirror the simulator's bug switches of the same names.
+MUTANTS += [
+    Mutant(
+        name="migrate_unsealed",
+        spec=VLOG,
+        model="MCVirtualLogMigrate",
+        rule="migrate copies and moves only a closed segment, whose loglet is sealed and range final",
+        edits=(
+            ('/\\ Migratable(cache[c].chain, i)\n      /\\ seg.cfg = "hot"', '/\\ i <= Len(cache[c].chain)\n      /\\ seg.cfg = "hot"'),
+            ('/\\ Migratable(cache[c].chain, i)\n  /\\ cache[c].chain[i].cfg = "hot"', '/\\ i <= Len(cache[c].chain)\n  /\\ cache[c].chain[i].cfg = "hot"'),
+        ),
+        expect=("ColdCopiesVerified", "AckedOnce", "ReadsAgree"),
+    ),
+    Mutant(
+        name="migrate_before_verified",
+        spec=VLOG,
+        model="MCVirtualLogMigrate",
+        rule="reconfig_modify installs a cold copy only once every entry was read back and compared (verified)",
+        edits=(('/\\ cold[seg.loglet].st = "verified"', '/\\ cold[seg.loglet].st # "none"'),),
+        expect=("ColdCopiesVerified", "AckedOnce", "ReadsAgree"),
+    ),
+    Mutant(
+        name="cold_read_unchecked",
+        spec=VLOG,
+        model="MCVirtualLogMigrate",
+        rule="a read of a cold file whose checksum fails is an error, never the file's bytes",
+        edits=(("ColdLog(l) == IF cold[l].ok THEN cold[l].ids ELSE <<>>", "ColdLog(l) == IF cold[l].ok THEN cold[l].ids ELSE [k \\in DOMAIN cold[l].ids |-> Garbage]"),),
+        expect=("ReadsAgree", "AckedOnce"),
+    ),
+    Mutant(
+        name="migrate_modify_changes_range",
+        spec=VLOG,
+        model="MCVirtualLogMigrate",
+        rule="reconfig_modify moves a sealed segment to its cold copy, never changing its [start, stop)",
+        edits=(('[cache[c].chain EXCEPT ![i].cfg = "cold"]', '[cache[c].chain EXCEPT ![i].cfg = "cold", ![i].stop = @ + 1]'),),
+        expect=("ModifyKeepsRange", "SegmentsContiguous", "ColdCopiesVerified"),
+    ),
+    Mutant(
+        name="skip_unsealed",
+        spec=VLOG,
+        model="MCVirtualLogMigrate",
+        rule="skip marks a position of a closed segment only (its entry is final)",
+        edits=(("/\\ Migratable(cache[c].chain, i)\n      /\\ k < CopyStop(seg) - seg.start", "/\\ i <= Len(cache[c].chain)\n      /\\ k < CopyStop(seg) - seg.start"),),
+        expect=("SkipSeenByAll",),
+    ),
+]
+
 # ------------------------------------------------------------------ StripedLoglet
 # One per StripedLoglet bug switch; their table lives beside the striped spec
 # (specs/striped_mutants.py, also run by tests/test_striped_spec.py).

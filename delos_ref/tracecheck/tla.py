@@ -11,7 +11,10 @@ their logs the same way):
   the trace determines: the acceptors, each loglet's LogServers);
 * ballots ``[round, proposer]`` become ``[round, rank]``, ranks ordering the proposer ids as
   :class:`paxos.ballot.Ballot` does; values become canonical JSON strings, ``null`` ``""``;
-* register values are decoded into chains of ``[start, stop, open, loglet]`` records.
+* register values are decoded into chains of ``[start, stop, open, loglet, servers, config]`` records
+  (``config``: the segment's kind and a digest of its params, so a config-only modify shows);
+* ``migrate ColdVerified`` events (a verified cold copy) become ``ColdVerified`` lines
+  (``copy`` is written ``loglet`` there).
 
 The Python checkers (:mod:`delos_ref.tracecheck`) read the raw trace; the preparation only
 changes how the same events are written down. TLC runs when ``TLA2TOOLS_JAR`` names ``tla2tools.jar``
@@ -153,6 +156,7 @@ def _prepare_loglet(events: list[dict[str, Any]], origin: list[dict[str, Any] | 
 
 def _prepare_virtuallog(events: list[dict[str, Any]], origin: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"event": "Config"}]
+    aliases: dict[str, str] = {}  # a wrapper config's name for a loglet -> the loglet (as the checker)
     origin.append(None)
     for e in events:
         role, name = e.get("role"), e.get("event")
@@ -163,16 +167,20 @@ def _prepare_virtuallog(events: list[dict[str, Any]], origin: list[dict[str, Any
             if chain is None:
                 continue
             version = int(e["instance"] if name == "Chosen" else e["version"])
-            segs = [{"start": s.start, "stop": s.stop if s.stop is not None else 0, "open": s.stop is None, "loglet": s.loglet, "servers": list(s.servers)} for s in chain]
+            aliases.update({s.alias: s.loglet for s in chain if s.alias})
+            segs = [{"start": s.start, "stop": s.stop if s.stop is not None else 0, "open": s.stop is None, "loglet": s.loglet, "servers": list(s.servers), "config": s.config} for s in chain]
             r = {"event": "Reveal", "version": version, "chain": segs}
         elif (role, name) == ("virtuallog", "AppendAck"):
-            r = {"event": "AppendAck", "vpos": int(e["vpos"]), "lpos": int(e["lpos"]), "start": int(e["start"]), "loglet": str(e["loglet"])}
+            r = {"event": "AppendAck", "vpos": int(e["vpos"]), "lpos": int(e["lpos"]), "start": int(e["start"]), "loglet": aliases.get(str(e["loglet"]), str(e["loglet"]))}
         elif (role, name) == ("logserver", "Seal") or (role, name) == ("logserver", "Repair"):
             r = {"event": "ServerSealed", "loglet": str(e["loglet"]), "node": e["node"]}
         elif (role, name) == ("sequencer", "Activate"):
             r = {"event": "Activate", "loglet": str(e["loglet"]), "logservers": list(e["logservers"])}
         elif (role, name) == ("loglet", "CheckTail") and e.get("sealed"):
             r = {"event": "SealedTail", "loglet": str(e["loglet"]), "tail": int(e["tail"])}
+        elif (role, name) == ("migrate", "ColdVerified"):
+            source = str(e.get("source", ""))
+            r = {"event": "ColdVerified", "loglet": str(e["copy"]), "source": aliases.get(source, source), "start": int(e.get("start", -1)), "stop": int(e.get("stop", -1))}
         if r is not None:
             out.append(r)
             origin.append(e)

@@ -23,22 +23,40 @@ Actions: revealing ``hist[v+1]`` when ``hist[v]`` is known is the write that ins
 one of :meth:`ExtWrite` (close the active segment at ``start + rTail``, where ``rTail`` is a
 sealed check_tail result of its loglet -- ExtCheck -- and open a fresh loglet there),
 :meth:`Truncate` (drop leading segments; the implementation drops several at once, the spec
-one per step) or :meth:`Modify` (change the loglet of one closed segment); the checker
-tries them in the spec's order and rejects a chain that none of them produces.
-``AppendAck`` -> :meth:`AppendEntry`. Seals and zombie appends are the NativeLoglet's business
-(:mod:`.loglet`); here only their outcome (sealed, sealed tails) is used.
+one per step) or :meth:`Modify` (change the loglet or the config of one closed segment,
+never its range); the checker tries them in the spec's order and rejects a chain that none
+of them produces. ``AppendAck`` -> :meth:`AppendEntry`. Seals and zombie appends are the
+NativeLoglet's business (:mod:`.loglet`); here only their outcome (sealed, sealed tails) is
+used.
+
+Migration to cold storage (issue 19; the spec's ``Migrate`` part): ``migrate`` logs
+``ColdVerified`` (role ``migrate``: ``copy``, the cold loglet's id as its segment config names
+it; ``source``, the loglet id of the segment that was copied; ``start``, ``stop``, the
+segment's virtual range) once every entry of the copy was read back and compared -- the spec's
+``Verify`` succeeding, :meth:`ColdVerified` here, which requires the range to be a closed
+segment of ``source`` in a revealed chain (``Migratable``). A :meth:`Modify` that gives a
+segment another loglet is legal only if that loglet is such a verified copy of the old one,
+over the same range (``CopyReady``); one that keeps the loglet and changes its config (a
+skip marker) needs no copy. A wrapper config (one with ``inner_kind`` / ``inner_params``,
+like the skip loglet's) names the loglet it wraps: its segment's loglet is the inner one's,
+and the wrapper's own name for it (``loglet_id``, which ``AppendAck`` and ``ColdVerified`` may
+log) is an alias of it.
+After a migration, an acknowledged entry of ``source`` is in place in the cold loglet's
+segment.
 
 Invariants after every step: OneChainPerVersion (one chain per revealed version),
 SegmentsContiguous, ClosedSegmentsSealed, AckedInPlace (every acknowledged entry not
-truncated away lies in its loglet's segment of the latest revealed chain, at start + lpos,
-below the segment's stop), UniquePositions. The ``metastore_write_without_version`` bug
-shows up as a chain that is no legal successor of the version below it (built on an older
-version), which also moves or loses acknowledged entries.
+truncated away lies in its loglet's segment -- or in the segment of its verified cold copy --
+of the latest revealed chain, at start + lpos, below the segment's stop), UniquePositions.
+The ``metastore_write_without_version`` bug shows up as a chain that is no legal successor
+of the version below it (built on an older version), which also moves or loses
+acknowledged entries.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +85,8 @@ class Seg:
     stop: int | None  # None: open (the active segment)
     loglet: str
     servers: tuple[str, ...]
+    config: str = ""  # the segment's kind and a digest of its params: a config-only change shows
+    alias: str = ""  # a wrapper config's own name for the loglet it wraps (what AppendAck logs)
 
     @property
     def open(self) -> bool:
@@ -109,13 +129,30 @@ def decode_chain(logged: Any) -> Chain | None:
         return None  # the tag's bytes inside some other value (e.g. a logged entry)
     out = []
     for seg in segments:
-        try:
-            config = decode_value(seg.params)
-        except DecodeError as e:
-            raise ChainDecodeError(f"segment at {seg.start}: its {seg.kind} loglet config does not decode: {e}") from None
-        loglet = getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}"
-        out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ()))))
+        outer, config = _inner_config(seg.start, seg.kind, seg.params)
+        loglet = str(getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}")
+        alias = str(getattr(outer, "loglet_id", None) or "") if outer is not config else ""
+        digest = hashlib.sha256(seg.params).hexdigest()[:16]
+        out.append(Seg(seg.start, seg.stop, loglet, tuple(getattr(config, "logservers", ())), f"{seg.kind}:{digest}", alias if alias != loglet else ""))
     return tuple(out)
+
+
+def _inner_config(start: int, kind: str, params: bytes) -> tuple[Any, Any]:
+    """A segment's config and the loglet config it stands for: a wrapper (``inner_kind`` /
+    ``inner_params``, e.g. the skip loglet's markers over another loglet) stands for the
+    loglet it wraps."""
+    outer = None
+    for _ in range(8):
+        try:
+            config = decode_value(params)
+        except DecodeError as e:
+            raise ChainDecodeError(f"segment at {start}: its {kind} loglet config does not decode: {e}") from None
+        outer = config if outer is None else outer
+        inner = getattr(config, "inner_params", None)
+        if not isinstance(inner, bytes):
+            return outer, config
+        kind, params = str(getattr(config, "inner_kind", "?")), inner
+    raise ChainDecodeError(f"segment at {start}: loglet configs wrapped more than 8 deep")
 
 
 class VirtualLogChecker(Checker):
@@ -124,6 +161,7 @@ class VirtualLogChecker(Checker):
         ("metastore", "Chosen"): "RevealChosen",
         ("metastore", "ReadDone"): "RevealRead",
         ("virtuallog", "AppendAck"): "AppendEntry",
+        ("migrate", "ColdVerified"): "ColdVerified",
     }
 
     def __init__(self) -> None:
@@ -133,6 +171,8 @@ class VirtualLogChecker(Checker):
         self.servers: dict[str, tuple[str, ...]] = {}
         self.sealed_tails: dict[str, set[int]] = {}
         self.acked: dict[int, tuple[str, int]] = {}
+        self.copies: dict[str, tuple[str, int, int]] = {}  # cold loglet -> (source, start, stop)
+        self.aliases: dict[str, str] = {}  # a wrapper's name for a loglet -> the loglet
         self.used: dict[str, int] = {}  # loglet -> first version whose chain names it
         self.installs = 0
         self.unlinked = 0  # versions revealed without their predecessor (no successor check)
@@ -213,6 +253,8 @@ class VirtualLogChecker(Checker):
             self.require(self.is_sealed(s), f"version {v}: closed segment {i} (loglet {s.loglet}) is not sealed (ClosedSegmentsSealed)")
         for s in ch:
             self.used.setdefault(s.loglet, v)
+            if s.alias:
+                self.aliases[s.alias] = s.loglet
 
     def install(self, v: int, w: int) -> None:
         """hist[w] (w = v + 1) was written over hist[v]: one of ExtWrite, Truncate, Modify."""
@@ -255,12 +297,30 @@ class VirtualLogChecker(Checker):
         i = diff[0]
         if i == len(old) - 1 or (old[i].start, old[i].stop) != (new[i].start, new[i].stop):
             return "changes the active segment or a segment's range"
+        if new[i].loglet != old[i].loglet and self.copies.get(new[i].loglet) != (old[i].loglet, old[i].start, old[i].stop):
+            return f"gives segment [{old[i].start}, {old[i].stop}) loglet {new[i].loglet}, which is no verified copy of loglet {old[i].loglet} over that range (CopyReady)"
         return None
+
+    # ------------------------------------------------------------------ migration
+
+    def ColdVerified(self, e: dict[str, Any]) -> None:
+        """Verify: the cold copy ``loglet`` of ``source``'s segment [start, stop) was read back
+        and compared entry by entry. Only a closed segment is copied (Migratable)."""
+        missing = [k for k in ("copy", "source", "start", "stop") if k not in e]
+        self.require(not missing, f"ColdVerified without {', '.join(missing)}: the copy cannot be told apart from an unverified one")
+        cold, source, start, stop = str(e["copy"]), self.aliases.get(str(e["source"]), str(e["source"])), int(e["start"]), int(e["stop"])
+        closed = any(s.loglet == source and (s.start, s.stop) == (start, stop) for ch in self.hist.values() for s in ch[:-1])
+        self.require(closed, f"cold copy {cold} of loglet {source} over [{start}, {stop}): no revealed chain has that closed segment (Migratable)")
+        if "entries" in e:  # how many entries the verification read back
+            self.require(int(e["entries"]) == stop - start, f"cold copy {cold} read back {e['entries']} entries, its segment [{start}, {stop}) holds {stop - start}")
+        known = self.copies.setdefault(cold, (source, start, stop))
+        self.require(known == (source, start, stop), f"cold loglet {cold} verified as a copy of {known} and of {(source, start, stop)}")
 
     # ------------------------------------------------------------------ appends
 
     def AppendEntry(self, e: dict[str, Any]) -> None:
-        vpos, lpos, start, loglet = int(e["vpos"]), int(e["lpos"]), int(e["start"]), str(e["loglet"])
+        vpos, lpos, start = int(e["vpos"]), int(e["lpos"]), int(e["start"])
+        loglet = self.aliases.get(str(e["loglet"]), str(e["loglet"]))  # a wrapper's name: the loglet
         self.require(vpos == start + lpos, f"append acknowledged at {vpos}, not start {start} + loglet position {lpos}")
         self.require(vpos not in self.acked, f"virtual position {vpos} acknowledged twice (UniquePositions)")
         self.acked[vpos] = (loglet, lpos)
@@ -284,8 +344,12 @@ class VirtualLogChecker(Checker):
             if p < ch[0].start:
                 continue  # truncated away
             loglet, lpos = self.acked[p]
-            ok = any(s.covers(p) and s.loglet == loglet and p == s.start + lpos for s in ch)
+            ok = any(s.covers(p) and self.holds_loglet(s, loglet) and p == s.start + lpos for s in ch)
             self.require(ok, f"acknowledged entry at {p} (loglet {loglet}, position {lpos}) is not in place in the chain of version {v} (AckedInPlace)")
+
+    def holds_loglet(self, s: Seg, loglet: str) -> bool:
+        """Segment s holds loglet's entries: it is that loglet's, or its verified cold copy's."""
+        return s.loglet == loglet or self.copies.get(s.loglet) == (loglet, s.start, s.stop)
 
     def finish(self) -> None:
         """A trace with acknowledged appends but no chain at all would be checked vacuously
