@@ -210,6 +210,8 @@ async def _appender(c: Cluster, name: str, hist: History, acked: dict[bytes, int
     vlog = c.client(name)
     rng = c.sim.rng("appender", name)
     for i in range(APPENDS_PER_APPENDER):
+        if not c.sim.op_kept(name, i):
+            continue  # left out by a schedule (sim --minimize)
         entry = f"{name}/{i}"
         hist.invoke(name, "append", entry)
         try:
@@ -227,7 +229,9 @@ async def _appender(c: Cluster, name: str, hist: History, acked: dict[bytes, int
 async def _reader(c: Cluster, name: str, hist: History, seen: dict[int, tuple[str, bytes]]) -> None:
     vlog = c.client(name)
     rng = c.sim.rng("reader", name)
-    for _ in range(READS_PER_READER):
+    for i in range(READS_PER_READER):
+        if not c.sim.op_kept(name, i):
+            continue
         await trio.sleep(rng.uniform(0.01, 0.1))
         hist.invoke(name, "check_tail")
         try:
@@ -259,6 +263,8 @@ async def _reconfigurer(c: Cluster, name: str, broken: list[str]) -> None:
     vlog = c.client(name)
     rng = c.sim.rng("reconfigurer", name)
     for i in range(RECONFIGS_PER_RECONFIGURER):
+        if not c.sim.op_kept(name, i):
+            continue
         await trio.sleep(rng.uniform(0.05, 0.4))
         loglet_id = f"{name}.{i}"
         cfg = MemoryLogletConfig(loglet_id) if rng.random() < 0.2 else NativeLogletConfig(loglet_id, rng.choice(SERVERS), SERVERS)
@@ -382,7 +388,7 @@ def _linearizability(hist: History) -> list[str]:
 
 
 async def run(cfg: RunConfig) -> RunResult:
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     hist = History()
     acked: dict[bytes, int] = {}
     seen: dict[int, tuple[str, bytes]] = {}
@@ -414,7 +420,7 @@ async def run(cfg: RunConfig) -> RunResult:
         "nemesis": nemesis.stats,
         "net": dict(sim.net.stats),
     }
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _faulty_phase(c: Cluster, nemesis: Nemesis, hist: History, acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:
