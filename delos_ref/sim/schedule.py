@@ -19,9 +19,10 @@ With one, the run is still deterministic: seed + schedule -> the same events, ev
 
 The text form is one shell-safe word (sections split by ``/``, items by ``,``)::
 
-    f=loss+crash/n=412000:crash:s2,970000:heal,1203000:partition:s1.a1+s2.s3/o=a1:0-4.7,a2:
+    f=loss+crash/n=0.412:crash:s2,0.97:heal,1.203:partition:s1.a1+s2.s3/o=a1:0-4.7,a2:
 
-``n=`` times are virtual microseconds; ``partition:`` groups are ``+``-separated lists of
+``n=`` times are virtual seconds, written exactly (Python's shortest round-trip form of the
+float, so a replay acts at the very instant the recorded run did); ``partition:`` groups are ``+``-separated lists of
 ``.``-separated nodes; ``cut:a.b`` cuts the link from a to b; ``o=`` indices are ``.``-separated
 numbers or ``lo-hi`` ranges, and an empty list keeps no operation of that stream.
 :func:`decode` refuses anything else with a one-line :class:`BadSchedule`.
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 VERBS = ("crash", "restart", "partition", "cut", "heal")
 
 _NAME = re.compile(r"[A-Za-z0-9_@]+\Z")
+_TIME = re.compile(r"\d+(\.\d+)?(e-?\d+)?\Z")  # a float's repr (never negative, inf or nan)
 
 
 class BadSchedule(ValueError):
@@ -44,22 +46,22 @@ class BadSchedule(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One nemesis fault: at virtual time ``at_us`` (microseconds), ``verb`` with ``args``.
+    """One nemesis fault: at virtual time ``at`` (seconds), ``verb`` with ``args``.
 
     ``args``: crash/restart ``(node,)``; cut ``(src, dst)``; heal ``()``; partition: one
     tuple of nodes per group, e.g. ``(("s1", "a1"), ("s2", "s3"))``.
     """
 
-    at_us: int
+    at: float
     verb: str
     args: tuple = ()
 
     def encode(self) -> str:
         if self.verb == "heal":
-            return f"{self.at_us}:heal"
+            return f"{self.at!r}:heal"
         if self.verb == "partition":
-            return f"{self.at_us}:partition:" + "+".join(".".join(g) for g in self.args)
-        return f"{self.at_us}:{self.verb}:" + ".".join(self.args)
+            return f"{self.at!r}:partition:" + "+".join(".".join(g) for g in self.args)
+        return f"{self.at!r}:{self.verb}:" + ".".join(self.args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,7 @@ def decode(text: str) -> Schedule:
         raise BadSchedule("a schedule needs an f= (fault kinds) and an n= (nemesis actions) section")
     faults = frozenset(k for k in sections["f"].split("+") if k)
     nemesis = tuple(_decode_action(a) for a in sections["n"].split(",") if a)
-    if any(b.at_us < a.at_us for a, b in zip(nemesis, nemesis[1:])):
+    if any(b.at < a.at for a, b in zip(nemesis, nemesis[1:])):
         raise BadSchedule("schedule: nemesis actions must be in time order")
     ops = None
     if "o" in sections:
@@ -133,8 +135,8 @@ def decode(text: str) -> Schedule:
 def _decode_action(text: str) -> Action:
     at, _, rest = text.partition(":")
     verb, _, args = rest.partition(":")
-    if not at.isdigit() or verb not in VERBS:
-        raise BadSchedule(f"bad nemesis action {text[:40]!r}: expected MICROSECONDS:VERB[:ARGS] with VERB one of {', '.join(VERBS)}")
+    if not _TIME.match(at) or verb not in VERBS:
+        raise BadSchedule(f"bad nemesis action {text[:40]!r}: expected SECONDS:VERB[:ARGS] with VERB one of {', '.join(VERBS)}")
     parsed: tuple
     if verb == "heal":
         parsed = ()
@@ -151,7 +153,7 @@ def _decode_action(text: str) -> Action:
     names = [n for g in parsed for n in (g if isinstance(g, tuple) else (g,))]
     if not all(_NAME.match(n) for n in names):
         raise BadSchedule(f"bad nemesis action {text[:40]!r}: a node name is empty or has odd characters")
-    return Action(int(at), verb, parsed)
+    return Action(float(at), verb, parsed)
 
 
 def _decode_indices(text: str, item: str) -> frozenset[int]:

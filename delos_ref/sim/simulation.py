@@ -16,6 +16,11 @@ Usage (under ``trio.testing.MockClock(autojump_threshold=0)``)::
         reply = await client.endpoint.call("n1", Ping(), timeout_s=1)
         sim.crash("n1"); sim.restart("n1")
 
+A simulation may be given a :class:`~delos_ref.sim.schedule.Schedule`: then the
+:class:`Nemesis` plays its listed faults instead of drawing them, and client loops ask
+:meth:`Simulation.op_kept` which of their operations run. Either way the simulation records
+what the run did as a schedule (``sim.recorder``), which is how ``sim --minimize`` starts.
+
 Determinism rests on three things: time only from the mock clock; randomness only from named
 RNGs; and an order of task wake-ups that does not vary between runs. The network's stepped
 delivery handles message order; for tasks woken together (e.g. two timers due at the same
@@ -325,7 +330,7 @@ class Nemesis:
         self._record("heal")
 
     def _record(self, verb: str, *args: object) -> None:
-        self.sim.recorder.nemesis.append(Action(round(trio.current_time() * 1e6), verb, tuple(args)))
+        self.sim.recorder.nemesis.append(Action(trio.current_time(), verb, tuple(args)))
 
     # ---------------------------------------------------------- scheduled faults (replay)
 
@@ -334,7 +339,7 @@ class Nemesis:
         for a in actions:
             self._check(a)
         for a in actions:
-            await trio.sleep_until(a.at_us / 1e6)
+            await trio.sleep_until(a.at)
             if a.verb == "partition":
                 self.do_partition([list(g) for g in a.args])
             else:
