@@ -33,7 +33,16 @@ def charts_available() -> bool:
 
 def write_chart(report: dict[str, Any], path: Path) -> None:
     """Write the chart of the minimal run in ``report`` (its ``history`` holds the run's trace
-    events, ``replay`` its command) to ``path``. Connect to ``delos_ref.viz`` at merge."""
+    events, ``replay`` its command) to ``path``. Connect to ``delos_ref.viz`` at merge; with
+    the chart branch's renderer that is, in outline::
+
+        from delos_ref.viz.chart import render_chart_html, render_svg
+        from delos_ref.viz.model import Violation
+        render = render_svg if path.suffix == ".svg" else render_chart_html
+        title = f"{report['workload']} seed {report['seed']} (minimized): {report['check']}"
+        path.write_text(render(report["history"], title=title, violation=Violation(None, report["violation"], report["check"])))
+
+    (and :func:`charts_available` returns True; an OSError becomes a one-line ``fail``)."""
     raise fail(CHARTS_UNAVAILABLE, USAGE)
 
 
