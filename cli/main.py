@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, sole_error, timeout_option
+from cli.minimize import DEFAULT_MAX_RUNS, charts_available, run_minimize
 from delos_ref import cluster
 
 app = typer.Typer(
@@ -455,16 +456,27 @@ _register_ops(app)
 # ---------------------------------------------------------------------------------- sim
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref sim --workload rpc --seeds 200 --json\n  delos-ref sim --workload rpc --list-bugs\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid")
+@app.command(
+    epilog="\b\nExamples:\n  delos-ref sim --workload rpc --seeds 200 --json\n  delos-ref sim --workload rpc --list-bugs\n  delos-ref sim --workload rpc --seeds 50 --bug ignore_rid\n"
+    "  delos-ref sim --workload loglet --seed 0 --bug seal_on_minority --minimize   # a minimal failing run\n"
+    "  delos-ref sim --workload rpc --seed 0 --bug ignore_rid --schedule 'f=/n=/o=c1@0:11-24,c2@0:'   # replay one"
+)
 def sim(
     workload: str = typer.Option("rpc", "--workload", "-w", help="Workload to simulate (see --list-workloads)."),
-    seeds: int = typer.Option(100, "--seeds", help="Number of seeded runs."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Number of seeded runs (default 100; 1 with --schedule)."),
     seed: int = typer.Option(0, "--seed", help="First seed; runs use seed, seed+1, ..."),
     faults: Optional[str] = typer.Option(None, "--faults", help="Comma list of faults, or 'none'. Default: every fault the workload supports."),
     bug: Optional[str] = typer.Option(None, "--bug", help="Turn on a teaching bug switch (see --list-bugs)."),
     list_bugs: bool = typer.Option(False, "--list-bugs", help="List the workload's bug switches and exit."),
     list_workloads: bool = typer.Option(False, "--list-workloads", help="List workloads and exit."),
     stop_at_first: bool = typer.Option(False, "--stop-at-first", help="Stop at the first run with a violation."),
+    minimize: bool = typer.Option(
+        False, "--minimize", help="Shrink the failing run of --seed to a smallest run that fails the same check (delta debugging over its "
+        "faults and client operations); print its replay command and history. Exit 0 when it printed one, 1 if the seed passes."
+    ),
+    max_runs: int = typer.Option(DEFAULT_MAX_RUNS, "--max-runs", help="With --minimize: at most this many simulated runs."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Replay one run with this explicit fault schedule and operation list (as --minimize prints it); replaces --faults."),
+    chart_out: Optional[Path] = typer.Option(None, "--chart-out", help="With --minimize: also write the minimal run's message-sequence chart here (a build without the chart renderer says so, exit 2)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run seeded, deterministic simulations of a workload under faults and check them.
@@ -472,6 +484,7 @@ def sim(
     Exit code 1 when any run has a violation; each violation comes with its replay command.
     """
     from delos_ref.sim import harness
+    from delos_ref.sim.schedule import BadSchedule
 
     if list_workloads:
         ws = harness.load_workloads()
@@ -492,11 +505,15 @@ def sim(
             return
         fault_set = harness.parse_faults(wl, faults)
         harness.check_bug(wl, bug)
-        if seeds < 1:
-            raise harness.BadSimArgument("--seeds must be at least 1")
-    except (harness.UnknownWorkload, harness.BadSimArgument) as e:
+        plan = _check_sim_modes(wl, seeds, faults, minimize, max_runs, schedule, chart_out)
+    except (harness.UnknownWorkload, harness.BadSimArgument, BadSchedule) as e:
         raise fail(message_of(e), USAGE)
-    summary = _run_sweep(wl, seeds, seed, fault_set, bug, stop_at_first, show_progress=not as_json)
+    if minimize:
+        raise typer.Exit(run_minimize(wl, seed, fault_set, bug, max_runs, chart_out, as_json))
+    try:
+        summary = _run_sweep(wl, seeds or (1 if plan else 100), seed, fault_set, bug, stop_at_first, show_progress=not as_json, schedule=plan)
+    except BadSchedule as e:
+        raise fail(message_of(e), USAGE)
     if as_json:
         print_json(summary)
     else:
@@ -505,18 +522,42 @@ def sim(
         raise typer.Exit(1)
 
 
-def _run_sweep(wl: Any, seeds: int, first: int, faults: frozenset[str], bug: Optional[str], stop_at_first: bool, show_progress: bool) -> dict[str, Any]:
+def _check_sim_modes(wl: Any, seeds: Optional[int], faults: Optional[str], minimize: bool, max_runs: int, schedule: Optional[str], chart_out: Optional[Path]) -> Any:
+    """The options that exclude each other; the parsed ``--schedule`` (or None)."""
+    from delos_ref.sim import harness
+
+    if seeds is not None and seeds < 1:
+        raise harness.BadSimArgument("--seeds must be at least 1")
+    if chart_out is not None and not minimize:
+        raise harness.BadSimArgument("--chart-out goes with --minimize")
+    if minimize:
+        if schedule is not None:
+            raise harness.BadSimArgument("give --minimize or --schedule, not both")
+        if seeds not in (None, 1):
+            raise harness.BadSimArgument("--minimize shrinks one run: give --seed S, not --seeds")
+        if max_runs < 2:
+            raise harness.BadSimArgument("--max-runs must be at least 2 (the seed and its schedule)")
+        if chart_out is not None and not charts_available():
+            raise harness.BadSimArgument("charts are not available in this build")
+    if schedule is None:
+        return None
+    if faults is not None:
+        raise harness.BadSimArgument("--schedule says which faults are on: leave out --faults")
+    return harness.parse_schedule(wl, schedule)
+
+
+def _run_sweep(wl: Any, seeds: int, first: int, faults: frozenset[str], bug: Optional[str], stop_at_first: bool, show_progress: bool, schedule: Any = None) -> dict[str, Any]:
     from rich.progress import Progress
 
     from delos_ref.sim import harness
 
     if not show_progress or seeds < 20:
-        return harness.sweep(wl, seeds=seeds, first_seed=first, faults=faults, bug=bug, stop_at_first=stop_at_first)
+        return harness.sweep(wl, seeds=seeds, first_seed=first, faults=faults, bug=bug, stop_at_first=stop_at_first, schedule=schedule)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"sim {wl.name}", total=seeds)
         return harness.sweep(
             wl, seeds=seeds, first_seed=first, faults=faults, bug=bug, stop_at_first=stop_at_first,
-            progress=lambda done, total: progress.update(task, completed=done),
+            progress=lambda done, total: progress.update(task, completed=done), schedule=schedule,
         )
 
 

@@ -3,6 +3,9 @@
 * :mod:`delos_ref.sim.simulation` -- :class:`Simulation` (nodes, crash/restart, partitions),
   :class:`Nemesis` (random faults within a bound);
 * :mod:`delos_ref.sim.harness` -- workloads, seeds, sweeps, replay commands;
+* :mod:`delos_ref.sim.schedule` -- a run's faults and client operations made explicit
+  (``sim --schedule``), so that a run can be replayed with some of them left out;
+* :mod:`delos_ref.sim.minimize` -- delta debugging of a failing run (``sim --minimize``);
 * ``workload_*.py`` -- one module per workload (``delos-ref sim --workload NAME``).
 """
 

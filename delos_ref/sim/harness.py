@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -21,6 +22,7 @@ from typing import Any, Awaitable, Callable
 import trio
 import trio.testing
 
+from delos_ref.sim.schedule import BadSchedule, Schedule, decode
 from delos_ref.sim.simulation import ALL_FAULTS
 
 
@@ -30,6 +32,7 @@ class RunConfig:
     faults: frozenset[str]
     bug: str | None = None
     keep_trace: bool = False
+    schedule: Schedule | None = None  # None: the seed decides faults and operations (schedule.py)
 
 
 @dataclass(slots=True)
@@ -41,6 +44,7 @@ class RunResult:
     virtual_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
     trace: list[dict[str, Any]] | None = None
+    schedule: Schedule | None = None  # what the run did, explicitly: its nemesis actions and operations
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +108,32 @@ def check_bug(workload: Workload, bug: str | None) -> None:
 
 
 def run_seed(workload: Workload, cfg: RunConfig) -> RunResult:
-    """One seeded run in a fresh trio run under a mock clock (virtual time)."""
-    return trio.run(workload.run, cfg, clock=trio.testing.MockClock(autojump_threshold=0))
+    """One seeded run in a fresh trio run under a mock clock (virtual time).
+
+    A schedule that names nodes this workload does not have raises :class:`BadSchedule`."""
+    try:
+        return trio.run(workload.run, cfg, clock=trio.testing.MockClock(autojump_threshold=0))
+    except BaseExceptionGroup as group:
+        bad = group.subgroup(BadSchedule)
+        if bad is None:
+            raise
+        while isinstance(bad, BaseExceptionGroup):
+            bad = bad.exceptions[0]
+        raise bad from None
+
+
+def parse_schedule(workload: Workload, text: str) -> Schedule:
+    """``--schedule TEXT`` for ``workload``: decoded, its fault kinds checked."""
+    schedule = decode(text)
+    unknown = schedule.faults - set(workload.faults)
+    if unknown:
+        raise BadSchedule(f"schedule: workload {workload.name} does not support faults {sorted(unknown)}; it supports {list(workload.faults)}")
+    return schedule
+
+
+def scheduled_config(seed: int, schedule: Schedule, bug: str | None, keep_trace: bool = False) -> RunConfig:
+    """The run of ``seed`` under ``schedule``: its fault kinds are the schedule's."""
+    return RunConfig(seed, schedule.faults, bug, keep_trace=keep_trace, schedule=schedule)
 
 
 def _first_line(e: BaseException) -> str:
@@ -115,9 +143,13 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
-def replay_command(workload: Workload, seed: int, faults: frozenset[str], bug: str | None) -> str:
-    fault_arg = ",".join(sorted(faults)) if faults else "none"
-    cmd = f"delos-ref sim --workload {workload.name} --seeds 1 --seed {seed} --faults {fault_arg}"
+def replay_command(workload: Workload, seed: int, faults: frozenset[str], bug: str | None, schedule: Schedule | None = None) -> str:
+    """The command line that reruns one run exactly (with ``schedule``: that schedule's run)."""
+    if schedule is not None:
+        cmd = f"delos-ref sim --workload {workload.name} --seeds 1 --seed {seed} --schedule {shlex.quote(schedule.encode())}"
+    else:
+        fault_arg = ",".join(sorted(faults)) if faults else "none"
+        cmd = f"delos-ref sim --workload {workload.name} --seeds 1 --seed {seed} --faults {fault_arg}"
     return cmd + (f" --bug {bug}" if bug else "") + " --json"
 
 
@@ -130,22 +162,30 @@ def sweep(
     bug: str | None = None,
     stop_at_first: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    schedule: Schedule | None = None,
 ) -> dict[str, Any]:
-    """Run ``seeds`` consecutive seeds from ``first_seed``; summarize as the CLI prints it."""
+    """Run ``seeds`` consecutive seeds from ``first_seed``; summarize as the CLI prints it.
+
+    With ``schedule`` every run follows it (its fault kinds replace ``faults``)."""
     assert seeds >= 1, "sweep: at least one seed"
+    if schedule is not None:
+        faults = schedule.faults
     violations = []
     events = 0
     runs = 0
     started = time.perf_counter()
     for i, seed in enumerate(range(first_seed, first_seed + seeds)):
         try:
-            result = run_seed(workload, RunConfig(seed, faults, bug))
+            cfg = RunConfig(seed, faults, bug) if schedule is None else scheduled_config(seed, schedule, bug)
+            result = run_seed(workload, cfg)
+        except BadSchedule:
+            raise  # bad input, not a finding
         except Exception as e:  # a run that crashes is a finding too; the sweep goes on
             result = RunResult(seed, [f"the run raised {_first_line(e)}"], 0, "")
         runs += 1
         events += result.events
         for what in result.violations:
-            violations.append({"seed": seed, "what": what, "replay": replay_command(workload, seed, faults, bug)})
+            violations.append({"seed": seed, "what": what, "replay": replay_command(workload, seed, faults, bug, schedule)})
         if progress is not None:
             progress(i + 1, seeds)
         if violations and stop_at_first:

@@ -16,6 +16,11 @@ Usage (under ``trio.testing.MockClock(autojump_threshold=0)``)::
         reply = await client.endpoint.call("n1", Ping(), timeout_s=1)
         sim.crash("n1"); sim.restart("n1")
 
+A simulation may be given a :class:`~delos_ref.sim.schedule.Schedule`: then the
+:class:`Nemesis` plays its listed faults instead of drawing them, and client loops ask
+:meth:`Simulation.op_kept` which of their operations run. Either way the simulation records
+what the run did as a schedule (``sim.recorder``), which is how ``sim --minimize`` starts.
+
 Determinism rests on three things: time only from the mock clock; randomness only from named
 RNGs; and an order of task wake-ups that does not vary between runs. The network's stepped
 delivery handles message order; for tasks woken together (e.g. two timers due at the same
@@ -27,17 +32,20 @@ canary on it.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 import trio
 
 from delos_ref.runtime import Node, seeded_rng
+from delos_ref.sim.schedule import Action, BadSchedule, Schedule, ScheduleRecorder
 from delos_ref.storage import MemoryStorage
 from delos_ref.trace import MemorySink, TraceSink
 from transports.memory import LinkModel, SimNetwork
 
 NEMESIS = "~nemesis"
+_STREAM = re.compile(r"[A-Za-z0-9_@]+\Z")
 
 Build = Callable[[Node, Callable[[str], MemoryStorage]], Any]
 
@@ -76,8 +84,18 @@ class SimNode:
 class Simulation:
     """A seeded, stepped simulation of a cluster. See the module docstring."""
 
-    def __init__(self, seed: int | str = 0, *, link: LinkModel = LinkModel(), trace: TraceSink | None = None, codec_roundtrip: bool = True) -> None:
+    def __init__(
+        self,
+        seed: int | str = 0,
+        *,
+        link: LinkModel = LinkModel(),
+        trace: TraceSink | None = None,
+        codec_roundtrip: bool = True,
+        schedule: Schedule | None = None,
+    ) -> None:
         self.seed = str(seed)
+        self.schedule = schedule  # None: the seed decides the nemesis's faults and every operation
+        self.recorder = ScheduleRecorder()  # what this run did, as an explicit schedule
         self.trace = trace if trace is not None else MemorySink(trio.current_time)
         self.net = SimNetwork(self.seed, link=link, trace=self.trace, codec_roundtrip=codec_roundtrip)
         self.nodes: dict[str, SimNode] = {}
@@ -179,6 +197,16 @@ class Simulation:
         self.net.heal()
         self.trace.emit(NEMESIS, "nemesis", "heal")
 
+    # ----------------------------------------------------------------------- operations
+
+    def op_kept(self, stream: str, index: int) -> bool:
+        """Whether operation ``index`` of the client loop ``stream`` runs (see
+        :mod:`delos_ref.sim.schedule`). Without a schedule every operation runs; the
+        recorder notes each one asked about, so the minimizer knows what it can leave out."""
+        assert _STREAM.match(stream), f"op stream {stream!r}: letters, digits, _ and @ only"
+        self.recorder.ops.setdefault(stream, set()).add(index)
+        return self.schedule is None or self.schedule.op_kept(stream, index)
+
     def digest(self) -> str:
         assert isinstance(self.trace, MemorySink), "digest needs a MemorySink trace"
         return self.trace.digest()
@@ -205,6 +233,10 @@ class Nemesis:
     ``crashable`` nodes are crashed (and restarted later) with at most ``max_down`` down at
     once, so a workload that claims to tolerate a minority of failures is tested exactly at
     that bound; partitions isolate a random minority or cut one random link one way, and heal.
+
+    Every fault it causes is recorded as an :class:`~delos_ref.sim.schedule.Action` in the
+    simulation's recorder. When the simulation has a schedule, the nemesis draws nothing: it
+    plays the schedule's actions at their times instead (still within ``max_down``).
     """
 
     def __init__(
@@ -227,6 +259,9 @@ class Nemesis:
         self.stats = {"crashes": 0, "restarts": 0, "partitions": 0, "cuts": 0, "heals": 0}
 
     async def run(self) -> None:
+        if self.sim.schedule is not None:
+            await self._play(self.sim.schedule.nemesis)
+            return
         actions = []
         if "crash" in self.faults and self.crashable and self.max_down > 0:
             actions += ["crash", "restart"]
@@ -238,34 +273,88 @@ class Nemesis:
             await trio.sleep(self.rng.uniform(*self.interval_s))
             getattr(self, "_" + self.rng.choice(actions))()
 
+    # ------------------------------------------------------------ random faults (a seed)
+
     def _crash(self) -> None:
         up = [n for n in self.crashable if self.sim.is_up(n)]
-        down = len(self.crashable) - len(up)
-        if up and down < self.max_down:
-            self.sim.crash(self.rng.choice(up))
-            self.stats["crashes"] += 1
+        if up and len(self.crashable) - len(up) < self.max_down:
+            self.do_crash(self.rng.choice(up))
 
     def _restart(self) -> None:
         down = [n for n in self.crashable if not self.sim.is_up(n)]
         if down:
-            self.sim.restart(self.rng.choice(down))
-            self.stats["restarts"] += 1
+            self.do_restart(self.rng.choice(down))
 
     def _partition(self) -> None:
         nodes = list(self.partitionable)
         self.rng.shuffle(nodes)
         k = self.rng.randint(1, max(1, (len(nodes) - 1) // 2))
-        self.sim.partition(set(nodes[:k]), set(nodes[k:]))
-        self.stats["partitions"] += 1
+        self.do_partition([nodes[:k], nodes[k:]])
 
     def _cut(self) -> None:
         a, b = self.rng.sample(self.partitionable, 2)
-        self.sim.cut(a, b)
-        self.stats["cuts"] += 1
+        self.do_cut(a, b)
 
     def _heal(self) -> None:
+        self.do_heal()
+
+    # ------------------------------------------------------- the faults, recorded as done
+
+    def do_crash(self, node: str) -> None:
+        """Crash ``node`` if it is up and fewer than ``max_down`` crashable nodes are down."""
+        down = sum(not self.sim.is_up(n) for n in self.crashable)
+        if self.sim.is_up(node) and down < self.max_down:
+            self.sim.crash(node)
+            self.stats["crashes"] += 1
+            self._record("crash", node)
+
+    def do_restart(self, node: str) -> None:
+        if not self.sim.is_up(node):
+            self.sim.restart(node)
+            self.stats["restarts"] += 1
+            self._record("restart", node)
+
+    def do_partition(self, groups: list[list[str]]) -> None:
+        self.sim.partition(*[set(g) for g in groups])
+        self.stats["partitions"] += 1
+        self._record("partition", *[tuple(sorted(g)) for g in groups])
+
+    def do_cut(self, src: str, dst: str) -> None:
+        self.sim.cut(src, dst)
+        self.stats["cuts"] += 1
+        self._record("cut", src, dst)
+
+    def do_heal(self) -> None:
         self.sim.heal()
         self.stats["heals"] += 1
+        self._record("heal")
+
+    def _record(self, verb: str, *args: object) -> None:
+        self.sim.recorder.nemesis.append(Action(trio.current_time(), verb, tuple(args)))
+
+    # ---------------------------------------------------------- scheduled faults (replay)
+
+    async def _play(self, actions: tuple[Action, ...]) -> None:
+        """Play a schedule's actions at their virtual times (checked against this cast first)."""
+        for a in actions:
+            self._check(a)
+        for a in actions:
+            await trio.sleep_until(a.at)
+            if a.verb == "partition":
+                self.do_partition([list(g) for g in a.args])
+            else:
+                getattr(self, "do_" + a.verb)(*a.args)
+
+    def _check(self, a: Action) -> None:
+        allowed = self.crashable if a.verb in ("crash", "restart") else self.partitionable
+        named = [n for g in a.args for n in (g if isinstance(g, tuple) else (g,))]
+        unknown = sorted(set(named) - set(allowed))
+        if unknown:
+            raise BadSchedule(f"schedule: {a.verb} names {', '.join(unknown)}, not among the nodes it may hit here ({', '.join(allowed)})")
+        if a.verb == "partition" and sorted(named) != sorted(set(named)):
+            raise BadSchedule("schedule: a partition names a node twice")
+        if a.verb == "cut" and a.args[0] == a.args[1]:
+            raise BadSchedule("schedule: a cut needs two different nodes")
 
     def heal_all(self) -> None:
         """End of the faulty phase: heal the network and restart every crashed node."""

@@ -144,6 +144,8 @@ async def _client(c: Cluster, name: str, first: int) -> None:
     table = c.client(name, first)
     rng = c.sim.rng("client", name)
     for i in range(OPS_PER_CLIENT):
+        if not c.sim.op_kept(name, i):
+            continue  # left out by a schedule (sim --minimize)
         await trio.sleep(rng.uniform(0, 0.05))
         op, arg = _random_op(rng, name, i)
         await _one(c, table, name, op, arg)
@@ -291,7 +293,7 @@ def _linearizability(hist: History) -> list[str]:
 
 
 async def run(cfg: RunConfig) -> RunResult:
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     violations: list[str] = []
     async with sim.run():
         for name in SERVERS:
@@ -307,7 +309,7 @@ async def run(cfg: RunConfig) -> RunResult:
     violations += _linearizability(c.hist)
     stats = {**c.stats, "nemesis": nemesis.stats, "ops": len(c.hist)}
     trace = sim.trace.events
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _faulty_phase(c: Cluster, nemesis: Nemesis, wipe: bool) -> list[str]:

@@ -214,6 +214,8 @@ async def _appender(c: Cluster, name: str, hist: History, acked: dict[bytes, int
     vlog = c.client(name)
     rng = c.sim.rng("appender", name)
     for i in range(APPENDS_PER_APPENDER):
+        if not c.sim.op_kept(name, i):
+            continue  # left out by a schedule (sim --minimize)
         entry = f"{name}/{i}"
         hist.invoke(name, "append", entry)
         try:
@@ -231,7 +233,9 @@ async def _appender(c: Cluster, name: str, hist: History, acked: dict[bytes, int
 async def _reader(c: Cluster, name: str, hist: History, seen: dict[int, tuple[str, bytes]]) -> None:
     vlog = c.client(name)
     rng = c.sim.rng("reader", name)
-    for _ in range(READS_PER_READER):
+    for i in range(READS_PER_READER):
+        if not c.sim.op_kept(name, i):
+            continue
         await trio.sleep(rng.uniform(0.01, 0.1))
         hist.invoke(name, "check_tail")
         try:
@@ -263,6 +267,8 @@ async def _reconfigurer(c: Cluster, name: str, broken: list[str]) -> None:
     vlog = c.client(name)
     rng = c.sim.rng("reconfigurer", name)
     for i in range(RECONFIGS_PER_RECONFIGURER):
+        if not c.sim.op_kept(name, i):
+            continue
         await trio.sleep(rng.uniform(0.05, 0.4))
         cfg = _next_loglet(vlog, rng, f"{name}.{i}")
         try:
@@ -415,7 +421,7 @@ def _linearizability(hist: History, log: dict[int, bytes]) -> list[str]:
 
 
 async def run(cfg: RunConfig) -> RunResult:
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     hist = History()
     acked: dict[bytes, int] = {}
     seen: dict[int, tuple[str, bytes]] = {}
@@ -447,7 +453,7 @@ async def run(cfg: RunConfig) -> RunResult:
         "nemesis": nemesis.stats,
         "net": dict(sim.net.stats),
     }
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _faulty_phase(c: Cluster, nemesis: Nemesis, hist: History, acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:

@@ -168,6 +168,8 @@ async def _append_loop(h: SimNativeHarness, client: str, loop: int, hist: Histor
     loglet = h.client(client)
     rng = h.sim.rng("appender", client, loop)
     for i in range(APPENDS_PER_LOOP):
+        if not h.sim.op_kept(f"{client}@{loop}", i):
+            continue  # left out by a schedule (sim --minimize)
         rec = AppendRecord(client, b"%s/%d/%d" % (client.encode(), loop, i), trio.current_time())
         hist.appends.append(rec)
         try:
@@ -211,8 +213,11 @@ def _check_majority_holds(h: SimNativeHarness, rec: TailRecord, hist: History) -
 
 async def _tail_checker(h: Any, client: str, hist: History, stop: trio.Event, hold: HoldCheck = _check_majority_holds) -> None:
     rng = h.sim.rng("checker", client)
+    i = 0
     while not stop.is_set():
-        await _checked_tail(h, client, hist, hold)
+        if h.sim.op_kept(client, i):  # a schedule may leave some out (sim --minimize)
+            await _checked_tail(h, client, hist, hold)
+        i += 1
         await trio.sleep(rng.uniform(0.001, 0.03))
 
 
@@ -299,7 +304,7 @@ def _servers_agree(h: SimNativeHarness) -> list[str]:
 
 async def run(cfg: RunConfig) -> RunResult:
     bugs = frozenset([cfg.bug]) if cfg.bug else frozenset()
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     hist = History()
     async with sim.run():
         h = SimNativeHarness(sim, start_native(sim, bugs=bugs), bugs=bugs)
@@ -316,7 +321,7 @@ async def run(cfg: RunConfig) -> RunResult:
         virtual_s = trio.current_time()
     trace = sim.trace.events
     stats = {"nemesis": nemesis.stats, "net": dict(sim.net.stats), "acked": sum(a.outcome == "ok" for a in hist.appends), "tails": len(hist.tails)}
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _clients(h: SimNativeHarness, hist: History) -> None:

@@ -149,10 +149,12 @@ class MonitoredSink(MemorySink):
 # ---------------------------------------------------------------------------- clients
 
 
-async def _process(client: MetaStoreClient, name: str, rng: Any, history: History, stats: dict[str, int]) -> None:
+async def _process(sim: Simulation, client: MetaStoreClient, name: str, rng: Any, history: History, stats: dict[str, int]) -> None:
     """One client process: a random mix of reads and conditional writes, all recorded."""
     seen = 0  # the last version this process saw
     for i in range(OPS_PER_PROCESS):
+        if not sim.op_kept(name.replace("/", "@"), i):
+            continue  # left out by a schedule (sim --minimize)
         await trio.sleep(rng.uniform(*THINK_S))
         roll = rng.random()
         if roll < 0.3:
@@ -229,7 +231,7 @@ async def run(cfg: RunConfig) -> RunResult:
     n = seeded_choice(cfg.seed)
     acceptors = [f"a{i}" for i in range(1, n + 1)]
     monitor = ChoiceMonitor(n // 2 + 1)
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults), trace=MonitoredSink(trio.current_time, monitor))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule, trace=MonitoredSink(trio.current_time, monitor))
     history = History()
     stats = {"written": 0, "conflicts": 0, "unknown": 0, "unavailable": 0}
     async with sim.run():
@@ -254,7 +256,7 @@ async def run(cfg: RunConfig) -> RunResult:
     trace = sim.trace.events
     run_stats = {"acceptors": n, "chosen": len(monitor.chosen), "ops": stats}
     run_stats.update(nemesis=nemesis.stats, net=dict(sim.net.stats))
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, run_stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, run_stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _faulty_phase(sim: Simulation, nemesis: Nemesis, clients: list[MetaStoreClient], history: History, stats: dict[str, int]) -> list[str]:
@@ -266,7 +268,7 @@ async def _faulty_phase(sim: Simulation, nemesis: Nemesis, clients: list[MetaSto
                 for client in clients:
                     for p in range(PROCESSES_PER_CLIENT):
                         name = f"{client.proposer_id}/{p}"
-                        procs.start_soon(_process, client, name, sim.rng("workload", client.proposer_id, p), history, stats)
+                        procs.start_soon(_process, sim, client, name, sim.rng("workload", client.proposer_id, p), history, stats)
         nursery.cancel_scope.cancel()
     if bound.cancelled_caught:
         return [f"liveness: the clients did not finish within {RUN_BOUND_S:g} virtual seconds"]

@@ -84,6 +84,8 @@ async def _client_loop(sim: Simulation, client: str, loop: int, records: list[Ca
     node = sim.node(client)
     rng = node.rng("loop", loop)
     for i in range(CALLS_PER_LOOP):
+        if not sim.op_kept(f"{client}@{loop}", i):
+            continue  # left out by a schedule (sim --minimize)
         server = rng.choice(SERVERS)
         nonce = rng.getrandbits(62)
         rec = CallRecord(client, server, node.endpoint.peek_next_rid(), nonce, rng.random() < 0.1, trio.current_time(), trio.current_time() + TIMEOUT_S)
@@ -137,7 +139,7 @@ def check(records: list[CallRecord], trace: list[dict[str, Any]]) -> list[str]:
 
 async def run(cfg: RunConfig) -> RunResult:
     bugs = frozenset([cfg.bug]) if cfg.bug else frozenset()
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     records: list[CallRecord] = []
     async with sim.run():
         for s in SERVERS:
@@ -155,7 +157,7 @@ async def run(cfg: RunConfig) -> RunResult:
             nursery.cancel_scope.cancel()
         virtual_s = trio.current_time()
     trace = sim.trace.events
-    return RunResult(cfg.seed, check(records, trace), len(trace), sim.digest(), virtual_s, {"nemesis": nemesis.stats, "net": dict(sim.net.stats)}, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, check(records, trace), len(trace), sim.digest(), virtual_s, {"nemesis": nemesis.stats, "net": dict(sim.net.stats)}, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 register(

@@ -159,7 +159,7 @@ def _shape(sim: Simulation) -> tuple[int, bool]:
 
 async def run(cfg: RunConfig) -> RunResult:
     bugs = frozenset([cfg.bug]) if cfg.bug else frozenset()
-    sim = Simulation(cfg.seed, link=link_for(cfg.faults))
+    sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     hist = base.History()
     stripes, sharded = _shape(sim)
     async with sim.run():
@@ -181,7 +181,7 @@ async def run(cfg: RunConfig) -> RunResult:
     trace = sim.trace.events
     fillers = sum(c.stats["fillers"] for c in h.clients.values())
     stats = {"stripes": stripes, "sharded": sharded, "nemesis": nemesis.stats, "acked": sum(a.outcome == "ok" for a in hist.appends), "fillers": fillers}
-    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None)
+    return RunResult(cfg.seed, violations, len(trace), sim.digest(), virtual_s, stats, trace if cfg.keep_trace else None, sim.recorder.schedule(cfg.faults))
 
 
 async def _clients(h: SimStripedHarness, hist: base.History) -> None:
