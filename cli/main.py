@@ -538,7 +538,9 @@ def _check_sim_modes(wl: Any, seeds: Optional[int], faults: Optional[str], minim
         if max_runs < 2:
             raise harness.BadSimArgument("--max-runs must be at least 2 (the seed and its schedule)")
         if chart_out is not None and not charts_available():
-            raise harness.BadSimArgument("charts are not available in this build")
+            raise harness.BadSimArgument(CHARTS_UNAVAILABLE)
+        if chart_out is not None and chart_out.suffix.lower() not in (".svg", ".html", ".htm"):
+            raise harness.BadSimArgument(f"--chart-out {chart_out}: the name must end in .svg or .html")
     if schedule is None:
         return None
     if faults is not None:

@@ -23,27 +23,34 @@ from cli.common import FAILED, OK, USAGE, err, fail, out, print_json
 #: The ``--max-runs`` default: simulated runs one minimization may spend.
 DEFAULT_MAX_RUNS = 150
 
-CHARTS_UNAVAILABLE = "charts are not available in this build"
+CHARTS_UNAVAILABLE = "charts are not available in this build (the drawsvg package is missing: make install)"
 
 
 def charts_available() -> bool:
-    """Whether :func:`write_chart` can draw. Connect to ``delos_ref.viz`` at merge."""
-    return False
+    """Whether :func:`write_chart` can draw (``delos_ref.viz`` and its drawing library)."""
+    try:
+        import delos_ref.viz.chart  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def write_chart(report: dict[str, Any], path: Path) -> None:
     """Write the chart of the minimal run in ``report`` (its ``history`` holds the run's trace
-    events, ``replay`` its command) to ``path``. Connect to ``delos_ref.viz`` at merge; with
-    the chart branch's renderer that is, in outline::
+    events) to ``path``: SVG, or HTML wrapping it. The violation is marked where a spec
+    checker rejects the trace, else as a finding of the whole run (the workload's check)."""
+    from delos_ref.viz.chart import render_chart_html, render_svg
+    from delos_ref.viz.model import Violation
+    from delos_ref.viz.sources import spec_violations
 
-        from delos_ref.viz.chart import render_chart_html, render_svg
-        from delos_ref.viz.model import Violation
-        render = render_svg if path.suffix == ".svg" else render_chart_html
-        title = f"{report['workload']} seed {report['seed']} (minimized): {report['check']}"
-        path.write_text(render(report["history"], title=title, violation=Violation(None, report["violation"], report["check"])))
-
-    (and :func:`charts_available` returns True; an OSError becomes a one-line ``fail``)."""
-    raise fail(CHARTS_UNAVAILABLE, USAGE)
+    events = report["history"]
+    render = render_svg if path.suffix.lower() == ".svg" else render_chart_html
+    title = f"{report['workload']} seed {report['seed']} (minimized): {report['check']}"
+    violations = spec_violations(events) or [Violation(None, report["violation"], report["check"])]
+    try:
+        path.write_text(render(events, title=title, violation=violations))
+    except OSError as e:
+        raise fail(f"--chart-out {path}: {e.strerror or e}", FAILED) from None
 
 
 def run_minimize(wl: Any, seed: int, faults: frozenset[str], bug: Optional[str], max_runs: int, chart_out: Optional[Path], as_json: bool) -> int:
