@@ -143,12 +143,13 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.db.table import TABLES as DB_TABLES
     from delos_ref.loglet.native import NativeOptions
     from delos_ref.loglet.cold import ColdStores
-    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, cold_kind, native_kind, striped_kind
+    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, cold_kind, native_kind, skip_kind, striped_kind
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
     registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
     registry.add_kind(cold_kind(ColdStores(), node))
+    registry.add_kind(skip_kind(registry))
     add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 

@@ -35,6 +35,8 @@ Kinds here:
   :class:`~delos_ref.loglet.cold.ColdLoglet` over files in the cold store the config names
   (opened by a :class:`~delos_ref.loglet.cold.ColdStores`). Only a sealed segment is ever
   cold (``reconfig_modify``), so it has no clone: cloning one is a bug, and raises.
+* ``"skip"`` -- :class:`~delos_ref.loglet.skip.SkipLogletConfig`: a sealed segment's loglet
+  (built by this registry) with some entries read as skip markers (``delos-ref skip``).
 
 The registry caches one loglet client per segment, so a client keeps what it learned about a
 loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
@@ -50,6 +52,7 @@ from delos_ref.loglet.api import Loglet
 from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapLogletConfig, BootstrapOptions
 from delos_ref.loglet.cold import COLD_BUGS, ColdLoglet, ColdLogletConfig, ColdStores
 from delos_ref.loglet.memory import MemoryLoglet
+from delos_ref.loglet.skip import SkipLoglet, SkipLogletConfig
 from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
 from delos_ref.loglet.striped import STRIPED_BUGS, Stripe, StripedLoglet, StripedLogletConfig, StripedOptions, stripe_id
 from delos_ref.runtime import Node
@@ -61,6 +64,7 @@ NATIVE = "native"
 BOOTSTRAP = "bootstrap"
 STRIPED = "striped"
 COLD = "cold"
+SKIP = "skip"
 #: Bound on the loglet clients one registry caches (old segments are rarely read).
 MAX_CACHED_LOGLETS = 256
 
@@ -223,6 +227,15 @@ def cold_kind(stores: ColdStores, node: Node | None = None, bugs: frozenset[str]
     return LogletKind(COLD, ColdLogletConfig, build=lambda cfg: ColdLoglet(cfg, stores.open(cfg.store), bugs=bugs, emit=emit), clone=clone)
 
 
+def skip_kind(registry: LogletRegistry) -> LogletKind:
+    """SkipLoglets over inner loglets ``registry`` builds. Never active, so never cloned."""
+
+    def clone(cfg: SkipLogletConfig, fresh_id: str) -> Any:
+        raise ValueError("a segment with skipped entries is sealed: never active, so never cloned")
+
+    return LogletKind(SKIP, SkipLogletConfig, build=lambda cfg: SkipLoglet(cfg, registry.build(cfg.inner_kind, cfg.inner_params)), clone=clone)
+
+
 def striped_successor(registry: LogletRegistry, cfg: StripedLogletConfig, replacements: dict[int, Any], fresh_id: str) -> StripedLogletConfig:
     """A striped loglet ``fresh_id`` like ``cfg``: stripe j is ``replacements[j]`` (an inner
     config, e.g. a NativeLoglet with a new sequencer) or a clone of ``cfg``'s stripe j."""
@@ -260,6 +273,7 @@ def default_registry(
     registry = LogletRegistry(tuple(kinds))
     registry.add_kind(striped_kind(registry, node, striped_options))
     registry.add_kind(cold_kind(cold or ColdStores(), node))
+    registry.add_kind(skip_kind(registry))
     return registry
 
 
@@ -272,4 +286,5 @@ def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> 
     registry = LogletRegistry((native_kind(node), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
     registry.add_kind(cold_kind(ColdStores(), node))
+    registry.add_kind(skip_kind(registry))
     return registry
