@@ -22,6 +22,10 @@ BUG_SEEDS = {
     "logserver_accepts_after_seal": 5,  # 3
     "check_tail_hides_seal": 5,  # 4
     "loglet_never_reports_failures": 3,  # 5
+    # Cold storage (issue 19): first caught at seeds 9, 6 and 1 (faults include bitrot).
+    "migrate_unsealed": 10,
+    "migrate_before_verified": 7,
+    "cold_read_unchecked": 2,
 }
 
 

@@ -261,10 +261,11 @@ def default_registry(
     bootstrap_options: BootstrapOptions = BootstrapOptions(),
     striped_options: StripedOptions = StripedOptions(),
     cold: ColdStores | None = None,
+    bugs: frozenset[str] = frozenset(),
 ) -> LogletRegistry:
     """A registry with the memory kind (if a store is given), the native and bootstrap
     kinds (if a node is), the striped kind over whichever of them it has, and the cold kind
-    over the filesystem (or the stores ``cold`` opens)."""
+    over the filesystem (or the stores ``cold`` opens; ``bugs``: its bug switches)."""
     kinds = []
     if memory is not None:
         kinds.append(memory_kind(memory))
@@ -272,7 +273,7 @@ def default_registry(
         kinds += [native_kind(node, native_options), bootstrap_kind(node, bootstrap_options)]
     registry = LogletRegistry(tuple(kinds))
     registry.add_kind(striped_kind(registry, node, striped_options))
-    registry.add_kind(cold_kind(cold or ColdStores(), node))
+    registry.add_kind(cold_kind(cold or ColdStores(), node, bugs))
     registry.add_kind(skip_kind(registry))
     return registry
 
