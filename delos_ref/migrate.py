@@ -27,6 +27,13 @@ wrong data and nobody can tell. So a migration keeps these rules, in this order:
 
 The manifest (``<copy id>.manifest``) is written after the files and before the install, so
 every installed copy has one; a copy that lost its race has one too and is simply unused.
+After the install, an empty ``<copy id>.installed`` marks the copy a chain named.
+
+**Point-in-time restore** (:func:`restore_plan`, ``delos-ref restore``): the copies in a
+cold store, by virtual range, are a log's prefix. A new cluster whose chain is those cold
+segments up to a position ``at``, then a fresh NativeLoglet from ``at``, replays the log as
+it was at ``at``. It needs the cold store to cover ``[0, at)``: positions not migrated yet
+are only on the live cluster's LogServers (migrate them there first).
 
 Trace events (role ``migrate``): ``ColdWrite`` (copy, source, start, stop, files, bytes),
 ``ColdVerified`` (copy, entries), ``ColdInstalled`` (copy, index, start, stop, version),
@@ -58,6 +65,8 @@ MIGRATE_BUGS = {
 #: The kind a migration produces (and never migrates again).
 COLD = "cold"
 SKIP = "skip"
+#: The empty file that marks a copy a chain installed (written after the install).
+INSTALLED_SUFFIX = ".installed"
 #: Bound on install attempts per segment (each after a lost race).
 MAX_ATTEMPTS = 8
 
@@ -132,8 +141,11 @@ async def migrate_segment(vlog: VirtualLog, store: ColdStore, seg: Segment, copy
     emit("ColdWrite", copy=copy_id, source=seg.kind, start=seg.start, stop=seg.stop, files=len(config.files), bytes=config.size)
     if BUG_MIGRATE_BEFORE_VERIFIED not in bugs:
         await verify_copy(store, config, entries, seg, emit)
-    await store.put(copy_id + MANIFEST_SUFFIX, encode_manifest(config, seg.start, {"kind": seg.kind, "loglet": _loglet_id(vlog, seg)}))
+    source_info = {"kind": seg.kind, "loglet": _loglet_id(vlog, seg), "version": vlog.version}
+    await store.put(copy_id + MANIFEST_SUFFIX, encode_manifest(config, seg.start, source_info))
     installed = await install(vlog, seg, config, emit, loose=BUG_MIGRATE_UNSEALED in bugs)
+    if installed:
+        await store.put(copy_id + INSTALLED_SUFFIX, b"")  # restore prefers the copies a chain named
     if BUG_MIGRATE_BEFORE_VERIFIED in bugs:
         await verify_copy(store, config, entries, seg, emit)  # the bug: too late to matter
     if installed and drop:
@@ -261,3 +273,49 @@ def skip_config(vlog: VirtualLog, seg: Segment, lpos: int, reason: str) -> SkipL
     if seg.kind == SKIP:
         return vlog.registry.config(seg).with_skip(lpos, reason)
     return SkipLogletConfig(seg.kind, seg.params, (SkippedEntry(lpos, reason),))
+
+
+# ---------------------------------------------------------------------------- restore
+
+
+class RestoreRefused(Exception):
+    """The cold store does not hold the log up to the position asked for (one line)."""
+
+
+async def restore_plan(store: ColdStore, at: int) -> list[tuple[int, ColdLogletConfig, int]]:
+    """The copies that make the log's prefix ``[0, at)``: ``(start, config, take)`` in order,
+    ``take`` entries of each (less than the copy's count only for the last one). Of several
+    copies of one range, the installed one, then the latest chain version's, is taken."""
+    if at < 0:
+        raise RestoreRefused(f"bad position: --at {at} must be >= 0")
+    names = set(await store.names())
+    best: dict[int, tuple[tuple[bool, int, str], ColdLogletConfig]] = {}
+    for start, config, source in await read_manifests(store):
+        rank = (config.loglet_id + INSTALLED_SUFFIX in names, int(source.get("version", 0)), config.loglet_id)
+        if config.count and (start not in best or rank > best[start][0]):
+            best[start] = (rank, config)
+    plan, pos = [], 0
+    while pos < at:
+        if pos not in best:
+            have = ", ".join(f"[{s}, {s + c.count})" for s, (_, c) in sorted(best.items())) or "nothing"
+            raise RestoreRefused(f"the cold store holds {have}: positions from {pos} below {at} are not in it (migrate them first: `delos-ref migrate --below {at}` on the live cluster)")
+        config = best[pos][1]
+        take = min(config.count, at - pos)
+        plan.append((pos, config, take))
+        pos += take
+    return plan
+
+
+async def restored_segments(plan: list[tuple[int, ColdLogletConfig, int]], source: ColdStore, target: ColdStore, copy_id: str) -> list[Segment]:
+    """The closed cold segments of a restored chain. A copy taken whole is named as it is (its
+    files stay in ``source``); a partial last one is copied, its first ``take`` entries, into
+    ``target`` under ``copy_id``, and verified like a migration."""
+    out = []
+    for start, config, take in plan:
+        if take < config.count:
+            entries = await read_segment(ColdLoglet(config, source), take)
+            config = await write_copy(target, copy_id, entries)
+            await verify_copy(target, config, entries, Segment(start, start + take, COLD, b""), lambda event, **f: None)
+            await target.put(copy_id + MANIFEST_SUFFIX, encode_manifest(config, start, {"kind": COLD, "restored_from": source.location}))
+        out.append(Segment(start, start + take, COLD, encode_value(config)))
+    return out
