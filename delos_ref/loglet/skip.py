@@ -31,7 +31,7 @@ from typing import Sequence
 import trio
 
 from delos_ref.loglet.api import Loglet, SealedError, Tail
-from transports.codec import message
+from transports.codec import decode_value, message
 
 #: A skip marker's first bytes: not the envelope's 0xD1, not a database command's magic.
 SKIP_MAGIC = b"\xd5skipped\x00"
@@ -74,6 +74,12 @@ class SkipLogletConfig:
             raise ValueError(f"SkipLogletConfig: 1..{MAX_SKIPS} distinct skipped positions, ascending")
         if self.inner_kind == "skip":
             raise ValueError("SkipLogletConfig: one wrapper, never a wrapper of a wrapper (rule 3)")
+
+    @property
+    def loglet_id(self) -> str:
+        """A name for this edit of the inner loglet (status, traces): its id and the skips."""
+        inner = getattr(decode_value(self.inner_params), "loglet_id", None) or self.inner_kind
+        return f"{inner}~skip{','.join(str(s.pos) for s in self.skipped)}"
 
     def with_skip(self, pos: int, reason: str) -> "SkipLogletConfig":
         kept = tuple(s for s in self.skipped if s.pos != pos)

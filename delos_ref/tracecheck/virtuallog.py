@@ -7,6 +7,13 @@ the checker decodes the chain (``transports.codec``) into segments
 ``(start, stop, open, loglet)``, where ``loglet`` is the loglet id from the segment's config
 (the spec's ``loglet`` field; the spec's ``cfg`` is the rest of the config).
 
+A :meth:`Modify` (``reconfig_modify``) points a closed segment at a copy of its loglet: a
+cold copy (``delos_ref/migrate.py``) or the same loglet with entries skipped. The copy holds
+the segment's entries, so an entry acknowledged in the old loglet is in place in the copy
+(``copy_of``). A cold copy may be installed only after its migration logged
+``ColdVerified`` (role ``migrate``) with exactly ``stop - start`` entries: the
+``migrate_before_verified`` and ``migrate_unsealed`` bugs break that.
+
 ================  =========================================================================
 spec variable     here
 ================  =========================================================================
@@ -67,6 +74,7 @@ class Seg:
     stop: int | None  # None: open (the active segment)
     loglet: str
     servers: tuple[str, ...]
+    kind: str = ""
 
     @property
     def open(self) -> bool:
@@ -114,7 +122,7 @@ def decode_chain(logged: Any) -> Chain | None:
         except DecodeError as e:
             raise ChainDecodeError(f"segment at {seg.start}: its {seg.kind} loglet config does not decode: {e}") from None
         loglet = getattr(config, "loglet_id", None) or f"{seg.kind}:{base64.b64encode(seg.params).decode()}"
-        out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ()))))
+        out.append(Seg(seg.start, seg.stop, str(loglet), tuple(getattr(config, "logservers", ())), seg.kind))
     return tuple(out)
 
 
@@ -128,6 +136,8 @@ class VirtualLogChecker(Checker):
 
     def __init__(self) -> None:
         super().__init__()
+        self.verified: dict[str, int] = {}  # cold copy -> entries its migration read back
+        self.copy_of: dict[str, str] = {}  # a Modify's new loglet -> the loglet it replaced
         self.hist: dict[int, Chain] = {}
         self.sealed: dict[str, set[str]] = {}
         self.servers: dict[str, tuple[str, ...]] = {}
@@ -147,6 +157,8 @@ class VirtualLogChecker(Checker):
             self.servers[str(event["loglet"])] = tuple(event["logservers"])
         elif role == "loglet" and name == "CheckTail" and event.get("sealed"):
             self.sealed_tails.setdefault(str(event["loglet"]), set()).add(int(event["tail"]))
+        elif role == "migrate" and name == "ColdVerified":
+            self.verified[str(event["copy"])] = int(event["entries"])
 
     def is_sealed(self, seg: Seg) -> bool:
         """lSealed[l]: a majority of the loglet's LogServers set the seal bit."""
@@ -255,7 +267,22 @@ class VirtualLogChecker(Checker):
         i = diff[0]
         if i == len(old) - 1 or (old[i].start, old[i].stop) != (new[i].start, new[i].stop):
             return "changes the active segment or a segment's range"
+        if new[i].kind == "cold":  # the copy holds the same entries: its migration read them back
+            entries = self.verified.get(new[i].loglet)
+            if entries is None:
+                return f"installs cold copy {new[i].loglet} before its migration verified it (ColdVerified)"
+            if entries != old[i].stop - old[i].start:
+                return f"cold copy {new[i].loglet} holds {entries} entries, the segment [{old[i].start}, {old[i].stop}) {old[i].stop - old[i].start}"
+        self.copy_of[new[i].loglet] = old[i].loglet
         return None
+
+    def origin(self, loglet: str) -> str:
+        """The loglet whose entries ``loglet`` holds: itself, or what it was a copy of."""
+        seen = set()
+        while loglet in self.copy_of and loglet not in seen:
+            seen.add(loglet)
+            loglet = self.copy_of[loglet]
+        return loglet
 
     # ------------------------------------------------------------------ appends
 
@@ -284,7 +311,7 @@ class VirtualLogChecker(Checker):
             if p < ch[0].start:
                 continue  # truncated away
             loglet, lpos = self.acked[p]
-            ok = any(s.covers(p) and s.loglet == loglet and p == s.start + lpos for s in ch)
+            ok = any(s.covers(p) and self.origin(s.loglet) == self.origin(loglet) and p == s.start + lpos for s in ch)
             self.require(ok, f"acknowledged entry at {p} (loglet {loglet}, position {lpos}) is not in place in the chain of version {v} (AckedInPlace)")
 
     def finish(self) -> None:
