@@ -602,9 +602,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench migrate --json   # cold storage: migration speed, appends during it, cold reads\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept")
 def bench(
-    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv."),
+    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv, migrate."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     stripes: int = typer.Option(2, "--stripes", help="bench append --loglet striped: measure 1..N stripes (next to one NativeLoglet)."),
@@ -617,7 +617,7 @@ def bench(
 ) -> None:
     """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
 
-    Benchmarks on a real cluster (metastore, append, virtuallog, kv) start their own, in
+    Benchmarks on a real cluster (metastore, append, virtuallog, kv, migrate) start their own, in
     --dir on --base-port if given."""
     import trio
     from rich.progress import Progress
