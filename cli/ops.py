@@ -441,8 +441,14 @@ def _reason(value: str) -> str:
     return value
 
 
+def _skip_position(value: int) -> int:
+    if value < 0:
+        raise typer.BadParameter(f"bad position: a position is >= 0 (got {value})")
+    return value
+
+
 def skip(
-    position: int = typer.Argument(..., help="The position whose entry is skipped (in a sealed segment).", callback=_non_negative_position),
+    position: int = typer.Argument(..., help="The position whose entry is skipped (in a sealed segment).", callback=_skip_position),
     reason: str = typer.Option(..., "--reason", help="Why (every reader of the position sees it).", callback=_reason),
     directory: Path = DirOpt,
     as_json: bool = JsonOpt,
@@ -608,7 +614,7 @@ COMMANDS: list[tuple[Callable[..., None], str]] = [  # (command, its --help exam
 def register(app: typer.Typer) -> None:
     """Add the operator commands to the ``delos-ref`` app."""
     for fn, example in COMMANDS:
-        # trim: "-5" is a (refused) position, not an unknown option
-        settings = {"ignore_unknown_options": True} if fn is trim else None
+        # trim, skip: "-5" is a (refused) position, not an unknown option
+        settings = {"ignore_unknown_options": True} if fn in (trim, skip) else None
         # \b: click keeps the example's line as it is (no rewrapping mid-command)
         app.command(epilog=f"\b\nExample: {example}", context_settings=settings)(fn)
