@@ -95,8 +95,10 @@ FINAL_CLIENT_OPTIONS = ClientOptions(call_timeout_s=5.0, attempts=12, retry=RESE
 # ------------------------------------------------------------------------ the cluster
 
 
-def _server_build(bug: str | None, cold: MemoryColdStore):
+def _server_build(bug: str | None, cold: MemoryColdStore | None = None):
+    """The servers' roles; their replicas read cold segments from ``cold`` (the run's store)."""
     bugs = frozenset([bug]) & {BUG_STALE_READ, BUG_NO_DEDUP}
+    cold = cold if cold is not None else MemoryColdStore("sim-cold")
 
     def build(node: Node, storage_for: Any) -> None:
         paxos = storage_for("paxos")
