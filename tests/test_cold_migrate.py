@@ -204,3 +204,16 @@ async def test_skip_is_refused_outside_sealed_segments(autojump_clock):
         await v.reconfig_truncate()
         with pytest.raises(SkipRefused, match="below the log's first position 10"):
             await skip_entry(v, 3, "x")
+
+
+def test_only_the_first_live_node_decides_to_migrate_and_only_when_something_is_left():
+    from delos_ref.virtuallog.supervisor import decide_migration
+
+    segs = (Segment(0, 10, "native", b"a"), Segment(10, 20, "native", b"b"), Segment(20, None, "native", b"c"))
+    chain = Chain(segs)
+    assert decide_migration(chain, 1, "n1", ["n1", "n2", "n3"]) == 10, "all but the last sealed segment"
+    assert decide_migration(chain, 1, "n2", ["n1", "n2", "n3"]) is None, "n1 is alive: it migrates"
+    assert decide_migration(chain, 1, "n2", ["n2", "n3"]) == 10, "n1 is silent: n2 takes over"
+    assert decide_migration(chain, 2, "n1", ["n1"]) is None, "nothing beyond the last 2"
+    moved = Chain((Segment(0, 10, "cold", b"x"),) + segs[1:])
+    assert decide_migration(moved, 1, "n1", ["n1"]) is None, "already cold"
