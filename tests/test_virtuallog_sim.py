@@ -66,3 +66,11 @@ def test_log_bug_switch_is_caught(bug):
     summary = sweep(LOG, seeds=BUG_SEEDS[bug], faults=FAULTS, bug=bug, stop_at_first=True)
     assert summary["violations"], f"bug {bug} was not caught in {BUG_SEEDS[bug]} seeds"
     assert f"--bug {bug}" in summary["violations"][0]["replay"]
+
+
+def test_log_pinned_seed_92_a_cold_file_rotted_under_a_skip():
+    """Found by the sweep: a cold segment later skipped (a skip loglet over the cold copy)
+    had a file rotted at rest; the check allowing a rotted range to be unreadable did not
+    look under the skip, and called the (correct) read failure a violation."""
+    result = run_seed(LOG, RunConfig(92, FAULTS))
+    assert result.violations == [] and result.stats["rotted"] >= 1 and result.stats["skips"] >= 1

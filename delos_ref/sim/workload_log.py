@@ -95,6 +95,7 @@ from delos_ref.sim.coldstore import FaultyColdStore
 from delos_ref.virtuallog.registry import native_kind
 from delos_ref.virtuallog.supervisor import SUPERVISOR_BUGS, Supervisor, SupervisorOptions
 from paxos.acceptor import Acceptor
+from transports.codec import decode_value
 from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreError, MetaStoreUnavailable, WriteOutcomeUnknown
 
 SERVERS = ("s1", "s2", "s3")
@@ -345,20 +346,27 @@ async def _rotter(c: Cluster) -> None:
             c.cold.rot(_installed_files(chain, c))
 
 
+def _cold_files(seg: Any) -> tuple[Any, ...]:
+    """The cold files a segment reads from: a cold one's, or those under a skip of one."""
+    config = decode_value(seg.params)
+    if seg.kind == "skip" and config.inner_kind == "cold":
+        config = decode_value(config.inner_params)
+    elif seg.kind != "cold":
+        return ()
+    return config.files
+
+
 def _installed_files(chain: Chain, c: Cluster) -> set[str]:
-    registry = default_registry(cold=ColdStores(lambda location: c.cold))
-    return {f.name for seg in chain.segments if seg.kind == "cold" for f in registry.config(seg).files}
+    return {f.name for seg in chain.segments for f in _cold_files(seg)}
 
 
 def _rotted_positions(chain: Chain, c: Cluster) -> set[int]:
     """The virtual positions held by files rotted at rest: allowed to be unreadable."""
-    registry = default_registry(cold=ColdStores(lambda location: c.cold))
     out: set[int] = set()
     for seg in chain.segments:
-        if seg.kind == "cold":
-            for f in registry.config(seg).files:
-                if f.name in c.cold.rotted:
-                    out.update(range(seg.start + f.lo, seg.start + f.hi))
+        for f in _cold_files(seg):
+            if f.name in c.cold.rotted:
+                out.update(range(seg.start + f.lo, seg.start + f.hi))
     return out
 
 
