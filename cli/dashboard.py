@@ -2,7 +2,7 @@
 
 :func:`render` turns one status document (:func:`delos_ref.ops.status_on`, with ``stats``)
 into rich tables: the nodes with their roles and process state, the chain's segments with
-their ranges, kinds, loglets and seal marks, the tail, the MetaStore version and the append
+their ranges, kinds, loglets and seal marks (a cold segment: its store, files and bytes), the tail, the MetaStore version and the append
 rate. :class:`Rate` derives appends/s from the sequencers' ``entries`` counters between two
 refreshes. Rendering is a pure function of the document, so a frame can be recorded as text
 (``Console(record=True)``; see ``docs/dashboard.txt``).
@@ -122,8 +122,8 @@ def _chain(report: dict[str, Any]) -> Table:
             str(i),
             f"[{seg['start']}, {stop or 'tail'})",
             seg["kind"],
-            escape(str(params.get("loglet_id", ""))),
-            *_who(params),
+            escape(str(params.get("loglet_id", "") or (params.get("inner") or {}).get("loglet_id", ""))),
+            *_who(params, seg.get("cold")),
             mark,
         )
     return table
@@ -139,12 +139,24 @@ def _current(directory: str, cfg: Any) -> Any:
         return cfg
 
 
-def _who(params: dict[str, Any]) -> tuple[str, str]:
-    """The sequencer and LogServers cells of a segment; a striped one's per stripe, one a line."""
+def _who(params: dict[str, Any], cold: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The sequencer and LogServers cells of a segment; a striped one's per stripe, one a line;
+    a cold one's store, files and bytes; a skip one's inner loglet, with its skipped count."""
+    if cold is not None:
+        return "(cold store)", escape(f"{cold['files']} file(s), {cold['bytes']} bytes in {cold['store']}")
+    if "inner" in params:
+        inner = params["inner"]
+        first, second = _who(inner, {"store": inner.get("store"), **_cold_cells(inner)} if inner.get("kind") == "cold" else None)
+        return first, second + f"\n{len(params.get('skipped') or [])} entry(ies) skipped"
     if "stripes" in params:
         cells = [_who(stripe) for stripe in params["stripes"]]
         return "\n".join(f"{j}: {c[0]}" for j, c in enumerate(cells)), "\n".join(f"{j}: {c[1]}" for j, c in enumerate(cells))
     return escape(str(params.get("sequencer", ""))), escape(", ".join(params.get("logservers") or [f"{a} (acceptor)" for a in params.get("acceptors", [])]))
+
+
+def _cold_cells(params: dict[str, Any]) -> dict[str, Any]:
+    files = params.get("files") or []
+    return {"files": len(files), "bytes": sum(f.get("size", 0) for f in files)}
 
 
 async def run_live(console: Any, node: Any, directory: str, cfg: Any, *, title: str, footer: str, period_s: float = 1.0) -> None:

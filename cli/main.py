@@ -1,7 +1,7 @@
 """``delos-ref``: run local clusters, simulations and benchmarks.
 
 Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
-``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``. The operator commands (``append``, ``read``, ``tail``,
+``restore`` (a new cluster from a cold store, to a position), ``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``. The operator commands (``append``, ``read``, ``tail``,
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 
@@ -332,6 +332,88 @@ def _use_lab(work: Path) -> None:
     os.environ["DELOS_LAB"] = str(work.resolve())
 
 
+@app.command(epilog="\b\nExample: delos-ref restore --from .delos-ref/cold --at 5000 --dir /tmp/restored   # then: delos-ref kv status --dir /tmp/restored")
+def restore(
+    cold_from: Path = typer.Option(..., "--from", help="The cold store to restore from (a cluster's DIR/cold/, or its --cold-dir)."),
+    at: int = typer.Option(..., "--at", help="The position to restore to: the new log holds the entries below it, and its first writable segment begins there."),
+    directory: Path = typer.Option(..., "--dir", help="Directory of the NEW cluster (must not hold one)."),
+    nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes of the new cluster."),
+    transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
+    base_port: Optional[int] = typer.Option(None, "--base-port", help=f"Node i listens on base-port + i - 1; default {cluster.DEFAULT_BASE_PORT}."),
+    ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Point-in-time restore: start a NEW cluster (detached) whose log is the cold segments
+    below --at, read from the files in --from, followed by a fresh NativeLoglet from --at.
+    Its database replicas replay that log, so `kv status` shows the digest the original had
+    at --at. It needs the cold store to cover [0, --at): positions not migrated yet are only
+    on the live cluster's LogServers (run `delos-ref migrate --below AT` there first). A cold
+    copy that covers --at only in part is copied, up to --at, into the new DIR/cold/.
+
+    JSON: {"dir", "at", "segments": [{"start", "stop", "files"}], "nodes"}.
+    """
+    import trio
+
+    from delos_ref.loglet.cold import FileColdStore
+    from delos_ref.migrate import RestoreRefused, restore_plan
+
+    source = FileColdStore(cold_from)
+    if not cold_from.is_dir():
+        raise fail(f"--from {cold_from}: no such directory (a cold store is a cluster's DIR/cold/ or its --cold-dir)")
+    if cluster.config_path(directory).exists() or (directory.exists() and any(directory.iterdir())):
+        raise fail(f"{directory} is not empty: restore starts a new cluster; choose a new --dir")
+    try:
+        plan = trio.run(restore_plan, source, at)
+    except RestoreRefused as e:
+        raise fail(str(e)) from None
+    except ValueError as e:
+        raise fail(f"--from {cold_from}: {e}") from None
+    cfg, _ = _prepare_dir(directory, nodes, transport, base_port, False, False, 0, None)
+    with _hangup_is_ctrl_c():
+        with _undone_on_failure(directory, cfg, False):
+            _start(directory, cfg, False)
+            _wait_ready(directory, cfg, ready_timeout_s)
+            segments = _install_restored(directory, cfg, plan, source, at, ready_timeout_s)
+    if as_json:
+        print_json({"dir": str(directory), "at": at, "segments": segments, "nodes": [n.address for n in cfg.nodes]})
+        return
+    err.print(f"restored the log below {at} from {cold_from} ({len(segments)} cold segment(s)) into a new cluster in {directory}; "
+              f"stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
+
+
+def _install_restored(directory: Path, cfg: cluster.ClusterConfig, plan: list, source: Any, at: int, timeout_s: float) -> list[dict[str, Any]]:
+    """Install the restored chain: the cold segments, then a fresh NativeLoglet from ``at``."""
+    import secrets
+
+    import trio
+
+    from delos_ref import ops
+    from delos_ref.loglet.cold import FileColdStore
+    from delos_ref.migrate import restored_segments
+    from delos_ref.process import initial_loglet, open_virtuallog
+    from delos_ref.virtuallog.chain import Chain, Segment, encode_chain
+    from paxos.register import MetaStoreError
+    from transports.codec import decode_value
+
+    async def install() -> list[Segment]:
+        closed = await restored_segments(plan, source, FileColdStore(directory / "cold"), f"restore-{secrets.token_hex(4)}")
+        async with open_virtuallog(cfg, "restore", trace_dir=directory) as vlog:
+            kind, params = vlog.registry.encode(initial_loglet(cfg))
+            await vlog.metastore.write_if(0, encode_chain(Chain(tuple(closed) + (Segment(at, None, kind, params),))))
+        async with ops.session(str(directory), timeout_s=timeout_s, name="restore") as s:
+            await ops.check_ready(s)
+        return closed
+
+    try:
+        closed = trio.run(install)
+    except BaseException as e:
+        known = sole_error(e, (MetaStoreError, ops.OpError, OSError))
+        if known is None:
+            raise
+        raise fail(f"the restored cluster in {directory} started but its chain could not be installed: {message_of(known)}") from None
+    return [{"start": seg.start, "stop": seg.stop, "files": len(decode_value(seg.params).files)} for seg in closed]
+
+
 def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
     """The dashboard until Ctrl-C, SIGTERM or SIGHUP; then stop the nodes that
     ``cluster.json`` names *now* (``restart`` gives a node a new pid)."""
@@ -580,9 +662,9 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept\n  delos-ref bench compare --with zookeeper,etcd --clients 1,64 --rounds 3   # make peers installs them\n  delos-ref bench paper --quick --out /tmp/paper   # the paper's 7 experiments: report.md + figures")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench migrate --json   # cold storage: migration speed, appends during it, cold reads\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept\n  delos-ref bench compare --with zookeeper,etcd --clients 1,64 --rounds 3   # make peers installs them\n  delos-ref bench paper --quick --out /tmp/paper   # the paper's 7 experiments: report.md + figures")
 def bench(
-    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv; or compare (with ZooKeeper and etcd), paper (the paper's evaluation)."),
+    name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv, migrate; or compare (with ZooKeeper and etcd), paper (the paper's evaluation)."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
     loglet: str = typer.Option("native", "--loglet", help="Loglet kind, for benchmarks that use one."),
     stripes: int = typer.Option(2, "--stripes", help="bench append --loglet striped: measure 1..N stripes (next to one NativeLoglet)."),
@@ -601,7 +683,7 @@ def bench(
 ) -> None:
     """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
 
-    Benchmarks on a real cluster (metastore, append, virtuallog, kv) start their own, in
+    Benchmarks on a real cluster (metastore, append, virtuallog, kv, migrate) start their own, in
     --dir on --base-port if given. `compare` runs delos-ref's database puts against real
     3-server ZooKeeper and etcd ensembles in interleaved rounds; `paper` reruns the paper's
     evaluation into --out DIR/report.md (see README, "Reproducing the paper")."""

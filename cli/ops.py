@@ -1,7 +1,7 @@
 """The operator commands of ``delos-ref``: talk to a running cluster and control its processes.
 
 Log commands (through a VirtualLog client, see ``delos_ref/ops.py``): ``append``, ``read``,
-``tail``, ``reconfigure``, ``seal``, ``trim``. Process commands (``delos_ref/cluster.py``):
+``tail``, ``reconfigure``, ``seal``, ``trim``, ``migrate`` (to cold storage), ``skip``. Process commands (``delos_ref/cluster.py``):
 ``kill`` (SIGKILL), ``pause`` / ``resume`` (SIGSTOP / SIGCONT), ``restart``, ``logs``.
 
 Every command takes ``--dir`` and ``--json``; every failure is one line on stderr with the exit
@@ -363,6 +363,115 @@ def trim(
         out.print(f"trimmed below {result['trim_point']}; {result['segments_dropped']} segment(s) dropped from the chain", highlight=False, markup=False)
 
 
+# ------------------------------------------------------------------ cold storage, skip
+
+
+ColdDirOpt = typer.Option(None, "--cold-dir", help="The cold store: a directory on any filesystem (default DIR/cold/; a shared or mounted one works too: the chain names it by its absolute path).")
+
+
+def migrate(
+    below: Optional[int] = typer.Option(None, "--below", help="Move every sealed segment that lies wholly below this position."),
+    auto: bool = typer.Option(False, "--auto", help="Keep only the last --keep sealed segments on the LogServers (one round now; every node's supervisor then repeats it, see the README)."),
+    keep: int = typer.Option(1, "--keep", help="With --auto: how many of the latest sealed segments stay on the LogServers (>= 0)."),
+    cold_dir: Optional[Path] = ColdDirOpt,
+    directory: Path = DirOpt,
+    as_json: bool = JsonOpt,
+    timeout_s: float = timeout_option(60.0, "Seconds to wait before giving up (a migration copies every entry it moves)."),
+) -> None:
+    """Move sealed segments to cold storage: copy each one's entries into immutable,
+    SHA-256-checked files, read every entry back and compare, then reconfig_modify the chain
+    so the segment is read from the files; the LogServers then drop those entries. The
+    active segment is never moved; a segment moved already is not moved twice.
+
+    JSON: {"below", "cold_dir", "migrated": [{"start", "stop", "copy", "files", "bytes",
+    "installed"}], "chain"}.
+    """
+    from delos_ref import ops
+
+    if (below is None) == (not auto):
+        raise fail("give --below POS or --auto --keep N (one of them)", USAGE)
+    if keep < 0:
+        raise fail(f"--keep must be >= 0 (got {keep})", USAGE)
+    if auto:
+        _write_auto(directory, keep, cold_dir)
+    result = _on_log(directory, timeout_s, lambda s: _bounded(s, ops.migrate(s, below=below, keep=keep if auto else None, cold=ops.cold_dir(str(directory), None if cold_dir is None else str(cold_dir))), "migrate"),
+                     interrupted="segments copied so far are either installed or unused (see `delos-ref status`)")
+    if as_json:
+        print_json(result)
+        return
+    moved = [m for m in result["migrated"] if m["installed"]]
+    if not result["migrated"]:
+        out.print(f"nothing to move: no sealed segment lies wholly below {result['below']} outside cold storage", highlight=False, markup=False)
+    for m in result["migrated"]:
+        what = "moved" if m["installed"] else "copied, but another reconfiguration moved or dropped"
+        out.print(f"{what} [{m['start']}, {m['stop']}) -> {m['files']} file(s), {m['bytes']} bytes in {result['cold_dir']} (copy {m['copy']})", highlight=False, markup=False)
+    if moved:
+        out.print(f"{len(moved)} segment(s) now read from cold storage; chain version {result['chain']['version']}", highlight=False, markup=False)
+
+
+def _write_auto(directory: Path, keep: int, cold_dir: Optional[Path]) -> None:
+    """Record ``--auto --keep N`` for the supervisors (``DIR/cold-auto.json``)."""
+    from delos_ref import cluster as _cluster
+    from delos_ref.virtuallog.supervisor import write_auto_migrate
+
+    try:
+        _cluster.load(directory)
+        write_auto_migrate(str(directory), keep, None if cold_dir is None else str(cold_dir.resolve()))
+    except _cluster.ClusterError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"cannot write the --auto setting in {directory}: {os_message(e)}") from None
+
+
+async def _bounded(s: Any, work: Awaitable[Any], what: str) -> Any:
+    import trio
+
+    from delos_ref import ops
+
+    with trio.move_on_after(s.timeout_s):
+        return await work
+    raise ops.OpError(f"{what} did not finish within {s.timeout_s:g}s (see `delos-ref status`: every step is either done or not visible)")
+
+
+def _reason(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("give a reason (it is what every reader of the position sees)")
+    if len(value.encode()) > 512:
+        raise typer.BadParameter("a reason is at most 512 bytes")
+    return value
+
+
+def _skip_position(value: int) -> int:
+    if value < 0:
+        raise typer.BadParameter(f"bad position: a position is >= 0 (got {value})")
+    return value
+
+
+def skip(
+    position: int = typer.Argument(..., help="The position whose entry is skipped (in a sealed segment).", callback=_skip_position),
+    reason: str = typer.Option(..., "--reason", help="Why (every reader of the position sees it).", callback=_reason),
+    directory: Path = DirOpt,
+    as_json: bool = JsonOpt,
+    timeout_s: float = TimeoutOpt,
+) -> None:
+    """Skip a poison entry: from now on the entry at POSITION reads as a "skipped" marker
+    with the reason, and every database replica applies it as the same no-op (the paper's
+    removal of a poison entry by editing VirtualLog metadata: reconfig_modify of the sealed
+    segment holding it). Only a position in a sealed segment can be skipped: seal the active
+    one first with `delos-ref reconfigure`.
+
+    JSON: {"pos", "segment": {"start", "stop", "kind"}, "reason", "version"}.
+    """
+    from delos_ref import ops
+
+    result = _on_log(directory, timeout_s, lambda s: _bounded(s, ops.skip(s, position, reason), f"skip {position}"), interrupted=f"the skip of {position} may or may not have happened")
+    if as_json:
+        print_json(result)
+    else:
+        seg = result["segment"]
+        out.print(f"position {position} now reads as skipped ({reason}); segment [{seg['start']}, {seg['stop']}), chain version {result['version']}", highlight=False, markup=False)
+
+
 # ------------------------------------------------------------------------- processes
 
 
@@ -492,6 +601,8 @@ COMMANDS: list[tuple[Callable[..., None], str]] = [  # (command, its --help exam
     (reconfigure, "delos-ref reconfigure --loglet native --sequencer n2 --logservers n1,n2,n3\n\n  delos-ref reconfigure --loglet striped --stripes 2 --sequencers n1,n2"),
     (seal, "delos-ref seal && delos-ref append x && delos-ref status   # roll-forward finishes the seal"),
     (trim, "delos-ref trim 100"),
+    (migrate, "delos-ref migrate --below 100000"),
+    (skip, "delos-ref skip 1234 --reason 'crashes every replica (ticket 42)'"),
     (kill, "delos-ref kill n1"),
     (pause, "delos-ref pause n2 && sleep 5 && delos-ref resume n2"),
     (resume, "delos-ref resume n2"),
@@ -503,7 +614,7 @@ COMMANDS: list[tuple[Callable[..., None], str]] = [  # (command, its --help exam
 def register(app: typer.Typer) -> None:
     """Add the operator commands to the ``delos-ref`` app."""
     for fn, example in COMMANDS:
-        # trim: "-5" is a (refused) position, not an unknown option
-        settings = {"ignore_unknown_options": True} if fn is trim else None
+        # trim, skip: "-5" is a (refused) position, not an unknown option
+        settings = {"ignore_unknown_options": True} if fn in (trim, skip) else None
         # \b: click keeps the example's line as it is (no rewrapping mid-command)
         app.command(epilog=f"\b\nExample: {example}", context_settings=settings)(fn)

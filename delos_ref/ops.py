@@ -18,6 +18,9 @@ What each command does to the protocol (docs/design.md §2-§5):
   active, so the next client that appends gets a sealed error, waits ``roll_forward_s`` for a
   successor chain and then *rolls forward* itself (installs a clone of the sealed segment's
   config) -- the recovery path of §3.2, made visible;
+* ``migrate`` -- sealed segments to cold storage (``delos_ref/migrate.py``: copy, verify,
+  ``reconfig_modify``, drop from the LogServers); ``skip`` -- ``reconfig_modify`` of one
+  sealed segment onto a skip loglet (``delos_ref/loglet/skip.py``);
 * ``reconfigure`` -- ``reconfig_extend``: seal, learn the sealed tail, install a chain with a
   new segment on a fresh loglet (never-used id ``op-<hex>``), fetch the chain. From a
   bootstrap loglet to a NativeLoglet, this is the paper's hot swap.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -137,6 +141,8 @@ def config_params(vlog: VirtualLog, seg: Segment) -> dict[str, Any]:
     params = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     if seg.kind == "striped":  # each stripe as its own params, with its kind
         params["stripes"] = [dict(kind=s.kind, **config_params(vlog, Segment(0, None, s.kind, s.params))) for s in config.stripes]
+    if seg.kind == "skip":  # the loglet under the skips, as its own params
+        params["inner"] = dict(kind=config.inner_kind, **config_params(vlog, Segment(0, None, config.inner_kind, config.inner_params)))
     return params
 
 
@@ -195,6 +201,9 @@ async def chain_report(ops: OpsSession) -> tuple[dict[str, Any], dict[str, Any]]
         {"start": s.start, "stop": s.stop, "kind": s.kind, "sealed": True if s.stop is not None else tail["sealed"], "params": config_params(vlog, s)}
         for s in vlog.chain.segments
     ]
+    for seg in segments:
+        if seg["kind"] == "cold":  # kind, files, bytes: what the cold store holds for it
+            seg["cold"] = cold_summary(seg["params"])
     return {"version": vlog.version, "segments": segments}, tail
 
 
@@ -513,3 +522,56 @@ async def trim(ops: OpsSession, pos: int) -> dict[str, Any]:
             raise OpError(f"trim {pos} failed: {e}") from None
         return {"trim_point": pos, "segments_dropped": before - len(ops.vlog.chain.segments), "base": ops.vlog.chain.base}
     raise OpError(f"trim {pos} did not finish within {ops.timeout_s:g}s; {await _active_diagnosis(ops)}")
+
+
+# ------------------------------------------------------------------ cold storage, skip
+
+
+def cold_dir(directory: str, given: str | None = None) -> str:
+    """The cold store of the cluster in ``directory``: ``--cold-dir`` if given, else
+    ``DIR/cold/`` (a shared or mounted directory works as well: a chain names it by path)."""
+    return os.path.abspath(given if given is not None else os.path.join(directory, "cold"))
+
+
+async def migrate(ops: OpsSession, *, below: int | None, keep: int | None, cold: str, drop: bool = True) -> dict[str, Any]:
+    """``delos-ref migrate``: move every sealed segment wholly below ``below`` (or all but
+    the last ``keep`` sealed ones) to the cold store in ``cold`` (``delos_ref/migrate.py``:
+    copy, verify by reading back, ``reconfig_modify``, then the LogServers drop the range)."""
+    from delos_ref.loglet.cold import FileColdStore
+    from delos_ref.migrate import MigrationError, keep_last, migrate_below
+
+    chain = ops.vlog.chain
+    if below is None:
+        assert keep is not None, "migrate: --below or --keep"
+        below = keep_last(chain, keep)
+    if below < 0:
+        raise OpError(f"bad position: --below {below} must be >= 0")
+    prefix = f"cold-{secrets.token_hex(4)}"
+    try:
+        done = await migrate_below(ops.vlog, FileColdStore(cold), below, lambda seg: f"{prefix}-{seg.start}", drop=drop)
+    except (MigrationError, LogletError, VirtualLogError, MetaStoreError) as e:
+        raise OpError(f"migrate below {below} stopped: {e}") from None
+    except OSError as e:
+        raise OpError(f"cold store {cold}: {e.strerror or e}") from None
+    moved = [{"start": m.start, "stop": m.stop, "copy": m.config.loglet_id, "files": len(m.config.files), "bytes": m.config.size, "installed": m.installed} for m in done]
+    chain_json, _tail = await chain_report(ops)
+    return {"below": below, "cold_dir": cold, "migrated": moved, "chain": chain_json}
+
+
+async def skip(ops: OpsSession, pos: int, reason: str) -> dict[str, Any]:
+    """``delos-ref skip POS --reason TEXT``: the entry at ``pos`` reads as skipped from now on
+    (``delos_ref/loglet/skip.py``); refused for a position not in a sealed segment."""
+    from delos_ref.migrate import MigrationError, SkipRefused, skip_entry
+
+    try:
+        return await skip_entry(ops.vlog, pos, reason)
+    except SkipRefused as e:
+        raise OpError(f"cannot skip {pos}: {e}") from None
+    except (MigrationError, VirtualLogError, MetaStoreError) as e:
+        raise OpError(f"skip {pos} failed: {e}") from None
+
+
+def cold_summary(params: dict[str, Any]) -> dict[str, Any]:
+    """``{"store", "files", "bytes", "entries"}`` of a cold segment's params (for status)."""
+    files = params.get("files") or []
+    return {"store": params.get("store"), "files": len(files), "bytes": sum(f.get("size", 0) for f in files), "entries": files[-1]["hi"] if files else 0}

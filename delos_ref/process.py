@@ -120,17 +120,34 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
     return storages
 
 
-def host_supervisor(cfg: cluster.ClusterConfig, node: Node) -> Any:
+def host_supervisor(cfg: cluster.ClusterConfig, node: Node, directory: str | None = None) -> Any:
     """Failure detection and failure-driven reconfiguration on this node (requirement 5):
     heartbeats to every other node, and a supervisor that reconfigures the VirtualLog away from
-    a failed loglet (``delos_ref/virtuallog/supervisor.py``)."""
-    from delos_ref.virtuallog.supervisor import Supervisor
+    a failed loglet (``delos_ref/virtuallog/supervisor.py``). With the cluster's ``directory``,
+    also the automatic migration to cold storage (``delos-ref migrate --auto``)."""
+    from delos_ref.virtuallog.supervisor import AutoMigrator, Supervisor
 
     ids = tuple(n.id for n in cfg.nodes)
     supervisor = Supervisor(
         node, virtuallog_on(cfg, node, user="supervisor"), peers=ids, candidates=tuple(cfg.with_role("logserver")), sequencers=tuple(cfg.with_role("sequencer"))
     )
-    node.add_service("supervisor", supervisor.run, supervisor.statistics)
+    if directory is None:
+        node.add_service("supervisor", supervisor.run, supervisor.statistics)
+        return supervisor
+
+    def alive() -> list[str]:
+        d = supervisor.detector
+        now = trio.current_time()
+        return [node.node_id] + ([p for p in supervisor.peers if d.alive(p, now)] if d is not None else [])
+
+    auto = AutoMigrator(node, virtuallog_on(cfg, node, user="migrator"), directory, ids, alive)
+
+    async def run() -> None:  # the supervisor runs the automatic migration beside its checks
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            nursery.start_soon(auto.run)
+
+    node.add_service("supervisor", run, lambda: dict(supervisor.statistics(), auto_migrate=auto.statistics()))
     return supervisor
 
 
@@ -142,11 +159,14 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.db.hosting import add_replica
     from delos_ref.db.table import TABLES as DB_TABLES
     from delos_ref.loglet.native import NativeOptions
-    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, native_kind, striped_kind
+    from delos_ref.loglet.cold import ColdStores
+    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, cold_kind, native_kind, skip_kind, striped_kind
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
     registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
+    registry.add_kind(cold_kind(ColdStores(), node))
+    registry.add_kind(skip_kind(registry))
     add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 
@@ -199,7 +219,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
             node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace)
             storages = host_roles(node, data_dir, spec.hosted_roles)
-            host_supervisor(cfg, node)
+            host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
                 storages.append(host_replica(cfg, node, data_dir))
             _log_recovery(node, storages)

@@ -282,3 +282,102 @@ CHECKS: list[Check] = [
     check_seal_is_idempotent,
     check_check_tail_is_monotonic,
 ]
+
+
+# ------------------------------------------------------------------ the read-only part
+#
+# A read-only loglet (the cold loglet, delos_ref/loglet/cold.py) holds a sealed segment that
+# was written elsewhere, so the checks above, which append, do not apply to it. These do: a
+# read-only harness is first *filled* with entries (``await h.fill(entries)``: after it, the
+# loglet holds them at positions 0.. and is sealed), then ``h.client(name)`` as above.
+
+
+class ReadOnlyHarness(Protocol):
+    async def fill(self, entries: list[bytes]) -> None: ...
+
+    def client(self, name: str) -> Loglet: ...
+
+
+@dataclasses.dataclass
+class SealedMemoryHarness:
+    """The reference for the read-only checks: a memory loglet, appended to and sealed."""
+
+    loglet: MemoryLoglet = dataclasses.field(default_factory=MemoryLoglet)
+
+    async def fill(self, entries: list[bytes]) -> None:
+        for e in entries:
+            await self.loglet.append(e)
+        await self.loglet.seal()
+
+    def client(self, name: str) -> Loglet:
+        return self.loglet
+
+
+@contextlib.asynccontextmanager
+async def sealed_memory_factory():
+    yield SealedMemoryHarness()
+
+
+def _entries(n: int) -> list[bytes]:
+    return [b"ro-%d-" % i + bytes([i % 256]) * (i % 7) for i in range(n)]
+
+
+async def check_ro_reads_return_what_was_stored(h: ReadOnlyHarness) -> None:
+    entries = _entries(300)
+    await h.fill(entries)
+    a, b = h.client("a"), h.client("b")
+    assert dict(await read_all(a, 0, 300)) == dict(enumerate(entries))
+    assert dict(await read_all(b, 117, 260)) == {p: entries[p] for p in range(117, 260)}
+    assert await a.read_next(300, 310) == [], "nothing is readable at or past the sealed tail"
+    assert await a.read_next(5, 5) == [], "an empty range reads nothing"
+
+
+async def check_ro_append_fails_sealed(h: ReadOnlyHarness) -> None:
+    await h.fill(_entries(3))
+    for who in ("a", "b"):
+        try:
+            await h.client(who).append(b"late")
+        except SealedError as e:
+            assert not e.may_have_landed, "a refused append on a read-only loglet certainly did not land"
+        else:
+            raise AssertionError(f"{who}: a read-only loglet acknowledged an append")
+    assert dict(await read_all(h.client("a"), 0, 3)) == dict(enumerate(_entries(3))), "a refused append changes nothing"
+
+
+async def check_ro_check_tail_reports_sealed(h: ReadOnlyHarness) -> None:
+    await h.fill(_entries(42))
+    assert await h.client("a").check_tail() == Tail(42, True)
+    await h.client("a").seal()
+    await h.client("b").seal()
+    assert await h.client("b").check_tail() == Tail(42, True), "seal is idempotent and moves nothing"
+
+
+async def check_ro_empty(h: ReadOnlyHarness) -> None:
+    await h.fill([])
+    assert await h.client("a").check_tail() == Tail(0, True)
+    assert await h.client("a").read_next(0, 10) == []
+
+
+async def check_ro_trim(h: ReadOnlyHarness) -> None:
+    entries = _entries(20)
+    await h.fill(entries)
+    c = h.client("a")
+    await c.prefix_trim(8)
+    try:
+        await c.read_next(3, 10)
+    except TrimmedError:
+        pass
+    else:
+        raise AssertionError("a read below the trim point succeeded")
+    assert dict(await read_all(c, 8, 20)) == {p: entries[p] for p in range(8, 20)}
+    await c.prefix_trim(1000)
+    assert await c.check_tail() == Tail(20, True), "trimming does not move the tail"
+
+
+READ_ONLY_CHECKS: list[Callable[[ReadOnlyHarness], Awaitable[None]]] = [
+    check_ro_reads_return_what_was_stored,
+    check_ro_append_fails_sealed,
+    check_ro_check_tail_reports_sealed,
+    check_ro_empty,
+    check_ro_trim,
+]

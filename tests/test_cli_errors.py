@@ -80,6 +80,12 @@ def test_a_bad_timeout_is_a_usage_error_of_one_line(command, value, tmp_path):
         (("append", "--file", "f", "x"), 2, "not both"),
         (("append", "--base64", "!!!"), 2, "not base64"),
         (("kv", "put", "k", "--value-file", "/nonexistent/v"), 2, "No such file or directory: '/nonexistent/v'"),
+        (("skip", "-1", "--reason", "x"), 2, "bad position"),
+        (("skip", "3"), 2, "--reason"),
+        (("skip", "3", "--reason", " "), 2, "give a reason"),
+        (("migrate",), 2, "give --below POS or --auto"),
+        (("migrate", "--below", "5", "--auto"), 2, "give --below POS or --auto"),
+        (("migrate", "--auto", "--keep", "-1"), 2, "--keep must be >= 0"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_2(args, code, says, tmp_path):
@@ -99,7 +105,8 @@ def test_a_usage_error_names_the_help_and_keeps_its_quotes(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [("append", "x"), ("read",), ("tail",), ("seal",), ("trim", "1"), ("kill", "n1"), ("kv", "get", "k"), ("kv", "put", "k", "v"), ("kv", "status"), ("kv", "trim")],
+    [("append", "x"), ("read",), ("tail",), ("seal",), ("trim", "1"), ("kill", "n1"), ("kv", "get", "k"), ("kv", "put", "k", "v"), ("kv", "status"), ("kv", "trim"),
+     ("migrate", "--below", "1"), ("migrate", "--auto"), ("skip", "1", "--reason", "x")],
     ids=lambda c: " ".join(c),
 )
 def test_no_cluster_is_an_operation_failure_for_every_command(command, tmp_path):
@@ -142,6 +149,14 @@ def test_an_unwritable_directory_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "mkdir", refuse)
     line = one_line(run("up", "--dir", str(tmp_path / "ro" / "c")), 1)
     assert line == f"error: Permission denied: '{tmp_path / 'ro' / 'c'}'", line
+
+
+def test_restore_refuses_what_it_cannot_restore_in_one_line(tmp_path):
+    line = one_line(run("restore", "--from", str(tmp_path / "nope"), "--at", "5", "--dir", str(tmp_path / "r")), 1)
+    assert "no such directory" in line
+    (tmp_path / "cold").mkdir()
+    line = one_line(run("restore", "--from", str(tmp_path / "cold"), "--at", "5", "--dir", str(tmp_path / "r")), 1)
+    assert "the cold store holds nothing: positions from 0 below 5 are not in it" in line and not (tmp_path / "r").exists()
 
 
 def test_up_on_a_file_is_one_line(tmp_path):

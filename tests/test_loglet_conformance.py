@@ -15,7 +15,7 @@ import pytest
 
 from delos_ref.sim.workload_loglet import native_sim_factory
 from delos_ref.sim.workload_striped import striped_sim_factory
-from loglet_conformance import CHECKS, memory_factory, striped_memory_factory
+from loglet_conformance import CHECKS, READ_ONLY_CHECKS, memory_factory, sealed_memory_factory, striped_memory_factory
 from transports.memory import LinkModel
 
 FACTORIES = {
@@ -90,3 +90,54 @@ async def test_loglet_conformance_native_over_tcp_with_lmdb(check, tmp_path):
     with trio.fail_after(60):
         async with native_tcp_lmdb_factory(tmp_path) as harness:
             await check(harness)
+
+
+# ------------------------------------------------------------ the read-only part (cold)
+
+
+class _ColdHarness:
+    """A cold copy in ``store``, filled with ``write_copy``; each client name its own
+    ColdLoglet (own cache and trim point), as separate processes would have."""
+
+    def __init__(self, store) -> None:
+        self._store, self._config, self._clients = store, None, {}
+
+    async def fill(self, entries):
+        from delos_ref.loglet.cold import write_copy
+
+        self._config = await write_copy(self._store, "conformance", entries)
+
+    def client(self, name):
+        from delos_ref.loglet.cold import ColdLoglet
+
+        if name not in self._clients:
+            self._clients[name] = ColdLoglet(self._config, self._store)
+        return self._clients[name]
+
+
+@contextlib.asynccontextmanager
+async def cold_memory_factory():
+    from delos_ref.loglet.cold import MemoryColdStore
+
+    yield _ColdHarness(MemoryColdStore())
+
+
+READ_ONLY_FACTORIES = {"sealed-memory": sealed_memory_factory, "cold-memory-store": cold_memory_factory}
+
+
+@pytest.mark.parametrize("check", READ_ONLY_CHECKS, ids=[c.__name__.removeprefix("check_ro_") for c in READ_ONLY_CHECKS])
+@pytest.mark.parametrize("kind", sorted(READ_ONLY_FACTORIES))
+async def test_loglet_conformance_read_only(kind, check, autojump_clock):
+    async with READ_ONLY_FACTORIES[kind]() as harness:
+        await check(harness)
+
+
+@pytest.mark.parametrize("check", READ_ONLY_CHECKS, ids=[c.__name__.removeprefix("check_ro_") for c in READ_ONLY_CHECKS])
+async def test_loglet_conformance_read_only_cold_on_disk(check, tmp_path):
+    """The cold loglet over real files (FileColdStore: atomic writes, fsync), real time."""
+    import trio
+
+    from delos_ref.loglet.cold import FileColdStore
+
+    with trio.fail_after(30):
+        await check(_ColdHarness(FileColdStore(tmp_path / "cold")))

@@ -18,6 +18,7 @@ PURE = [
     "delos_ref/ping.py",
     *[f"paxos/{p.name}" for p in sorted((ROOT / "paxos").glob("*.py")) if p.name != "register.py"],  # register.py: the async driver
     "delos_ref/loglet/api.py",
+    "delos_ref/loglet/cold_format.py",
     "delos_ref/loglet/native/messages.py",
     "delos_ref/loglet/native/storage.py",
     "delos_ref/loglet/native/logserver.py",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
-NAMES = ("transport", "metastore", "append", "virtuallog", "kv")
+NAMES = ("transport", "metastore", "append", "virtuallog", "kv", "migrate")
 #: Where a benchmark cluster's ports start by default (the first free range from here):
 #: apart from ``up``'s 7101, so a benchmark does not collide with a cluster left running.
 DEFAULT_BASE_PORT = 8101

@@ -327,7 +327,7 @@ class Replica:
         batch: list[bytes] = []
         while lo + len(batch) < hi and len(batch) < MAX_BATCH:
             pos = lo + len(batch)
-            if pos in self._mine:  # our own append: it returned this position, no read needed
+            if pos in self._mine and pos >= self._active_start():  # our own append: no read needed
                 batch.append(self._mine[pos])
                 continue
             try:
@@ -346,6 +346,13 @@ class Replica:
             self._apply(lo, batch)
         elif lo < hi:
             await trio.sleep(self.options.retry_s)
+
+    def _active_start(self) -> int:
+        """Where the active segment of the log client's chain starts. Below it, segments are
+        sealed and ``skip`` may have replaced an entry (``delos_ref/loglet/skip.py``): read
+        those from the log, as every other replica does, so all apply the same marker."""
+        chain = self.vlog.chain
+        return 0 if chain is None else chain.active.start
 
     def _apply(self, first: int, entries: list[bytes]) -> None:
         for p in range(first, first + len(entries)):

@@ -20,7 +20,11 @@ Contents:
   what a cluster can start on before it is hot-swapped to a NativeLoglet;
 * :mod:`delos_ref.loglet.striped` -- the StripedLoglet (§4.2.2): one loglet over N inner
   loglets, logical position ``l*N + k`` at position ``l`` of stripe ``k``; a rotating
-  sequencer (N NativeLoglets on the same LogServers) or sharding (disjoint LogServers).
+  sequencer (N NativeLoglets on the same LogServers) or sharding (disjoint LogServers);
+* :mod:`delos_ref.loglet.cold` -- the cold loglet (§3.2 reconfigModify, §6): a read-only
+  loglet for sealed segments over immutable, SHA-256-checked files in a cold store (its pure
+  format in :mod:`delos_ref.loglet.cold_format`); :mod:`delos_ref.loglet.skip` -- a sealed
+  segment's loglet with poison entries read as skip markers (§7).
 
 Trace events (``node``, ``role`` and ``t`` are added by the sink; client events, role
 ``loglet``, also carry the loglet's ``logservers``). The field names are the
@@ -53,7 +57,13 @@ event               role          fields
 ``StripedFill``     loglet        loglet, stripes, stripe, stripe_pos -- a filler entry
 ``StripedSeal``     loglet        loglet, stripes, partial -- a client's seal() completed
 ``StripedCheckTail`` loglet       loglet, stripes, tails, tail, sealed
+``ColdRead``        loglet        loglet, file, lo, hi -- a cold file served (checked)
+``ColdCorrupt``     loglet        loglet, file, reason -- a cold file failed its SHA-256
 ==================  ============  ======================================================
+
+The migration to cold storage (``delos_ref/migrate.py``) logs role ``migrate``:
+``ColdWrite``, ``ColdVerified``, ``ColdInstalled``, ``ColdLostRace``, ``ColdDropped``,
+``Skip``.
 """
 
 from delos_ref.loglet.api import (

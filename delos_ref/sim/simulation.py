@@ -215,7 +215,7 @@ class Simulation:
 # ------------------------------------------------------------------------------ faults
 
 #: Every fault kind the simulator can produce.
-ALL_FAULTS = ("loss", "duplicate", "reorder", "partition", "crash")
+ALL_FAULTS = ("loss", "duplicate", "reorder", "partition", "crash", "bitrot")
 
 
 def link_for(faults: frozenset[str] | set[str], *, loss: float = 0.05, duplicate: float = 0.03, spike: float = 0.05) -> LinkModel:

@@ -13,6 +13,12 @@ node's simulated disk, which loses unsynced writes on a crash). Around them:
   stands in for the failure detector: a crashed sequencer's loglet is soon replaced);
 * a *trimmer* that, as often, asks a random replica to ``prefix_trim`` the log below every
   replica's applied position;
+* a *migrator* that moves sealed segments below a point near the tail to cold storage
+  (``delos_ref/migrate.py``: copy, verify, ``reconfig_modify``, trim the LogServers), so
+  replicas that replay -- a wiped one -- read old entries from cold files;
+* a *skipper* that appends *poison* entries (bytes no replica decodes as a command) and,
+  once a reconfiguration has sealed their segment, skips them (``delos-ref skip``): every
+  replica applies the marker, or the entry, as the same no-op (check 2 compares digests);
 * a *wiper* (with the ``crash`` fault) that crashes a server, erases its replica's table and
   restarts it: the replica replays the log from 0, or, if the log has been trimmed, restores a
   peer's snapshot and catches up.
@@ -48,7 +54,7 @@ from delos_ref.db.client import ReadFailed, TrimFailed, WriteFailed, WriteOutcom
 from delos_ref.db.batching import BatchOptions
 from delos_ref.db.hosting import add_replica
 from delos_ref.db.messages import KvStatus
-from delos_ref.loglet import LogletUnavailable
+from delos_ref.loglet import LogletError, LogletUnavailable
 from delos_ref.loglet.native import NativeLogletConfig, add_logserver, add_sequencer
 from delos_ref.loglet.native.roles import LOGSERVER_ROLE, SEQUENCER_ROLE
 from delos_ref.rpc import RESEND, DefiniteFailure, RetryPolicy, UnknownOutcome
@@ -58,9 +64,12 @@ from delos_ref.sim.simulation import Nemesis, Simulation, link_for
 from delos_ref.sim.workload_loglet import SIM_OPTIONS
 from delos_ref.storage import MemoryStorage
 from delos_ref.virtuallog import VirtualLog, VirtualLogOptions, default_registry
+from delos_ref.loglet.cold import ColdStores, MemoryColdStore
+from delos_ref.migrate import MigrationError, SkipRefused, migrate_below, skip_entry
+from delos_ref.virtuallog.client import VirtualLogError
 from delos_ref.virtuallog.registry import native_kind
 from paxos.acceptor import Acceptor
-from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown as MetaWriteUnknown
+from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreError, MetaStoreUnavailable, WriteOutcomeUnknown as MetaWriteUnknown
 
 SERVERS = ("s1", "s2", "s3")
 CLIENTS = ("c1", "c2", "c3", "c4")
@@ -69,6 +78,8 @@ OPS_PER_CLIENT = 25
 RECONFIG_EVERY_S = (0.3, 1.5)
 TRIM_EVERY_S = (0.3, 1.5)
 WIPE_EVERY_S = (0.5, 2.0)
+MIGRATE_EVERY_S = (0.5, 2.0)
+SKIP_EVERY_S = (1.0, 3.0)
 RUN_BOUND_S = 300.0  # virtual seconds: a bound on the client phase, never reached when live
 DB_STORAGE = "db"
 TIMEOUTS = ClientTimeouts(deadline_s=1.0, call_timeout_s=0.2)
@@ -84,8 +95,10 @@ FINAL_CLIENT_OPTIONS = ClientOptions(call_timeout_s=5.0, attempts=12, retry=RESE
 # ------------------------------------------------------------------------ the cluster
 
 
-def _server_build(bug: str | None):
+def _server_build(bug: str | None, cold: MemoryColdStore | None = None):
+    """The servers' roles; their replicas read cold segments from ``cold`` (the run's store)."""
     bugs = frozenset([bug]) & {BUG_STALE_READ, BUG_NO_DEDUP}
+    cold = cold if cold is not None else MemoryColdStore("sim-cold")
 
     def build(node: Node, storage_for: Any) -> None:
         paxos = storage_for("paxos")
@@ -94,7 +107,7 @@ def _server_build(bug: str | None):
         add_sequencer(node, storage_for(SEQUENCER_ROLE))
         # Unique per incarnation: a restarted node must never reuse its previous life's ballots.
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), f"{node.node_id}@{node.seed}", timeouts=TIMEOUTS)
-        registry = default_registry()
+        registry = default_registry(cold=ColdStores(lambda location: cold))
         registry.add_kind(native_kind(node, SIM_OPTIONS))
         add_replica(node, metastore, registry, storage_for(DB_STORAGE), SERVERS, vlog_options=VLOG_OPTIONS, options=REPLICA_OPTIONS, bugs=bugs)
 
@@ -104,13 +117,14 @@ def _server_build(bug: str | None):
 @dataclass
 class Cluster:
     sim: Simulation
+    cold: MemoryColdStore = field(default_factory=lambda: MemoryColdStore("sim-cold"))
     hist: History = field(default_factory=History)
-    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok", "fail", "info", "wipes", "trims", "reconfigs"), 0))
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("ok", "fail", "info", "wipes", "trims", "reconfigs", "migrated", "skips"), 0))
 
     def vlog(self, name: str) -> VirtualLog:
         node = self.sim.client(name)
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS)
-        registry = default_registry()
+        registry = default_registry(cold=ColdStores(lambda location: self.cold))
         registry.add_kind(native_kind(node, SIM_OPTIONS))
         return VirtualLog(metastore, registry, name, options=VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05))
 
@@ -235,6 +249,43 @@ async def _trimmer(c: Cluster) -> None:
             pass  # a replica was unreachable: nothing trimmed
 
 
+COLD_ERRORS = (MigrationError, SkipRefused, LogletError, VirtualLogError, MetaStoreError)
+
+
+async def _migrator(c: Cluster) -> None:
+    """Move the sealed segments below a point near the tail to the cold store, now and then."""
+    vlog = c.vlog("m1")
+    rng = c.sim.rng("migrator")
+    for i in itertools.count():
+        await trio.sleep(rng.uniform(*MIGRATE_EVERY_S))
+        try:
+            below = await vlog.check_tail() - rng.randrange(0, 10)
+            done = await migrate_below(vlog, c.cold, below, lambda seg: f"m1.{i}.{seg.start}")
+            c.stats["migrated"] += sum(m.installed for m in done)
+        except COLD_ERRORS:
+            continue  # a fault: the next round tries again
+
+
+async def _skipper(c: Cluster) -> None:
+    """Append a poison entry (no command in it), then skip it once its segment is sealed."""
+    vlog = c.vlog("k1")
+    rng = c.sim.rng("skipper")
+    for i in itertools.count():
+        await trio.sleep(rng.uniform(*SKIP_EVERY_S))
+        try:
+            pos = await vlog.append(b"poison/%d" % i)
+        except COLD_ERRORS:
+            continue
+        for _ in range(10):
+            await trio.sleep(rng.uniform(0.2, 0.8))
+            try:
+                await skip_entry(vlog, pos, f"poison at {pos}")
+                c.stats["skips"] += 1
+                break
+            except COLD_ERRORS:
+                continue  # not sealed yet, or a fault: try again
+
+
 async def _wiper(c: Cluster) -> None:
     """Erase one replica's table (its node crashes; the log servers keep their data)."""
     rng = c.sim.rng("wiper")
@@ -296,9 +347,9 @@ async def run(cfg: RunConfig) -> RunResult:
     sim = Simulation(cfg.seed, link=link_for(cfg.faults), schedule=cfg.schedule)
     violations: list[str] = []
     async with sim.run():
-        for name in SERVERS:
-            sim.add_node(name, _server_build(cfg.bug))
         c = Cluster(sim)
+        for name in SERVERS:
+            sim.add_node(name, _server_build(cfg.bug, c.cold))
         await c.vlog("boot").bootstrap(NativeLogletConfig("boot", SERVERS[0], SERVERS))
         nemesis = Nemesis(sim, faults=cfg.faults, crashable=list(SERVERS), partitionable=list(SERVERS) + list(CLIENTS), max_down=1)
         violations += await _faulty_phase(c, nemesis, "crash" in cfg.faults)
@@ -318,6 +369,8 @@ async def _faulty_phase(c: Cluster, nemesis: Nemesis, wipe: bool) -> list[str]:
         nursery.start_soon(nemesis.run)
         nursery.start_soon(_reconfigurer, c)
         nursery.start_soon(_trimmer, c)
+        nursery.start_soon(_migrator, c)
+        nursery.start_soon(_skipper, c)
         if wipe:
             nursery.start_soon(_wiper, c)
         with trio.move_on_after(RUN_BOUND_S) as bound:

@@ -68,7 +68,7 @@ from typing import Any
 import trio
 
 from delos_ref.checker import History, Log, check
-from delos_ref.loglet import LogletUnavailable, TrimmedError
+from delos_ref.loglet import LogletError, LogletUnavailable, TrimmedError
 from delos_ref.loglet.native import NativeLogletConfig, add_logserver, add_sequencer
 from delos_ref.loglet.native.client import BUG_HIDE_SEAL, BUG_NO_FAILURE_REPORTS, BUG_SEAL_MINORITY, CONTRACT_BUGS
 from delos_ref.loglet.native.logserver import LOGSERVER_BUGS
@@ -92,15 +92,24 @@ from delos_ref.virtuallog import (
     VirtualLogOptions,
     VirtualLogUnavailable,
 )
-from delos_ref.virtuallog.registry import LogletRegistry, memory_kind, native_kind, striped_config, striped_kind
+from delos_ref.loglet.cold import COLD_BUGS, ColdStores
+from delos_ref.loglet.skip import skipped_reason
+from delos_ref.migrate import MIGRATE_BUGS, MigrationError, SkipRefused, migrate_below, skip_entry
+from delos_ref.sim.coldstore import FaultyColdStore
+from delos_ref.virtuallog.registry import LogletRegistry, cold_kind, memory_kind, native_kind, skip_kind, striped_config, striped_kind
 from delos_ref.virtuallog.supervisor import SUPERVISOR_BUGS, Supervisor, SupervisorOptions
 from paxos.acceptor import Acceptor
-from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown
+from transports.codec import decode_value
+from paxos.register import ClientTimeouts, MetaStoreClient, MetaStoreError, MetaStoreUnavailable, WriteOutcomeUnknown
 
 SERVERS = ("s1", "s2", "s3")
 APPENDERS = ("a1", "a2")
 READERS = ("r1", "r2")
 RECONFIGURERS = ("x1", "x2")
+MIGRATOR = "m1"
+SKIPPER = "k1"
+MIGRATIONS = 4
+SKIPS = 2
 APPENDS_PER_APPENDER = 30
 READS_PER_READER = 12
 RECONFIGS_PER_RECONFIGURER = 3
@@ -116,6 +125,8 @@ LOG_BUGS = {
     BUG_SEAL_MINORITY: "seal returns after one LogServer set its seal bit: not fault-tolerant",
     "logserver_accepts_after_seal": LOGSERVER_BUGS["logserver_accepts_after_seal"],
     **CONTRACT_BUGS,
+    **MIGRATE_BUGS,
+    **COLD_BUGS,
 }
 NATIVE_CLIENT_BUGS = {BUG_SEAL_MINORITY, BUG_HIDE_SEAL, BUG_NO_FAILURE_REPORTS}
 
@@ -193,6 +204,10 @@ class Cluster:
     monitor: ChainMonitor = field(default_factory=ChainMonitor)
     memory: MemoryLogletStore = field(default_factory=MemoryLogletStore)
     resumed_after_s: float | None = None
+    cold: FaultyColdStore = field(default_factory=FaultyColdStore)
+    poison: dict[int, bytes] = field(default_factory=dict)  # position -> the poison entry there
+    skipping: set[int] = field(default_factory=set)  # positions a skip was tried for
+    unreadable: set[int] = field(default_factory=set)  # rotted positions the final read could not read
 
     def client(self, name: str, options: VirtualLogOptions = OPTIONS) -> VirtualLog:
         return self.vlog_on(self.sim.client(name), name, options)
@@ -202,6 +217,8 @@ class Cluster:
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS, trace=node.trace)
         registry = LogletRegistry((memory_kind(self.memory), native_kind(node, SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS)))
         registry.add_kind(striped_kind(registry, node, SIM_STRIPED))
+        registry.add_kind(cold_kind(ColdStores(lambda location: self.cold), None, frozenset([self.bug])))
+        registry.add_kind(skip_kind(registry))
         vlog = MonitoredVirtualLog(metastore, registry, name, options=options, bugs=frozenset([self.bug]) & set(VIRTUALLOG_BUGS))
         vlog.monitor = self.monitor
         return vlog
@@ -255,10 +272,12 @@ async def _read_one(vlog: VirtualLog, name: str, lo: int, hi: int, hist: History
     except (VirtualLogUnavailable, MetaStoreUnavailable, TrimmedError):
         hist.fail(name)
         return
-    if not got:
-        hist.fail(name)  # a read that found nothing (unavailable copy) says nothing; record none
-        return
-    hist.ok(name, _as_read(*got[0]))
+    if not got or got[0][1].startswith(b"poison/") or skipped_reason(got[0][1]) is not None:
+        # Nothing found (unavailable copy) says nothing; a poison entry may be skipped later
+        # (checked apart, by _check_skips). Neither goes into the history.
+        hist.fail(name)
+    else:
+        hist.ok(name, _as_read(*got[0]))
     for pos, entry in got:
         seen.setdefault(pos, (name, entry))
 
@@ -292,6 +311,88 @@ def _next_loglet(vlog: VirtualLog, rng: Any, loglet_id: str) -> Any:
         stripes = [NativeLogletConfig(stripe_id(loglet_id, j), SERVERS[(first + j) % len(SERVERS)], SERVERS) for j in range(rng.choice((2, 3)))]
         return striped_config(vlog.registry, loglet_id, stripes)
     return NativeLogletConfig(loglet_id, rng.choice(SERVERS), SERVERS)
+
+
+MIGRATE_ERRORS = (MigrationError, LogletError, VirtualLogUnavailable, MetaStoreError, LogletContractBroken)
+
+
+async def _migrator(c: Cluster, name: str) -> None:
+    """Moves sealed segments below a random point near the tail to the cold store, racing
+    the reconfigurers (``delos_ref/migrate.py``); a failed attempt is retried later."""
+    node = c.sim.client(name)
+    vlog = c.vlog_on(node, name, OPTIONS)
+    rng = c.sim.rng("migrator", name)
+    emit = lambda event, **f: node.trace.emit(name, "migrate", event, **f)  # noqa: E731
+    bugs = frozenset([c.bug]) & set(MIGRATE_BUGS)
+    for i in range(MIGRATIONS):
+        await trio.sleep(rng.uniform(0.2, 0.6))
+        try:
+            below = await vlog.check_tail() - rng.randrange(0, 20)
+            await migrate_below(vlog, c.cold, below, lambda seg: f"{name}.{i}.{seg.start}", bugs=bugs, emit=emit)
+        except MIGRATE_ERRORS:
+            continue
+
+
+async def _skipper(c: Cluster, name: str, hist: History) -> None:
+    """Appends a *poison* entry, then skips it once a reconfiguration has sealed its segment
+    (a skip of the active segment is refused: it tries again later)."""
+    vlog = c.client(name)
+    rng = c.sim.rng("skipper", name)
+    for i in range(SKIPS):
+        entry = f"poison/{i}"
+        hist.invoke(name, "append", entry)
+        try:
+            pos = await vlog.append(entry.encode())
+        except AppendOutcomeUnknown:
+            hist.info(name)
+            continue
+        except AppendFailed:
+            hist.fail(name)
+            continue
+        hist.ok(name, pos)
+        c.poison[pos] = entry.encode()
+        for _ in range(10):
+            await trio.sleep(rng.uniform(0.1, 0.5))
+            c.skipping.add(pos)
+            try:
+                await skip_entry(vlog, pos, f"poison at {pos}")
+                break
+            except (SkipRefused, *MIGRATE_ERRORS):
+                continue
+
+
+async def _rotter(c: Cluster) -> None:
+    """Fault ``bitrot``: now and then one byte of an installed cold file changes at rest."""
+    rng = c.sim.rng("rotter")
+    while True:
+        await trio.sleep(rng.uniform(1.0, 3.0))
+        chain = c.monitor.chains.get(max(c.monitor.chains, default=0))
+        if chain is not None:
+            c.cold.rot(_installed_files(chain, c))
+
+
+def _cold_files(seg: Any) -> tuple[Any, ...]:
+    """The cold files a segment reads from: a cold one's, or those under a skip of one."""
+    config = decode_value(seg.params)
+    if seg.kind == "skip" and config.inner_kind == "cold":
+        config = decode_value(config.inner_params)
+    elif seg.kind != "cold":
+        return ()
+    return config.files
+
+
+def _installed_files(chain: Chain, c: Cluster) -> set[str]:
+    return {f.name for seg in chain.segments for f in _cold_files(seg)}
+
+
+def _rotted_positions(chain: Chain, c: Cluster) -> set[int]:
+    """The virtual positions held by files rotted at rest: allowed to be unreadable."""
+    out: set[int] = set()
+    for seg in chain.segments:
+        for f in _cold_files(seg):
+            if f.name in c.cold.rotted:
+                out.update(range(seg.start + f.lo, seg.start + f.hi))
+    return out
 
 
 async def _guarded(violations: list[str], client: Any, c: Cluster, name: str, *args: Any) -> None:
@@ -361,26 +462,48 @@ async def _final_read(c: Cluster, hist: History) -> tuple[dict[int, bytes], list
         await vlog.refresh()
         await vlog.reconfig_extend(NativeLogletConfig("final", SERVERS[0], SERVERS))
         tail = await vlog.check_tail()
+        rotted = _rotted_positions(vlog.chain, c)
         log: dict[int, bytes] = {}
-        while len(log) < tail:
-            got = await vlog.read_next(len(log), tail)
+        pos = 0
+        while pos < tail:
+            # Read up to the next rotted position, and rotted positions one at a time.
+            hi = pos + 1 if pos in rotted else min([tail] + [p for p in rotted if p > pos])
+            try:
+                got = await vlog.read_next(pos, hi)
+            except VirtualLogUnavailable:
+                if pos not in rotted:
+                    raise
+                pos += 1  # a file rotted at rest: its range may be unreadable, never different
+                continue
             if not got:
-                return log, [f"final read stuck at {len(log)} below the tail {tail}"]
+                return log, [f"final read stuck at {pos} below the tail {tail}"]
             log.update(got)
+            pos = got[-1][0] + 1
     except (VirtualLogUnavailable, MetaStoreUnavailable, WriteOutcomeUnknown, LogletUnavailable, LogletContractBroken) as e:
         return {}, [f"liveness: the final read on a healed cluster failed: {e!r}"]
-    for pos in range(tail):
+    for pos in sorted(log):
         hist.invoke("final", "read", pos)
-        hist.ok("final", _as_read(pos, log[pos]))
+        hist.ok("final", _as_read(pos, _as_appended(c, pos, log[pos])))
+    c.unreadable = set(range(tail)) - set(log)
     return log, []
 
 
-def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]]) -> list[str]:
+def _as_appended(c: Cluster, pos: int, entry: bytes) -> bytes:
+    """What the history records for a read of ``entry`` at ``pos``: a skip marker stands
+    for the poison entry it replaced (checked apart, by ``_check_skips``)."""
+    if skipped_reason(entry) is not None and pos in c.poison:
+        return c.poison[pos]
+    return entry
+
+
+def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, tuple[str, bytes]], unreadable: set[int] = frozenset()) -> list[str]:
     out = []
     held: dict[bytes, list[int]] = {}  # every entry (unique per append here): where the log holds it
     for pos in sorted(log):
         held.setdefault(log[pos], []).append(pos)
     for entry, pos in sorted(acked.items(), key=lambda kv: kv[1]):
+        if pos in unreadable:
+            continue  # its cold file rotted at rest, and the read failed (never returned it wrong)
         if log.get(pos) != entry:
             out.append(f"acknowledged {entry!r} at {pos}, but the final log holds {log.get(pos)!r} there")
         if len(held.get(entry, [])) > 1:
@@ -392,8 +515,24 @@ def _check_log(log: dict[int, bytes], acked: dict[bytes, int], seen: dict[int, t
         if where.setdefault(log[pos], pos) != pos:
             out.append(f"{log[pos]!r} is in the log twice, at {where[log[pos]]} and {pos}")
     for pos, (reader, entry) in sorted(seen.items()):
-        if pos in log and log[pos] != entry:
+        if pos in log and log[pos] != entry and not _skipped_then(log[pos], entry):
             out.append(f"reader {reader} saw {entry!r} at {pos}, the final log holds {log[pos]!r}")
+    return out
+
+
+def _skipped_then(final: bytes, seen: bytes) -> bool:
+    """A reader saw the poison entry, and the final log holds the marker that replaced it."""
+    return seen.startswith(b"poison/") and skipped_reason(final) is not None
+
+
+def _check_skips(c: Cluster, log: dict[int, bytes]) -> list[str]:
+    """6. **Skips replace only what was skipped**: a marker stands at a position only if a
+    skip was tried there, and says so; every other position holds what was appended."""
+    out = []
+    for pos in sorted(log):
+        reason = skipped_reason(log[pos])
+        if reason is not None and (pos not in c.skipping or reason != f"poison at {pos}"):
+            out.append(f"position {pos} reads as skipped ({reason!r}), but no skip was made there")
     return out
 
 
@@ -427,12 +566,12 @@ async def run(cfg: RunConfig) -> RunResult:
     seen: dict[int, tuple[str, bytes]] = {}
     violations: list[str] = []
     async with sim.run():
-        c = Cluster(sim, cfg.bug)
+        c = Cluster(sim, cfg.bug, cold=FaultyColdStore("sim-cold", rng=sim.rng("coldstore"), faulty="bitrot" in cfg.faults))
         for name in SERVERS:
             sim.add_node(name, _server_build(c))
         boot = c.client("boot", FINAL_OPTIONS)
         await boot.bootstrap(NativeLogletConfig("boot", SERVERS[0], SERVERS))
-        everyone = list(SERVERS) + [*APPENDERS, *READERS, *RECONFIGURERS]
+        everyone = list(SERVERS) + [*APPENDERS, *READERS, *RECONFIGURERS, MIGRATOR, SKIPPER]
         nemesis = Nemesis(sim, faults=cfg.faults, crashable=list(SERVERS), partitionable=everyone, max_down=1)
         violations += await _faulty_phase(c, nemesis, hist, acked, seen)
         nemesis.heal_all()
@@ -442,7 +581,7 @@ async def run(cfg: RunConfig) -> RunResult:
         violations += final
         virtual_s = trio.current_time()
     if not final:
-        violations += _check_log(log, acked, seen)
+        violations += _check_log(log, acked, seen, c.unreadable) + _check_skips(c, log)
     violations = c.monitor.violations + violations + _linearizability(hist, log)
     trace = sim.trace.events
     stats = {
@@ -450,6 +589,10 @@ async def run(cfg: RunConfig) -> RunResult:
         "versions": len(c.monitor.chains),
         "log": len(log),
         "resumed_after_s": c.resumed_after_s,
+        "cold_segments": sum(s.kind == "cold" for s in c.monitor.chains.get(max(c.monitor.chains, default=0), Chain.initial("x", b"")).segments),
+        "skips": len(c.skipping),
+        "rotted": len(c.cold.rotted),
+        "bad_writes": len(c.cold.bad_writes),
         "nemesis": nemesis.stats,
         "net": dict(sim.net.stats),
     }
@@ -468,6 +611,10 @@ async def _faulty_phase(c: Cluster, nemesis: Nemesis, hist: History, acked: dict
                     clients.start_soon(_guarded, violations, _reader, c, name, hist, seen)
                 for name in RECONFIGURERS:
                     clients.start_soon(_reconfigurer, c, name, violations)
+                clients.start_soon(_guarded, violations, _migrator, c, MIGRATOR)
+                clients.start_soon(_guarded, violations, _skipper, c, SKIPPER, hist)
+                if c.cold.faulty:
+                    nursery.start_soon(_rotter, c)
         nursery.cancel_scope.cancel()
     if bound.cancelled_caught:
         violations.append(f"liveness: the clients did not finish within {RUN_BOUND_S:g} virtual seconds")
@@ -479,7 +626,7 @@ register(
         name="log",
         description="VirtualLog: appenders, readers and racing reconfigurers over NativeLoglets and memory "
         "loglets; server crashes, partitions, lossy links; linearizability and chain invariants checked",
-        faults=("loss", "duplicate", "reorder", "partition", "crash"),
+        faults=("loss", "duplicate", "reorder", "partition", "crash", "bitrot"),
         bugs=dict(LOG_BUGS),
         run=run,
     )

@@ -24,7 +24,8 @@ module                 spec                              trace events (role: eve
 :mod:`.virtuallog`     ``specs/VirtualLog.tla``           metastore: Chosen, ReadDone (the
                                                          register's chains); virtuallog:
                                                          AppendAck; logserver: Seal, Repair;
-                                                         loglet: CheckTail; sequencer: Activate
+                                                         loglet: CheckTail; sequencer: Activate;
+                                                         migrate: ColdVerified (Modify's guard)
 :mod:`.striped`        ``specs/StripedLoglet.tla``        loglet: StripedAppend, StripedFill,
                                                          StripedAck, StripedSeal,
                                                          StripedCheckTail (observed: sequencer

@@ -34,7 +34,14 @@ RepairDone against the servers' state.
 Two mappings are looser than the spec's actions, both sound: a ``Stored`` reply may carry
 any local tail the server acknowledged earlier (``seq_tails[s] < t <= acked_tail[s]``, a
 reply overtaken by later Stores), not only the latest; and a Store batch is several StoreAt
-steps at once. Reads and trims are not modelled (a ``Trim`` event is ignored).
+steps at once. Reads are not modelled. Trims are not in the spec, but one changes what a
+server reports: "positions below the trim point count as held" (``logserver.py``), so a
+server that missed some positions of a sealed segment and is then trimmed past them (the
+migration to cold storage drops the whole segment, ``delos_ref/migrate.py``) reports a
+local tail it never stored. LogServer ``Trim`` -> :meth:`TrimHeld` (not a spec action): it
+is allowed only below what a majority holds (``CommittedOf(ltail)``) or the sequencer
+committed -- those positions are durable elsewhere -- and then the server counts as
+holding them, as it says.
 
 Invariants after every step: NoAckLost, AckedTailDurable, KnownTailBound,
 SealedTailCoversAcked (against every sealed check_tail result so far), RepairedOnMajority
@@ -105,6 +112,7 @@ class NativeLogletChecker(Checker):
         ("nemesis", "restart"): "Restart",
         ("logserver", "Seal"): "SealServer",
         ("logserver", "Repair"): "RepairServer",
+        ("logserver", "Trim"): "TrimHeld",
         ("loglet", "SealReturned"): "SealDone",
         ("loglet", "CheckTail"): "CheckTailDone",
     }
@@ -193,6 +201,19 @@ class NativeLogletChecker(Checker):
         st.ltail[s] = hi
         st.acked_tail[s] = hi
         st.stored_tails.setdefault(s, set()).add(hi)
+
+    def TrimHeld(self, e: dict[str, Any]) -> None:
+        """Not in the spec (see the module docstring): a trim below the majority's tail makes
+        the server count the trimmed positions as held."""
+        st, s = self.lg(e), e["node"]
+        t, local = int(e["trim_point"]), int(e["local_tail"])
+        self.server_up(st, s)
+        self.require(t <= max(st.majority_tail(), st.seq_known), f"LogServer {s} trims {e['loglet']} to {t}, above what a majority holds ({st.majority_tail()}) or the sequencer committed ({st.seq_known})")
+        if local > st.ltail.get(s, 0):
+            st.ltail[s] = local
+            if not st.sealed.get(s, False):
+                st.acked_tail[s] = local
+            st.stored_tails.setdefault(s, set()).add(local)
 
     def StoreRefused(self, e: dict[str, Any]) -> None:
         st, s = self.lg(e), e["node"]

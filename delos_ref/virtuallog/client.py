@@ -482,11 +482,24 @@ class VirtualLog:
             try:
                 got = await self.registry.loglet(seg).read_next(seg.to_loglet(pos), seg.to_loglet(end))
             except TrimmedError as e:
+                if await self._moved_since(seg):
+                    continue  # a migration moved the segment and dropped it here: read the copy
                 raise TrimmedError(pos, seg.to_virtual(e.trim_point)) from None
             except LogletUnavailable as e:
                 raise VirtualLogUnavailable(f"read_next at {pos}: {e}") from None
             return [(seg.to_virtual(p), v) for p, v in got], pos + len(got) == stop
         raise VirtualLogUnavailable(f"read_next at {pos}: the chain kept moving")
+
+    async def _moved_since(self, seg: Segment) -> bool:
+        """Whether a fresh chain routes ``seg``'s start to another loglet: after a migration
+        (``reconfig_modify``, ``delos_ref/migrate.py``) the old loglet trims the range, and a
+        client whose chain is older meets that trim; the copy holds the same entries."""
+        try:
+            chain = await self.refresh()
+        except (MetaStoreUnavailable, NotBootstrapped):
+            return False
+        index = chain.segment_for(seg.start)
+        return index is not None and not chain.segments[index].same_loglet(seg)
 
     async def _readable_stop(self, seg: Segment, want: int) -> int | None:
         """Where reads in ``seg`` must stop: its stop if closed; for the segment this client
@@ -565,9 +578,19 @@ class VirtualLog:
     async def reconfig_modify(self, index: int, config: Any) -> bool:
         """Point sealed segment ``index`` at the loglet ``config`` (which must hold the same
         entries: e.g. a copy in cold storage). True if installed."""
-        chain = await self.refresh()
-        kind, params = self.registry.encode(config)
-        return await self._install(self.version, chain.modify(index, kind, params))
+        await self.refresh()
+        return await self.reconfig_modify_at(self.version, index, config)
+
+    async def reconfig_modify_at(self, version: int, index: int, config: Any) -> bool:
+        """:meth:`reconfig_modify` on the chain of ``version`` only, the one the caller checked
+        segment ``index`` against (``delos_ref/migrate.py``): if the register has moved on, the
+        write loses and nothing changes (False). ``config`` may be ``(kind, params)``."""
+        if self.version != version or self.chain is None:
+            await self.refresh()
+            if self.version != version:
+                return False
+        kind, params = config if isinstance(config, tuple) else self.registry.encode(config)
+        return await self._install(version, self._routing_chain().modify(index, kind, params))
 
     async def _install(self, version: int, new: Chain) -> bool:
         """Conditional write of ``new`` over ``version``, then learn the chain. The write's

@@ -31,6 +31,13 @@ Kinds here:
   knows). A clone clones every stripe under ids ``<fresh_id>.<j>``; a diagnosis replaces the
   failing stripe by its own successor and clones the others (``striped_successor``).
 
+* ``"cold"`` -- :class:`~delos_ref.loglet.cold.ColdLogletConfig`: a read-only
+  :class:`~delos_ref.loglet.cold.ColdLoglet` over files in the cold store the config names
+  (opened by a :class:`~delos_ref.loglet.cold.ColdStores`). Only a sealed segment is ever
+  cold (``reconfig_modify``), so it has no clone: cloning one is a bug, and raises.
+* ``"skip"`` -- :class:`~delos_ref.loglet.skip.SkipLogletConfig`: a sealed segment's loglet
+  (built by this registry) with some entries read as skip markers (``delos-ref skip``).
+
 The registry caches one loglet client per segment, so a client keeps what it learned about a
 loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
 taught to the loglet (``learn_tail``), because every position below it is committed.
@@ -43,7 +50,9 @@ from typing import Any, Callable
 
 from delos_ref.loglet.api import Loglet
 from delos_ref.loglet.bootstrap import BootstrapLoglet, BootstrapLogletConfig, BootstrapOptions
+from delos_ref.loglet.cold import COLD_BUGS, ColdLoglet, ColdLogletConfig, ColdStores
 from delos_ref.loglet.memory import MemoryLoglet
+from delos_ref.loglet.skip import SkipLoglet, SkipLogletConfig
 from delos_ref.loglet.native import NativeLoglet, NativeLogletConfig, NativeOptions
 from delos_ref.loglet.striped import STRIPED_BUGS, Stripe, StripedLoglet, StripedLogletConfig, StripedOptions, stripe_id
 from delos_ref.runtime import Node
@@ -54,6 +63,8 @@ MEMORY = "memory"
 NATIVE = "native"
 BOOTSTRAP = "bootstrap"
 STRIPED = "striped"
+COLD = "cold"
+SKIP = "skip"
 #: Bound on the loglet clients one registry caches (old segments are rarely read).
 MAX_CACHED_LOGLETS = 256
 
@@ -203,6 +214,28 @@ def striped_kind(registry: LogletRegistry, node: Node | None = None, options: St
     return LogletKind(STRIPED, StripedLogletConfig, build=build, clone=lambda cfg, fresh_id: striped_successor(registry, cfg, {}, fresh_id))
 
 
+def cold_kind(stores: ColdStores, node: Node | None = None, bugs: frozenset[str] = frozenset()) -> LogletKind:
+    """ColdLoglet clients over the stores ``stores`` opens (trace events on ``node``)."""
+    emit = None
+    if node is not None:
+        emit = lambda event, **fields: node.trace.emit(node.node_id, "loglet", event, **fields)  # noqa: E731
+    bugs = frozenset(bugs) & set(COLD_BUGS)
+
+    def clone(cfg: ColdLogletConfig, fresh_id: str) -> Any:
+        raise ValueError(f"cold loglet {cfg.loglet_id} is read-only: a cold segment is never active, so never cloned")
+
+    return LogletKind(COLD, ColdLogletConfig, build=lambda cfg: ColdLoglet(cfg, stores.open(cfg.store), bugs=bugs, emit=emit), clone=clone)
+
+
+def skip_kind(registry: LogletRegistry) -> LogletKind:
+    """SkipLoglets over inner loglets ``registry`` builds. Never active, so never cloned."""
+
+    def clone(cfg: SkipLogletConfig, fresh_id: str) -> Any:
+        raise ValueError("a segment with skipped entries is sealed: never active, so never cloned")
+
+    return LogletKind(SKIP, SkipLogletConfig, build=lambda cfg: SkipLoglet(cfg, registry.build(cfg.inner_kind, cfg.inner_params)), clone=clone)
+
+
 def striped_successor(registry: LogletRegistry, cfg: StripedLogletConfig, replacements: dict[int, Any], fresh_id: str) -> StripedLogletConfig:
     """A striped loglet ``fresh_id`` like ``cfg``: stripe j is ``replacements[j]`` (an inner
     config, e.g. a NativeLoglet with a new sequencer) or a clone of ``cfg``'s stripe j."""
@@ -227,9 +260,12 @@ def default_registry(
     native_options: NativeOptions = NativeOptions(),
     bootstrap_options: BootstrapOptions = BootstrapOptions(),
     striped_options: StripedOptions = StripedOptions(),
+    cold: ColdStores | None = None,
+    bugs: frozenset[str] = frozenset(),
 ) -> LogletRegistry:
     """A registry with the memory kind (if a store is given), the native and bootstrap
-    kinds (if a node is), and the striped kind over whichever of them it has."""
+    kinds (if a node is), the striped kind over whichever of them it has, and the cold kind
+    over the filesystem (or the stores ``cold`` opens; ``bugs``: its bug switches)."""
     kinds = []
     if memory is not None:
         kinds.append(memory_kind(memory))
@@ -237,6 +273,8 @@ def default_registry(
         kinds += [native_kind(node, native_options), bootstrap_kind(node, bootstrap_options)]
     registry = LogletRegistry(tuple(kinds))
     registry.add_kind(striped_kind(registry, node, striped_options))
+    registry.add_kind(cold_kind(cold or ColdStores(), node, bugs))
+    registry.add_kind(skip_kind(registry))
     return registry
 
 
@@ -248,4 +286,6 @@ def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> 
     assert cluster_nodes, "cluster_registry: a cluster has at least one node"
     registry = LogletRegistry((native_kind(node), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
+    registry.add_kind(cold_kind(ColdStores(), node))
+    registry.add_kind(skip_kind(registry))
     return registry

@@ -456,3 +456,89 @@ class Supervisor:
     def statistics(self) -> dict[str, Any]:
         return dict(self.stats, last_diagnosis=self.last_diagnosis)
 
+
+
+# ------------------------------------------------------- automatic migration to cold storage
+#
+# ``delos-ref migrate --auto --keep N`` writes ``DIR/cold-auto.json``; every node's
+# :class:`AutoMigrator` reads it each round, and the one node that :func:`decide_migration`
+# names (the first live node of the cluster, so normally one) moves the sealed segments all
+# but the last N to cold storage (``delos_ref/migrate.py``). Racing migrators would be
+# harmless (the conditional write lets one copy win), only wasteful, hence the one node.
+
+AUTO_FILE = "cold-auto.json"
+
+
+def decide_migration(chain: Any, keep: int, me: str, alive: list[str]) -> int | None:
+    """Pure: the ``--below`` position this node should migrate now, or None. Only the first
+    live node migrates; only when a sealed segment beyond the last ``keep`` is not cold yet."""
+    from delos_ref.migrate import candidates, keep_last
+
+    if not alive or min(alive) != me:
+        return None
+    below = keep_last(chain, keep)
+    return below if candidates(chain, below) else None
+
+
+def write_auto_migrate(directory: str, keep: int, cold_dir: str | None) -> None:
+    """Record the ``--auto`` setting for the cluster in ``directory`` (atomically)."""
+    import json
+    import os
+
+    path = os.path.join(directory, AUTO_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"keep": keep, "cold_dir": cold_dir}, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_auto_migrate(directory: str) -> tuple[int, str] | None:
+    """``(keep, cold_dir)`` if ``--auto`` is on for the cluster in ``directory``."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(directory, AUTO_FILE)) as f:
+            setting = json.load(f)
+        return int(setting["keep"]), setting.get("cold_dir") or os.path.join(os.path.abspath(directory), "cold")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class AutoMigrator:
+    """One node's automatic migration: every ``period_s``, :func:`decide_migration`, then
+    :func:`~delos_ref.migrate.migrate_below` if it says so. Failures are logged and retried."""
+
+    def __init__(self, node: Node, vlog: VirtualLog, directory: str, nodes: tuple[str, ...], alive: Any, *, period_s: float = 5.0) -> None:
+        self.node, self.vlog, self.directory, self.nodes = node, vlog, directory, nodes
+        self._alive = alive  # () -> the node ids this node's failure detector believes alive
+        self.period_s = period_s
+        self.stats = {"rounds": 0, "migrated": 0, "errors": 0}
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self.period_s)
+            await self.round()
+
+    async def round(self) -> None:
+        from delos_ref.loglet.cold import FileColdStore
+        from delos_ref.migrate import MigrationError, migrate_below
+
+        setting = read_auto_migrate(self.directory)
+        if setting is None:
+            return
+        keep, cold_dir = setting
+        self.stats["rounds"] += 1
+        try:
+            below = decide_migration(await self.vlog.refresh(), keep, self.node.node_id, sorted(self._alive()))
+            if below is None:
+                return
+            prefix = f"auto-{self.node.node_id}-v{self.vlog.version}"
+            done = await migrate_below(self.vlog, FileColdStore(cold_dir), below, lambda seg: f"{prefix}-{seg.start}")
+            self.stats["migrated"] += sum(m.installed for m in done)
+            log.info("%s: auto-migrated %d segment(s) below %d to %s", self.node.node_id, len(done), below, cold_dir)
+        except (MigrationError, LogletError, VirtualLogError, MetaStoreError, OSError) as e:
+            self.stats["errors"] += 1
+            log.warning("%s: auto-migration failed: %s", self.node.node_id, e)
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.stats)
