@@ -348,8 +348,17 @@ class VirtualLogChecker(Checker):
             self.require(ok, f"acknowledged entry at {p} (loglet {loglet}, position {lpos}) is not in place in the chain of version {v} (AckedInPlace)")
 
     def holds_loglet(self, s: Seg, loglet: str) -> bool:
-        """Segment s holds loglet's entries: it is that loglet's, or its verified cold copy's."""
-        return s.loglet == loglet or self.copies.get(s.loglet) == (loglet, s.start, s.stop)
+        """Segment s holds loglet's entries: it is that loglet's, or a verified cold copy's of
+        it over s's range, or a copy's of such a copy (a cold segment skipped, then migrated
+        again, is copied from its first copy)."""
+        name, seen = s.loglet, set()
+        while name != loglet and name in self.copies and name not in seen:
+            seen.add(name)
+            source, start, stop = self.copies[name]
+            if (start, stop) != (s.start, s.stop):
+                return False
+            name = source
+        return name == loglet
 
     def finish(self) -> None:
         """A trace with acknowledged appends but no chain at all would be checked vacuously
