@@ -11,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down test test-slow tlc tlc-mutants install clean browser peers paper
+.PHONY: up down test test-slow test-paper tlc tlc-mutants install clean browser peers paper
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
+
+# bench paper --quick end to end (a few minutes; CI runs it as its own step after make test).
+test-paper: $(STAMP)
+	$(BIN)/python -m pytest -m paper $(ARGS)
 
 # TLC finds its jars through TLA2TOOLS_JAR / TLA_COMMUNITY_JAR, or a `tlc` command on PATH.
 tlc: $(STAMP)

@@ -203,6 +203,7 @@ def _finite(x: object) -> bool:
 
 
 @pytest.mark.cluster
+@pytest.mark.paper
 def test_paper_quick_writes_seven_experiments_with_data(tmp_path: Path) -> None:
     """`bench paper --quick`: the report exists, every experiment has rows, figures (with the
     plots extra) and finite ratios. ZooKeeper and etcd are compared where installed."""
