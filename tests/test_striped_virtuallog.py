@@ -22,7 +22,7 @@ from delos_ref.virtuallog.chain import decode_chain, encode_chain
 from delos_ref.virtuallog.registry import STRIPED, striped_config
 from delos_ref.virtuallog.supervisor import Supervisor, SupervisorOptions
 from paxos.acceptor import Acceptor
-from test_virtuallog import SERVERS, Cluster, cluster, native, read_all
+from test_virtuallog import SERVERS, Cluster, cluster, native, read_all, swap_under_appender
 
 
 def rotating(registry: Any, loglet_id: str, stripes: int = 2) -> StripedLogletConfig:
@@ -46,24 +46,7 @@ async def test_hot_swap_native_striped_native_under_a_live_appender(autojump_clo
     async with cluster() as c:
         app, op = c.client("app"), c.client("op")
         await op.bootstrap(native("N1", "s1"))
-        acked: list[tuple[int, bytes]] = []
-        done = trio.Event()
-
-        async def appender() -> None:
-            i = 0
-            while not done.is_set():
-                entry = b"e%d" % i
-                acked.append((await app.append(entry), entry))  # any failure fails the test
-                i += 1
-                await trio.sleep(0.003)
-
-        async with trio.open_nursery() as n:
-            n.start_soon(appender)
-            for cfg in (rotating(op.registry, "S1"), rotating(op.registry, "S2", 3), native("N2", "s2")):
-                await trio.sleep(0.1)
-                assert await op.reconfig_extend(cfg) is True
-            await trio.sleep(0.1)
-            done.set()
+        acked = await swap_under_appender(app, op, [rotating(op.registry, "S1"), rotating(op.registry, "S2", 3), native("N2", "s2")])
         positions = [p for p, _ in acked]
         assert positions == sorted(set(positions)), "one appender: positions only grow"
         assert [s.kind for s in op.chain.segments] == ["native", "striped", "striped", "native"]

@@ -20,7 +20,7 @@ from delos_ref.loglet import SealedError  # noqa: E402
 from delos_ref.sim.workload_loglet import SIM_OPTIONS  # noqa: E402
 from delos_ref.virtuallog import VirtualLog, default_registry  # noqa: E402
 from paxos.register import MetaStoreClient  # noqa: E402
-from test_virtuallog import FAST, OPTIONS, SERVERS, cluster, native, read_all  # noqa: E402
+from test_virtuallog import FAST, OPTIONS, SERVERS, cluster, native, read_all, swap_under_appender  # noqa: E402
 
 
 class DirectoryHarness:
@@ -63,24 +63,7 @@ async def test_hot_swap_native_directory_native_under_a_live_appender(tmp_path, 
     async with cluster(seed=5) as c:
         app, op = client(c, "app"), client(c, "op")
         await op.bootstrap(native("N0", "s1"))
-        acked: list[tuple[int, bytes]] = []
-        done = trio.Event()
-
-        async def appender() -> None:
-            i = 0
-            while not done.is_set():
-                entry = b"e%d" % i
-                acked.append((await app.append(entry), entry))  # any failure fails the test
-                i += 1
-                await trio.sleep(0.003)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(appender)
-            for cfg in (DirectoryLogletConfig("D1", str(tmp_path)), native("N2", "s2")):
-                await trio.sleep(0.1)
-                assert await op.reconfig_extend(cfg) is True
-            await trio.sleep(0.1)
-            done.set()
+        acked = await swap_under_appender(app, op, [DirectoryLogletConfig("D1", str(tmp_path)), native("N2", "s2")])
         assert [s.kind for s in op.chain.segments] == ["native", "directory", "native"]
         assert all(s.start < s.stop for s in op.chain.segments[:-1]), "each loglet took appends"
         assert [p for p, _ in acked] == list(range(len(acked)))

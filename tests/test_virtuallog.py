@@ -166,29 +166,37 @@ async def test_roll_forward_after_a_reconfigurer_dies_after_sealing(autojump_clo
 # ------------------------------------------------------------------------- hot swap
 
 
+async def swap_under_appender(app: VirtualLog, op: VirtualLog, configs: list[Any]) -> list[tuple[int, bytes]]:
+    """A hot swap under load: ``op`` moves the log onto each of ``configs`` in turn, 0.1 s
+    apart, while ``app`` appends in a loop (a failed append fails the test). Returns the
+    acknowledged ``(position, entry)`` pairs."""
+    acked: list[tuple[int, bytes]] = []
+    done = trio.Event()
+
+    async def appender() -> None:
+        i = 0
+        while not done.is_set():
+            entry = b"e%d" % i
+            acked.append((await app.append(entry), entry))
+            i += 1
+            await trio.sleep(0.003)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(appender)
+        for cfg in configs:
+            await trio.sleep(0.1)
+            assert await op.reconfig_extend(cfg) is True
+        await trio.sleep(0.1)
+        done.set()
+    return acked
+
+
 async def test_hot_swap_memory_native_native_under_a_concurrent_appender(autojump_clock):
     """§7: switching kinds and sequencers under live appends fails no client operation."""
     async with cluster() as c:
         app, op = c.client("app"), c.client("op")
         await op.bootstrap(MemoryLogletConfig("m0"))
-        acked: list[tuple[int, bytes]] = []
-        done = trio.Event()
-
-        async def appender() -> None:
-            i = 0
-            while not done.is_set():
-                entry = b"e%d" % i
-                acked.append((await app.append(entry), entry))  # any failure fails the test
-                i += 1
-                await trio.sleep(0.003)
-
-        async with trio.open_nursery() as n:
-            n.start_soon(appender)
-            for cfg in (native("N1", "s1"), native("N2", "s2")):
-                await trio.sleep(0.1)
-                assert await op.reconfig_extend(cfg) is True
-            await trio.sleep(0.1)
-            done.set()
+        acked = await swap_under_appender(app, op, [native("N1", "s1"), native("N2", "s2")])
         assert [p for p, _ in acked] == list(range(len(acked)))
         assert [s.kind for s in op.chain.segments] == ["memory", "native", "native"]
         assert all(s.start < s.stop for s in op.chain.segments[:-1]), "each loglet took appends"
