@@ -14,7 +14,7 @@ from cli.common import err, fail, out, print_json, sole_error
 DEFAULT_COMPARE_OUT = Path("bench-compare")
 
 
-def _run(make: Callable[[Callable[[float], None] | None], Any], label: str, as_json: bool) -> Any:
+def run_bench(make: Callable[[Callable[[float], None] | None], Any], label: str, as_json: bool) -> Any:
     """Run the benchmark coroutine ``make(progress)`` in trio, with a progress bar unless
     JSON; one-line errors: bad usage exits 2, a failed run 1."""
     import trio
@@ -49,7 +49,7 @@ def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir:
     _, missing = bench.available(names)
     for why in missing.values():
         err.print(f"warning: {why}; comparing without it", markup=False, highlight=False)
-    result = _run(lambda progress: bench.run(with_peers=names, clients=ks, rounds=rounds, seconds=seconds, progress=progress), "bench compare", as_json)
+    result = run_bench(lambda progress: bench.run(with_peers=names, clients=ks, rounds=rounds, seconds=seconds, progress=progress), "bench compare", as_json)
     target = out_dir or DEFAULT_COMPARE_OUT
     result["plot"] = [str(p) for p in bench.plot(result, target)]
     if as_json:
@@ -97,7 +97,7 @@ def paper(quick: bool, only: str | None, out_dir: Path | None, as_json: bool) ->
         raise fail(str(e), 2)
     if not plots.available():
         err.print("warning: matplotlib is not installed (the plots extra): the report has tables only", markup=False, highlight=False)
-    result = _run(lambda progress: bench.run(out=out_dir, quick=quick, only=picked, progress=progress), "bench paper", as_json)
+    result = run_bench(lambda progress: bench.run(out=out_dir, quick=quick, only=picked, progress=progress), "bench paper", as_json)
     failed = [f"experiment {e['n']}: {e['error']}" for e in result["experiments"] if e.get("error")]
     if as_json:
         print_json(result)

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, sole_error, timeout_option
-from cli.minimize import DEFAULT_MAX_RUNS, charts_available, run_minimize
+from cli.minimize import CHARTS_UNAVAILABLE, DEFAULT_MAX_RUNS, charts_available, run_minimize
 from delos_ref import cluster
 
 app = typer.Typer(
@@ -687,16 +687,13 @@ def bench(
     --dir on --base-port if given. `compare` runs delos-ref's database puts against real
     3-server ZooKeeper and etcd ensembles in interleaved rounds; `paper` reruns the paper's
     evaluation into --out DIR/report.md (see README, "Reproducing the paper")."""
-    if name in ("compare", "paper"):
-        from cli import bench_paper
+    from cli import bench_paper
 
-        if name == "compare":
-            return bench_paper.compare(with_peers, clients, rounds, seconds, out_dir, as_json)
+    if name == "compare":
+        return bench_paper.compare(with_peers, clients, rounds, seconds, out_dir, as_json)
+    if name == "paper":
         return bench_paper.paper(quick, only, out_dir, as_json)
-    import trio
-    from rich.progress import Progress
-
-    from delos_ref.bench import BadBenchArgument, BenchError, Placement, get_bench
+    from delos_ref.bench import BadBenchArgument, Placement, get_bench
 
     try:
         run = get_bench(name)
@@ -707,21 +704,11 @@ def bench(
                 cluster.check_base_port(base_port, 1)
             except cluster.ClusterError as e:
                 raise BadBenchArgument(str(e)) from None
-        placement = Placement(bench_dir, base_port)
-        options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {})}
-        if as_json:
-            result = trio.run(lambda: run(progress=None, **options))
-        else:
-            with Progress(console=err, transient=True) as progress:
-                task = progress.add_task(f"bench {name}", total=1.0)
-                result = trio.run(lambda: run(progress=lambda f: progress.update(task, completed=f), **options))
     except BadBenchArgument as e:
         raise fail(str(e), 2)
-    except BaseException as e:
-        known = sole_error(e, (BenchError,))
-        if known is None:
-            raise
-        raise fail(str(known)) from None
+    placement = Placement(bench_dir, base_port)
+    options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {})}
+    result = bench_paper.run_bench(lambda progress: run(progress=progress, **options), f"bench {name}", as_json)
     if as_json:
         print_json(result)
     else:

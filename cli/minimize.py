@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from rich.markup import escape
 
-from cli.common import FAILED, OK, USAGE, err, fail, out, print_json
+from cli.common import FAILED, OK, err, fail, out, print_json
 
 #: The ``--max-runs`` default: simulated runs one minimization may spend.
 DEFAULT_MAX_RUNS = 150

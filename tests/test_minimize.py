@@ -216,3 +216,14 @@ def test_minimize_writes_the_chart_of_the_minimal_run(tmp_path):
     assert "<svg" in svg and "rpc seed 0 (minimized)" in svg
     assert 'fill="#d62728"' in svg and "answers another request" in svg, "the violation is marked in red, explained"
     assert report["events_after"] < report["events_before"]
+
+
+def test_chart_out_without_the_drawing_library_is_one_line_exit_2(monkeypatch):
+    """Where drawsvg is missing, --chart-out says so before any run (no NameError, no traceback)."""
+    import cli.main
+
+    monkeypatch.setattr(cli.main, "charts_available", lambda: False)
+    result = _cli("--workload", "rpc", "--seed", "0", "--bug", "ignore_rid", "--minimize", "--chart-out", "x.svg")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "charts are not available in this build" in lines[0], result.stderr
