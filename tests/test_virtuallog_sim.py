@@ -89,3 +89,21 @@ def test_log_pinned_seed_92_a_cold_file_rotted_under_a_skip():
     look under the skip, and called the (correct) read failure a violation."""
     result = run_seed(LOG, RunConfig(92, FAULTS))
     assert result.violations == [] and result.stats["rotted"] >= 1 and result.stats["skips"] >= 1
+
+
+def test_log_pinned_seed_119_a_filler_read_before_its_cold_file_rotted():
+    """Found by the 2,000-seed sweep: a reader saw a StripedLoglet filler at 14; later the
+    cold file holding 14 rotted at rest, so the final read could not read it and the filler
+    had no stand-in operation in the history ("not linearizable": nobody appended
+    '<filler at 14>'). A rotted position now gets the same stand-in as a filler."""
+    result = run_seed(LOG, RunConfig(119, FAULTS))
+    assert result.violations == [] and result.stats["rotted"] >= 1
+
+
+def test_log_pinned_seed_1054_a_supervisor_installs_a_striped_successor_during_the_crash_check():
+    """Found by the sweep: the sequencer-crash check extends the chain with a NativeLoglet,
+    but a supervisor's striped successor won the race; the check then asked a
+    StripedLogletConfig for its ``sequencer`` (AttributeError). It now retries the extend
+    until the active segment is native."""
+    result = run_seed(LOG, RunConfig(1054, FAULTS))
+    assert result.violations == []
