@@ -143,3 +143,45 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
         assert bad.returncode == 1 and "SHA-256 mismatch" in bad.stderr and bad.stdout == "", bad
         good = cli("read", "--from", str(segs[1]["start"]), "--to", str(segs[1]["start"] + 5), "--dir", d, "--json", check=True)
         assert len(json.loads(good.stdout)["entries"]) == 5
+
+
+def _restored_digest(r: str, port: int, *args: str) -> tuple[int, str]:
+    """``restore ARGS --dir r`` on ports from ``port``; the new cluster's settled (applied, digest)."""
+    cli("restore", *args, "--dir", r, "--base-port", str(port), check=True, timeout=90)
+    try:
+        return _settled_digests(r, timeout_s=40)
+    finally:
+        cli("down", "--dir", r)
+
+
+def test_restore_inside_a_cold_copy_and_above_the_cold_store_with_the_live_log(tmp_path):
+    """``restore --at POS``: POS inside a cold copy (its first entries are copied into the new
+    cluster's store), and POS above the last cold segment, the rest read from the live
+    cluster (``--live DIR``; without it, refused). Each restored database's digest is the one
+    the original had at POS."""
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c") as cfg:
+        for i in range(10):
+            cli("kv", "put", f"k{i}", f"v{i}", "--dir", d, check=True)
+        mid, digest_mid = _settled_digests(d)  # inside the segment that is migrated below
+        for i in range(10):
+            cli("kv", "put", f"k{i}", f"w{i}", "--dir", d, check=True)
+        cli("reconfigure", "--dir", d, check=True)
+        moved = j("migrate", "--below", str(j("tail", "--dir", d)["position"]), "--dir", d)
+        cold_end = max(m["stop"] for m in moved["migrated"])
+        assert 0 < mid < cold_end and all(m["installed"] for m in moved["migrated"]), moved
+        for i in range(5):  # only in the live cluster's active segment
+            cli("kv", "put", f"k{i}", f"x{i}", "--dir", d, check=True)
+        cli("kv", "put", "new", "entry", "--dir", d, check=True)
+        above, digest_above = _settled_digests(d)
+        assert above > cold_end
+
+        cold = os.path.join(d, "cold")
+        port = cfg.nodes[-1].port + 20
+        assert _restored_digest(str(tmp_path / "r1"), port, "--from", cold, "--at", str(mid)) == (mid, digest_mid)
+        refused = cli("restore", "--from", cold, "--at", str(above), "--dir", str(tmp_path / "r2"), "--base-port", str(port + 10))
+        assert refused.returncode == 1 and f"positions from {cold_end} below {above} are not in it" in refused.stderr and "--live DIR" in refused.stderr, refused
+        assert not (tmp_path / "r2").exists(), "a refused restore starts nothing"
+        assert _restored_digest(str(tmp_path / "r3"), port + 20, "--from", cold, "--at", str(above), "--live", d) == (above, digest_above)
+        past = cli("restore", "--from", cold, "--at", str(above + 1000), "--live", d, "--dir", str(tmp_path / "r4"), "--base-port", str(port + 30))
+        assert past.returncode == 1 and f"past the live log's tail {above}" in past.stderr, past
