@@ -185,3 +185,65 @@ def test_restore_inside_a_cold_copy_and_above_the_cold_store_with_the_live_log(t
         assert _restored_digest(str(tmp_path / "r3"), port + 20, "--from", cold, "--at", str(above), "--live", d) == (above, digest_above)
         past = cli("restore", "--from", cold, "--at", str(above + 1000), "--live", d, "--dir", str(tmp_path / "r4"), "--base-port", str(port + 30))
         assert past.returncode == 1 and f"past the live log's tail {above}" in past.stderr, past
+
+
+def _sealed(d: str) -> list[dict]:
+    """The chain's sealed, non-empty segments (status JSON)."""
+    return [s for s in j("status", "--dir", d)["chain"]["segments"][:-1] if s["stop"] > s["start"]]
+
+
+def test_migrate_auto_keeps_the_last_n_sealed_segments_on_the_logservers(tmp_path):
+    """``migrate --auto --keep 1``: one round at once, then every node's supervisor repeats it.
+    After several reconfigurations every sealed segment but the last is cold, every
+    acknowledged entry reads back, and the LogServers hold fewer entries than before."""
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c") as cfg:
+        from delos_ref.process import open_virtuallog
+
+        acked: dict[int, bytes] = {}
+
+        def segments(tag: str, n: int) -> None:
+            """``n`` sealed segments of 300 entries each (64 appends outstanding), each closed by `reconfigure`."""
+
+            async def run() -> None:
+                async with open_virtuallog(cfg, "test", deadline_s=10.0) as vlog:
+                    for k in range(n):
+                        await _append(vlog, [b"%s%d-%d" % (tag.encode(), k, i) for i in range(300)], acked)
+                        await trio.to_thread.run_sync(lambda: cli("reconfigure", "--dir", d, check=True))
+
+            trio.run(run)
+
+        segments("a", 3)
+        before = _logserver_sizes(d)
+        first = j("migrate", "--auto", "--keep", "1", "--dir", d)  # the round run at once
+        assert [(m["installed"]) for m in first["migrated"]] == [True, True], first
+        assert [s["kind"] for s in _sealed(d)] == ["cold", "cold", "native"]
+
+        segments("b", 2)  # two more sealed segments: only the supervisors can move them now
+        deadline = time.monotonic() + 60  # the supervisors' period is 5 s; a loaded machine is slow
+        while True:
+            sealed = _sealed(d)
+            if [s["kind"] for s in sealed] == ["cold"] * 4 + ["native"]:
+                break
+            assert time.monotonic() < deadline, f"the supervisors did not keep only the last sealed segment on the LogServers: {sealed}"
+            time.sleep(0.5)
+        assert all(s["cold"]["files"] >= 1 and s["cold"]["bytes"] > 0 for s in sealed[:-1])
+        assert sum(s["stop"] - s["start"] for s in sealed) == len(acked) == 1500
+
+        async def read_back() -> dict[int, bytes]:
+            async with open_virtuallog(cfg, "reader", deadline_s=10.0) as vlog:
+                log: dict[int, bytes] = {}
+                tail = await vlog.check_tail()
+                while len(log) < tail:
+                    log.update(await vlog.read_next(len(log), tail))
+                return log
+
+        log = trio.run(read_back)
+        assert all(log.get(p) == e for p, e in acked.items()), "an acknowledged entry reads back differently"
+        # Each LogServer keeps the last sealed segment (300 entries) and the empty active one.
+        deadline = time.monotonic() + 30
+        while any(a["entries"] > 300 for a in _logserver_sizes(d)):
+            assert time.monotonic() < deadline, (before, _logserver_sizes(d))
+            time.sleep(0.3)
+        after = _logserver_sizes(d)
+        assert all(a["entries"] < b["entries"] for a, b in zip(after, before)), (before, after)
