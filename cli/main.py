@@ -332,11 +332,13 @@ def _use_lab(work: Path) -> None:
     os.environ["DELOS_LAB"] = str(work.resolve())
 
 
-@app.command(epilog="\b\nExample: delos-ref restore --from .delos-ref/cold --at 5000 --dir /tmp/restored   # then: delos-ref kv status --dir /tmp/restored")
+@app.command(epilog="\b\nExample: delos-ref restore --from .delos-ref/cold --at 5000 --dir /tmp/restored   # then: delos-ref kv status --dir /tmp/restored\n"
+             "         delos-ref restore --from .delos-ref/cold --at 9000 --live .delos-ref --dir /tmp/r2   # above the cold store: the rest from the live cluster")
 def restore(
     cold_from: Path = typer.Option(..., "--from", help="The cold store to restore from (a cluster's DIR/cold/, or its --cold-dir)."),
     at: int = typer.Option(..., "--at", help="The position to restore to: the new log holds the entries below it, and its first writable segment begins there."),
     directory: Path = typer.Option(..., "--dir", help="Directory of the NEW cluster (must not hold one)."),
+    live: Optional[Path] = typer.Option(None, "--live", help="The DIR of the live cluster the cold store came from: positions below --at that the cold store does not hold (not migrated yet) are read from its log."),
     nodes: int = typer.Option(3, "--nodes", "-n", help="Number of core node processes of the new cluster."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="tcp or udp."),
     base_port: Optional[int] = typer.Option(None, "--base-port", help=f"Node i listens on base-port + i - 1; default {cluster.DEFAULT_BASE_PORT}."),
@@ -346,16 +348,23 @@ def restore(
     """Point-in-time restore: start a NEW cluster (detached) whose log is the cold segments
     below --at, read from the files in --from, followed by a fresh NativeLoglet from --at.
     Its database replicas replay that log, so `kv status` shows the digest the original had
-    at --at. It needs the cold store to cover [0, --at): positions not migrated yet are only
-    on the live cluster's LogServers (run `delos-ref migrate --below AT` there first). A cold
-    copy that covers --at only in part is copied, up to --at, into the new DIR/cold/.
+    at --at. It needs the log's prefix [0, --at): the cold store holds what was migrated;
+    positions not migrated yet are only on the live cluster, so either give its DIR with
+    --live (they are read from its log, as stored, and copied into the new DIR/cold/) or run
+    `delos-ref migrate --below AT` there first. Without --live, a cold store that does not
+    cover [0, --at) is refused; with it, so is a range the live log no longer holds (trimmed)
+    or does not hold yet (--at past its tail). A cold copy that covers --at only in part is
+    copied, up to --at, into the new DIR/cold/.
 
-    JSON: {"dir", "at", "segments": [{"start", "stop", "files"}], "nodes"}.
+    JSON: {"dir", "at", "segments": [{"start", "stop", "files", "from"}], "nodes"}, "from"
+    being "cold" or "live".
     """
+    import functools
+
     import trio
 
     from delos_ref.loglet.cold import FileColdStore
-    from delos_ref.migrate import RestoreRefused, restore_plan
+    from delos_ref.migrate import RestoreRefused, plan_stop, restore_plan
 
     source = FileColdStore(cold_from)
     if not cold_from.is_dir():
@@ -363,40 +372,71 @@ def restore(
     if cluster.config_path(directory).exists() or (directory.exists() and any(directory.iterdir())):
         raise fail(f"{directory} is not empty: restore starts a new cluster; choose a new --dir")
     try:
-        plan = trio.run(restore_plan, source, at)
+        plan = trio.run(functools.partial(restore_plan, source, at, partial=live is not None))
     except RestoreRefused as e:
         raise fail(str(e)) from None
     except ValueError as e:
         raise fail(f"--from {cold_from}: {e}") from None
+    live_start = plan_stop(plan)
+    live_entries = _read_live(live, live_start, at, ready_timeout_s) if live is not None and live_start < at else []
     cfg, _ = _prepare_dir(directory, nodes, transport, base_port, False, False, 0, None)
     with _hangup_is_ctrl_c():
         with _undone_on_failure(directory, cfg, False):
             _start(directory, cfg, False)
             _wait_ready(directory, cfg, ready_timeout_s)
-            segments = _install_restored(directory, cfg, plan, source, at, ready_timeout_s)
+            segments = _install_restored(directory, cfg, plan, source, at, ready_timeout_s, live_entries)
     if as_json:
         print_json({"dir": str(directory), "at": at, "segments": segments, "nodes": [n.address for n in cfg.nodes]})
         return
-    err.print(f"restored the log below {at} from {cold_from} ({len(segments)} cold segment(s)) into a new cluster in {directory}; "
+    from_live = f", and [{live_start}, {at}) from the live cluster in {live}" if live_entries else ""
+    err.print(f"restored the log below {at} from {cold_from} ({len(plan)} cold segment(s)){from_live} into a new cluster in {directory}; "
               f"stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
 
 
-def _install_restored(directory: Path, cfg: cluster.ClusterConfig, plan: list, source: Any, at: int, timeout_s: float) -> list[dict[str, Any]]:
-    """Install the restored chain: the cold segments, then a fresh NativeLoglet from ``at``."""
+def _read_live(live: Path, start: int, at: int, timeout_s: float) -> list[bytes]:
+    """``restore --live DIR``: the entries ``[start, at)`` of the live cluster's log (the part
+    the cold store does not hold), read before the new cluster starts (a refusal starts
+    nothing)."""
+    import trio
+
+    from delos_ref import ops
+    from delos_ref.migrate import RestoreRefused, read_live
+    from delos_ref.virtuallog.client import VirtualLogError
+    from paxos.register import MetaStoreError
+
+    async def read() -> list[bytes]:
+        async with ops.session(str(live), timeout_s=timeout_s, name="restore") as s:
+            return await read_live(s.vlog, start, at)
+
+    try:
+        return trio.run(read)
+    except BaseException as e:
+        known = sole_error(e, (RestoreRefused, ops.OpError, VirtualLogError, MetaStoreError, OSError))
+        if known is None:
+            raise
+        raise fail(f"--live {live}: {message_of(known)}") from None
+
+
+def _install_restored(directory: Path, cfg: cluster.ClusterConfig, plan: list, source: Any, at: int, timeout_s: float, live_entries: list[bytes]) -> list[dict[str, Any]]:
+    """Install the restored chain: the cold segments (those of the cold store, then one of
+    the entries read from the live cluster, if any), then a fresh NativeLoglet from ``at``."""
     import secrets
 
     import trio
 
     from delos_ref import ops
     from delos_ref.loglet.cold import FileColdStore
-    from delos_ref.migrate import restored_segments
+    from delos_ref.migrate import live_segment, restored_segments
     from delos_ref.process import initial_loglet, open_virtuallog
     from delos_ref.virtuallog.chain import Chain, Segment, encode_chain
     from paxos.register import MetaStoreError
     from transports.codec import decode_value
 
     async def install() -> list[Segment]:
-        closed = await restored_segments(plan, source, FileColdStore(directory / "cold"), f"restore-{secrets.token_hex(4)}")
+        target, token = FileColdStore(directory / "cold"), secrets.token_hex(4)
+        closed = await restored_segments(plan, source, target, f"restore-{token}")
+        if live_entries:
+            closed.append(await live_segment(live_entries, at - len(live_entries), target, f"restore-{token}-live"))
         async with open_virtuallog(cfg, "restore", trace_dir=directory) as vlog:
             kind, params = vlog.registry.encode(initial_loglet(cfg))
             await vlog.metastore.write_if(0, encode_chain(Chain(tuple(closed) + (Segment(at, None, kind, params),))))
@@ -411,7 +451,8 @@ def _install_restored(directory: Path, cfg: cluster.ClusterConfig, plan: list, s
         if known is None:
             raise
         raise fail(f"the restored cluster in {directory} started but its chain could not be installed: {message_of(known)}") from None
-    return [{"start": seg.start, "stop": seg.stop, "files": len(decode_value(seg.params).files)} for seg in closed]
+    n_cold = len(plan)
+    return [{"start": seg.start, "stop": seg.stop, "files": len(decode_value(seg.params).files), "from": "cold" if i < n_cold else "live"} for i, seg in enumerate(closed)]
 
 
 def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:

@@ -32,8 +32,10 @@ After the install, an empty ``<copy id>.installed`` marks the copy a chain named
 **Point-in-time restore** (:func:`restore_plan`, ``delos-ref restore``): the copies in a
 cold store, by virtual range, are a log's prefix. A new cluster whose chain is those cold
 segments up to a position ``at``, then a fresh NativeLoglet from ``at``, replays the log as
-it was at ``at``. It needs the cold store to cover ``[0, at)``: positions not migrated yet
-are only on the live cluster's LogServers (migrate them there first).
+it was at ``at``. It needs the log's prefix ``[0, at)``: the cold store holds what was
+migrated; positions not migrated yet are only on the live cluster, and
+:func:`read_live` reads them from its VirtualLog (``restore --live DIR``), as stored, so
+that :func:`live_segment` makes them one more (verified) cold copy of the restored chain.
 
 Trace events (role ``migrate``): ``ColdWrite`` (copy, source, start, stop, files, bytes),
 ``ColdVerified`` (copy, entries, source, start, stop), ``ColdInstalled`` (copy, index, start, stop, version),
@@ -191,7 +193,7 @@ async def verify_copy(store: ColdStore, config: ColdLogletConfig, entries: list[
     for pos, (a, b) in enumerate(zip(entries, back)):
         if sha256(a) != sha256(b):
             raise CopyMismatch(f"copy {config.loglet_id}: position {seg.start + pos} reads back differently from the source")
-    source = decode_value(seg.params)
+    source = decode_value(seg.params) if seg.params else None  # no params: a restore's copy of a copy
     emit("ColdVerified", copy=config.loglet_id, entries=len(back), source=getattr(source, "loglet_id", seg.kind), start=seg.start, stop=seg.stop)
 
 
@@ -283,10 +285,12 @@ class RestoreRefused(Exception):
     """The cold store does not hold the log up to the position asked for (one line)."""
 
 
-async def restore_plan(store: ColdStore, at: int) -> list[tuple[int, ColdLogletConfig, int]]:
+async def restore_plan(store: ColdStore, at: int, *, partial: bool = False) -> list[tuple[int, ColdLogletConfig, int]]:
     """The copies that make the log's prefix ``[0, at)``: ``(start, config, take)`` in order,
     ``take`` entries of each (less than the copy's count only for the last one). Of several
-    copies of one range, the installed one, then the latest chain version's, is taken."""
+    copies of one range, the installed one, then the latest chain version's, is taken.
+    With ``partial`` (the rest comes from the live log), the plan stops at the first
+    position the store does not hold (:func:`plan_stop`); without, that is refused."""
     if at < 0:
         raise RestoreRefused(f"bad position: --at {at} must be >= 0")
     names = set(await store.names())
@@ -298,13 +302,54 @@ async def restore_plan(store: ColdStore, at: int) -> list[tuple[int, ColdLogletC
     plan, pos = [], 0
     while pos < at:
         if pos not in best:
+            if partial:
+                break
             have = ", ".join(f"[{s}, {s + c.count})" for s, (_, c) in sorted(best.items())) or "nothing"
-            raise RestoreRefused(f"the cold store holds {have}: positions from {pos} below {at} are not in it (migrate them first: `delos-ref migrate --below {at}` on the live cluster)")
+            raise RestoreRefused(f"the cold store holds {have}: positions from {pos} below {at} are not in it "
+                                 f"(read them from the live cluster with `--live DIR`, or migrate them first: `delos-ref migrate --below {at}` there)")
         config = best[pos][1]
         take = min(config.count, at - pos)
         plan.append((pos, config, take))
         pos += take
     return plan
+
+
+def plan_stop(plan: list[tuple[int, ColdLogletConfig, int]]) -> int:
+    """Where a restore plan's cold copies end: the first position they do not cover."""
+    return plan[-1][0] + plan[-1][2] if plan else 0
+
+
+async def read_live(vlog: VirtualLog, lo: int, at: int) -> list[bytes]:
+    """The entries ``[lo, at)`` of a live cluster's log, as stored (in their envelopes, as a
+    migration copies them), for the part of a restore the cold store does not hold. Refused
+    (:class:`RestoreRefused`) when the live log does not hold them all: ``at`` past its
+    tail, or a prefix trimmed away (then only a cold store that has them can help)."""
+    tail = await vlog.check_tail()
+    if at > tail:
+        raise RestoreRefused(f"--at {at} is past the live log's tail {tail}: positions from {tail} below {at} were never written")
+    entries: list[bytes] = []
+    while lo + len(entries) < at:
+        try:
+            got = await vlog.read_stored(lo + len(entries), at)
+        except TrimmedError as e:
+            raise RestoreRefused(f"positions from {lo} below {at} are not in the cold store, and the live log is trimmed below {e.trim_point}: neither holds them") from None
+        except ColdStoreError as e:
+            raise RestoreRefused(f"positions from {lo} below {at} are not in the cold store, and the live log cannot read them: {e}") from None
+        if not got:
+            raise RestoreRefused(f"position {lo + len(entries)} of the live log is not readable")
+        entries += [e for _, e in got]
+    return entries
+
+
+async def live_segment(entries: list[bytes], start: int, target: ColdStore, copy_id: str) -> Segment:
+    """The closed cold segment ``[start, start + len(entries))`` of a restored chain made of
+    entries read from the live log (:func:`read_live`): written to ``target`` as a new copy
+    and verified like a migration."""
+    config = await write_copy(target, copy_id, entries)
+    seg = Segment(start, start + len(entries), COLD, b"")
+    await verify_copy(target, config, entries, seg, lambda event, **f: None)
+    await target.put(copy_id + MANIFEST_SUFFIX, encode_manifest(config, start, {"kind": COLD, "restored_from": "live"}))
+    return Segment(seg.start, seg.stop, COLD, encode_value(config))
 
 
 async def restored_segments(plan: list[tuple[int, ColdLogletConfig, int]], source: ColdStore, target: ColdStore, copy_id: str) -> list[Segment]:

@@ -26,6 +26,10 @@
 (*  sealDone             some seal() has returned (history)   SealReturned *)
 (*  ctAfterSeal[c]       c's check_tail began after a seal()  (none)       *)
 (*                       returned (history)                                *)
+(*  data[s]              the entries s's LMDB holds (ltail     (none)       *)
+(*                       counts trimmed ones as held; data not)            *)
+(*  dropped, safe        positions some trim dropped / those  (none)       *)
+(*                       on a majority's data when first dropped (history) *)
 (*                                                                         *)
 (*  Assign               sequencer.on_append                  Append       *)
 (*  StoreAt              logserver.on_store                   Store        *)
@@ -43,6 +47,8 @@
 (*  RepairServer         logserver.on_repair / client._repair_one  Repair  *)
 (*  RepairDone           all/some_sealed return               CheckTail    *)
 (*  Crash, Restart       LogServer process crash and restart  (none)       *)
+(*  TrimHeld             logserver.on_trim (the source of a   Trim         *)
+(*                       migrated segment drops it, migrate.py rule 4)     *)
 (*                                                                         *)
 (* Abstractions.  An entry is identified by its position: only the         *)
 (* sequencer assigns positions, a retry resends the same entry to the same *)
@@ -57,8 +63,11 @@
 (* the sequencer may at any time take a server's latest unsealed Stored    *)
 (* tail (ackedTail[s]), or learn that a sealed server refuses; older       *)
 (* replies arriving late change nothing (the sequencer keeps the maximum). *)
-(* The LogServers' own known_tail, reads, trims and sequencer crashes are  *)
-(* not modelled (a dead sequencer only blocks appends).                    *)
+(* The LogServers' own known_tail, reads and sequencer crashes are not     *)
+(* modelled (a dead sequencer only blocks appends).  A trim is (TrimHeld): *)
+(* it drops a prefix of a server's entries, which the server then counts   *)
+(* as held; data[s] is what it really holds, so that the spec can say      *)
+(* which entries a trim may drop.                                          *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets, TLC
 
@@ -74,15 +83,19 @@ VARIABLES
     nextPos, seqTails, sealedBy, seqSealed, seqKnown,  \* sequencer
     ackedTail,                                  \* Stored replies (history)
     cKnown, cpc, probes, ctTail, holders, ctRes, \* clients
-    sealDone, ctAfterSeal                       \* history: what seal() promised
+    sealDone, ctAfterSeal,                      \* history: what seal() promised
+    data, dropped, safe                         \* entries held; history of trims
 
-serverVars == <<ltail, sealed, up>>
+serverVars == <<ltail, sealed, up, data>>
 seqVars == <<nextPos, seqTails, sealedBy, seqSealed, seqKnown>>
 clientVars == <<cKnown, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+trimVars == <<dropped, safe>>
 vars == <<ltail, sealed, up, nextPos, seqTails, sealedBy, seqSealed, seqKnown,
-          ackedTail, cKnown, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+          ackedTail, cKnown, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal,
+          data, dropped, safe>>
 
 Pos == 0..MaxPos
+Positions == 0..(MaxPos - 1)   \* the positions themselves (Pos: tails, 0..MaxPos)
 Maj == (Cardinality(Servers) \div 2) + 1
 Majorities == {Q \in SUBSET Servers : Cardinality(Q) >= Maj}
 Max(S) == CHOOSE m \in S : \A n \in S : n <= m
@@ -111,6 +124,9 @@ TypeOK ==
   /\ ctRes \in [Clients -> Results]
   /\ sealDone \in BOOLEAN
   /\ ctAfterSeal \in [Clients -> BOOLEAN]
+  /\ data \in [Servers -> SUBSET Positions]
+  /\ dropped \subseteq Positions
+  /\ safe \subseteq Positions
 
 Init ==
   /\ ltail = [s \in Servers |-> 0]
@@ -130,6 +146,9 @@ Init ==
   /\ ctRes = [c \in Clients |-> NoResult]
   /\ sealDone = FALSE
   /\ ctAfterSeal = [c \in Clients |-> FALSE]
+  /\ data = [s \in Servers |-> {}]
+  /\ dropped = {}
+  /\ safe = {}
 
 ---------------------------------------------------------------------------
 (* Sequencer and LogServers: the append path.                             *)
@@ -139,7 +158,7 @@ Assign ==
   /\ ~ seqSealed
   /\ nextPos < MaxPos
   /\ nextPos' = nextPos + 1
-  /\ UNCHANGED <<serverVars, seqTails, sealedBy, seqSealed, seqKnown, ackedTail, clientVars>>
+  /\ UNCHANGED <<serverVars, seqTails, sealedBy, seqSealed, seqKnown, ackedTail, clientVars, trimVars>>
 
 (* A LogServer extends its prefix by the next assigned position, syncs,   *)
 (* and acknowledges with its local tail.                                  *)
@@ -148,8 +167,9 @@ StoreAt(s) ==
   /\ ~ sealed[s]
   /\ ltail[s] < nextPos
   /\ ltail' = [ltail EXCEPT ![s] = @ + 1]
+  /\ data' = [data EXCEPT ![s] = @ \cup {ltail[s]}]
   /\ ackedTail' = [ackedTail EXCEPT ![s] = ltail[s] + 1]
-  /\ UNCHANGED <<sealed, up, seqVars, clientVars>>
+  /\ UNCHANGED <<sealed, up, seqVars, clientVars, trimVars>>
 
 (* A sealed LogServer refuses, telling the sequencer it is sealed.        *)
 StoreRefused(s) ==
@@ -168,7 +188,7 @@ ReceiveStored(s) ==
   /\ seqTails[s] < ackedTail[s]
   /\ seqTails' = [seqTails EXCEPT ![s] = ackedTail[s]]
   /\ seqKnown' = Max({seqKnown, CommittedOf([seqTails EXCEPT ![s] = ackedTail[s]])})
-  /\ UNCHANGED <<serverVars, nextPos, sealedBy, seqSealed, ackedTail, clientVars>>
+  /\ UNCHANGED <<serverVars, nextPos, sealedBy, seqSealed, ackedTail, clientVars, trimVars>>
 
 (* A sealed server's refusal: once a majority refused, the sequencer      *)
 (* seals off and fails its uncommitted appends.                           *)
@@ -178,7 +198,7 @@ ReceiveRefused(s) ==
   /\ s \notin sealedBy
   /\ sealedBy' = sealedBy \cup {s}
   /\ seqSealed' = (Cardinality(sealedBy \cup {s}) >= Maj)
-  /\ UNCHANGED <<serverVars, nextPos, seqTails, seqKnown, ackedTail, clientVars>>
+  /\ UNCHANGED <<serverVars, nextPos, seqTails, seqKnown, ackedTail, clientVars, trimVars>>
 
 ---------------------------------------------------------------------------
 (* Crashes: nothing synced is lost.                                       *)
@@ -186,12 +206,45 @@ ReceiveRefused(s) ==
 Crash(s) ==
   /\ up[s]
   /\ up' = [up EXCEPT ![s] = FALSE]
-  /\ UNCHANGED <<ltail, sealed, seqVars, ackedTail, clientVars>>
+  /\ UNCHANGED <<ltail, sealed, data, seqVars, ackedTail, clientVars, trimVars>>
 
 Restart(s) ==
   /\ ~ up[s]
   /\ up' = [up EXCEPT ![s] = TRUE]
-  /\ UNCHANGED <<ltail, sealed, seqVars, ackedTail, clientVars>>
+  /\ UNCHANGED <<ltail, sealed, data, seqVars, ackedTail, clientVars, trimVars>>
+
+---------------------------------------------------------------------------
+(* Trims: a LogServer drops a prefix of its entries.                      *)
+
+(* p's entry is on a majority of LogServers' data (not only counted as    *)
+(* held).                                                                 *)
+OnMajority(p) == Cardinality({s \in Servers : p \in data[s]}) >= Maj
+
+(* logserver.on_trim: s discards its entries below t, durably, and from   *)
+(* then on counts [0, t) as held: its local tail rises to t ("positions   *)
+(* below the trim point count as held"; an unsealed server's next Stored  *)
+(* reply says so).  The rule: a trim point is at most what is committed   *)
+(* -- on a majority, or acknowledged by the sequencer -- so the entries    *)
+(* dropped are durable elsewhere.  The client keeps it: prefix_trim clamps *)
+(* the point to its known tail, a lower bound of seqKnown (or, once       *)
+(* sealed, the repaired tail, on a majority); a migration trims the source *)
+(* of a sealed segment only once its verified copy is installed           *)
+(* (delos_ref/migrate.py rule 4).  The LogServer's own clamp, its local   *)
+(* tail or what it knows committed, would not be enough (mutant           *)
+(* trim_past_known_tail).  A server that missed some positions of a       *)
+(* sealed segment then reports a local tail it never stored, which is     *)
+(* harmless only because of this rule.                                    *)
+(* History: dropped gains [0, t); safe gains the positions dropped here   *)
+(* for the first time while on a majority's data.                         *)
+TrimHeld(s, t) ==
+  /\ up[s]
+  /\ t <= Max({seqKnown, CommittedOf(ltail)})
+  /\ data' = [data EXCEPT ![s] = {p \in @ : p >= t}]
+  /\ ltail' = [ltail EXCEPT ![s] = Max({@, t})]
+  /\ ackedTail' = IF sealed[s] THEN ackedTail ELSE [ackedTail EXCEPT ![s] = Max({@, t})]
+  /\ safe' = safe \cup {p \in Positions : p < t /\ p \notin dropped /\ OnMajority(p)}
+  /\ dropped' = dropped \cup {p \in Positions : p < t}
+  /\ UNCHANGED <<sealed, up, seqVars, clientVars>>
 
 ---------------------------------------------------------------------------
 (* Clients: seal and check_tail.                                          *)
@@ -203,7 +256,7 @@ StartSeal(c) ==
   /\ cpc[c] = "idle"
   /\ cpc' = [cpc EXCEPT ![c] = "seal"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* ctAfterSeal remembers whether a seal() had returned when this call     *)
 (* began: such a check_tail must report the seal (SealedAfterSeal).        *)
@@ -212,7 +265,7 @@ StartCheckTail(c) ==
   /\ cpc' = [cpc EXCEPT ![c] = "ct"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
   /\ ctAfterSeal' = [ctAfterSeal EXCEPT ![c] = sealDone]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, trimVars>>
 
 (* The client gives up (a deadline, or the client dies).                  *)
 (* The call returns (or gives up): back to idle.  Its scratch state is    *)
@@ -228,7 +281,7 @@ Return(c) ==
 Abort(c) ==
   /\ cpc[c] # "idle"
   /\ Return(c)
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone, trimVars>>
 
 (* Set the seal bit (durably) and reply with the frozen local tail: a     *)
 (* sealing probe, used by seal() and by check_tail's some_sealed case.    *)
@@ -238,7 +291,7 @@ SealServer(c, s) ==
   /\ ~ probes[c][s].got
   /\ sealed' = [sealed EXCEPT ![s] = TRUE]
   /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> TRUE]]
-  /\ UNCHANGED <<ltail, up, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<ltail, up, data, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* seal() returns once a majority set the bit (the seal is then a fault-  *)
 (* tolerant register: every later majority of probes meets a sealed one).  *)
@@ -247,7 +300,7 @@ SealDone(c) ==
   /\ Cardinality(Got(c)) >= Maj
   /\ Return(c)
   /\ sealDone' = TRUE
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, trimVars>>
 
 (* TailQuery: (local tail, seal bit), no side effect.                     *)
 ProbeServer(c, s) ==
@@ -255,7 +308,7 @@ ProbeServer(c, s) ==
   /\ up[s]
   /\ ~ probes[c][s].got
   /\ probes' = [probes EXCEPT ![c][s] = [got |-> TRUE, tail |-> ltail[s], sealed |-> sealed[s]]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, cpc, ctTail, holders, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 HoldersOf(c, t) == {s \in Got(c) : probes[c][s].tail >= t}
 
@@ -278,7 +331,7 @@ CTDecide(c) ==
             /\ cpc' = [cpc EXCEPT ![c] = "ctseal"]
             /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
             /\ UNCHANGED <<ctTail, holders>>
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* some_sealed: a majority of sealing probes; their max is the tail.      *)
 CTSealDone(c) ==
@@ -287,13 +340,13 @@ CTSealDone(c) ==
   /\ cpc' = [cpc EXCEPT ![c] = "repair"]
   /\ ctTail' = [ctTail EXCEPT ![c] = ProbeTail(c)]
   /\ holders' = [holders EXCEPT ![c] = HoldersOf(c, ProbeTail(c))]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, probes, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* knownTail: ask the sequencer (KnownTailQuery) and keep the maximum.    *)
 LearnKnownTail(c) ==
   /\ cKnown[c] < seqKnown
   /\ cKnown' = [cKnown EXCEPT ![c] = seqKnown]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cpc, probes, ctTail, holders, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* none_sealed: return once knownTail reaches the max local tail.         *)
 CTWaitDone(c) ==
@@ -302,7 +355,7 @@ CTWaitDone(c) ==
   /\ Return(c)
   /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> FALSE,
                                       afterSeal |-> ctAfterSeal[c]]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone, trimVars>>
 
 (* The sequencer reports sealed (or does not answer): probe again.        *)
 CTWaitRetry(c) ==
@@ -310,7 +363,7 @@ CTWaitRetry(c) ==
   /\ cKnown[c] < ctTail[c]
   /\ cpc' = [cpc EXCEPT ![c] = "ct"]
   /\ probes' = [probes EXCEPT ![c] = [s \in Servers |-> NoProbe]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, ctTail, holders, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 (* Copy [ltail[s], ctTail[c]) from a live holder onto s; a repaired       *)
 (* server is a sealed server (repair writes are allowed when sealed).     *)
@@ -318,11 +371,13 @@ RepairServer(c, s) ==
   /\ cpc[c] = "repair"
   /\ s \notin holders[c]
   /\ up[s]
-  /\ \E h \in holders[c] : up[h]
+  /\ \E h \in holders[c] :  \* copies h's entries of [ltail[s], ctTail[c])
+       /\ up[h]
+       /\ data' = [data EXCEPT ![s] = @ \cup {p \in data[h] : ltail[s] <= p /\ p < ctTail[c]}]
   /\ ltail' = [ltail EXCEPT ![s] = Max({@, ctTail[c]})]
   /\ sealed' = [sealed EXCEPT ![s] = TRUE]
   /\ holders' = [holders EXCEPT ![c] = @ \cup {s}]
-  /\ UNCHANGED <<up, seqVars, ackedTail, cKnown, cpc, probes, ctTail, ctRes, sealDone, ctAfterSeal>>
+  /\ UNCHANGED <<up, seqVars, ackedTail, cKnown, cpc, probes, ctTail, ctRes, sealDone, ctAfterSeal, trimVars>>
 
 RepairDone(c) ==
   /\ cpc[c] = "repair"
@@ -330,7 +385,7 @@ RepairDone(c) ==
   /\ Return(c)
   /\ ctRes' = [ctRes EXCEPT ![c] = [done |-> TRUE, tail |-> ctTail[c], sealed |-> TRUE,
                                       afterSeal |-> ctAfterSeal[c]]]
-  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone>>
+  /\ UNCHANGED <<serverVars, seqVars, ackedTail, cKnown, sealDone, trimVars>>
 
 ---------------------------------------------------------------------------
 
@@ -338,6 +393,7 @@ Next ==
   \/ Assign
   \/ \E s \in Servers : \/ StoreAt(s) \/ StoreRefused(s) \/ Crash(s) \/ Restart(s)
                         \/ ReceiveStored(s) \/ ReceiveRefused(s)
+                        \/ \E t \in 1..MaxPos : TrimHeld(s, t)
   \/ \E c \in Clients :
        \/ StartSeal(c) \/ StartCheckTail(c) \/ Abort(c) \/ SealDone(c)
        \/ CTDecide(c) \/ CTSealDone(c) \/ LearnKnownTail(c)
@@ -402,9 +458,21 @@ SealedAfterSeal ==
 NoAckAfterSeal ==
   \A c \in Clients : ctRes[c].done /\ ctRes[c].afterSeal => seqKnown <= ctRes[c].tail
 
+(* Trims (TrimHeld): a LogServer drops only entries that were on a        *)
+(* majority's data when first dropped (committed, so durable elsewhere:   *)
+(* never an entry still needed) ...                                       *)
+TrimsDropOnlyCommitted == dropped \subseteq safe
+
+(* ... so every acknowledged entry is still on a majority's data, or was *)
+(* on one when it was dropped (NoAckLost counts trimmed positions as held; *)
+(* this says what they stand for).                                         *)
+AckedEntryKept ==
+  \A p \in Positions : p < seqKnown => OnMajority(p) \/ p \in safe
+
 Safety == /\ TypeOK /\ NoAckLost /\ AckedTailDurable /\ KnownTailBound /\ SealedTailCoversAcked
           /\ RepairedOnMajority /\ UnsealedTailCommitted /\ SequencerSealSound
           /\ SealReturnedOnMajority /\ SealedAfterSeal /\ NoAckAfterSeal
+          /\ TrimsDropOnlyCommitted /\ AckedEntryKept
 
 ---------------------------------------------------------------------------
 (* Liveness (model MCNativeLogletLive): without crashes and client aborts, *)

@@ -33,6 +33,7 @@
 (*   crash / restart (nemesis)       Crash / Restart                       *)
 (*   Seal (logserver)                SealServer                            *)
 (*   Repair (logserver)              RepairServer                          *)
+(*   Trim (logserver)                TrimHeld                              *)
 (*   SealReturned (loglet client)    SealDone                              *)
 (*   CheckTail none_sealed           CTWaitDone                            *)
 (*   CheckTail all/some_sealed       RepairDone                            *)
@@ -188,6 +189,22 @@ RepairServer ==
   /\ ltail' = [ltail EXCEPT ![G][S] = Max({@, Ev.hi})]
   /\ UNCHANGED <<sealed, ackedTail, storedTails, down, seqVars, sealedRes>>
 
+(* NativeLoglet's TrimHeld: a trim only below what a majority holds or    *)
+(* the sequencer committed; the server then counts the trimmed positions  *)
+(* as held (its logged local tail).  The spec's data and history of what   *)
+(* was dropped need the entries, which the trace does not log: the guard   *)
+(* is checked.                                                            *)
+TrimHeld ==
+  /\ Ev.event = "Trim"
+  /\ S \notin down
+  /\ Ev.trim_point <= Max({seqKnown[G], CommittedOf(G, ltail[G])})
+  /\ IF Ev.local_tail > ltail[G][S]
+       THEN /\ ltail' = [ltail EXCEPT ![G][S] = Ev.local_tail]
+            /\ ackedTail' = IF sealed[G][S] THEN ackedTail ELSE [ackedTail EXCEPT ![G][S] = Ev.local_tail]
+            /\ storedTails' = [storedTails EXCEPT ![G][S] = @ \cup {Ev.local_tail}]
+       ELSE UNCHANGED <<ltail, ackedTail, storedTails>>
+  /\ UNCHANGED <<sealed, down, seqVars, sealedRes>>
+
 ---------------------------------------------------------------------------
 (* Clients: what seal and check_tail return.                              *)
 
@@ -222,7 +239,7 @@ TraceNext ==
   /\ l' = l + 1
   /\ \/ Activate \/ Assign \/ StoreAt \/ StoreRefused \/ ReceiveStored \/ ReceiveRefused
      \/ Commit \/ SequencerSealed \/ Crash \/ Restart \/ SealServer \/ RepairServer
-     \/ SealDone \/ CTWaitDone \/ RepairDone
+     \/ SealDone \/ CTWaitDone \/ RepairDone \/ TrimHeld
 
 TraceDone ==
   /\ l > Len(Log)

@@ -82,10 +82,24 @@ ExtWrite(old, new, w) ==
 
 Truncate(old, new) == \E k \in 1..(Len(old) - 1) : SubSeq(old, k + 1, Len(old)) = new
 
-(* Loglet g holds the entries of loglet src over [start, stop): it is src, *)
-(* or a verified cold copy of it over exactly that range.                  *)
+(* A Modify may give a segment loglet g instead of src: g is src, or a     *)
+(* verified cold copy of src itself over exactly that range.              *)
 CopyOf(g, src, start, stop) ==
   g = src \/ [loglet |-> g, source |-> src, start |-> start, stop |-> stop] \in copies
+
+(* Segment range [start, stop) read from loglet g holds the entries of     *)
+(* loglet src: g is src, or a verified cold copy over that range of a      *)
+(* loglet that holds them -- a copy of a copy, when a cold segment was     *)
+(* skipped (a wrapper: the same loglet) and then migrated again.  `seen`   *)
+(* stops a cycle of copies (a bad trace) from recursing forever.  The      *)
+(* Python transcription is VirtualLogChecker.holds_loglet.                 *)
+RECURSIVE HoldsVia(_, _, _, _, _)
+HoldsVia(g, src, start, stop, seen) ==
+  \/ g = src
+  \/ \E c \in copies : /\ c.loglet = g /\ c.start = start /\ c.stop = stop
+                      /\ c.source \notin seen
+                      /\ HoldsVia(c.source, src, start, stop, seen \cup {c.source})
+HoldsLoglet(g, src, start, stop) == HoldsVia(g, src, start, stop, {g})
 
 Modify(old, new) ==
   /\ Len(old) = Len(new)
@@ -177,6 +191,6 @@ AckedInPlace ==
     \A e \in acked :
       e.vpos >= ch[1].start =>
         \E i \in 1..Len(ch) : Covers(ch[i], e.vpos) /\ e.vpos = ch[i].start + e.lpos
-                              /\ CopyOf(ch[i].loglet, e.loglet, ch[i].start, ch[i].stop)
+                              /\ HoldsLoglet(ch[i].loglet, e.loglet, ch[i].start, ch[i].stop)
 UniquePositions == \A e, f \in acked : e.vpos = f.vpos => e = f
 =============================================================================

@@ -121,6 +121,14 @@ MUTANTS = [
         edits=(("/\\ cpc[c] = \"wait\"\n  /\\ cKnown[c] >= ctTail[c]\n  /\\ Return(c)", "/\\ cpc[c] = \"wait\"\n  /\\ Return(c)"),),
         expect=("UnsealedTailCommitted",),
     ),
+    Mutant(
+        name="trim_past_known_tail",
+        spec=LOGLET,
+        model="MCNativeLoglet",
+        rule="prefix_trim trims only below the committed tail (the client's clamp to its known tail); the LogServer's own clamp, its local tail, is not enough",
+        edits=(("/\\ t <= Max({seqKnown, CommittedOf(ltail)})", "/\\ t <= Max({seqKnown, ltail[s]})"),),
+        expect=("TrimsDropOnlyCommitted", "AckedEntryKept"),
+    ),
     # ---------------------------------------------------------------------- VirtualLog
     Mutant(
         name="extend_without_seal",

@@ -157,6 +157,8 @@ def test_restore_refuses_what_it_cannot_restore_in_one_line(tmp_path):
     (tmp_path / "cold").mkdir()
     line = one_line(run("restore", "--from", str(tmp_path / "cold"), "--at", "5", "--dir", str(tmp_path / "r")), 1)
     assert "the cold store holds nothing: positions from 0 below 5 are not in it" in line and not (tmp_path / "r").exists()
+    line = one_line(run("restore", "--from", str(tmp_path / "cold"), "--at", "5", "--live", str(tmp_path / "none"), "--dir", str(tmp_path / "r")), 1)
+    assert line.startswith(f"error: --live {tmp_path / 'none'}: ") and not (tmp_path / "r").exists(), line
 
 
 def test_up_on_a_file_is_one_line(tmp_path):

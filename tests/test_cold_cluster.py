@@ -143,3 +143,107 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
         assert bad.returncode == 1 and "SHA-256 mismatch" in bad.stderr and bad.stdout == "", bad
         good = cli("read", "--from", str(segs[1]["start"]), "--to", str(segs[1]["start"] + 5), "--dir", d, "--json", check=True)
         assert len(json.loads(good.stdout)["entries"]) == 5
+
+
+def _restored_digest(r: str, port: int, *args: str) -> tuple[int, str]:
+    """``restore ARGS --dir r`` on ports from ``port``; the new cluster's settled (applied, digest)."""
+    cli("restore", *args, "--dir", r, "--base-port", str(port), check=True, timeout=90)
+    try:
+        return _settled_digests(r, timeout_s=40)
+    finally:
+        cli("down", "--dir", r)
+
+
+def test_restore_inside_a_cold_copy_and_above_the_cold_store_with_the_live_log(tmp_path):
+    """``restore --at POS``: POS inside a cold copy (its first entries are copied into the new
+    cluster's store), and POS above the last cold segment, the rest read from the live
+    cluster (``--live DIR``; without it, refused). Each restored database's digest is the one
+    the original had at POS."""
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c") as cfg:
+        for i in range(10):
+            cli("kv", "put", f"k{i}", f"v{i}", "--dir", d, check=True)
+        mid, digest_mid = _settled_digests(d)  # inside the segment that is migrated below
+        for i in range(10):
+            cli("kv", "put", f"k{i}", f"w{i}", "--dir", d, check=True)
+        cli("reconfigure", "--dir", d, check=True)
+        moved = j("migrate", "--below", str(j("tail", "--dir", d)["position"]), "--dir", d)
+        cold_end = max(m["stop"] for m in moved["migrated"])
+        assert 0 < mid < cold_end and all(m["installed"] for m in moved["migrated"]), moved
+        for i in range(5):  # only in the live cluster's active segment
+            cli("kv", "put", f"k{i}", f"x{i}", "--dir", d, check=True)
+        cli("kv", "put", "new", "entry", "--dir", d, check=True)
+        above, digest_above = _settled_digests(d)
+        assert above > cold_end
+
+        cold = os.path.join(d, "cold")
+        port = cfg.nodes[-1].port + 20
+        assert _restored_digest(str(tmp_path / "r1"), port, "--from", cold, "--at", str(mid)) == (mid, digest_mid)
+        refused = cli("restore", "--from", cold, "--at", str(above), "--dir", str(tmp_path / "r2"), "--base-port", str(port + 10))
+        assert refused.returncode == 1 and f"positions from {cold_end} below {above} are not in it" in refused.stderr and "--live DIR" in refused.stderr, refused
+        assert not (tmp_path / "r2").exists(), "a refused restore starts nothing"
+        assert _restored_digest(str(tmp_path / "r3"), port + 20, "--from", cold, "--at", str(above), "--live", d) == (above, digest_above)
+        past = cli("restore", "--from", cold, "--at", str(above + 1000), "--live", d, "--dir", str(tmp_path / "r4"), "--base-port", str(port + 30))
+        assert past.returncode == 1 and f"past the live log's tail {above}" in past.stderr, past
+
+
+def _sealed(d: str) -> list[dict]:
+    """The chain's sealed, non-empty segments (status JSON)."""
+    return [s for s in j("status", "--dir", d)["chain"]["segments"][:-1] if s["stop"] > s["start"]]
+
+
+def test_migrate_auto_keeps_the_last_n_sealed_segments_on_the_logservers(tmp_path):
+    """``migrate --auto --keep 1``: one round at once, then every node's supervisor repeats it.
+    After several reconfigurations every sealed segment but the last is cold, every
+    acknowledged entry reads back, and the LogServers hold fewer entries than before."""
+    d = str(tmp_path / "c")
+    with running_cluster(tmp_path / "c") as cfg:
+        from delos_ref.process import open_virtuallog
+
+        acked: dict[int, bytes] = {}
+
+        def segments(tag: str, n: int) -> None:
+            """``n`` sealed segments of 300 entries each (64 appends outstanding), each closed by `reconfigure`."""
+
+            async def run() -> None:
+                async with open_virtuallog(cfg, "test", deadline_s=10.0) as vlog:
+                    for k in range(n):
+                        await _append(vlog, [b"%s%d-%d" % (tag.encode(), k, i) for i in range(300)], acked)
+                        await trio.to_thread.run_sync(lambda: cli("reconfigure", "--dir", d, check=True))
+
+            trio.run(run)
+
+        segments("a", 3)
+        before = _logserver_sizes(d)
+        first = j("migrate", "--auto", "--keep", "1", "--dir", d)  # the round run at once
+        assert [(m["installed"]) for m in first["migrated"]] == [True, True], first
+        assert [s["kind"] for s in _sealed(d)] == ["cold", "cold", "native"]
+
+        segments("b", 2)  # two more sealed segments: only the supervisors can move them now
+        deadline = time.monotonic() + 60  # the supervisors' period is 5 s; a loaded machine is slow
+        while True:
+            sealed = _sealed(d)
+            if [s["kind"] for s in sealed] == ["cold"] * 4 + ["native"]:
+                break
+            assert time.monotonic() < deadline, f"the supervisors did not keep only the last sealed segment on the LogServers: {sealed}"
+            time.sleep(0.5)
+        assert all(s["cold"]["files"] >= 1 and s["cold"]["bytes"] > 0 for s in sealed[:-1])
+        assert sum(s["stop"] - s["start"] for s in sealed) == len(acked) == 1500
+
+        async def read_back() -> dict[int, bytes]:
+            async with open_virtuallog(cfg, "reader", deadline_s=10.0) as vlog:
+                log: dict[int, bytes] = {}
+                tail = await vlog.check_tail()
+                while len(log) < tail:
+                    log.update(await vlog.read_next(len(log), tail))
+                return log
+
+        log = trio.run(read_back)
+        assert all(log.get(p) == e for p, e in acked.items()), "an acknowledged entry reads back differently"
+        # Each LogServer keeps the last sealed segment (300 entries) and the empty active one.
+        deadline = time.monotonic() + 30
+        while any(a["entries"] > 300 for a in _logserver_sizes(d)):
+            assert time.monotonic() < deadline, (before, _logserver_sizes(d))
+            time.sleep(0.3)
+        after = _logserver_sizes(d)
+        assert all(a["entries"] < b["entries"] for a, b in zip(after, before)), (before, after)

@@ -217,3 +217,43 @@ def test_only_the_first_live_node_decides_to_migrate_and_only_when_something_is_
     assert decide_migration(chain, 2, "n1", ["n1"]) is None, "nothing beyond the last 2"
     moved = Chain((Segment(0, 10, "cold", b"x"),) + segs[1:])
     assert decide_migration(moved, 1, "n1", ["n1"]) is None, "already cold"
+
+
+# --------------------------------------------------------------------------- restore
+
+
+async def test_restore_takes_what_the_cold_store_lacks_from_the_live_log(autojump_clock):
+    """``restore --live``: the plan stops where the cold copies end, the rest is read from the
+    live log as stored and becomes one more verified cold copy; together they are the log's
+    prefix, entry for entry (envelopes included, so a replica decodes them as the original)."""
+    from delos_ref.loglet.cold import ColdLoglet
+    from delos_ref.migrate import RestoreRefused, live_segment, plan_stop, read_live, read_segment, restore_plan, restored_segments
+
+    async with cluster() as c:
+        v = await _three_segments(c)
+        cold = store()
+        await migrate_below(v, cold, 10, copy_ids("cp"))  # [0, 10) cold; [10, 30) only live
+        with pytest.raises(RestoreRefused, match=r"positions from 10 below 25 are not in it \(read them from the live cluster with `--live DIR`"):
+            await restore_plan(cold, 25)
+        plan = await restore_plan(cold, 25, partial=True)
+        assert [(start, take) for start, _, take in plan] == [(0, 10)] and plan_stop(plan) == 10
+        entries = await read_live(v, 10, 25)
+        target = store(location="restored")
+        seg = await live_segment(entries, 10, target, "restore-live")
+        assert (seg.kind, seg.start, seg.stop) == ("cold", 10, 25)
+        copied = await read_segment(ColdLoglet(v.registry.config(seg), target), 15)
+        original = await v.read_stored(0, 25)
+        assert copied == [e for _, e in original[10:25]], "the live part is copied as stored"
+        assert await read_segment(ColdLoglet(plan[0][1], cold), 10) == [e for _, e in original[:10]]
+        assert "restore-live.manifest" in target.blobs
+        # --at inside a copy: its first entries are copied (and verified) into the target.
+        part = await restored_segments(await restore_plan(cold, 4), cold, target, "restore-part")
+        assert [(s.start, s.stop) for s in part] == [(0, 4)]
+        assert await read_segment(ColdLoglet(v.registry.config(part[0]), target), 4) == [e for _, e in original[:4]]
+
+        with pytest.raises(RestoreRefused, match="past the live log's tail 30"):
+            await read_live(v, 10, 31)
+        await v.prefix_trim(20)
+        await v.reconfig_truncate()
+        with pytest.raises(RestoreRefused, match="live log is trimmed below 20: neither holds them"):
+            await read_live(v, 10, 25)

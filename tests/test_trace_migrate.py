@@ -22,7 +22,7 @@ from delos_ref.tracecheck import TraceViolation, check_events
 from delos_ref.tracecheck.tla import prepare
 from delos_ref.virtuallog.chain import Chain, Segment
 from delos_ref.virtuallog.registry import MemoryLogletConfig
-from transports.codec import encode_value, message
+from transports.codec import decode_value, encode_value, message
 
 
 @message("test.trace_migrate.wrapper")
@@ -36,7 +36,7 @@ class WrapperConfig:
     @property
     def loglet_id(self) -> str:
         """The wrapper's own name for the loglet (the skip loglet's: ``<inner>~skip<pos>``)."""
-        return "A~skip" + ",".join(map(str, self.skipped))
+        return decode_value(self.inner_params).loglet_id + "~skip" + ",".join(map(str, self.skipped))
 
 
 def _seg(start: int, stop: int | None, loglet: str, kind: str = "memory") -> Segment:
@@ -127,6 +127,28 @@ def test_a_wrapper_config_is_the_loglet_it_wraps() -> None:
     assert check_events("VirtualLog", migrated_then_skipped)["RevealChosen"] == 4
 
 
+# A copy of a copy: A's segment migrated to the cold copy C, one of its entries skipped (a
+# wrapper over C), and the skipped segment migrated again, to D, copied from C (the source the
+# migration logs is the wrapper's name for C). A's acknowledged entries are in place in D.
+SKIPPED_C = Segment(0, 2, "skip", encode_value(WrapperConfig("cold", encode_value(MemoryLogletConfig("C")), (0,))))
+COPY_OF_COPY = BEFORE + [
+    _verified("C", "A", 0, 2),
+    MIGRATED,
+    _chosen(4, SKIPPED_C, _seg(2, None, "B")),
+    _verified("D", "C~skip0", 0, 2),
+    _chosen(5, _seg(0, 2, "D", "cold"), _seg(2, None, "B")),
+    _ack(2, "B", 2),
+]
+
+
+def test_a_copy_of_a_copy_keeps_the_acknowledged_entries_in_place() -> None:
+    steps = check_events("VirtualLog", COPY_OF_COPY)
+    assert steps["ColdVerified"] == 2 and steps["RevealChosen"] == 5 and steps["AppendEntry"] == 3
+    # Without D's verification, the second migration is refused.
+    with pytest.raises(TraceViolation, match="no verified copy"):
+        check_events("VirtualLog", COPY_OF_COPY[:7] + COPY_OF_COPY[8:])
+
+
 def test_a_verification_event_without_its_range_is_rejected() -> None:
     event = {k: v for k, v in _verified("C", "A", 0, 2).items() if k not in ("source", "stop")}
     with pytest.raises(TraceViolation, match="without source, stop"):
@@ -163,3 +185,15 @@ def test_tlc_accepts_a_verified_migration_and_rejects_an_unverified_one() -> Non
     assert not bad.accepted and bad.event is not None and bad.event["event"] == "Chosen", bad.report
     skip = validate_with_tlc("VirtualLog", BEFORE + [_chosen(3, _seg(0, 2, "A", "memory+skip"), _seg(2, None, "B"))])
     assert skip.accepted, skip.report
+
+
+def test_tlc_accepts_a_copy_of_a_copy_and_rejects_an_unverified_second_copy() -> None:
+    """The TLA+ trace spec agrees with the Python checker on a cold segment migrated again:
+    A's acknowledged entries are in place in D, a verified copy of C, itself one of A's."""
+    from delos_ref.tracecheck.tla import validate_with_tlc
+
+    _tlc_or_skip()
+    ok = validate_with_tlc("VirtualLog", COPY_OF_COPY)
+    assert ok.accepted, ok.report
+    bad = validate_with_tlc("VirtualLog", COPY_OF_COPY[:7] + COPY_OF_COPY[8:])
+    assert not bad.accepted and bad.event is not None and bad.event["event"] == "Chosen", bad.report

@@ -172,6 +172,47 @@ def test_loglet_rejects_commit_before_majority_and_store_after_seal() -> None:
         check_events("NativeLoglet", ok + [_loglet("Store", "logserver", "s2", lo=1, hi=2, local_tail=2)])
 
 
+# A trim (NativeLoglet's TrimHeld): s3 missed both entries, the loglet is sealed, and the
+# migration's drop trims it past them; s3 then counts them as held (its local tail is 2).
+_TRIM_BASE = [
+    _loglet("Activate", "sequencer", "q", logservers=["s1", "s2", "s3"]),
+    _loglet("Append", "sequencer", "q", first=0, count=2, client="a"),
+    _loglet("Store", "logserver", "s1", lo=0, hi=2, local_tail=2),
+]
+_TRIM_OK = _TRIM_BASE + [
+    _loglet("Store", "logserver", "s2", lo=0, hi=2, local_tail=2),
+    _loglet("Stored", "sequencer", "q", server="s1", local_tail=2, sealed=False),
+    _loglet("Stored", "sequencer", "q", server="s2", local_tail=2, sealed=False),
+    _loglet("Commit", "sequencer", "q", known_tail=2),
+    _loglet("Seal", "logserver", "s3", local_tail=0),
+    _loglet("Trim", "logserver", "s3", trim_point=2, local_tail=2),
+    _loglet("Seal", "logserver", "s1", local_tail=2),
+]
+# Only s1 holds the entries: a trim of s3 past them drops what is not committed.
+_TRIM_BAD = _TRIM_BASE + [_loglet("Trim", "logserver", "s3", trim_point=2, local_tail=2)]
+
+
+def test_loglet_trims_only_below_what_is_committed() -> None:
+    assert check_events("NativeLoglet", _TRIM_OK)["TrimHeld"] == 1
+    with pytest.raises(TraceViolation, match="above what a majority holds"):
+        check_events("NativeLoglet", _TRIM_BAD)
+
+
+def test_tlc_trims_only_below_what_is_committed() -> None:
+    """TraceNativeLoglet.tla maps a LogServer's Trim to TrimHeld (before, it had no action for
+    it and rejected every trace with a trim, which the Python checker accepted)."""
+    from delos_ref.tracecheck.tla import tlc_command, validate_with_tlc
+
+    try:
+        tlc_command()
+    except Exception:
+        pytest.skip("TLC is not available (TLA2TOOLS_JAR / TLA_COMMUNITY_JAR, or tlc on PATH)")
+    ok = validate_with_tlc("NativeLoglet", _TRIM_OK)
+    assert ok.accepted, ok.report
+    bad = validate_with_tlc("NativeLoglet", _TRIM_BAD)
+    assert not bad.accepted and bad.event is not None and bad.event["event"] == "Trim", bad.report
+
+
 # ------------------------------------------------------------- TLA+ trace specs
 
 

@@ -34,14 +34,15 @@ RepairDone against the servers' state.
 Two mappings are looser than the spec's actions, both sound: a ``Stored`` reply may carry
 any local tail the server acknowledged earlier (``seq_tails[s] < t <= acked_tail[s]``, a
 reply overtaken by later Stores), not only the latest; and a Store batch is several StoreAt
-steps at once. Reads are not modelled. Trims are not in the spec, but one changes what a
-server reports: "positions below the trim point count as held" (``logserver.py``), so a
-server that missed some positions of a sealed segment and is then trimmed past them (the
-migration to cold storage drops the whole segment, ``delos_ref/migrate.py``) reports a
-local tail it never stored. LogServer ``Trim`` -> :meth:`TrimHeld` (not a spec action): it
-is allowed only below what a majority holds (``CommittedOf(ltail)``) or the sequencer
-committed -- those positions are durable elsewhere -- and then the server counts as
-holding them, as it says.
+steps at once. Reads are not modelled. A trim changes what a server reports: "positions
+below the trim point count as held" (``logserver.py``), so a server that missed some
+positions of a sealed segment and is then trimmed past them (the migration to cold storage
+drops the whole segment, ``delos_ref/migrate.py``) reports a local tail it never stored.
+LogServer ``Trim`` -> :meth:`TrimHeld`, the spec's ``TrimHeld``: it is allowed only below
+what a majority holds (``CommittedOf(ltail)``) or the sequencer committed -- those
+positions are durable elsewhere -- and then the server counts as holding them, as it says.
+(The spec also tracks which entries a server really holds, to check that a trim drops only
+committed ones; the trace does not log entries, so this transcription checks the guard.)
 
 Invariants after every step: NoAckLost, AckedTailDurable, KnownTailBound,
 SealedTailCoversAcked (against every sealed check_tail result so far), RepairedOnMajority
@@ -203,8 +204,8 @@ class NativeLogletChecker(Checker):
         st.stored_tails.setdefault(s, set()).add(hi)
 
     def TrimHeld(self, e: dict[str, Any]) -> None:
-        """Not in the spec (see the module docstring): a trim below the majority's tail makes
-        the server count the trimmed positions as held."""
+        """The spec's TrimHeld (see the module docstring): a trim below the majority's tail
+        or the sequencer's committed tail makes the server count the trimmed positions as held."""
         st, s = self.lg(e), e["node"]
         t, local = int(e["trim_point"]), int(e["local_tail"])
         self.server_up(st, s)

@@ -451,6 +451,11 @@ class VirtualLog:
         user's bytes as given to ``append`` (its envelope, ``entry.py``, taken off)."""
         return [(pos, decode_entry(stored)[1]) for pos, stored in await self._read_raw(lo, hi)]
 
+    async def read_stored(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        """:meth:`read_next` with each entry as stored (in its envelope): what a copy of the
+        log must hold, e.g. a point-in-time restore (``delos_ref/migrate.py``)."""
+        return await self._read_raw(lo, hi)
+
     async def _read_raw(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """:meth:`read_next` with each entry as stored (in its envelope)."""
         check_range(lo, hi)
