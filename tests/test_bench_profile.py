@@ -1,0 +1,54 @@
+"""``bench kv --profile DIR`` (issue 23): every process of the run -- the client and each node --
+writes its own profile of every measured case. Speed is not checked here (benchmarks measure it)."""
+
+from __future__ import annotations
+
+import json
+import pstats
+
+import pytest
+
+from delos_ref import profiling
+from tests.cluster_fixture import cli
+
+pytestmark = pytest.mark.cluster
+
+CASES = ("put-1", "put-64", "get_linearizable-1", "get_linearizable-64", "get_stale-1", "get_stale-64", "ping_rpc-1", "log_append-1", "log_append-64")
+
+
+def test_bench_kv_profile_writes_one_profile_per_process_and_case(tmp_path):
+    out = tmp_path / "prof"
+    result = cli("bench", "kv", "--seconds", "0.2", "--profile", str(out), "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["profile"] == str(out.resolve())
+    for case in CASES:
+        for process in ("client", "n1", "n2", "n3"):
+            stats = pstats.Stats(str(out / case / f"{process}.prof"))
+            assert stats.total_calls > 0, f"{case}/{process}: an empty profile"
+            text = (out / case / f"{process}.txt").read_text()
+            assert f"# {process}, case {case}" in text and "by cumulative" in text and "by tottime" in text
+    # Each node profiled only what the benchmark measured: its put cases saw the replica.
+    assert "replica" in (out / "put-1" / "n1.txt").read_text()
+
+
+def test_profile_is_only_for_bench_kv():
+    result = cli("bench", "append", "--profile", "/tmp/never-written")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --profile is for bench kv (not append)"
+
+
+def test_a_process_profile_names_its_case_and_writes_both_files(tmp_path):
+    (tmp_path / profiling.CASE_FILE).write_text("put-64\n")
+    profile = profiling.ProcessProfile(tmp_path, "n2")
+    profile.start(profiling.case_name(tmp_path))
+    sum(range(1000))
+    path = profile.stop()
+    assert path == tmp_path / "put-64" / "n2.prof"
+    assert pstats.Stats(str(path)).total_calls > 0
+    assert (tmp_path / "put-64" / "n2.txt").read_text().startswith("# n2, case put-64\n")
+
+
+def test_a_case_name_that_is_not_a_plain_name_is_not_used_as_a_path(tmp_path):
+    assert profiling.case_name(tmp_path) == "unnamed"  # no case file
+    (tmp_path / profiling.CASE_FILE).write_text("../elsewhere")
+    assert profiling.case_name(tmp_path) == "unnamed"
