@@ -18,8 +18,11 @@ Each process writes, for a case named C, ``DIR/C/<process>.prof`` (``python -m p
 snakeviz...) and ``DIR/C/<process>.txt``: the top :data:`TOP` functions by cumulative time
 and by own time (``tottime``). The process of the benchmark itself is ``client``.
 
-Profiling costs CPU (cProfile roughly doubles the time of call-heavy code): the numbers of a
-profiled run are not benchmark figures, only the shares within each profile are.
+The profiles count CPU time (``time.process_time``: user + system, as the benchmark's CPU
+columns do), not wall time: a process waiting for the disk or the network is not charged for
+the wait, and an fsync costs what the kernel spends on it for this process. Profiling costs
+CPU (cProfile roughly doubles the time of call-heavy code): the numbers of a profiled run are
+not benchmark figures, only the shares within each profile are.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class ProcessProfile:
     def start(self, case: str) -> None:
         assert self._profiler is None, "ProcessProfile: start after start without stop"
         self._case = case
-        self._profiler = cProfile.Profile()
+        self._profiler = cProfile.Profile(time.process_time)  # CPU, not wall time (see above)
         self._profiler.enable()
 
     def stop(self) -> Path:
