@@ -217,7 +217,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port)))
             except OSError as e:
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
-            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace)
+            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
             host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
