@@ -1,5 +1,6 @@
 """``bench kv --profile DIR`` (issue 23): every process of the run -- the client and each node --
-writes its own profile of every measured case. Speed is not checked here (benchmarks measure it)."""
+writes its own profile of every measured case; and ``bench kv`` ends in one line when its
+baseline loglet is sealed under it. Speed is not checked here (benchmarks measure it)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,18 @@ def test_a_case_name_that_is_not_a_plain_name_is_not_used_as_a_path(tmp_path):
     assert profiling.case_name(tmp_path) == "unnamed"  # no case file
     (tmp_path / profiling.CASE_FILE).write_text("../elsewhere")
     assert profiling.case_name(tmp_path) == "unnamed"
+
+
+async def test_a_sealed_baseline_loglet_ends_bench_kv_with_one_line():
+    """Under load the nodes may move the chain off L0 while ``bench kv`` appends to it
+    directly (its log_append baseline): a BenchError (one line, exit 1), not a traceback."""
+    from delos_ref.bench import BenchError, Meter
+    from delos_ref.bench.kv import _log_append_rows
+    from delos_ref.loglet.api import SealedError
+
+    class SealedLoglet:
+        async def append(self, entry):
+            raise SealedError("L0 is sealed")
+
+    with pytest.raises(BenchError, match=r"^bench kv: the log_append baseline failed, the nodes reconfigured away from L0 during the run \(L0 is sealed\)"):
+        await _log_append_rows(SealedLoglet(), 0.05, Meter(None, cases=2, seconds=0.05, warmup_s=0.3))

@@ -54,7 +54,7 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import Meter, Placement, check_options, cpu_seconds, local_cluster, machine
+from delos_ref.bench import BenchError, Meter, Placement, check_options, cpu_seconds, local_cluster, machine
 from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
@@ -95,22 +95,48 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter, pro
                 results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter, cpu=cpu, profile=profiler))
         loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=2))
 
-        async def append() -> int:
-            await loglet.append(VALUE.encode())
-            return 1
-
         async def ping_n1() -> int:
             await client.endpoint.call(ids[0], Ping(False), timeout_s=1.0, retry=RESEND)
             return 1
 
         baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter, profile=profiler)]
-        baseline += [await _loop("log_append", append, k, k, seconds, meter, profile=profiler) for k in CLIENTS]
+        baseline += await _log_append_rows(loglet, seconds, meter, profiler)
         stats: dict[str, Any] = {}
         for n in ids:
             pong = await ping(client, n, timeout_s=2.0, want_stats=True)
             if pong is not None:
                 stats[n] = pong.info.get("roles", {}).get("replica", {})
         return results, baseline, stats
+
+
+async def _log_append_rows(loglet: Any, seconds: float, meter: Meter, profiler: Any = None) -> list[dict]:
+    """The ``log_append`` baseline rows. L0 is appended to directly, under the VirtualLog's
+    feet: if the nodes moved the chain off it meanwhile (a node suspected on a loaded
+    machine), it is sealed, and the run ends with one line saying so."""
+    from delos_ref.loglet.api import LogletError
+
+    async def append() -> int:
+        await loglet.append(VALUE.encode())
+        return 1
+
+    try:
+        return [await _loop("log_append", append, k, k, seconds, meter, profile=profiler) for k in CLIENTS]
+    except BaseExceptionGroup as group:
+        first = _first(group, LogletError)
+        if first is None:
+            raise
+        raise BenchError(f"bench kv: the log_append baseline failed, the nodes reconfigured away from L0 during the run ({first}); run it again on a less loaded machine") from None
+
+
+def _first(group: BaseException, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` inside ``group`` (nested exception groups included)."""
+    if isinstance(group, kind):
+        return group
+    for e in getattr(group, "exceptions", ()):
+        found = _first(e, kind)
+        if found is not None:
+            return found
+    return None
 
 
 def _worker(op: Callable, pool: Any, rng: random.Random) -> Callable:
