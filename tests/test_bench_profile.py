@@ -68,3 +68,11 @@ async def test_a_sealed_baseline_loglet_ends_bench_kv_with_one_line():
 
     with pytest.raises(BenchError, match=r"^bench kv: the log_append baseline failed, the nodes reconfigured away from L0 during the run \(L0 is sealed\)"):
         await _log_append_rows(SealedLoglet(), 0.05, Meter(None, cases=2, seconds=0.05, warmup_s=0.3))
+
+
+def test_a_profile_directory_that_cannot_be_made_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("bench", "kv", "--seconds", "0.2", "--profile", str(blocker / "prof"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --profile {blocker / 'prof'}: cannot create that directory: Not a directory"

@@ -54,7 +54,7 @@ from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import BenchError, Meter, Placement, check_options, cpu_seconds, local_cluster, machine
+from delos_ref.bench import BadBenchArgument, BenchError, Meter, Placement, check_options, cpu_seconds, local_cluster, machine
 from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
@@ -169,6 +169,11 @@ async def run(*, transport: str, seconds: float, progress: Callable[[float], Non
     from delos_ref.profiling import ENV_VAR, env_for
 
     check_options("kv", transport, seconds, TRANSPORTS)
+    if profile is not None:
+        try:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadBenchArgument(f"--profile {profile}: cannot create that directory: {e.strerror or e}") from None
     meter = Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds, warmup_s=WARMUP_S)
     env = env_for(profile) if profile is not None else None
     with local_cluster("kv", transport, NODES, placement=placement, env=env) as cfg:
