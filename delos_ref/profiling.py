@@ -15,8 +15,10 @@ How the processes agree on when to profile:
   ``SIGUSR2`` and waits until every node has written its profile.
 
 Each process writes, for a case named C, ``DIR/C/<process>.prof`` (``python -m pstats``,
-snakeviz...) and ``DIR/C/<process>.txt``: the top :data:`TOP` functions by cumulative time
-and by own time (``tottime``). The process of the benchmark itself is ``client``.
+snakeviz...) and ``DIR/C/<process>.txt``: the CPU summed by layer (:data:`LAYERS`: trio, the
+codec, the transport, LMDB, the database, the loglets...), then the top :data:`TOP` functions
+by cumulative time and by own time (``tottime``). The process of the benchmark itself is
+``client``.
 
 The profiles count CPU time (``time.process_time``: user + system, as the benchmark's CPU
 columns do), not wall time: a process waiting for the disk or the network is not charged for
@@ -76,10 +78,40 @@ class ProcessProfile:
         return prof
 
 
+#: The layers a profile's own time is summed into, each with what names its functions (a
+#: path fragment of their file, or a fragment of a built-in's name), first match wins.
+LAYERS = (
+    ("trio (scheduler, tasks, cancel scopes, channels)", ("/trio/", "/outcome/", "contextlib", "_contextvars", "'send' of 'generator'")),
+    ("codec (cbor2, HMAC)", ("transports/codec", "cbor2", "HMAC", "_hashlib", "/hmac.py")),
+    ("transport (TCP/UDP, syscalls, epoll)", ("transports/", "_socket", "select.epoll")),
+    ("LMDB (fsync included)", ("delos_ref/storage", "'Environment'", "'Transaction'", "'Cursor'")),
+    ("database (replica, table, batching, client)", ("delos_ref/db/",)),
+    ("loglets (sequencer, LogServer, clients)", ("delos_ref/loglet/",)),
+    ("VirtualLog", ("delos_ref/virtuallog/",)),
+    ("Paxos", ("paxos/",)),
+    ("runtime and RPC", ("delos_ref/runtime", "delos_ref/rpc", "delos_ref/effects")),
+)
+
+
+def by_layer(stats: pstats.Stats) -> dict[str, float]:
+    """Own (``tottime``) CPU seconds summed per layer of :data:`LAYERS`; the rest is
+    ``other`` (Python built-ins called from everywhere, the benchmark's loop...)."""
+    out: dict[str, float] = {}
+    for (path, _line, name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{path} {name}"
+        layer = next((label for label, marks in LAYERS if any(m in where for m in marks)), "other")
+        out[layer] = out.get(layer, 0.0) + own
+    return out
+
+
 def summary(profiler: cProfile.Profile, title: str) -> str:
-    """The top :data:`TOP` functions by cumulative time, then by own time."""
+    """The CPU per layer, then the top :data:`TOP` functions by cumulative and by own time."""
     text = io.StringIO()
-    text.write(f"# {title}\n")
+    text.write(f"# {title}\n\n## by layer (own CPU time)\n")
+    layers = by_layer(pstats.Stats(profiler))
+    total = sum(layers.values()) or 1.0
+    for label, seconds in sorted(layers.items(), key=lambda kv: -kv[1]):
+        text.write(f"{seconds / total * 100:5.1f}%  {seconds:8.3f} s  {label}\n")
     for order in ("cumulative", "tottime"):
         text.write(f"\n## top {TOP} by {order}\n")
         pstats.Stats(profiler, stream=text).sort_stats(order).print_stats(TOP)

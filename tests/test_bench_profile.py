@@ -76,3 +76,25 @@ def test_a_profile_directory_that_cannot_be_made_is_a_one_line_error(tmp_path):
     result = cli("bench", "kv", "--seconds", "0.2", "--profile", str(blocker / "prof"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: --profile {blocker / 'prof'}: cannot create that directory: Not a directory"
+
+
+def test_the_summary_sums_the_cpu_by_layer():
+    import cProfile
+
+    from delos_ref.sim.workload_rpc import Echo
+    from transports.codec import KIND_REQUEST, Envelope, FrameCodec
+
+    codec = FrameCodec(secret=b"k" * 32)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(200):
+        codec.encode(Envelope("a", "b", KIND_REQUEST, i + 1, Echo(i, False)))
+        sorted(range(100))
+    profiler.disable()
+    layers = profiling.by_layer(pstats.Stats(profiler))
+    assert set(layers) <= {label for label, _ in profiling.LAYERS} | {"other"}
+    assert layers["codec (cbor2, HMAC)"] > 0  # encoding frames
+    assert layers["other"] > 0  # sorted() is a built-in of no layer
+    text = profiling.summary(profiler, "test")
+    assert text.index("## by layer") < text.index("## top 30 by cumulative") < text.index("## top 30 by tottime")
+    assert "codec (cbor2, HMAC)" in text.split("## top")[0]
