@@ -720,6 +720,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="bench paper: every experiment short (all 7 in about 3-5 minutes)."),
     only: Optional[str] = typer.Option(None, "--only", help="bench paper: the experiments to run, e.g. 1,5,7 (default: all 7)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="bench paper: where report.md, results.json and the figures go (required); bench compare: where its plot goes (default ./bench-compare)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="bench kv: profile every process (client and nodes) while each case is measured, into DIR/<case>-<clients>/<process>.prof and .txt (top 30). Slows the run: its figures are not the benchmark's."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure speed: p50/p99 and throughput next to a baseline measured in the same run.
@@ -740,6 +741,8 @@ def bench(
         run = get_bench(name)
         if seconds <= 0:
             raise BadBenchArgument("--seconds must be positive")
+        if profile is not None and name != "kv":
+            raise BadBenchArgument(f"--profile is for bench kv (not {name})")
         if base_port is not None:
             try:
                 cluster.check_base_port(base_port, 1)
@@ -748,7 +751,7 @@ def bench(
     except BadBenchArgument as e:
         raise fail(str(e), 2)
     placement = Placement(bench_dir, base_port)
-    options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {})}
+    options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {}), **({"profile": profile} if profile is not None else {})}
     result = bench_paper.run_bench(lambda progress: run(progress=progress, **options), f"bench {name}", as_json)
     if as_json:
         print_json(result)
@@ -766,6 +769,8 @@ def _print_bench(result: dict[str, Any]) -> None:
             cpu = r.get("cpu_us_per_op", {}).get("total")  # every process of the run, per operation
             table.add_row(label, r["case"], str(r["outstanding"]), f"{r['p50_us']:.1f}" if r["p50_us"] is not None else "-", f"{r['p99_us']:.1f}" if r["p99_us"] is not None else "-", f"{r['ops_per_s']:.0f}", "-" if cpu is None else f"{cpu:.0f}")
     out.print(table)
+    if result.get("profile"):
+        out.print(f"profiles (one per process and case): {result['profile']}/<case>-<clients>/<process>.prof and .txt", markup=False, highlight=False)
 
 
 from cli.viz import register as _register_viz  # noqa: E402 - chart and explore

@@ -217,7 +217,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port)))
             except OSError as e:
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
-            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace)
+            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
             host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
@@ -229,6 +229,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node.run)
                     nursery.start_soon(_flush_every, rejected, rejected.window_s)
+                    _profile_if_asked(nursery, spec.id)
                     log.info("serving: roles %s; services %s", ", ".join(sorted(node.roles)), ", ".join(sorted(node.services)) or "none")
                     task_status.started(node)
                     async for signum in signals:
@@ -241,6 +242,17 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
         trace.emit(spec.id, "node", "Stop")
         trace.close()
     return "cancelled"
+
+
+def _profile_if_asked(nursery: trio.Nursery, node_id: str) -> None:
+    """With ``DELOS_PROFILE_DIR`` set (``bench kv --profile``), profile this node while the
+    benchmark measures a case: ``SIGUSR1`` starts, ``SIGUSR2`` writes (``delos_ref/profiling.py``)."""
+    from delos_ref import profiling
+
+    directory = os.environ.get(profiling.ENV_VAR)
+    if directory:
+        log.info("profiling on signal into %s", directory)
+        nursery.start_soon(profiling.serve_signals, directory, node_id)
 
 
 async def _flush_every(rejected: logs.RejectedFrames, period_s: float) -> None:

@@ -23,6 +23,16 @@ and are dropped (counted). Every wait is bounded by the call's deadline.
 Incoming requests and one-way messages are routed to roles by message type (see
 :class:`Router`); the router answers a request for a type nobody serves with a definite
 ``unknown_message`` error.
+
+Roles on the same node (a node process hosts a sequencer, a LogServer, an acceptor and a
+database replica side by side) need no wire between them: with :attr:`RpcEndpoint.local` set
+(``Node(..., in_process=True)``, as a node process does), an envelope addressed to this node
+is handed straight to the router's :meth:`Router.deliver_nowait` -- no encoding, no transport
+inbox, no pass through the router's task. It is a plain function call into the role's bounded
+inbox; when that inbox is full (or nobody here serves the message without waiting), the
+envelope takes the transport's own path to itself as before, so a full inbox never blocks
+the sender (two roles on one node sending to each other could otherwise wait on each other
+forever). The simulator keeps ``local`` unset: every message there is a network event.
 """
 
 from __future__ import annotations
@@ -168,7 +178,10 @@ class RpcEndpoint:
         # reuse the ids of its previous incarnation (stale replies would match new calls).
         self._next_rid = rng.getrandbits(48) + 1
         self._pending: dict[int, _Call] = {}
-        self.stats = {"calls": 0, "replies": 0, "errors": 0, "timeouts": 0, "resends": 0, "stray_replies": 0}
+        #: In-process delivery to this node's own roles (see the module docstring): takes an
+        #: envelope addressed to this node, True if it was delivered. None: the transport.
+        self.local: Callable[[Envelope], bool] | None = None
+        self.stats = {"calls": 0, "replies": 0, "errors": 0, "timeouts": 0, "resends": 0, "stray_replies": 0, "local": 0}
 
     def peek_next_rid(self) -> int:
         """The id the next :meth:`call` will use (for checkers correlating with the net trace)."""
@@ -198,7 +211,7 @@ class RpcEndpoint:
                 # with max_sends 1, written inline to spare a coroutine on every call.
                 if retry.max_sends == 1:
                     try:
-                        await self.transport.send(env)
+                        await self._send(env)
                     except (Unreachable, MessageTooLarge) as e:
                         raise _not_sent(env, e) from e
                     sends = 1
@@ -223,7 +236,7 @@ class RpcEndpoint:
         sends = 0
         while True:
             try:
-                await self.transport.send(env)
+                await self._send(env)
             except (Unreachable, MessageTooLarge) as e:
                 if sends == 0:
                     raise _not_sent(env, e) from e
@@ -242,13 +255,20 @@ class RpcEndpoint:
 
     async def cast(self, dst: str, msg: Any) -> None:
         """A one-way message: no reply, no delivery guarantee."""
-        await self.transport.send(Envelope(self.node_id, dst, KIND_ONEWAY, 0, msg))
+        await self._send(Envelope(self.node_id, dst, KIND_ONEWAY, 0, msg))
 
     async def reply(self, to: str, rid: int, msg: Any) -> None:
-        await self.transport.send(Envelope(self.node_id, to, KIND_REPLY, rid, msg))
+        await self._send(Envelope(self.node_id, to, KIND_REPLY, rid, msg))
 
     async def fail(self, to: str, rid: int, code: str, detail: str = "") -> None:
-        await self.transport.send(Envelope(self.node_id, to, KIND_ERROR, rid, ErrorReply(code, detail)))
+        await self._send(Envelope(self.node_id, to, KIND_ERROR, rid, ErrorReply(code, detail)))
+
+    async def _send(self, env: Envelope) -> None:
+        """To a role on this node in-process if :attr:`local` takes it, else by the transport."""
+        if env.dst == self.node_id and self.local is not None and self.local(env):
+            self.stats["local"] += 1
+            return
+        await self.transport.send(env)
 
     def deliver_reply(self, env: Envelope) -> None:
         """Complete the pending call that ``env`` answers; drop strays and duplicates."""
@@ -288,14 +308,38 @@ class Router:
         self.transport = transport
         self.endpoint = endpoint
         self._handlers: dict[type, Handler] = {}
+        self._nowait: dict[type, Callable[[Envelope], None]] = {}
         self.stats = {"routed": 0, "unknown": 0}
 
-    def register(self, cls: type, handler: Handler) -> None:
+    def register(self, cls: type, handler: Handler, nowait: Callable[[Envelope], None] | None = None) -> None:
+        """``handler`` takes every ``cls`` from the transport. ``nowait``, if given, is the
+        same handler without waiting (it raises ``trio.WouldBlock`` instead), for envelopes
+        from this node's own roles (:meth:`deliver_nowait`)."""
         assert cls not in self._handlers, f"Router: {cls.__name__} already has a handler"
         self._handlers[cls] = handler
+        if nowait is not None:
+            self._nowait[cls] = nowait
 
     def unregister(self, cls: type) -> None:
         self._handlers.pop(cls, None)
+        self._nowait.pop(cls, None)
+
+    def deliver_nowait(self, env: Envelope) -> bool:
+        """Route an envelope from this node to this node without waiting: replies to the
+        endpoint, the rest to a ``nowait`` handler. False if that cannot be done now (no such
+        handler, or its inbox is full): the caller sends it by the transport instead."""
+        if env.kind in (KIND_REPLY, KIND_ERROR):
+            self.endpoint.deliver_reply(env)
+            return True
+        handler = self._nowait.get(type(env.payload))
+        if handler is None:
+            return False
+        try:
+            handler(env)
+        except trio.WouldBlock:
+            return False
+        self.stats["routed"] += 1
+        return True
 
     async def run(self) -> None:
         """Route until the transport closes (then return: the node is shutting down)."""

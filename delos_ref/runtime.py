@@ -156,6 +156,10 @@ class RoleRunner:
         """Router handler: enqueue (waits when the inbox is full: backpressure)."""
         await self._send_inbox.send(Incoming(env.src, env.rid, env.payload))
 
+    def on_envelope_nowait(self, env: Envelope) -> None:
+        """Router handler for this node's own roles: enqueue, or trio.WouldBlock if full."""
+        self._send_inbox.send_nowait(Incoming(env.src, env.rid, env.payload))
+
     def submit_nowait(self, item: Any) -> None:
         """Local input (e.g. from a client task on the same node); raises trio.WouldBlock if full."""
         self._send_inbox.send_nowait(item)
@@ -253,9 +257,13 @@ class RoleRunner:
 
 
 class Node:
-    """One transport address hosting roles, an RPC endpoint and a trace sink."""
+    """One transport address hosting roles, an RPC endpoint and a trace sink.
 
-    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None) -> None:
+    ``in_process``: messages between roles of this node are handed over in-process, never
+    encoded (``delos_ref/rpc.py``, "Roles on the same node"). A node process sets it; the
+    simulator does not, so every message there stays a network event it can delay or drop."""
+
+    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None, in_process: bool = False) -> None:
         assert transport.node_id == node_id, "Node: transport belongs to another node"
         self.node_id = node_id
         self.transport = transport
@@ -263,6 +271,8 @@ class Node:
         self.trace = trace if trace is not None else NullSink()
         self.endpoint = RpcEndpoint(transport, self.rng("rpc"))
         self.router = Router(transport, self.endpoint)
+        if in_process:
+            self.endpoint.local = self.router.deliver_nowait
         self.roles: dict[str, RoleRunner] = {}
         self.services: dict[str, Callable[[], Any]] = {}
         self._service_stats: dict[str, Callable[[], dict[str, Any]]] = {}
@@ -275,7 +285,7 @@ class Node:
         assert name not in self.roles, f"Node {self.node_id}: role {name} already added"
         runner = RoleRunner(self, name, core, storage, **kw)
         for cls in core.handles:
-            self.router.register(cls, runner.on_envelope)
+            self.router.register(cls, runner.on_envelope, runner.on_envelope_nowait)
         self.roles[name] = runner
         if self._nursery is not None:  # the node is running: start the role now
             self._nursery.start_soon(runner.run)

@@ -236,3 +236,42 @@ async def test_rpc_resends_later_on_a_reliable_transport(autojump_clock, reliabl
         assert len(transport.sent_at) >= 2 and min(gaps) >= 0.4
     else:  # the lossy schedule: 20 ms, then doubling up to 250 ms
         assert gaps[0] <= 0.025 and max(gaps) <= 0.3 and len(transport.sent_at) >= 8
+
+
+# ------------------------------------------------- roles on the same node (issue 23)
+
+
+async def test_a_call_to_a_role_on_the_same_node_is_handed_over_in_process(autojump_clock):
+    from delos_ref.rpc import RemoteError
+    from delos_ref.sim.workload_rpc import EchoCore, EchoReply
+
+    log = []
+    node = Node("n", RecordingTransport("n", log), in_process=True)
+    node.add_role("echo", EchoCore("n"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        assert await node.endpoint.call("n", Echo(7, False), timeout_s=1.0) == EchoReply(7, "n")
+        with pytest.raises(RemoteError):
+            await node.endpoint.call("n", Echo(8, True), timeout_s=1.0)
+        assert log == [], "neither the requests nor the replies went through the transport"
+        assert node.endpoint.stats["local"] == 4  # two requests, a reply and a refusal
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_full_inbox_sends_by_the_transport_instead_of_blocking_the_sender(autojump_clock):
+    log = []
+    node = Node("n", RecordingTransport("n", log), in_process=True)
+    node.add_role("echo", FlushAfterInputs(), inbox_size=1)  # not running: its inbox fills up
+    await node.endpoint.cast("n", Echo(1, False))
+    assert log == [], "the first fits in the inbox"
+    with trio.fail_after(1.0):
+        await node.endpoint.cast("n", Echo(2, False))
+    assert log == [("send", "n")], "the second, with the inbox full, left by the transport"
+
+
+async def test_without_in_process_a_message_to_the_same_node_uses_the_transport(autojump_clock):
+    log = []
+    node = Node("n", RecordingTransport("n", log))  # the simulator's nodes: every message is a network event
+    node.add_role("echo", FlushAfterInputs())
+    await node.endpoint.cast("n", Echo(1, False))
+    assert log == [("send", "n")]

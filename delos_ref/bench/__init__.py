@@ -136,10 +136,12 @@ def check_options(bench: str, transport: str, seconds: float, transports: tuple[
 
 
 @contextlib.contextmanager
-def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...] = (), placement: Placement = Placement()) -> Iterator[Any]:
+def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...] = (), placement: Placement = Placement(),
+                  env: dict[str, str] | None = None) -> Iterator[Any]:
     """A ``delos-ref up --detach`` cluster of ``nodes`` where ``placement`` says, for one
     benchmark; always stopped (``down``, then SIGKILL of any survivor), and a temporary
-    directory removed, whatever happens -- errors and Ctrl-C included. Yields its config."""
+    directory removed, whatever happens -- errors and Ctrl-C included. Yields its config.
+    ``env``: the environment of ``up`` and so of its nodes (default: this process's)."""
     import trio
 
     from delos_ref import cluster
@@ -150,7 +152,7 @@ def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...]
     try:
         base = _base_port(bench, transport, nodes, placement.base_port)
         args = ["up", "--detach", "--fresh", "--dir", str(directory), "--nodes", str(nodes), "--transport", transport, "--base-port", str(base), *extra]
-        up = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=90)
+        up = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=90, env=env)
         if up.returncode != 0:
             raise BenchError(f"bench {bench}: `delos-ref up` failed: {up.stderr.strip().removeprefix('error: ')}")
         yield cluster.load(directory)

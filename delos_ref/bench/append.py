@@ -100,11 +100,13 @@ MAX_BENCH_STRIPES = 4
 
 
 async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstanding: int, seconds: float, meter: Meter,
-                cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+                cpu: Callable[[], dict[str, float]] | None = None, profile: Any = None) -> dict[str, Any]:
     """``tasks`` tasks run ``op`` (returning how many entries it did) back to back: a warm-up,
     then ``seconds`` measured; operations still in flight at the end are not counted. With
     ``cpu`` (cumulative CPU seconds per process, see ``cpu_seconds``), the row also has
-    ``cpu_us_per_op``: what each process spent per counted operation in the measured part."""
+    ``cpu_us_per_op``: what each process spent per counted operation in the measured part.
+    With ``profile`` (a :class:`~delos_ref.profiling.ClusterProfiler`), every process is
+    profiled during the measured part, as case ``<case>-<outstanding>``."""
     latencies: list[float] = []
     counted = [0]
     phase = {"measure": False, "stop": False}
@@ -123,12 +125,16 @@ async def _loop(case: str, op: Callable[[], Awaitable[int]], tasks: int, outstan
         await trio.sleep(WARMUP_S)
         meter.add(WARMUP_S)
         phase["measure"] = True
+        if profile is not None:
+            profile.start(f"{case}-{outstanding}")
         cpu_before = cpu() if cpu else {}
         start = time.perf_counter()
         await trio.sleep(seconds)
         phase["stop"] = True
         elapsed = time.perf_counter() - start
         cpu_after = cpu() if cpu else {}
+        if profile is not None:
+            await profile.stop()
     meter.add(seconds)
     result = row(case, outstanding, latencies, counted[0], elapsed)
     if cpu:

@@ -34,6 +34,14 @@ How to read the numbers
     second of wall time). On a machine with c cores, ``c / total`` bounds the throughput that
     this much work per operation allows.
 
+Profiles (``--profile DIR``)
+    Every process -- the client and each node -- profiles itself (cProfile) while each case
+    is measured, into ``DIR/<case>-<outstanding>/<process>.prof`` with a text summary
+    ``<process>.txt`` beside it (top 30 functions by cumulative and by own time); see
+    ``delos_ref/profiling.py``. Profiling slows call-heavy code down about twofold: a
+    profiled run's throughput and CPU figures are not the benchmark's, only the shares inside
+    each profile are.
+
 The cluster is always stopped (``delos-ref down``) and its directory removed.
 """
 
@@ -41,11 +49,12 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 from typing import Any, Callable
 
 
 from delos_ref import cluster
-from delos_ref.bench import Meter, Placement, check_options, cpu_seconds, local_cluster, machine
+from delos_ref.bench import BadBenchArgument, BenchError, Meter, Placement, check_options, cpu_seconds, local_cluster, machine
 from delos_ref.bench.append import WARMUP_S, _loop
 
 TRANSPORTS = ("tcp", "udp")
@@ -55,11 +64,12 @@ KEYS = 10_000
 VALUE = "v" * 100
 
 
-async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> tuple[list[dict], list[dict], dict[str, Any]]:
+async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter, profile: Path | None = None) -> tuple[list[dict], list[dict], dict[str, Any]]:
     from delos_ref.db import ClientOptions, KvClient
     from delos_ref.loglet.native import NativeLoglet, NativeOptions, default_config
     from delos_ref.ping import Ping
     from delos_ref.process import open_client, ping
+    from delos_ref.profiling import ClusterProfiler
     from delos_ref.rpc import NO_RETRY, RESEND
 
     ids = [n.id for n in cfg.nodes]
@@ -67,6 +77,8 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> 
 
     def cpu() -> dict[str, float]:
         return cpu_seconds(pids)
+
+    profiler = ClusterProfiler(profile, pids) if profile is not None else None
 
     rng = random.Random(7)  # which keys: not a protocol choice, any fixed sequence will do
     options = ClientOptions(call_timeout_s=30.0, retry=RESEND if cfg.transport == "udp" else NO_RETRY)
@@ -80,25 +92,51 @@ async def _measure(cfg: cluster.ClusterConfig, seconds: float, meter: Meter) -> 
         for case, op in (("put", _put), ("get_linearizable", _get), ("get_stale", _get_stale)):
             for k in CLIENTS:
                 pool = itertools.cycle(tables[:k])  # each call takes the next client, round robin
-                results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter, cpu=cpu))
+                results.append(await _loop(case, _worker(op, pool, rng), k, k, seconds, meter, cpu=cpu, profile=profiler))
         loglet = NativeLoglet(client, default_config(cfg), options=NativeOptions(append_timeout_s=30.0, coalesce_requests=2))
-
-        async def append() -> int:
-            await loglet.append(VALUE.encode())
-            return 1
 
         async def ping_n1() -> int:
             await client.endpoint.call(ids[0], Ping(False), timeout_s=1.0, retry=RESEND)
             return 1
 
-        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter)]
-        baseline += [await _loop("log_append", append, k, k, seconds, meter) for k in CLIENTS]
+        baseline = [await _loop("ping_rpc", ping_n1, 1, 1, seconds, meter, profile=profiler)]
+        baseline += await _log_append_rows(loglet, seconds, meter, profiler)
         stats: dict[str, Any] = {}
         for n in ids:
             pong = await ping(client, n, timeout_s=2.0, want_stats=True)
             if pong is not None:
                 stats[n] = pong.info.get("roles", {}).get("replica", {})
         return results, baseline, stats
+
+
+async def _log_append_rows(loglet: Any, seconds: float, meter: Meter, profiler: Any = None) -> list[dict]:
+    """The ``log_append`` baseline rows. L0 is appended to directly, under the VirtualLog's
+    feet: if the nodes moved the chain off it meanwhile (a node suspected on a loaded
+    machine), it is sealed, and the run ends with one line saying so."""
+    from delos_ref.loglet.api import LogletError
+
+    async def append() -> int:
+        await loglet.append(VALUE.encode())
+        return 1
+
+    try:
+        return [await _loop("log_append", append, k, k, seconds, meter, profile=profiler) for k in CLIENTS]
+    except BaseExceptionGroup as group:
+        first = _first(group, LogletError)
+        if first is None:
+            raise
+        raise BenchError(f"bench kv: the log_append baseline failed, the nodes reconfigured away from L0 during the run ({first}); run it again on a less loaded machine") from None
+
+
+def _first(group: BaseException, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` inside ``group`` (nested exception groups included)."""
+    if isinstance(group, kind):
+        return group
+    for e in getattr(group, "exceptions", ()):
+        found = _first(e, kind)
+        if found is not None:
+            return found
+    return None
 
 
 def _worker(op: Callable, pool: Any, rng: random.Random) -> Callable:
@@ -124,12 +162,22 @@ async def _get_stale(table: Any, key: str) -> None:
     await table.get(key, stale=True)
 
 
-async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(), **_: object) -> dict[str, Any]:
-    """``delos-ref bench kv``: see the module docstring."""
+async def run(*, transport: str, seconds: float, progress: Callable[[float], None] | None = None, placement: Placement = Placement(),
+              profile: Path | None = None, **_: object) -> dict[str, Any]:
+    """``delos-ref bench kv``: see the module docstring. ``profile``: the directory of the
+    profiles of every process (None: no profiling)."""
+    from delos_ref.profiling import ENV_VAR, env_for
+
     check_options("kv", transport, seconds, TRANSPORTS)
+    if profile is not None:
+        try:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadBenchArgument(f"--profile {profile}: cannot create that directory: {e.strerror or e}") from None
     meter = Meter(progress, cases=3 * len(CLIENTS) + 1 + len(CLIENTS), seconds=seconds, warmup_s=WARMUP_S)
-    with local_cluster("kv", transport, NODES, placement=placement) as cfg:
-        results, baseline, stats = await _measure(cfg, seconds, meter)
+    env = env_for(profile) if profile is not None else None
+    with local_cluster("kv", transport, NODES, placement=placement, env=env) as cfg:
+        results, baseline, stats = await _measure(cfg, seconds, meter, Path(env[ENV_VAR]) if env else None)
     return {
         "bench": "kv",
         "machine": machine(),
@@ -145,4 +193,5 @@ async def run(*, transport: str, seconds: float, progress: Callable[[float], Non
             "Baseline in the same run: ping_rpc = one RPC round trip; log_append = NativeLoglet appends from the client, k outstanding."
         ),
         "stats": stats,
+        **({"profile": env[ENV_VAR]} if env else {}),
     }
