@@ -193,3 +193,32 @@ def test_a_linearizability_failure_points_at_the_operation_the_checker_could_not
     assert (event["role"], event["event"]) == ("client", "ok"), event
     stuck = found[0].what.split("Stuck:")[1].splitlines()[1].strip()
     assert stuck.startswith(f"{event['node']}: {event['f']}("), (stuck, event)  # the same operation
+
+
+@pytest.mark.parametrize("workload", ["loglet", "striped"])
+def test_the_loglet_workloads_clients_are_bars_one_column_per_append_loop(workload: str) -> None:
+    """Appends, check_tails and the seal are client bars; a1's two append loops (a1@0, a1@1)
+    run at once, so each has its own column of bars on a1's lane."""
+    from delos_ref.viz.chart import bar_columns
+
+    run = sources.simulated(workload, 3)
+    clients = [e for e in run.events if e["role"] == "client"]
+    processes = {e.get("process", e["node"]) for e in clients}
+    assert {"a1@0", "a1@1", "a2@0", "a2@1", "k1", "k2", "x1"} <= processes, processes
+    assert {e["node"] for e in clients} == {"a1", "a2", "k1", "k2", "x1"}  # lanes are nodes
+    assert {e["f"] for e in clients} == {"append", "check_tail", "seal"}
+    assert bar_columns(run.events)["a1@0"] != bar_columns(run.events)["a1@1"]
+    outcomes = [e["event"] for e in clients if e["event"] != "invoke"]
+    assert "ok" in outcomes and "fail" in outcomes  # appends after the seal fail
+    svg = render_svg(run.events, title=run.title)
+    for outcome in ("ok", "fail", "info"):
+        assert svg.count(f'class="bar-{outcome}"') == outcomes.count(outcome), outcome
+    state = state_at(fold(run.events), len(run.events) - 1)
+    assert state["history"]["x1 #1"].startswith("seal() -> ")
+    acked = [e for e in clients if e["event"] == "ok" and e["f"] == "append"]
+    first = acked[0]
+    shown = [text for key, text in state["history"].items() if key.startswith(first["process"] + " #")]
+    assert any(text.startswith("append(") and text.endswith(f"-> ok {first['value']}") for text in shown), shown
+    if workload == "striped":  # each acknowledged position is the one the loglet acknowledged
+        acks = {(e["node"], e["pos"]) for e in run.events if e.get("event") == "StripedAck"}
+        assert all((e["node"], e["value"]) in acks for e in acked)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from delos_ref.tracecheck.virtuallog import ChainDecodeError, decode_chain
-from delos_ref.viz.model import ballot, fault_label, kind_of, mark_restarts
+from delos_ref.viz.model import ballot, fault_label, kind_of, mark_restarts, process_of
 
 SECTIONS = ("nodes", "network", "acceptors", "logservers", "sequencers", "chains", "metastore", "history")
 Diff = list[list[Any]]
@@ -86,7 +86,7 @@ class Folder:
                 self._set(diff, "network", key, None)
 
     def _client(self, e: dict[str, Any], diff: Diff) -> None:
-        process = e["node"]
+        process = process_of(e)
         if e["event"] == "invoke":
             self.op_count[process] = self.op_count.get(process, 0) + 1
         key = f"{process} #{self.op_count.get(process, 0)}"
