@@ -220,6 +220,7 @@ def test_the_loglet_workloads_clients_are_bars_one_column_per_append_loop(worklo
     shown = [text for key, text in state["history"].items() if key.startswith(first["process"] + " #")]
     assert any(text.startswith("append(") and text.endswith(f"-> ok {first['value']}") for text in shown), shown
     if workload == "striped":  # each acknowledged position is the one the loglet acknowledged
+        assert "StripedAppend L1 pos " in svg and "StripedAck L1 pos " in svg  # key fields
         acks = {(e["node"], e["pos"]) for e in run.events if e.get("event") == "StripedAck"}
         assert all((e["node"], e["value"]) in acks for e in acked)
 

@@ -157,6 +157,16 @@ def key_fields(e: dict[str, Any]) -> str:
         return f"chain v{f.get('version')}" + (" won" if f.get("won") else " lost")
     if name == "Activate":
         return str(f.get("loglet"))
+    if name == "StripedAppend":  # logical position = stripe position * N + stripe
+        return f"{f.get('loglet')} pos {f.get('pos')} = {f.get('stripe_pos')}*{f.get('stripes')}+{f.get('stripe')}"
+    if name == "StripedFill":
+        return f"{f.get('loglet')} filler at stripe {f.get('stripe')} pos {f.get('stripe_pos')}"
+    if name == "StripedAck":
+        return f"{f.get('loglet')} pos {f.get('pos')}"
+    if name == "StripedCheckTail":
+        return f"{f.get('loglet')} tails {f.get('tails')} -> tail {f.get('tail')}" + (" sealed" if f.get("sealed") else "")
+    if name == "StripedSeal":
+        return f"{f.get('loglet')}" + (" (one stripe only: bug)" if f.get("partial") else "")
     skip = {"t", "node", "role", "event", "logservers", "register", "proposer", "client"}
     parts = [f"{k}={v}" for k, v in f.items() if k not in skip and isinstance(v, (int, float, str, bool)) and v is not None]
     return " ".join(parts[:3])[:60]
