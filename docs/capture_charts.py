@@ -14,6 +14,8 @@ Usage (Debian's chromium at /usr/bin/chromium, playwright installed by `make ins
   spec rejects;
 * ``explorer-log-3.png``: the log workload, seed 3 (no bug), stepped to its first
   reconfiguration (a supervisor's ``Reconfigured``);
+* ``explorer-striped-hole.png``: the striped workload, seed 0, bug ``striped_acks_over_hole``,
+  opened at the acknowledgement the StripedLoglet spec rejects (the STRIPED state);
 * with CLUSTER_DIR (a cluster run with ``up --trace`` through a ``kill -9`` of the sequencer's
   node and the restart, e.g. the one ``tests/test_trace_cluster.py`` drives):
   ``chart-cluster-kill.svg``, the events around the reconfiguration, and
@@ -63,6 +65,8 @@ def main(figures: Path, cluster_dir: Path | None) -> None:
     log = sources.simulated("log", 3)
     reconfigured = next(i for i, e in enumerate(log.events) if e.get("event") == "Reconfigured")
     screenshot(render_html(log.events, title=log.title, violations=log.violations, replay=log.replay), figures / "explorer-log-3.png", step=reconfigured)
+    hole = sources.simulated("striped", 0, bug="striped_acks_over_hole")
+    screenshot(render_html(hole.events, title=hole.title, violations=hole.violations, replay=hole.replay), figures / "explorer-striped-hole.png")
     if cluster_dir is not None:
         run, _ = sources.from_traces([cluster_dir])
         reconfigured = next(i for i, e in enumerate(run.events) if (e.get("role"), e.get("event")) == ("supervisor", "Reconfigured"))

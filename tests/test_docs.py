@@ -372,3 +372,30 @@ def test_shell_script_checks_expected_exit_codes(tmp_path):
     assert proc.returncode == 1 and "expected exit 1, got 0" in proc.stderr
     failing = Block(ROOT / "README.md", 1, "sh", "false\necho unreachable\n", "")
     assert run_block(failing, tmp_path).returncode != 0
+
+
+# ------------------------------------------------------------------ walkthroughs' charts
+
+FIGURES_SCRIPT = ROOT / "docs" / "walkthroughs" / "figures.py"
+
+
+def _figure_names() -> list[str]:
+    """The walkthroughs' charts that figures.py draws (read from its FIGURES, without running it)."""
+    tree = ast.parse(FIGURES_SCRIPT.read_text())
+    names = [call.args[0].value for call in ast.walk(tree) if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Figure" and call.args]
+    assert names, "no Figure(...) in docs/walkthroughs/figures.py"
+    return names
+
+
+@pytest.mark.parametrize("name", _figure_names())
+def test_each_walkthrough_shows_its_chart(name):
+    page = ROOT / "docs" / "walkthroughs" / f"{name}.md"
+    assert page.is_file(), f"figures.py draws a chart for {name}, but there is no {page.relative_to(ROOT)}"
+    assert f"](../figures/walkthrough-{name}.svg)" in page.read_text(), f"{page.relative_to(ROOT)} does not show walkthrough-{name}.svg"
+    assert (ROOT / "docs" / "figures" / f"walkthrough-{name}.svg").is_file()
+
+
+def test_the_walkthroughs_charts_are_what_their_runs_draw_now():
+    """figures.py --check redraws every chart from its run and compares it with the file."""
+    proc = subprocess.run([sys.executable, str(FIGURES_SCRIPT), str(ROOT / "docs" / "figures"), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr

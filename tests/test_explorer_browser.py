@@ -80,3 +80,29 @@ def test_the_explorer_opens_at_the_violation_and_steps(browser, tmp_path: Path) 
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), requests  # nothing fetched
     page.close()
+
+
+def test_the_explorer_shows_a_striped_loglets_stripes(browser, tmp_path: Path) -> None:
+    """The striped workload's striped_acks_over_hole bug: at the violation the page shows each
+    stripe's committed tail and the striped tail, below the position just acknowledged."""
+    run = sources.simulated("striped", 1, bug="striped_acks_over_hole")
+    at = run.first_violation
+    assert at is not None
+    path = tmp_path / "striped.html"
+    path.write_text(render_html(run.events, title=run.title, violations=run.violations, replay=run.replay))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(120_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    assert page.locator("#step").inner_text() == str(at)
+    assert "StripedAck" in page.locator("#event").inner_text()
+    striped = _state(page, "striped")
+    assert {"L1", "L1 stripe 0 (L1.0)", "L1 stripe 1 (L1.1)"} <= set(striped), striped
+    assert striped["L1"].endswith(f"acknowledged up to {run.events[at]['pos']} (ABOVE A HOLE)"), striped
+    assert all(v.startswith("committed tail ") for k, v in striped.items() if k != "L1")
+    page.fill("#jump", "0")
+    page.click("#go")
+    assert "ABOVE A HOLE" not in "".join(_state(page, "striped").values())
+    assert not errors, errors
+    page.close()

@@ -193,3 +193,63 @@ def test_a_linearizability_failure_points_at_the_operation_the_checker_could_not
     assert (event["role"], event["event"]) == ("client", "ok"), event
     stuck = found[0].what.split("Stuck:")[1].splitlines()[1].strip()
     assert stuck.startswith(f"{event['node']}: {event['f']}("), (stuck, event)  # the same operation
+
+
+@pytest.mark.parametrize("workload", ["loglet", "striped"])
+def test_the_loglet_workloads_clients_are_bars_one_column_per_append_loop(workload: str) -> None:
+    """Appends, check_tails and the seal are client bars; a1's two append loops (a1@0, a1@1)
+    run at once, so each has its own column of bars on a1's lane."""
+    from delos_ref.viz.chart import bar_columns
+
+    run = sources.simulated(workload, 3)
+    clients = [e for e in run.events if e["role"] == "client"]
+    processes = {e.get("process", e["node"]) for e in clients}
+    assert {"a1@0", "a1@1", "a2@0", "a2@1", "k1", "k2", "x1"} <= processes, processes
+    assert {e["node"] for e in clients} == {"a1", "a2", "k1", "k2", "x1"}  # lanes are nodes
+    assert {e["f"] for e in clients} == {"append", "check_tail", "seal"}
+    assert bar_columns(run.events)["a1@0"] != bar_columns(run.events)["a1@1"]
+    outcomes = [e["event"] for e in clients if e["event"] != "invoke"]
+    assert "ok" in outcomes and "fail" in outcomes  # appends after the seal fail
+    svg = render_svg(run.events, title=run.title)
+    for outcome in ("ok", "fail", "info"):
+        assert svg.count(f'class="bar-{outcome}"') == outcomes.count(outcome), outcome
+    state = state_at(fold(run.events), len(run.events) - 1)
+    assert state["history"]["x1 #1"].startswith("seal() -> ")
+    acked = [e for e in clients if e["event"] == "ok" and e["f"] == "append"]
+    first = acked[0]
+    shown = [text for key, text in state["history"].items() if key.startswith(first["process"] + " #")]
+    assert any(text.startswith("append(") and text.endswith(f"-> ok {first['value']}") for text in shown), shown
+    if workload == "striped":  # each acknowledged position is the one the loglet acknowledged
+        assert "StripedAppend L1 pos " in svg and "StripedAck L1 pos " in svg  # key fields
+        acks = {(e["node"], e["pos"]) for e in run.events if e.get("event") == "StripedAck"}
+        assert all((e["node"], e["value"]) in acks for e in acked)
+
+
+def test_the_explorer_shows_each_stripes_tail_and_seal_bits_and_the_striped_tail() -> None:
+    """A StripedLoglet's state: each stripe's committed tail and seal bits, and the striped
+    tail min_j(tail_j * N + j), sealed once every stripe is; at the end it is what the last
+    sealed check_tail returned."""
+    run = sources.simulated("striped", 3)
+    state = state_at(fold(run.events), len(run.events) - 1)["striped"]
+    n = next(e["stripes"] for e in run.events if e.get("event") == "StripedAck")
+    stripes = [state[f"L1 stripe {j} (L1.{j})"] for j in range(n)]
+    assert all(", SEALED (seal bits" in text for text in stripes), stripes
+    tails = [int(text.split()[2].rstrip(",")) for text in stripes]
+    last = [e for e in run.events if e.get("event") == "StripedCheckTail" and e["sealed"]][-1]
+    assert last["tails"] == tails and state["L1"].startswith(f"tail {last['tail']} = min(")
+    assert ", SEALED; acknowledged up to " in state["L1"] and "ABOVE A HOLE" not in state["L1"]
+    diffs = fold(run.events)
+    first_ack = next(i for i, e in enumerate(run.events) if e.get("event") == "StripedAck")
+    assert "acknowledged" not in state_at(diffs, first_ack - 1)["striped"]["L1"]
+    assert state_at(diffs, first_ack)["striped"]["L1"].endswith(f"acknowledged up to {run.events[first_ack]['pos']}")
+
+
+def test_an_acknowledgement_above_a_hole_shows_in_the_striped_state() -> None:
+    """Bug switch striped_acks_over_hole: at the StripedAck the spec rejects, the state shows
+    the acknowledged position at or above the striped tail."""
+    run = sources.simulated("striped", 1, bug="striped_acks_over_hole")
+    at = run.first_violation
+    assert at is not None and run.events[at]["event"] == "StripedAck", run.violations
+    shown = state_at(fold(run.events), at)["striped"]["L1"]
+    tail = int(shown.split()[1])
+    assert run.events[at]["pos"] >= tail and shown.endswith(f"acknowledged up to {run.events[at]['pos']} (ABOVE A HOLE)"), shown

@@ -28,6 +28,10 @@ Checks (docs/design.md §3.4 and §5), each a violation string when it fails:
 Bug switches (``--bug``), each caught by these checks: see
 :data:`~delos_ref.loglet.native.NATIVE_BUGS`.
 
+The clients' operations are also recorded as a history of invoke / ok / fail / info events
+(``History.calls``; a process per append loop, ``a1@0``), which charts draw as client bars
+(:mod:`delos_ref.viz.sources`); the checks above read the records, not this history.
+
 Also here, for tests: :func:`start_native` puts a NativeLoglet on a simulation, and
 :func:`native_sim_factory` is its factory for the loglet conformance suite.
 """
@@ -40,6 +44,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
+from delos_ref.checker import History as OpHistory
 from delos_ref.loglet import LogletUnavailable, SealedError
 from delos_ref.loglet.native import (
     CLIENT_BUGS,
@@ -155,10 +160,15 @@ class TailRecord:
 
 @dataclass
 class History:
+    """What the clients did and saw; ``calls`` is the same as invoke/ok/fail/info events,
+    for charts (an append that failed ``sealed`` did not happen: fail; ``unavailable`` may
+    have: info)."""
+
     appends: list[AppendRecord] = field(default_factory=list)
     tails: list[TailRecord] = field(default_factory=list)
     seals_returned: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    calls: OpHistory = field(default_factory=OpHistory)
 
 
 # ---------------------------------------------------------------------------- clients
@@ -172,13 +182,18 @@ async def _append_loop(h: SimNativeHarness, client: str, loop: int, hist: Histor
             continue  # left out by a schedule (sim --minimize)
         rec = AppendRecord(client, b"%s/%d/%d" % (client.encode(), loop, i), trio.current_time())
         hist.appends.append(rec)
+        process = f"{client}@{loop}"
+        hist.calls.invoke(process, "append", rec.entry)
         try:
             rec.pos = await loglet.append(rec.entry)
             rec.outcome = "ok"
+            hist.calls.ok(process, rec.pos)
         except SealedError:
             rec.outcome = "sealed"
+            hist.calls.fail(process)
         except LogletUnavailable:
             rec.outcome = "unavailable"
+            hist.calls.info(process)
         rec.end = trio.current_time()
         if rec.outcome == "sealed":
             return  # the loglet is done; the VirtualLog would move on
@@ -193,10 +208,13 @@ async def _checked_tail(h: Any, client: str, hist: History, hold: HoldCheck) -> 
     """One check_tail by ``client``, recorded; a sealed tail is checked at once by ``hold``
     (against durable storage: :func:`_check_majority_holds`, or the striped workload's)."""
     start = trio.current_time()
+    hist.calls.invoke(client, "check_tail")
     try:
         tail, sealed = await h.client(client).check_tail()
     except LogletUnavailable:
+        hist.calls.fail(client)  # a read: it changed nothing
         return None
+    hist.calls.ok(client, f"tail {tail}" + (", sealed" if sealed else ""))
     rec = TailRecord(client, start, trio.current_time(), tail, sealed)
     hist.tails.append(rec)
     if sealed:
@@ -225,10 +243,13 @@ async def _sealer(h: Any, hist: History, hold: HoldCheck = _check_majority_holds
     rng = h.sim.rng("sealer")
     await trio.sleep(rng.uniform(0.05, 0.6))
     for _ in range(50):
+        hist.calls.invoke(SEALER, "seal")
         try:
             await h.client(SEALER).seal()
         except LogletUnavailable:
+            hist.calls.info(SEALER)  # some LogServers may be sealed already
             continue
+        hist.calls.ok(SEALER)
         hist.seals_returned.append(trio.current_time())
         break
     for _ in range(5):

@@ -20,7 +20,9 @@ in a simulation, wall-clock time on a real cluster). How to read one: ``docs/cha
   a reader should follow (promise and accept, local tail, seal bit, chain version, known tail)
   is bold.
 * A client operation is a bar on the client's lane from invoke to return: green ok, red
-  failed, orange unknown (``info``), grey still running at the end.
+  failed, orange unknown (``info``), grey still running at the end. A client node that runs
+  several operations at once (the loglet workloads' append loops ``a1@0``, ``a1@1``) has a
+  column of bars per loop, side by side.
 * The event where a checker found a violation is marked red, with the checker's explanation;
   findings of checks over the whole run are listed at the bottom.
 
@@ -50,6 +52,7 @@ from delos_ref.viz.model import (
     kind_of,
     lanes_of,
     mark_restarts,
+    process_of,
     send_rows,
     touched,
     triggered,
@@ -99,6 +102,7 @@ class Layout:
     collapsed: list[str] = field(default_factory=list)
     width: float = 0.0
     height: float = 0.0
+    bar_columns: dict[str, int] = field(default_factory=dict)  # node -> client bar columns
 
     def y_at(self, index: int) -> float:
         """The y of event ``index``, or where it would be (between the visible rows around it)."""
@@ -196,7 +200,11 @@ def draw_chart(events: list[dict[str, Any]], *, title: str, violations: list[Vio
     _defs(d)
     _header(d, lay, title)
     _lanes(d, events, lay)
-    _client_bars(events, d, lay)
+    columns = bar_columns(events)
+    for e in events:
+        if kind_of(e) == "client":
+            lay.bar_columns[e["node"]] = max(lay.bar_columns.get(e["node"], 1), columns[process_of(e)] + 1)
+    _client_bars(events, d, lay, columns)
     starts = send_rows(events)
     dups = duplicates(events)
     t0 = float(events[0].get("t", 0.0)) if events else 0.0
@@ -262,30 +270,45 @@ def _down_span(d: draw.Drawing, lay: Layout, node: str, since: int, until: int |
         d.append(draw.Rectangle(lay.x[node] - 3, y0, 6, y1 - y0, fill="#ddd", stroke="#c0392b", stroke_dasharray="3,3", stroke_width=0.7))
 
 
-def _client_bars(events: list[dict[str, Any]], d: draw.Drawing, lay: Layout) -> None:
+BAR_W = 7  # a client bar's width; a node's second process's bars sit one width (+2) left
+
+
+def bar_columns(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Each client process's column on its node's lane: 0, 1, ... by first appearance."""
+    out: dict[str, int] = {}
+    per_node: dict[str, int] = {}
+    for e in events:
+        if kind_of(e) == "client" and process_of(e) not in out:
+            out[process_of(e)] = per_node.get(e["node"], 0)
+            per_node[e["node"]] = out[process_of(e)] + 1
+    return out
+
+
+def _client_bars(events: list[dict[str, Any]], d: draw.Drawing, lay: Layout, columns: dict[str, int]) -> None:
     """A bar from each operation's invoke to its completion, coloured by outcome."""
     pending: dict[str, int] = {}
     for i, e in enumerate(events):
         if kind_of(e) != "client":
             continue
-        process = e["node"]
+        process = process_of(e)
         if e["event"] == "invoke":
             pending[process] = i
         elif process in pending:
-            _bar(d, lay, process, pending.pop(process), i, e["event"])
+            _bar(d, lay, e["node"], columns[process], pending.pop(process), i, e["event"])
     for process, start in pending.items():
-        _bar(d, lay, process, start, None, "open")
+        _bar(d, lay, events[start]["node"], columns[process], start, None, "open")
 
 
-def _bar(d: draw.Drawing, lay: Layout, process: str, start: int, end: int | None, outcome: str) -> None:
-    if process not in lay.x:
+def _bar(d: draw.Drawing, lay: Layout, node: str, column: int, start: int, end: int | None, outcome: str) -> None:
+    if node not in lay.x:
         return
     y0 = lay.y_at(start)
     bottom = (lay.y[lay.indices[-1]] + ROW_H / 2) if lay.indices else HEADER
     y1 = min(lay.y_at(end) if end is not None else bottom, bottom)
     if y1 < HEADER or y0 > bottom:
         return
-    d.append(draw.Rectangle(lay.x[process] - 12, y0, 7, max(y1 - y0, 2), fill=COLOURS[outcome], fill_opacity=0.75))
+    x = lay.x[node] - 12 - (BAR_W + 2) * column
+    d.append(draw.Rectangle(x, y0, BAR_W, max(y1 - y0, 2), fill=COLOURS[outcome], fill_opacity=0.75, class_=f"bar-{outcome}"))
 
 
 def _event(d: draw.Drawing, events: list[dict[str, Any]], i: int, lay: Layout, starts: dict[int, int], dups: set[int], t0: float) -> None:
@@ -373,7 +396,10 @@ def _client_label(d: draw.Drawing, e: dict[str, Any], lay: Layout, y: float) -> 
     if x < 0:
         return
     value = e.get("value")
-    text = f"{e['f']}({value})" if e["event"] == "invoke" else f"{e['event']}" + ("" if value is None else f" {value}")
+    text = f"{e['f']}({'' if value is None else value})" if e["event"] == "invoke" else f"{e['event']}" + ("" if value is None else f" {value}")
+    if "process" in e:
+        text = f"{e['process']} {text}"
+        x -= (BAR_W + 2) * (lay.bar_columns.get(e["node"], 1) - 1)  # left of the node's bars
     colour = "#222" if e["event"] == "invoke" else COLOURS[e["event"]]
     d.append(draw.Text(text[:50], FONT, x - 14, y + 3, text_anchor="end", fill=colour, font_weight="bold"))
 

@@ -3,7 +3,7 @@
 Left, the controls (first, back, forward, last, jump to an event number, jump to the
 violation; the arrow keys step too, and a click on a row of the chart goes to its event), the current event, what the checkers found, and the
 state after the event (:mod:`.state`: acceptor slots, LogServer tails and seal bits,
-sequencer windows, the chain each client holds, the MetaStore's chain, the client history so
+sequencer windows, a StripedLoglet's stripes and striped tail, the chain each client holds, the MetaStore's chain, the client history so
 far); the keys the event changed are highlighted. Right, the run's chart (:mod:`.chart`), a
 band on the current event's row, scrolled along with the steps.
 

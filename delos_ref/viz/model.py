@@ -11,7 +11,8 @@ The chart draws each one as one of five things (:func:`kind_of`):
   healed it; on a real cluster, a node process started again after it was killed;
 * ``client`` -- a client invoked an operation or got its outcome (``ok``, ``fail``, ``info``:
   unknown); the simulator's workloads record these (:mod:`.sources`), traces of a real
-  cluster have none;
+  cluster have none. One node may run several operations at once, one per ``process``
+  (:func:`process_of`);
 * ``step`` -- a protocol step at a node (``Promise``, ``Store``, ``Seal``, ``Commit``,
   ``ReadDone``, ...): a dot on that node's lane, labelled with its key fields.
 
@@ -65,6 +66,12 @@ def kind_of(event: dict[str, Any]) -> str:
     if role == "client" and name in CLIENT_EVENTS:
         return "client"
     return "step"
+
+
+def process_of(e: dict[str, Any]) -> str:
+    """The client process of a client event: its ``process`` (``a1@0``: loop 0 of node a1),
+    else its node. A process has one operation at a time; a node may have several."""
+    return str(e.get("process") or e["node"])
 
 
 def lanes_of(events: Iterable[dict[str, Any]]) -> list[str]:
@@ -150,6 +157,16 @@ def key_fields(e: dict[str, Any]) -> str:
         return f"chain v{f.get('version')}" + (" won" if f.get("won") else " lost")
     if name == "Activate":
         return str(f.get("loglet"))
+    if name == "StripedAppend":  # logical position = stripe position * N + stripe
+        return f"{f.get('loglet')} pos {f.get('pos')} = {f.get('stripe_pos')}*{f.get('stripes')}+{f.get('stripe')}"
+    if name == "StripedFill":
+        return f"{f.get('loglet')} filler at stripe {f.get('stripe')} pos {f.get('stripe_pos')}"
+    if name == "StripedAck":
+        return f"{f.get('loglet')} pos {f.get('pos')}"
+    if name == "StripedCheckTail":
+        return f"{f.get('loglet')} tails {f.get('tails')} -> tail {f.get('tail')}" + (" sealed" if f.get("sealed") else "")
+    if name == "StripedSeal":
+        return f"{f.get('loglet')}" + (" (one stripe only: bug)" if f.get("partial") else "")
     skip = {"t", "node", "role", "event", "logservers", "register", "proposer", "client"}
     parts = [f"{k}={v}" for k, v in f.items() if k not in skip and isinstance(v, (int, float, str, bool)) and v is not None]
     return " ".join(parts[:3])[:60]
@@ -172,7 +189,7 @@ def label_of(e: dict[str, Any]) -> str:
         return fault_label(e)
     if kind == "client":
         value = e.get("value")
-        return f"{e['node']}: {e['event']} {e.get('f')}" + ("" if value is None else f" {value}")
+        return f"{process_of(e)}: {e['event']} {e.get('f')}" + ("" if value is None else f" {value}")
     return f"{e.get('node')} {e.get('role')}: {e.get('event')} {key_fields(e)}".rstrip()
 
 

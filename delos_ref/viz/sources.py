@@ -3,7 +3,9 @@
 * :func:`simulated` re-runs one seed of a simulator workload (deterministic: the same seed
   gives the same events) and adds the workload's client operations to the trace, as events
   ``{"role": "client", "event": "invoke"|"ok"|"fail"|"info", "node": <client>, "f", "value"}``
-  placed by their virtual time among the protocol events;
+  placed by their virtual time among the protocol events. A client node that runs several
+  operations at once names a process per loop, ``node@k`` (the ``loglet`` and ``striped``
+  workloads' append loops): its events are on the node's lane and say ``"process": "a1@0"``;
 * :func:`from_traces` reads NDJSON trace files or cluster directories (``up --trace``).
 
 Either way the events are then replayed against the Python transcriptions of the specs
@@ -81,7 +83,10 @@ def merge_history(trace: list[dict[str, Any]], ops: list[tuple[float, int, Op]])
     slots: dict[int, list[dict[str, Any]]] = {}
     records: list[tuple[int, dict[str, Any]]] = []
     for t, history, op in ops:
-        record = {"t": round(t, 9), "node": str(op.process), "role": "client", "event": op.type, "f": op.f, "value": _plain(op.value)}
+        process = str(op.process)
+        record = {"t": round(t, 9), "node": process.split("@")[0], "role": "client", "event": op.type, "f": op.f, "value": _plain(op.value)}
+        if "@" in process:
+            record["process"] = process
         slots.setdefault(bisect.bisect_right(times, round(t, 9)), []).append(record)
         records.append((history, record))
     out: list[dict[str, Any]] = []

@@ -11,10 +11,21 @@ section         key                         value
 ``acceptors``   node, register, instance    promised ballot, accepted ballot (Paxos slots)
 ``logservers``  node, loglet                local tail, and the seal bit
 ``sequencers``  node, loglet                its window ``[known tail, next position)``
+``striped``     striped loglet, and each    per stripe: its committed tail and seal bits;
+                of its stripes              the striped loglet: its tail (rule 4: the first
+                                            unfilled position), sealed or not, the highest
+                                            acknowledged position
 ``chains``      client                      the chain it holds (version and segments)
 ``metastore``   ``chain``                   the chain chosen with the highest version
 ``history``     client and op number        the operation, and its outcome when it has one
 ==============  ==========================  ==============================================
+
+A StripedLoglet (``delos_ref/loglet/striped.py``) has no servers of its own: its state is its
+stripes'. A stripe's *committed tail* is the highest one any event shows (its sequencer's
+``Commit``, a ``check_tail`` of the stripe, a ``StripedAppend`` or ``StripedFill`` at ``l``:
+``l + 1``); it is *sealed* once a majority of its LogServers have the seal bit. The striped
+tail is ``min over j of (tail_j * N + j)``; an acknowledged position at or above it is above a
+hole, which rule 2 forbids (bug switch ``striped_acks_over_hole``).
 
 The state after event ``i`` is the first ``i + 1`` diffs applied in order; a diff is a list of
 ``[section, key, value]`` (``value`` None: the key is gone). The explorer replays them in the
@@ -23,22 +34,44 @@ page, so a 10,000-event run stays small.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from delos_ref.loglet.striped import combine, stripe_id
 from delos_ref.tracecheck.virtuallog import ChainDecodeError, decode_chain
-from delos_ref.viz.model import ballot, fault_label, kind_of, mark_restarts
+from delos_ref.viz.model import ballot, fault_label, kind_of, mark_restarts, process_of
 
-SECTIONS = ("nodes", "network", "acceptors", "logservers", "sequencers", "chains", "metastore", "history")
+SECTIONS = ("nodes", "network", "acceptors", "logservers", "sequencers", "striped", "chains", "metastore", "history")
 Diff = list[list[Any]]
 
 
-class Folder:
-    """Turns each event into the diff it makes to the state (see the module docstring)."""
+@dataclass
+class StripedView:
+    """What the events show of one StripedLoglet (see the module docstring)."""
 
-    def __init__(self) -> None:
+    loglet: str
+    stripes: int
+    tails: list[int] = field(default_factory=list)  # committed tail of each stripe
+    servers: list[tuple[str, ...]] = field(default_factory=list)  # each stripe's LogServers
+    acked: int | None = None  # the highest acknowledged position
+
+    def __post_init__(self) -> None:
+        self.tails = [0] * self.stripes
+        self.servers = [()] * self.stripes
+
+
+class Folder:
+    """Turns each event into the diff it makes to the state (see the module docstring).
+
+    ``striped``: the StripedLoglets of the run, id -> stripe count (:func:`striped_loglets`),
+    so their stripes' events are read as such from the first one."""
+
+    def __init__(self, striped: dict[str, int] | None = None) -> None:
         self.state: dict[str, dict[str, str]] = {s: {} for s in SECTIONS}
         self.op_count: dict[str, int] = {}
         self.metastore_version = -1
+        self.striped = {sid: StripedView(sid, n) for sid, n in (striped or {}).items()}
+        self.stripe_of = {stripe_id(v.loglet, j): (v, j) for v in self.striped.values() for j in range(v.stripes)}
 
     def step(self, e: dict[str, Any]) -> Diff:
         diff: Diff = []
@@ -53,6 +86,8 @@ class Folder:
                 self._set(diff, "nodes", str(e["node"]), "up", only_new=True)
             if handler is not None:
                 handler(e, diff)
+            if self.striped:
+                self._striped(e, diff)
         return diff
 
     def _set(self, diff: Diff, section: str, key: str, value: str | None, only_new: bool = False) -> None:
@@ -86,7 +121,7 @@ class Folder:
                 self._set(diff, "network", key, None)
 
     def _client(self, e: dict[str, Any], diff: Diff) -> None:
-        process = e["node"]
+        process = process_of(e)
         if e["event"] == "invoke":
             self.op_count[process] = self.op_count.get(process, 0) + 1
         key = f"{process} #{self.op_count.get(process, 0)}"
@@ -176,6 +211,64 @@ class Folder:
         self._window(e, diff, known=e.get("known_tail"), nxt=e.get("next_pos"), sealed=True)
 
 
+    # ---------------------------------------------------------------------- striped loglets
+
+    def _striped(self, e: dict[str, Any], diff: Diff) -> None:
+        """Update the StripedLoglet an event is about (one of its own, or a stripe's)."""
+        loglet = str(e.get("loglet"))
+        if loglet in self.striped:
+            view = self.striped[loglet]
+            name = e.get("event")
+            if name in ("StripedAppend", "StripedFill"):
+                self._stripe_tail(view, int(e["stripe"]), int(e["stripe_pos"]) + 1)
+            elif name == "StripedCheckTail":
+                for j, t in enumerate(e.get("tails") or []):
+                    self._stripe_tail(view, j, int(t))
+            elif name == "StripedAck":
+                view.acked = max(int(e["pos"]), -1 if view.acked is None else view.acked)
+        elif loglet in self.stripe_of:
+            view, j = self.stripe_of[loglet]
+            if e.get("logservers"):
+                view.servers[j] = tuple(e["logservers"])
+            name = e.get("event")
+            if name in ("Commit", "SequencerSealed"):
+                self._stripe_tail(view, j, int(e.get("known_tail") or 0))
+            elif name == "CheckTail" and e.get("role") == "loglet":
+                self._stripe_tail(view, j, int(e.get("tail") or 0))
+        else:
+            return
+        self._show_striped(view, diff)
+
+    def _stripe_tail(self, view: StripedView, j: int, tail: int) -> None:
+        if 0 <= j < view.stripes:
+            view.tails[j] = max(view.tails[j], tail)
+
+    def _seal_bits(self, view: StripedView, j: int) -> list[str]:
+        """The LogServers of stripe ``j`` whose seal bit is set."""
+        sid = stripe_id(view.loglet, j)
+        return sorted(key.rsplit(" ", 1)[0] for key, text in self.state["logservers"].items() if key.endswith(" " + sid) and "SEALED" in text)
+
+    def _show_striped(self, view: StripedView, diff: Diff) -> None:
+        sealed = []
+        for j in range(view.stripes):
+            bits, servers = self._seal_bits(view, j), view.servers[j]
+            sealed.append(bool(servers) and len(bits) > len(servers) // 2)
+            seal = f", SEALED (seal bits {','.join(bits)} of {','.join(servers)})" if sealed[j] else (f", seal bits {','.join(bits)}: no majority yet" if bits else "")
+            self._set(diff, "striped", f"{view.loglet} stripe {j} ({stripe_id(view.loglet, j)})", f"committed tail {view.tails[j]}{seal}")
+        tail = combine(view.tails)
+        terms = ", ".join(f"{t}*{view.stripes}+{j}" for j, t in enumerate(view.tails))
+        text = f"tail {tail} = min({terms})"
+        text += ", SEALED" if all(sealed) else (f", sealing: stripes {[j for j, s in enumerate(sealed) if s]} sealed" if any(sealed) else "")
+        if view.acked is not None:
+            text += f"; acknowledged up to {view.acked}" + (" (ABOVE A HOLE)" if view.acked >= tail else "")
+        self._set(diff, "striped", view.loglet, text)
+
+
+def striped_loglets(events: list[dict[str, Any]]) -> dict[str, int]:
+    """The StripedLoglets the events name (their ``Striped*`` events), id -> stripe count."""
+    return {str(e["loglet"]): int(e["stripes"]) for e in events if e.get("role") == "loglet" and "stripes" in e and "loglet" in e}
+
+
 def _window_of(text: str) -> tuple[Any, Any]:
     if not text.startswith("window ["):
         return 0, 0
@@ -202,7 +295,7 @@ def chain_text(logged: Any) -> str | None:
 
 def fold(events: list[dict[str, Any]]) -> list[Diff]:
     """The diff each event makes (see the module docstring)."""
-    folder = Folder()
+    folder = Folder(striped_loglets(events))
     return [folder.step(e) for e in mark_restarts(events)]
 
 

@@ -1,12 +1,14 @@
-"""Two scripted runs of the simulator for the walkthroughs: roll-forward and the hot swap.
+"""Three scripted runs of the simulator for the walkthroughs: roll-forward, the hot swap and a
+cold migration.
 
-The ``delos-ref sim`` workloads race many clients at random; these two scenarios stage one
+The ``delos-ref sim`` workloads race many clients at random; these scenarios stage one
 event each, on the same simulated cluster (three servers ``s1..s3``, each a Paxos acceptor, a
 LogServer and a sequencer role, over the simulated network, seeded), and write the run's trace
 as NDJSON, which ``excerpt.py`` reads::
 
     python docs/walkthroughs/scenarios.py roll-forward --seed 1 --out roll-forward.ndjson
     python docs/walkthroughs/scenarios.py hot-swap --seed 1 --out hot-swap.ndjson
+    python docs/walkthroughs/scenarios.py cold-migration --seed 1 --out cold-migration.ndjson
 
 * ``roll-forward``: ``a1`` appends three entries on the NativeLoglet ``L0``; the reconfigurer
   ``x1`` seals ``L0`` and dies before installing a successor (step 1 of 4 done); ``a1``'s
@@ -15,8 +17,13 @@ as NDJSON, which ``excerpt.py`` reads::
 * ``hot-swap``: the log starts on the bootstrap loglet ``B0`` (entries stored as versions of a
   Paxos register on the acceptors); ``a1`` appends without pause while ``op`` runs
   ``reconfig_extend`` onto the NativeLoglet ``N1``.
+* ``cold-migration``: ``a1`` appends five entries on ``L0``; ``op`` moves the log onto ``L1``
+  (so ``[0,5)`` is a sealed segment) and ``a1`` appends two more; the reader ``r1`` reads
+  position 0 (and so caches the chain); the migrator ``m1`` copies ``[0,5)`` into the cold
+  store, reads the copy back, installs it with ``reconfig_modify`` and trims ``L0``
+  (``delos_ref/migrate.py``); ``r1`` reads position 0 again with its old chain.
 
-Both print what the client saw and check it: every acknowledged entry is read back at its
+All three print what the client saw and check it: every acknowledged entry is read back at its
 position (exit 1 otherwise). The same seed gives the same trace.
 """
 
@@ -30,6 +37,8 @@ import trio
 import trio.testing
 
 from delos_ref.loglet.bootstrap import BootstrapLogletConfig
+from delos_ref.loglet.cold import ColdStores, MemoryColdStore
+from delos_ref.migrate import migrate_below
 from delos_ref.loglet.native import NativeLogletConfig, add_logserver, add_sequencer
 from delos_ref.loglet.native.roles import LOGSERVER_ROLE, SEQUENCER_ROLE
 from delos_ref.runtime import Node
@@ -50,11 +59,16 @@ def build_server(node: Node, storage_for: Any) -> None:
     add_sequencer(node, storage_for(SEQUENCER_ROLE))
 
 
+#: The cold store of the cold-migration scenario (object storage, in memory), shared by all.
+COLD = MemoryColdStore("cold")
+
+
 def client(sim: Simulation, name: str) -> VirtualLog:
     node = sim.client(name)
     timeouts = ClientTimeouts(deadline_s=2.0, call_timeout_s=0.2)
     metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=timeouts, trace=node.trace)
-    return VirtualLog(metastore, default_registry(node=node, native_options=SIM_OPTIONS), name, options=OPTIONS)
+    registry = default_registry(node=node, native_options=SIM_OPTIONS, cold=ColdStores(lambda location: COLD))
+    return VirtualLog(metastore, registry, name, options=OPTIONS)
 
 
 async def read_all(vlog: VirtualLog) -> dict[int, bytes]:
@@ -101,7 +115,25 @@ async def hot_swap(sim: Simulation) -> dict[int, bytes]:
     return acked
 
 
-SCENARIOS = {"roll-forward": roll_forward, "hot-swap": hot_swap}
+async def cold_migration(sim: Simulation) -> dict[int, bytes]:
+    COLD.blobs.clear()  # a fresh store for each run
+    op, a1, r1 = client(sim, "op"), client(sim, "a1"), client(sim, "r1")
+    await op.bootstrap(NativeLogletConfig("L0", "s1", SERVERS))
+    acked = {await a1.append(b"e%d" % i): b"e%d" % i for i in range(5)}
+    await op.reconfig_extend(NativeLogletConfig("L1", "s2", SERVERS))  # [0,5) is sealed now
+    acked.update({await a1.append(b"e%d" % i): b"e%d" % i for i in range(5, 7)})
+    print(f"r1 reads position 0 from {dict(await r1.read_next(0, 1))[0]!r}: chain version {r1.version}")
+    m1 = client(sim, "m1")
+    trace = sim.node("m1").trace
+    emit = lambda event, **f: trace.emit("m1", "migrate", event, **f)  # noqa: E731
+    moved = await migrate_below(m1, COLD, await m1.check_tail(), lambda seg: f"m1.{seg.start}", emit=emit)
+    print("m1 moved " + ", ".join(f"[{m.start},{m.stop}) to {m.config.loglet_id}" for m in moved) + f" (chain version {m1.version})")
+    again = dict(await r1.read_next(0, 1))[0]
+    print(f"r1 reads position 0 again: {again!r}, chain version {r1.version}")
+    return acked
+
+
+SCENARIOS = {"roll-forward": roll_forward, "hot-swap": hot_swap, "cold-migration": cold_migration}
 
 
 async def run(name: str, seed: int, out: TextIO) -> int:
