@@ -744,6 +744,15 @@ from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
 
 app.add_typer(kv_app, name="kv")
 
+from cli.net import net_app  # noqa: E402  (the `net` sub-commands: network conditions)
+
+app.add_typer(
+    net_app,
+    name="net",
+    epilog="\b\nExamples:\n  delos-ref net delay 5ms --jitter 1ms\n  delos-ref net loss 2%\n"
+    "  delos-ref net partition n1 '|' n2,n3\n  delos-ref net show\n  delos-ref net heal",
+)
+
 from cli.lab import lab_app  # noqa: E402  (the `lab` sub-commands: graded labs)
 
 app.add_typer(
