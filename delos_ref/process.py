@@ -243,7 +243,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port), shaped=True))
             except OSError as e:
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
-            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace)
+            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, measure_rtt=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
             host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
@@ -368,7 +368,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
     trace = client_trace(cfg, trace_dir, client_id)
     try:
         async with open_transport(cfg, client_id, bind) as transport:
-            node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace)
+            node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace, measure_rtt=True)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
                 try:
@@ -382,7 +382,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
 async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats: bool = False) -> Pong | None:
     """One node's answer to a ping over the transport, or None if it did not answer."""
     try:
-        return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND)
+        return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND, sample_rtt=True)
     except (DefiniteFailure, UnknownOutcome):
         return None
 

@@ -49,6 +49,7 @@ from delos_ref.effects import (
 )
 from delos_ref.logs import log_event
 from delos_ref.rpc import Router, RpcEndpoint
+from delos_ref.rtt import RttEstimator
 from delos_ref.storage import Storage
 from delos_ref.trace import NullSink, TraceSink
 from transports.base import Transport, TransportError
@@ -141,6 +142,7 @@ class RoleRunner:
         inbox_size: int = DEFAULT_INBOX,
         max_batch: int = DEFAULT_MAX_BATCH,
         extra_effects: dict[type, Callable[[Any], Any]] | None = None,
+        timer_floors: dict[str, Callable[[], float]] | None = None,
     ) -> None:
         self.node = node
         self.name = name
@@ -150,6 +152,10 @@ class RoleRunner:
         self._send_inbox, self._inbox = trio.open_memory_channel(inbox_size)
         self.timers = Timers(self._send_inbox)
         self._extra = dict(extra_effects or {})
+        # A timer named here waits at least what its function says (a retry tick stretched to
+        # the measured round trip, delos_ref/rtt.py): the runtime decides when a timer fires,
+        # the core only asks; firing later is what a slow scheduler does anyway.
+        self._timer_floors = dict(timer_floors or {})
         self.stats = {"inputs": 0, "batches": 0, "persists": 0, "sends": 0}
 
     async def on_envelope(self, env: Envelope) -> None:
@@ -231,7 +237,8 @@ class RoleRunner:
             elif kind is Fail:
                 await self.node.endpoint.fail(effect.to, effect.rid, effect.code, effect.detail)
             elif kind is SetTimer:
-                self.timers.set(effect.name, effect.delay_s)
+                floor = self._timer_floors.get(effect.name)
+                self.timers.set(effect.name, effect.delay_s if floor is None else max(effect.delay_s, floor()))
             elif kind is CancelTimer:
                 self.timers.cancel(effect.name)
             elif kind is Persist or kind is Emit:
@@ -255,13 +262,17 @@ class RoleRunner:
 class Node:
     """One transport address hosting roles, an RPC endpoint and a trace sink."""
 
-    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None) -> None:
+    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None, measure_rtt: bool = False) -> None:
+        """``measure_rtt``: timeouts stretch to the round trips this node measures
+        (:mod:`delos_ref.rtt`); real nodes and clients turn it on, the simulator does not."""
         assert transport.node_id == node_id, "Node: transport belongs to another node"
         self.node_id = node_id
         self.transport = transport
         self.seed = seed
         self.trace = trace if trace is not None else NullSink()
         self.endpoint = RpcEndpoint(transport, self.rng("rpc"))
+        if measure_rtt:
+            self.endpoint.rtt = RttEstimator()
         self.router = Router(transport, self.endpoint)
         self.roles: dict[str, RoleRunner] = {}
         self.services: dict[str, Callable[[], Any]] = {}
@@ -307,6 +318,7 @@ class Node:
         return {
             "transport": self.transport.statistics().as_dict(),
             "rpc": self.endpoint.statistics(),
+            **({"rtt": self.endpoint.rtt.snapshot()} if self.endpoint.rtt is not None else {}),
             "router": dict(self.router.stats),
             "roles": {name: r.statistics() for name, r in self.roles.items()},
             "services": {name: stats() for name, stats in self._service_stats.items()},

@@ -153,3 +153,47 @@ def test_partition_of_the_sequencer_then_heal_without_a_second_reconfiguration(t
         for log in logs:
             for pos, entry in run.acked.items():
                 assert log[pos] == entry
+
+
+def test_five_ms_of_delay_causes_no_false_suspicion_and_a_dead_node_is_still_noticed(tmp_path):
+    """10 s of 5 ms delay on every link (a 10 ms round trip between nodes) under a writer: no
+    reconfiguration. Then a kill -9 of the sequencer's node: the chain moves within about
+    the detector's 0.8 s, its probe and a few round trips (asserted with a loaded machine's
+    margin: under 3 s)."""
+    d = tmp_path / "c"
+    with running_cluster(d, nodes=3, transport="tcp") as cfg:
+        net(d, "delay", "5ms")
+        run = Chaos()
+        marks: dict[str, float] = {}
+
+        async def nemesis() -> None:
+            await trio.sleep(10)
+            marks["version"] = run.chains[-1][1]
+            victim = run.sequencer
+            marks["killed"] = time.monotonic()
+            assert cluster.signal_node(cfg.node(victim), signal.SIGKILL)
+            with trio.fail_after(20):
+                while run.sequencer == victim:
+                    await trio.sleep(0.02)
+            marks["moved"] = time.monotonic()
+            run.stop = True
+
+        async def main() -> dict:
+            from delos_ref.process import open_client, ping_all
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer, cfg, run)
+                nursery.start_soon(chain_monitor, cfg, run)
+                nursery.start_soon(nemesis)
+            async with open_client(cfg, "probe") as client:
+                return await ping_all(client, cfg, want_stats=True)
+
+        pongs = trio.run(main)
+        started = {n: p.info["services"]["supervisor"]["reconfigurations"] for n, p in pongs.items() if p is not None}
+        rtts = {n: p.info["rtt"] for n, p in pongs.items() if p is not None}
+        print(f"\n5 ms delay: chain versions {[v for _, v, _ in run.chains]}; {len(run.times)} appends; "
+              f"reconfigurations started per live node after the kill {started}; chain moved "
+              f"{marks['moved'] - marks['killed']:.2f} s after the kill; measured round trips {rtts}")
+        assert marks["version"] == run.chains[0][1], f"a reconfiguration under 5 ms of delay alone: {run.chains}"
+        assert marks["moved"] - marks["killed"] < 3.0
+        assert all(r["srtt_ms"] >= 9 for rtt in rtts.values() for r in rtt.values() if r), "the nodes measured the 10 ms round trips"
