@@ -94,6 +94,7 @@ def test_shaper_cuts_loses_and_holds_per_peer():
     assert s.fate("n3", 10.0) == ()  # lost (loss 100%)
     assert s.fate("cli-1", 10.0) == pytest.approx((10.005,))  # the default link, clients too
     assert s.stats == {"held": 1, "lost": 1, "cut": 1, "duplicated": 0}
+    assert s.fate("n1", 10.0) == (10.0,)  # to itself: no network, no delay
 
 
 def test_shaper_draws_from_the_simulators_seed_tree():

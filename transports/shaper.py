@@ -183,6 +183,8 @@ class LinkShaper:
         return dst in self.conditions.cut
 
     def fate(self, dst: str, now: float) -> tuple[float, ...] | None:
+        if dst == self.node_id:
+            return (now,)  # a node's messages to itself cross no network
         if dst in self.conditions.cut:
             self.stats["cut"] += 1
             return None
