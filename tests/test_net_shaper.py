@@ -283,3 +283,35 @@ def test_the_command_lines_values():
     for bad in (["n1", "n2"], ["n1", "|", "n2", "|", "n3"], ["|", "n2"]):
         with pytest.raises(ValueError):
             parse_partition(bad)
+
+
+# ------------------------------------------------------------------ dashboard and CLI
+
+
+def test_the_dashboard_shows_each_nodes_network():
+    from rich.console import Console
+
+    from cli import dashboard
+
+    cut = NetConditions(default=LinkModel.shaped(0.005, 0.001), cut=frozenset({"n2", "n3"}))
+    report = {
+        "cluster_id": "c0ffee", "transport": "tcp", "metastore": {"version": 1}, "chain": None, "tail": {},
+        "nodes": [{"id": n, "address": "127.0.0.1:1", "pid": 1, "alive": True, "roles": ["ping"], "process": "running"} for n in ("n1", "n2", "n3")],
+        "stats": {"n1": {"roles": {"net": {"conditions": cut.as_data()}}}, "n2": {"roles": {"net": {"conditions": NetConditions().as_data()}}}, "n3": None},
+    }
+    console = Console(record=True, width=200, file=open("/dev/null", "w"))
+    console.print(dashboard.render(report, title="T"))
+    text = console.export_text()
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip().startswith("n")}
+    assert "network" in text
+    assert "sends 5ms±1ms; to n2,n3: cut" in lines["n1"] and "perfect" in lines["n2"] and "perfect" not in lines["n3"]
+
+
+def test_net_without_a_cluster_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "net", "show", "--dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "net", "loss", "200%", "--dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad.stderr
