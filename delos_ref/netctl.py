@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable
 
-from delos_ref.effects import Effect, Incoming, Reply
+from delos_ref.effects import Effect, Fail, Incoming, Reply
 from transports.codec import message
 from transports.shaper import LinkModel, NetConditions
 
@@ -63,8 +63,8 @@ class NetControlCore:
         if isinstance(item.msg, NetSet):
             try:
                 conditions = NetConditions.from_data(item.msg.conditions)
-            except ValueError:
-                return []  # malformed conditions: nothing applied, the caller times out
+            except ValueError as e:
+                return [Fail(item.src, item.rid, "bad_conditions", str(e))]  # nothing applied
             self._apply(conditions)
             self.sets += 1
         conditions, stats = self._current()

@@ -141,7 +141,7 @@ def add_net_control(node: Node) -> None:
     transport = node.transport
 
     def current() -> tuple[Any, dict[str, Any]]:
-        return transport.shaper.conditions, dict(transport.shaper.stats, queued=len(transport._heap))
+        return transport.shaper.conditions, dict(transport.shaper.stats, queued=transport.queued)
 
     node.add_role("net", NetControlCore(node.node_id, transport.set_conditions, current))
 

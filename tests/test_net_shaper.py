@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from cli.net import parse_duration, parse_loss, parse_partition
-from delos_ref.effects import Incoming, Reply
+from delos_ref.effects import Fail, Incoming, Reply
 from delos_ref.netctl import NetControlCore, NetSet, NetShow, NetState, plan_delay, plan_heal, plan_loss, plan_partition, summary
 from delos_ref.runtime import seeded_rng
 from transports.base import Transport, TransportStatistics
@@ -224,7 +224,8 @@ def test_net_role_applies_and_reports_conditions():
     assert reply.msg == NetState("n1", c.as_data(), {"held": 3})
     [reply] = core.handle(Incoming("cli-1", 8, NetShow()))
     assert reply.msg.conditions == c.as_data() and applied == [c]
-    assert core.handle(Incoming("cli-1", 9, NetSet({"cut": 5}))) == [] and applied == [c]  # garbage: nothing applied
+    [refused] = core.handle(Incoming("cli-1", 9, NetSet({"cut": 5})))
+    assert isinstance(refused, Fail) and refused.code == "bad_conditions" and applied == [c]  # garbage: nothing applied
     assert core.statistics() == {"sets": 1, "conditions": c.as_data()}
 
 

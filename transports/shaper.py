@@ -41,8 +41,8 @@ from typing import Any
 
 import trio
 
-from transports.base import Transport, TransportStatistics
-from transports.codec import Envelope
+from transports.base import Transport, TransportError, TransportStatistics
+from transports.codec import Envelope, MessageTooLarge
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +237,11 @@ class ShapedTransport(Transport):
     def set_conditions(self, conditions: NetConditions) -> None:
         self.shaper.set(conditions)
 
+    @property
+    def queued(self) -> int:
+        """Messages held now, waiting for their release time."""
+        return len(self._heap)
+
     async def send(self, env: Envelope) -> None:
         if not self.shaper.active:
             return await self.inner.send(env)
@@ -269,7 +274,7 @@ class ShapedTransport(Transport):
                 continue
             try:
                 await self.inner.send(env)
-            except Exception:  # noqa: BLE001 -- a held message meets what any lost one does
+            except (TransportError, MessageTooLarge):  # a held message meets what any lost one does
                 self.shaper.stats["send_errors"] = self.shaper.stats.get("send_errors", 0) + 1
 
     async def receive(self) -> Envelope:
@@ -279,7 +284,7 @@ class ShapedTransport(Transport):
         s = self.inner.statistics()
         extra = dict(s.extra)
         extra.update({f"shaper_{k}": v for k, v in self.shaper.stats.items()})
-        extra["shaper_queued"] = len(self._heap)
+        extra["shaper_queued"] = self.queued
         return replace(s, extra=extra)
 
     async def aclose(self) -> None:
