@@ -1,7 +1,8 @@
 """The live view of ``delos-ref up`` (and the table of ``delos-ref status``).
 
 :func:`render` turns one status document (:func:`delos_ref.ops.status_on`, with ``stats``)
-into rich tables: the nodes with their roles and process state, the chain's segments with
+into rich tables: the nodes with their roles, process state and network conditions
+(``delos-ref net``), the chain's segments with
 their ranges, kinds, loglets and seal marks (a cold segment: its store, files and bytes), the tail, the MetaStore version and the append
 rate. :class:`Rate` derives appends/s from the sequencers' ``entries`` counters between two
 refreshes. Rendering is a pure function of the document, so a frame can be recorded as text
@@ -76,7 +77,7 @@ def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
 def _nodes(report: dict[str, Any]) -> Table:
     table = Table(title="nodes", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
     with_stats = "stats" in report
-    for col in ("node", "address", "pid", "process", "ping", "roles") + (("entries sequenced",) if with_stats else ()):
+    for col in ("node", "address", "pid", "process", "ping", "roles") + (("entries sequenced", "network") if with_stats else ()):
         table.add_column(col, no_wrap=col in ("node", "address", "pid", "process", "ping"), overflow="fold", min_width=4)
     stats = report.get("stats") or {}
     for n in report["nodes"]:
@@ -94,8 +95,22 @@ def _nodes(report: dict[str, Any]) -> Table:
         ]
         if with_stats:
             row.append(str(seq.get("entries", 0)) if seq else "")
+            row.append(escape(network_cell(info)))
         table.add_row(*row)
     return table
+
+
+def network_cell(info: dict[str, Any]) -> str:
+    """What a node's link shaper does to what it sends (``delos-ref net``): ``perfect``,
+    ``sends 5ms±1ms; to n2,n3: cut``; empty when the node did not say."""
+    from delos_ref.netctl import summary
+    from transports.shaper import NetConditions
+
+    data = ((info.get("roles") or {}).get("net") or {}).get("conditions")
+    if data is None:
+        return ""
+    lines = summary({"": NetConditions.from_data(data)})
+    return lines[0].removeprefix(": ") if lines else "perfect"
 
 
 def _chain(report: dict[str, Any]) -> Table:

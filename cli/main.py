@@ -714,6 +714,7 @@ def bench(
     trace: bool = typer.Option(False, "--trace", help="bench append: start its cluster with up --trace (what writing the nodes' traces costs)."),
     bench_dir: Optional[Path] = typer.Option(None, "--dir", help="Run the benchmark's cluster in this directory (a fresh cluster; its data and node logs stay after the run). Default: a temporary directory, removed afterwards."),
     base_port: Optional[int] = typer.Option(None, "--base-port", help="The benchmark cluster's node i listens on base-port + i - 1 (must be free). Default: the first free ports from 8101."),
+    net_delay: Optional[str] = typer.Option(None, "--net-delay", help="Benchmarks on a cluster: hold every message its nodes send this long (5ms, 500us; `delos-ref net delay`): a round trip between nodes takes twice it."),
     with_peers: str = typer.Option("zookeeper,etcd", "--with", help="bench compare: the peers, zookeeper and/or etcd (a missing one is named, with how to install it, and left out)."),
     clients: str = typer.Option("1,64", "--clients", help="bench compare: clients (each with one write in flight) per measurement, comma-separated."),
     rounds: int = typer.Option(3, "--rounds", help="bench compare: interleaved rounds (ratios are their medians)."),
@@ -748,20 +749,39 @@ def bench(
                 cluster.check_base_port(base_port, 1)
             except cluster.ClusterError as e:
                 raise BadBenchArgument(str(e)) from None
+        delay_s = _net_delay(name, net_delay)
     except BadBenchArgument as e:
         raise fail(str(e), 2)
-    placement = Placement(bench_dir, base_port)
+    placement = Placement(bench_dir, base_port, delay_s)
     options = {"transport": transport, "loglet": loglet, "seconds": seconds, "placement": placement, "stripes": stripes, "sharded": sharded, **({"trace": True} if trace else {}), **({"profile": profile} if profile is not None else {})}
     result = bench_paper.run_bench(lambda progress: run(progress=progress, **options), f"bench {name}", as_json)
+    if delay_s:
+        result["net_delay_ms"] = delay_s * 1000
     if as_json:
         print_json(result)
     else:
         _print_bench(result)
 
 
+def _net_delay(name: str, text: str | None) -> float:
+    """``bench --net-delay``'s seconds (0 without it); BadBenchArgument for a bad one."""
+    from cli.net import parse_duration
+    from delos_ref.bench import BadBenchArgument
+
+    if text is None:
+        return 0.0
+    if name == "transport":
+        raise BadBenchArgument("--net-delay is for benchmarks on a cluster; bench transport has none")
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise BadBenchArgument(f"--net-delay: {e}") from None
+
+
 def _print_bench(result: dict[str, Any]) -> None:
     m = result["machine"]
-    table = Table(title=f"bench {result['bench']} on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus)", title_justify="left")
+    delay = f", {result['net_delay_ms']:g} ms network delay" if result.get("net_delay_ms") else ""
+    table = Table(title=f"bench {result['bench']} on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus){delay}", title_justify="left")
     for col in ("", "case", "outstanding", "p50 us", "p99 us", "ops/s", "cpu us/op"):
         table.add_column(col)
     for label, rows in (("delos-ref", result["results"]), ("baseline", result["baseline"])):
@@ -789,6 +809,15 @@ app.add_typer(
 from cli.kv import kv_app  # noqa: E402  (the `kv` sub-commands)
 
 app.add_typer(kv_app, name="kv")
+
+from cli.net import net_app  # noqa: E402  (the `net` sub-commands: network conditions)
+
+app.add_typer(
+    net_app,
+    name="net",
+    epilog="\b\nExamples:\n  delos-ref net delay 5ms --jitter 1ms\n  delos-ref net loss 2%\n"
+    "  delos-ref net partition n1 '|' n2,n3\n  delos-ref net show\n  delos-ref net heal",
+)
 
 from cli.lab import lab_app  # noqa: E402  (the `lab` sub-commands: graded labs)
 

@@ -70,12 +70,13 @@ class OpsSession:
 def configured_roles(spec: cluster.NodeSpec) -> list[str]:
     """Every role a node of ``delos-ref up`` runs, from its config (``delos_ref/process.py``):
     the protocol roles it hosts, a database replica on every acceptor (core) node, and on
-    every node a supervisor and the ping responder. A node that answers lists the same
+    every node a supervisor, the ping responder and the ``net`` role (its link shaper's
+    controls, ``delos_ref/netctl.py``). A node that answers lists the same
     roles in ``roles``."""
     roles = list(spec.hosted_roles)
     if "acceptor" in roles:
         roles.append("replica")
-    return roles + ["supervisor", "ping"]
+    return roles + ["supervisor", "ping", "net"]
 
 
 def replica_nodes(cfg: cluster.ClusterConfig) -> list[str]:

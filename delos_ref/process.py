@@ -58,14 +58,26 @@ def peers_of(cfg: cluster.ClusterConfig) -> dict[str, PeerAddress]:
 
 
 @contextlib.asynccontextmanager
-async def open_transport(cfg: cluster.ClusterConfig, node_id: str, bind: PeerAddress | None) -> AsyncIterator[Transport]:
+async def open_transport(cfg: cluster.ClusterConfig, node_id: str, bind: PeerAddress | None, *, shaped: bool = False) -> AsyncIterator[Transport]:
+    """The cluster's transport for ``node_id``. ``shaped``: behind a link shaper (every cluster
+    node's is, so that ``delos-ref net`` can give it delay, loss and partitions), whose
+    release task runs as long as the transport is open."""
     codec = FrameCodec(secret=cfg.secret_bytes)
     if cfg.transport == "tcp":
         from transports.tcp import open_tcp_transport as opener
     else:
         from transports.udp import open_udp_transport as opener
     async with opener(node_id, bind=bind, peers=peers_of(cfg), codec=codec) as transport:
-        yield transport
+        if not shaped:
+            yield transport
+            return
+        from transports.shaper import ShapedTransport
+
+        outer = ShapedTransport(transport)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(outer.run)
+            yield outer
+            nursery.cancel_scope.cancel()
 
 
 # ------------------------------------------------------------------------------- nodes
@@ -104,6 +116,8 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
     from paxos.storage import TABLES as PAXOS_TABLES
 
     node.add_role("ping", PingCore(node.node_id, os.getpid(), _describe(node)))
+    if hasattr(node.transport, "shaper"):  # the operator's network conditions (delos-ref net)
+        add_net_control(node)
     storages = []
     if "acceptor" in roles:
         paxos_store = LmdbStorage(data_dir / "paxos", PAXOS_TABLES)
@@ -118,6 +132,18 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
         storages.append(sequencer_store)
         add_sequencer(node, sequencer_store)
     return storages
+
+
+def add_net_control(node: Node) -> None:
+    """The ``net`` role: ``delos-ref net`` sets and reads the node's shaper through it."""
+    from delos_ref.netctl import NetControlCore
+
+    transport = node.transport
+
+    def current() -> tuple[Any, dict[str, Any]]:
+        return transport.shaper.conditions, dict(transport.shaper.stats, queued=transport.queued)
+
+    node.add_role("net", NetControlCore(node.node_id, transport.set_conditions, current))
 
 
 def host_supervisor(cfg: cluster.ClusterConfig, node: Node, directory: str | None = None) -> Any:
@@ -214,10 +240,10 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
     try:
         async with contextlib.AsyncExitStack() as stack:
             try:
-                transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port)))
+                transport = await stack.enter_async_context(open_transport(cfg, spec.id, PeerAddress(spec.host, spec.port), shaped=True))
             except OSError as e:
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
-            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True)
+            node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True, measure_rtt=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
             host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
@@ -354,7 +380,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
     trace = client_trace(cfg, trace_dir, client_id)
     try:
         async with open_transport(cfg, client_id, bind) as transport:
-            node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace)
+            node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace, measure_rtt=True)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
                 try:
@@ -368,7 +394,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
 async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats: bool = False) -> Pong | None:
     """One node's answer to a ping over the transport, or None if it did not answer."""
     try:
-        return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND)
+        return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND, sample_rtt=True)
     except (DefiniteFailure, UnknownOutcome):
         return None
 

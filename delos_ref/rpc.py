@@ -43,6 +43,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from delos_ref.rtt import RttEstimator
 from transports.base import Transport, TransportClosed, Unreachable
 from transports.codec import (
     KIND_ERROR,
@@ -182,6 +183,12 @@ class RpcEndpoint:
         #: envelope addressed to this node, True if it was delivered. None: the transport.
         self.local: Callable[[Envelope], bool] | None = None
         self.stats = {"calls": 0, "replies": 0, "errors": 0, "timeouts": 0, "resends": 0, "stray_replies": 0, "local": 0}
+        #: Measured round trips (:mod:`delos_ref.rtt`), or None: then resends follow their
+        #: policy's constants exactly (the simulator). With it, the round trip of each call
+        #: made with ``sample_rtt`` is a sample (Karn's rule: only a call answered after its
+        #: only send), such a call that times out backs the peer's timeout off, and no call
+        #: resends sooner, or gives up sooner, than the peer's round-trip timeout (``rto``).
+        self.rtt: RttEstimator | None = None
 
     def peek_next_rid(self) -> int:
         """The id the next :meth:`call` will use (for checkers correlating with the net trace)."""
@@ -192,19 +199,28 @@ class RpcEndpoint:
         self._next_rid = (self._next_rid + 1) % (1 << 63) or 1
         return rid
 
-    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY) -> Any:
+    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY, sample_rtt: bool = False) -> Any:
         """Send ``msg`` to ``dst`` and return its reply payload.
+
+        ``sample_rtt``: this call measures the network (a ping, answered at once): its round
+        trip is a sample for :attr:`rtt`, and its timing out backs the peer's timeout off.
+        Other calls may wait on the server (an fsync, a batch, a sync), which says nothing
+        about the network, so they only read the estimate.
 
         Raises :class:`RemoteError` or :class:`NotSent` (definite) or :class:`CallTimeout`
         (unknown outcome). Cancellation propagates as usual; the outcome is then unknown too.
         """
         assert timeout_s > 0, "call: a deadline is required"
+        if self.rtt is not None:  # a deadline shorter than a round trip could never be met
+            timeout_s = self.rtt.stretch(dst, timeout_s)
         rid = self._new_rid()
         call = _Call(dst, trio.Event())
         self._pending[rid] = call
         self.stats["calls"] += 1
         env = Envelope(self.node_id, dst, KIND_REQUEST, rid, msg)
         sends = 0
+        measure = sample_rtt and self.rtt is not None
+        sent_at = trio.current_time() if measure else 0.0
         try:
             with trio.move_on_after(timeout_s):
                 # The usual case on TCP, one send then wait: what _send_until_answered does
@@ -220,6 +236,12 @@ class RpcEndpoint:
                     sends = await self._send_until_answered(env, call, retry)
         finally:
             del self._pending[rid]
+        if measure:
+            if call.done.is_set():
+                if sends == 1:
+                    self.rtt.sample(dst, trio.current_time() - sent_at)
+            elif sends:
+                self.rtt.unanswered(dst)
         if not call.done.is_set():
             self.stats["timeouts"] += 1
             if "timeout_as_failure" in self.bugs:
@@ -233,6 +255,8 @@ class RpcEndpoint:
 
     async def _send_until_answered(self, env: Envelope, call: _Call, retry: RetryPolicy) -> int:
         interval, max_interval = retry.intervals(self.transport.reliable)
+        if self.rtt is not None:  # never resend before a reply could have come back
+            interval, max_interval = self.rtt.stretch(env.dst, interval), self.rtt.stretch(env.dst, max_interval)
         sends = 0
         while True:
             try:

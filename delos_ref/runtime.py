@@ -49,6 +49,7 @@ from delos_ref.effects import (
 )
 from delos_ref.logs import log_event
 from delos_ref.rpc import Router, RpcEndpoint
+from delos_ref.rtt import RttEstimator
 from delos_ref.storage import Storage
 from delos_ref.trace import NullSink, TraceSink
 from transports.base import Transport, TransportError
@@ -141,6 +142,7 @@ class RoleRunner:
         inbox_size: int = DEFAULT_INBOX,
         max_batch: int = DEFAULT_MAX_BATCH,
         extra_effects: dict[type, Callable[[Any], Any]] | None = None,
+        timer_floors: dict[str, Callable[[], float]] | None = None,
     ) -> None:
         self.node = node
         self.name = name
@@ -150,6 +152,10 @@ class RoleRunner:
         self._send_inbox, self._inbox = trio.open_memory_channel(inbox_size)
         self.timers = Timers(self._send_inbox)
         self._extra = dict(extra_effects or {})
+        # A timer named here waits at least what its function says (a retry tick stretched to
+        # the measured round trip, delos_ref/rtt.py): the runtime decides when a timer fires,
+        # the core only asks; firing later is what a slow scheduler does anyway.
+        self._timer_floors = dict(timer_floors or {})
         self.stats = {"inputs": 0, "batches": 0, "persists": 0, "sends": 0}
 
     async def on_envelope(self, env: Envelope) -> None:
@@ -235,7 +241,8 @@ class RoleRunner:
             elif kind is Fail:
                 await self.node.endpoint.fail(effect.to, effect.rid, effect.code, effect.detail)
             elif kind is SetTimer:
-                self.timers.set(effect.name, effect.delay_s)
+                floor = self._timer_floors.get(effect.name)
+                self.timers.set(effect.name, effect.delay_s if floor is None else max(effect.delay_s, floor()))
             elif kind is CancelTimer:
                 self.timers.cancel(effect.name)
             elif kind is Persist or kind is Emit:
@@ -260,16 +267,20 @@ class Node:
     """One transport address hosting roles, an RPC endpoint and a trace sink.
 
     ``in_process``: messages between roles of this node are handed over in-process, never
-    encoded (``delos_ref/rpc.py``, "Roles on the same node"). A node process sets it; the
-    simulator does not, so every message there stays a network event it can delay or drop."""
+    encoded (``delos_ref/rpc.py``, "Roles on the same node"). ``measure_rtt``: timeouts stretch
+    to the round trips this node measures (:mod:`delos_ref.rtt`). A node process sets both;
+    the simulator neither, so every message there stays a network event it can delay or drop,
+    and every timeout follows its policy's constants."""
 
-    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None, in_process: bool = False) -> None:
+    def __init__(self, node_id: str, transport: Transport, *, seed: str = "0", trace: TraceSink | None = None, in_process: bool = False, measure_rtt: bool = False) -> None:
         assert transport.node_id == node_id, "Node: transport belongs to another node"
         self.node_id = node_id
         self.transport = transport
         self.seed = seed
         self.trace = trace if trace is not None else NullSink()
         self.endpoint = RpcEndpoint(transport, self.rng("rpc"))
+        if measure_rtt:
+            self.endpoint.rtt = RttEstimator()
         self.router = Router(transport, self.endpoint)
         if in_process:
             self.endpoint.local = self.router.deliver_nowait
@@ -317,6 +328,7 @@ class Node:
         return {
             "transport": self.transport.statistics().as_dict(),
             "rpc": self.endpoint.statistics(),
+            **({"rtt": self.endpoint.rtt.snapshot()} if self.endpoint.rtt is not None else {}),
             "router": dict(self.router.stats),
             "roles": {name: r.statistics() for name, r in self.roles.items()},
             "services": {name: stats() for name, stats in self._service_stats.items()},

@@ -1,7 +1,8 @@
 """The memory transport *is* the simulated network.
 
 Every message sent through a :class:`MemoryTransport` goes through :class:`SimNetwork`,
-which decides its fate with random draws from a per-link RNG: lost, delayed (the draw for
+which decides its fate with random draws from a per-link RNG (the model real nodes share:
+:func:`transports.shaper.link_fate`): lost, delayed (the draw for
 each copy is independent, so messages overtake each other: reordering), or duplicated. Links
 can be cut one way or both (partitions), nodes can be taken down and brought back. By
 default every message is encoded to a real frame and decoded again on delivery, so the
@@ -34,25 +35,9 @@ import trio.testing
 from delos_ref.trace import NullSink, TraceSink
 from transports.base import Transport, TransportClosed, TransportStatistics, Unreachable
 from transports.codec import DEFAULT_MAX_FRAME_BYTES, Envelope, FrameCodec
+from transports.shaper import LinkModel, link_fate  # the decision model real nodes share
 
-
-@dataclass(frozen=True, slots=True)
-class LinkModel:
-    """How one directed link treats a message. Delays are uniform in [min, max], except that
-    with probability ``spike`` a copy is delayed ``spike_factor`` times more (which is what
-    reorders messages across a wide window)."""
-
-    delay_min_s: float = 0.0002
-    delay_max_s: float = 0.002
-    loss: float = 0.0
-    duplicate: float = 0.0
-    spike: float = 0.0
-    spike_factor: float = 20.0
-
-    def __post_init__(self) -> None:
-        assert 0 <= self.delay_min_s <= self.delay_max_s, "LinkModel: 0 <= delay_min <= delay_max"
-        for p in (self.loss, self.duplicate, self.spike):
-            assert 0 <= p <= 1, "LinkModel: probabilities in [0, 1]"
+__all__ = ["LinkModel", "MemoryTransport", "SimNetwork"]
 
 
 NET = "~net"
@@ -163,17 +148,14 @@ class SimNetwork:
             rng = self._link_rngs.get((p.src, p.dst))
             if rng is None:
                 rng = self._link_rngs[(p.src, p.dst)] = self._rng_for(p.src, p.dst)
-            if rng.random() < link.loss:
+            delays = link_fate(link, rng)
+            if not delays:
                 self.stats["lost"] += 1
                 self._record("lost", p.env)
                 continue
-            copies = 2 if rng.random() < link.duplicate else 1
-            if copies == 2:
+            if len(delays) == 2:
                 self.stats["duplicated"] += 1
-            for _ in range(copies):
-                delay = rng.uniform(link.delay_min_s, link.delay_max_s)
-                if rng.random() < link.spike:
-                    delay *= link.spike_factor
+            for delay in delays:
                 counter = self._counters.setdefault(p.src, itertools.count())
                 heapq.heappush(self._heap, (now + delay, p.src, next(counter), p.dst, p.data, p.env))
 

@@ -45,10 +45,14 @@ class Placement:
     """Where a benchmark's cluster lives. ``directory``: None for a temporary one (removed
     afterwards); a given one gets a fresh cluster (``up --fresh``) and keeps its data and
     node logs after the run. ``base_port``: None for the first free range from
-    :data:`DEFAULT_BASE_PORT`; a given one must be free."""
+    :data:`DEFAULT_BASE_PORT`; a given one must be free. ``net_delay_s``: once the cluster is
+    up, every message between its nodes (and from a node to a client) is held this long by
+    the nodes' link shapers (``delos-ref net delay``; a round trip between nodes takes twice
+    it)."""
 
     directory: Path | None = None
     base_port: int | None = None
+    net_delay_s: float = 0.0
 
 
 def get_bench(name: str) -> Callable[..., Awaitable[dict[str, Any]]]:
@@ -155,6 +159,11 @@ def local_cluster(bench: str, transport: str, nodes: int, extra: tuple[str, ...]
         up = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=90, env=env)
         if up.returncode != 0:
             raise BenchError(f"bench {bench}: `delos-ref up` failed: {up.stderr.strip().removeprefix('error: ')}")
+        if placement.net_delay_s > 0:
+            delay = f"{placement.net_delay_s * 1e6:.0f}us"
+            net = subprocess.run([*cli, "net", "delay", delay, "--dir", str(directory)], capture_output=True, text=True, timeout=60)
+            if net.returncode != 0:
+                raise BenchError(f"bench {bench}: `delos-ref net delay {delay}` failed: {net.stderr.strip().removeprefix('error: ')}")
         yield cluster.load(directory)
     finally:
         with trio.CancelScope(shield=True):

@@ -40,6 +40,14 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    ``suspect_on_stale_evidence``) a node back from a 5 s SIGSTOP or a partition found the
    healthy sequencer "dead" and moved the chain off it, a needless gap for every client.
 
+5. **Timeouts that fit the network.** On a real cluster (``Node(measure_rtt=True)``) each
+   heartbeat's round trip is a sample for the node's :class:`~delos_ref.rtt.RttEstimator`
+   (Jacobson/Karels). A heartbeat and a probe wait at least the peer's round-trip timeout,
+   and a peer is suspected after ``suspect_s`` *plus* that timeout
+   (:attr:`FailureDetector.margin`): a 100 ms round trip is not a silence, and a dead node
+   is still noticed ``suspect_s`` and a few round trips after its last answer. On loopback
+   the margin is a millisecond; in the simulator there is none (its constants stay exact).
+
 Racing supervisors are fine -- every node may notice the same failure at once -- because the
 conditional write lets exactly one chain win; the others find the chain moved and stand
 down. To make the race rare rather than merely harmless, each waits a random jitter (from its
@@ -129,19 +137,28 @@ class FailureDetector:
     options: SupervisorOptions = SupervisorOptions()
     last_heard: dict[str, float] = field(init=False)
     alive_since: dict[str, float] = field(init=False)
+    #: Per peer, time added to ``suspect_s`` (an input: the supervisor sets it to the peer's
+    #: measured round-trip timeout, ``delos_ref/rtt.py``, so that a slow network is not a
+    #: silence). Empty -- the simulator's case -- is the plain ``suspect_s``.
+    margin: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.last_heard = dict.fromkeys(self.peers, self.started)
         self.alive_since = dict.fromkeys(self.peers, self.started)
+        self.margin = {}
+
+    def suspect_after(self, peer: str) -> float:
+        """The silence after which ``peer`` counts as dead."""
+        return self.options.suspect_s + self.margin.get(peer, 0.0)
 
     def heard(self, peer: str, now: float) -> None:
         """``peer`` answered a heartbeat at ``now``."""
-        if now - self.last_heard[peer] > self.options.suspect_s:
+        if now - self.last_heard[peer] > self.suspect_after(peer):
             self.alive_since[peer] = now  # it was dead: a new run of answers starts here
         self.last_heard[peer] = max(self.last_heard[peer], now)
 
     def alive(self, peer: str, now: float) -> bool:
-        return peer == self.self_id or now - self.last_heard[peer] <= self.options.suspect_s
+        return peer == self.self_id or now - self.last_heard[peer] <= self.suspect_after(peer)
 
     def stable(self, peer: str, now: float) -> bool:
         return peer == self.self_id or (self.alive(peer, now) and now - self.alive_since[peer] >= self.options.stable_s)
@@ -285,7 +302,7 @@ class Supervisor:
         if self._last_look is None or self.last_diagnosis is not None:
             return self.options.check_s
         d = self.detector
-        silence_due = min((d.last_heard[p] + self.options.suspect_s for p in self.peers if d.alive(p, now)), default=math.inf)
+        silence_due = min((d.last_heard[p] + d.suspect_after(p) for p in self.peers if d.alive(p, now)), default=math.inf)
         due = min(silence_due + 0.01, self._last_look[1] + self.options.diagnose_s)
         return min(max(due - now, self.options.check_s), self.options.diagnose_s)
 
@@ -298,17 +315,28 @@ class Supervisor:
             self.stats["stalls"] += 1
             log.info("%s: own loop stalled %.2f s; suspicions wait for fresh heartbeats", self.node.node_id, late)
 
+    def _deadline(self, peer: str, base_s: float) -> float:
+        """``base_s``, stretched to ``peer``'s measured round-trip timeout (if measured)."""
+        rtt = self.node.endpoint.rtt
+        return base_s if rtt is None else rtt.stretch(peer, base_s)
+
     async def _heartbeats(self, peer: str) -> None:
         assert self.detector is not None
+        rtt = self.node.endpoint.rtt
         while True:
             sent = trio.current_time()
             try:
-                # Wait at most half the suspicion time: a lost ping must not look like a silence.
-                await self.node.endpoint.call(peer, Ping(), timeout_s=self.options.suspect_s / 2, retry=NO_RETRY)
+                # Wait at most half the suspicion time (a lost ping must not look like a
+                # silence), or a round-trip timeout where the network is slower than that,
+                # backed off while unanswered. Each answer is a round-trip sample.
+                deadline = self.options.suspect_s / 2 if rtt is None else rtt.timeout(peer, self.options.suspect_s / 2)
+                await self.node.endpoint.call(peer, Ping(), timeout_s=deadline, retry=NO_RETRY, sample_rtt=True)
             except RpcError:
                 pass  # silence: the detector notices by the absence of answers
             else:
                 now = trio.current_time()
+                if rtt is not None:
+                    self.detector.margin[peer] = rtt.rto(peer)
                 returned = not self.detector.alive(peer, now)
                 self.detector.heard(peer, now)
                 if returned:
@@ -429,7 +457,7 @@ class Supervisor:
 
         async def ping(suspect: str) -> None:
             try:
-                await self.node.endpoint.call(suspect, Ping(), timeout_s=self.options.probe_s, retry=NO_RETRY)
+                await self.node.endpoint.call(suspect, Ping(), timeout_s=self._deadline(suspect, self.options.probe_s), retry=NO_RETRY)
             except RpcError:
                 return
             answered.add(suspect)
@@ -437,7 +465,7 @@ class Supervisor:
 
         async def ask(witness: str, suspect: str) -> None:
             try:
-                reply = await self.node.endpoint.call(witness, HearsQuery(suspect), timeout_s=self.options.probe_s, retry=NO_RETRY)
+                reply = await self.node.endpoint.call(witness, HearsQuery(suspect), timeout_s=self._deadline(witness, self.options.probe_s), retry=NO_RETRY)
             except RpcError:
                 return
             if isinstance(reply, HearsReply) and reply.heard:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from delos_ref.loglet.native import storage as layout
 from delos_ref.loglet.native.logserver import LogServerCore, LogServerLimits, ReadEntries
-from delos_ref.loglet.native.sequencer import SequencerCore, SequencerLimits
+from delos_ref.loglet.native.sequencer import TICK_TIMER, SequencerCore, SequencerLimits
 from delos_ref.runtime import Node, RoleRunner
 from delos_ref.storage import Storage
 
@@ -53,4 +53,9 @@ def add_sequencer(
 ) -> RoleRunner:
     """Host the sequencer role for every loglet naming ``node`` as its sequencer."""
     core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs)
-    return node.add_role(SEQUENCER_ROLE, core, storage)
+    rtt = node.endpoint.rtt
+    if rtt is None:
+        return node.add_role(SEQUENCER_ROLE, core, storage)
+    # Retry a slow LogServer no sooner than a round trip could bring its answer (the tick is
+    # 50 ms; across a slower network, a tick per round trip), see delos_ref/rtt.py.
+    return node.add_role(SEQUENCER_ROLE, core, storage, timer_floors={TICK_TIMER: rtt.max_rto})

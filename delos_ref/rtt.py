@@ -1,0 +1,102 @@
+"""Round-trip times measured per peer, and the timeouts they call for (Jacobson/Karels).
+
+On loopback a round trip takes about 60 us; across machines, or under ``delos-ref net
+delay``, it takes milliseconds to seconds. A constant resend interval or heartbeat deadline
+tuned for one is wrong for the other: too short, and every request is resent and every peer
+suspected; too long, and a lost message or a dead node costs more than it must. So each node
+measures its round trips and lets them stretch its constants (never shrink them).
+
+:class:`RttEstimator` is TCP's retransmission timer (Jacobson 1988, Karels; RFC 6298), kept
+per peer. It is pure: it is handed each sample and never reads a clock.
+
+* a sample ``r`` (the time from a request's *only* send to its reply -- Karn's rule: the
+  reply to a resent request cannot say which send it answers) updates::
+
+      rttvar = 3/4 rttvar + 1/4 |srtt - r|        (first sample: srtt = r, rttvar = r/2)
+      srtt   = 7/8 srtt   + 1/8 r
+
+* :meth:`rto` is ``srtt + 4 rttvar`` (at least ``granularity_s``): how long a reply may
+  take before its absence means something.
+* :meth:`stretch` is what the users call: ``max(base, rto)``, a loopback constant kept as
+  it is when the network is fast. :meth:`timeout` is that times the back-off, for the calls
+  that measure (heartbeats): each one that went unanswered doubles it (up to
+  ``max_backoff``), the next sample resets it -- so when a link's delay jumps past the
+  deadline, a heartbeat still gets through within a few tries and the estimate follows.
+
+Where a node uses it (``delos_ref/runtime.py`` turns it on for real nodes and clients only;
+the simulator keeps its constants, so every seed runs as before): the RPC layer's resend
+intervals (:mod:`delos_ref.rpc`), the supervisor's heartbeat deadlines, fresh probes and
+silence threshold (:mod:`delos_ref.virtuallog.supervisor`), and the NativeLoglet sequencer's
+retry tick (:func:`delos_ref.loglet.native.roles.add_sequencer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Peer:
+    srtt: float
+    rttvar: float
+    backoff: int = 1
+
+
+class RttEstimator:
+    """Smoothed round-trip time and variation per peer; see the module docstring."""
+
+    ALPHA = 1 / 8
+    BETA = 1 / 4
+    K = 4
+
+    def __init__(self, *, granularity_s: float = 0.001, max_backoff: int = 8) -> None:
+        self.granularity_s = granularity_s
+        self.max_backoff = max_backoff
+        self._peers: dict[str, _Peer] = {}
+        self.samples = 0
+
+    def sample(self, peer: str, rtt_s: float) -> None:
+        """A reply came ``rtt_s`` after the request's only send."""
+        self.samples += 1
+        p = self._peers.get(peer)
+        if p is None or p.srtt == 0:
+            self._peers[peer] = _Peer(rtt_s, rtt_s / 2)
+            return
+        p.rttvar = (1 - self.BETA) * p.rttvar + self.BETA * abs(p.srtt - rtt_s)
+        p.srtt = (1 - self.ALPHA) * p.srtt + self.ALPHA * rtt_s
+        p.backoff = 1
+
+    def unanswered(self, peer: str) -> None:
+        """A call to ``peer`` got no reply within its deadline: back off (Karn)."""
+        p = self._peers.get(peer)
+        if p is None:  # no sample yet: the first reply is still to come
+            p = self._peers[peer] = _Peer(0.0, 0.0)
+        p.backoff = min(p.backoff * 2, self.max_backoff)
+
+    def srtt(self, peer: str) -> float | None:
+        p = self._peers.get(peer)
+        return None if p is None or p.srtt == 0 else p.srtt
+
+    def rto(self, peer: str) -> float:
+        """``srtt + 4 rttvar`` without back-off (0 before the first sample)."""
+        p = self._peers.get(peer)
+        return 0.0 if p is None or p.srtt == 0 else max(self.granularity_s, p.srtt + self.K * p.rttvar)
+
+    def stretch(self, peer: str, base_s: float) -> float:
+        """``base_s``, or the peer's :meth:`rto` if that is longer."""
+        return max(base_s, self.rto(peer))
+
+    def timeout(self, peer: str, base_s: float) -> float:
+        """:meth:`stretch` times the current back-off: the deadline of a call that measures
+        (a heartbeat). Each one unanswered doubles the next, so a link whose delay jumps past
+        the deadline gets a call through, and a sample, within a few tries."""
+        p = self._peers.get(peer)
+        return self.stretch(peer, base_s) * (1 if p is None else p.backoff)
+
+    def max_rto(self) -> float:
+        """The largest :meth:`rto` over every peer measured (0 before any sample)."""
+        return max((self.rto(p) for p in self._peers), default=0.0)
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """Per peer: ``srtt_ms``, ``rto_ms`` and ``backoff`` (for statistics)."""
+        return {peer: {"srtt_ms": round(p.srtt * 1000, 3), "rto_ms": round(self.rto(peer) * 1000, 3), "backoff": p.backoff} for peer, p in sorted(self._peers.items())}

@@ -1,0 +1,178 @@
+"""Timeouts that fit the network (issue 24): the round-trip estimator (``delos_ref/rtt.py``),
+the RPC layer's resends stretched to it, the failure detector's margin and the runtime's
+timer floors -- on the simulated network under a mock clock, no processes."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from delos_ref.effects import SetTimer, TimerFired
+from delos_ref.ping import Ping, PingCore
+from delos_ref.rpc import RESEND, CallTimeout
+from delos_ref.rtt import RttEstimator
+from delos_ref.runtime import Node
+from delos_ref.virtuallog.supervisor import FailureDetector, SupervisorOptions
+from transports.memory import LinkModel, SimNetwork
+
+
+def test_estimator_follows_jacobson_karels():
+    e = RttEstimator()
+    assert e.rto("n2") == 0 and e.stretch("n2", 0.05) == 0.05  # nothing measured: the constant
+    e.sample("n2", 0.1)
+    assert e.srtt("n2") == pytest.approx(0.1) and e.rto("n2") == pytest.approx(0.1 + 4 * 0.05)
+    e.sample("n2", 0.2)
+    # rttvar = 3/4 * 0.05 + 1/4 * |0.1 - 0.2| = 0.0625; srtt = 7/8 * 0.1 + 1/8 * 0.2 = 0.1125
+    assert e.srtt("n2") == pytest.approx(0.1125) and e.rto("n2") == pytest.approx(0.1125 + 4 * 0.0625)
+    for _ in range(200):
+        e.sample("n2", 0.01)
+    assert e.srtt("n2") == pytest.approx(0.01, rel=0.01) and e.rto("n2") < 0.012
+    assert e.stretch("n2", 0.05) == 0.05  # a fast network keeps the loopback constant
+    assert e.rto("n3") == 0 and e.max_rto() == e.rto("n2")
+
+
+def test_estimator_backs_off_on_silence_and_a_sample_resets_it():
+    e = RttEstimator(max_backoff=8)
+    e.sample("n2", 0.1)
+    rto = e.rto("n2")
+    assert e.timeout("n2", 0.05) == pytest.approx(rto)
+    for expected in (2, 4, 8, 8):
+        e.unanswered("n2")
+        assert e.timeout("n2", 0.05) == pytest.approx(rto * expected)
+        assert e.timeout("n2", 1.0) == pytest.approx(1.0 * expected)  # the base backs off too
+    assert e.rto("n2") == pytest.approx(rto) and e.stretch("n2", 0.05) == pytest.approx(rto)  # margins and resends do not
+    e.sample("n2", 0.1)
+    assert e.timeout("n2", 0.05) == pytest.approx(e.rto("n2"))
+    # a peer silent from the start: its deadline backs off from the base, and the first
+    # sample is taken as it is
+    e.unanswered("n9")
+    assert e.timeout("n9", 0.4) == pytest.approx(0.8) and e.rto("n9") == 0 and e.srtt("n9") is None
+    e.sample("n9", 0.6)
+    assert e.srtt("n9") == pytest.approx(0.6) and e.timeout("n9", 0.4) == pytest.approx(0.6 + 4 * 0.3)
+
+
+def _pair(delay_s: float, measure: bool, *, answer: bool = True):
+    net = SimNetwork("1", link=LinkModel(delay_s, delay_s))
+    client = Node("c", net.attach("c"), measure_rtt=measure)
+    server = Node("s", net.attach("s"))
+    if answer:
+        server.add_role("ping", PingCore("s", 1, lambda want: ((), {})))
+    return net, client, server
+
+
+def _run(net, nodes, body):
+    async def main():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(net.run)
+            for n in nodes:
+                await nursery.start(n.run)
+            result = await body()
+            nursery.cancel_scope.cancel()
+        return result
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_pings_measure_the_round_trip_and_resends_wait_for_it():
+    """A 2 x 150 ms round trip: measured by pings; then a call to a silent peer (the server,
+    taken down) resends no sooner than the measured timeout -- RESEND alone would resend
+    after 50 ms, that is six times before a reply could come back."""
+
+    def run(measure: bool) -> tuple[float | None, int]:
+        net, client, server = _pair(0.15, measure)
+
+        async def body():
+            for _ in range(5):
+                await client.endpoint.call("s", Ping(), timeout_s=2, sample_rtt=True)  # one send each, like heartbeats
+            resends = client.endpoint.stats["resends"]
+            net.take_down("s")  # the server goes silent
+            with pytest.raises(CallTimeout):
+                await client.endpoint.call("s", Ping(), timeout_s=1.0, retry=RESEND)
+            return client.endpoint.stats["resends"] - resends
+
+        resends = _run(net, [client, server], body)
+        return (client.endpoint.rtt.srtt("s") if measure else None), resends
+
+    srtt, adaptive_resends = run(True)
+    _, constant_resends = run(False)
+    assert srtt == pytest.approx(0.3, abs=0.01)
+    assert adaptive_resends <= 2 < 4 <= constant_resends, (adaptive_resends, constant_resends)
+
+
+def test_a_call_that_times_out_backs_the_peer_off():
+    net, client, server = _pair(0.05, True, answer=True)
+
+    async def body():
+        await client.endpoint.call("s", Ping(), timeout_s=1, sample_rtt=True)
+        net.take_down("s")
+        with pytest.raises(CallTimeout):
+            await client.endpoint.call("s", Ping(), timeout_s=0.5, sample_rtt=True)
+        return client.endpoint.rtt.timeout("s", 0.01) / client.endpoint.rtt.rto("s")
+
+    assert _run(net, [client, server], body) == 2
+
+
+def test_heartbeats_get_through_when_the_round_trip_jumps_past_their_deadline():
+    """The supervisor's heartbeat loop in miniature: a 0.4 s deadline (suspect_s / 2), backed
+    off while unanswered, on a link whose round trip is 0.6 s. Without the back-off no ping
+    is ever answered in time, so no sample comes and a dead node could never be told apart
+    from a slow network."""
+    net, client, server = _pair(0.3, True)
+
+    async def body():
+        answered = 0
+        for _ in range(6):
+            try:
+                await client.endpoint.call("s", Ping(), timeout_s=client.endpoint.rtt.timeout("s", 0.4), sample_rtt=True)
+                answered += 1
+            except CallTimeout:
+                pass
+        return answered
+
+    assert _run(net, [client, server], body) >= 4
+    assert client.endpoint.rtt.srtt("s") == pytest.approx(0.6, abs=0.01)
+
+
+def test_the_failure_detector_adds_the_margin_to_suspect_s():
+    options = SupervisorOptions()
+    d = FailureDetector("n1", ("n2", "n3"), 0.0, options)
+    d.heard("n2", 1.0)
+    d.heard("n3", 1.0)
+    d.margin["n2"] = 0.3
+    t = 1.0 + options.suspect_s + 0.1
+    assert d.alive("n2", t) and not d.alive("n3", t)
+    assert not d.alive("n2", 1.0 + options.suspect_s + 0.31)
+    assert d.hearing(t) == 1
+
+
+class _TimerCore:
+    """Sets timer "tick" for 50 ms on each input; records when it fires."""
+
+    handles = (Ping,)
+
+    def __init__(self) -> None:
+        self.fired: list[float] = []
+
+    def handle(self, item):
+        if isinstance(item, TimerFired):
+            self.fired.append(trio.current_time())
+            return []
+        return [SetTimer("tick", 0.05)]
+
+
+@pytest.mark.parametrize("floor", [None, 0.2])
+def test_a_timer_floor_makes_a_timer_wait_longer(floor):
+    net = SimNetwork("1")
+    node = Node("n", net.attach("n"))
+    core = _TimerCore()
+    node.add_role("t", core, timer_floors=None if floor is None else {"tick": lambda: floor})
+
+    async def body():
+        start = trio.current_time()
+        node.roles["t"].submit_nowait(object())
+        await trio.sleep(1)
+        return [t - start for t in core.fired]
+
+    fired = _run(net, [node], body)
+    assert fired == [pytest.approx(0.05 if floor is None else 0.2)]
