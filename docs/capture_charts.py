@@ -10,7 +10,7 @@ Usage (Debian's chromium at /usr/bin/chromium, playwright installed by `make ins
 * ``chart-stale-read.svg``: the kv workload, seed 1, bug ``stale_read_as_linearizable``,
   around the read the linearizability checker could not place;
 * ``chart-metastore-race.svg``: the log workload, seed 1, bug
-  ``metastore_write_without_version``, lanes s1-s3 and x2, around the chain the VirtualLog
+  ``metastore_write_without_version``, lanes s1-s3 and x1, around the chain the VirtualLog
   spec rejects;
 * ``explorer-log-3.png``: the log workload, seed 3 (no bug), stepped to its first
   reconfiguration (a supervisor's ``Reconfigured``);
@@ -61,7 +61,7 @@ def main(figures: Path, cluster_dir: Path | None) -> None:
     (figures / "chart-stale-read.svg").write_text(render_svg(stale.events, title=stale.title, violation=stale.violations, window=(at - 34, at + 2)))
     race = sources.simulated("log", 1, bug="metastore_write_without_version")
     at = next(v.index for v in race.violations if v.index is not None)
-    (figures / "chart-metastore-race.svg").write_text(render_svg(race.events, title=race.title, violation=race.violations, window=(at - 34, at + 2), focus=["s1", "s2", "s3", "x2"]))
+    (figures / "chart-metastore-race.svg").write_text(render_svg(race.events, title=race.title, violation=race.violations, window=(at - 34, at + 2), focus=["s1", "s2", "s3", "x1"]))
     log = sources.simulated("log", 3)
     reconfigured = next(i for i, e in enumerate(log.events) if e.get("event") == "Reconfigured")
     screenshot(render_html(log.events, title=log.title, violations=log.violations, replay=log.replay), figures / "explorer-log-3.png", step=reconfigured)
