@@ -195,8 +195,6 @@ def read(
     """
     import json
 
-    import trio
-
     from delos_ref import ops
 
     if start < 0 or (stop is not None and stop < start):

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.cluster_fixture import CLI, free_base_port, running_cluster
+from tests.cluster_fixture import CLI, running_cluster
 
 BAD_TIMEOUTS = ("0", "-1", "nan", "inf")
 TIMEOUT_COMMANDS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from delos_ref.loglet.cold import ColdLogletConfig, MemoryColdStore
+from delos_ref.loglet.cold import MemoryColdStore
 from delos_ref.loglet.skip import skip_marker, skipped_reason
 from delos_ref.migrate import (
     BUG_MIGRATE_BEFORE_VERIFIED,

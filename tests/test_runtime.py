@@ -95,7 +95,6 @@ class FileCheckingTransport(RecordingTransport):
 async def test_a_steps_trace_events_reach_the_file_before_its_messages_leave(autojump_clock, tmp_path):
     """Log before send: a node killed right after sending has every event of the step in its
     trace file (the kernel has it; no user-space buffer to lose)."""
-    from delos_ref.effects import Emit
     from delos_ref.trace import FileSink
 
     path = tmp_path / "trace.ndjson"

@@ -4,12 +4,10 @@ on the simulated cluster, losing nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
 import pytest
-import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs" / "examples"))
 

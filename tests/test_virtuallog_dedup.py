@@ -13,7 +13,6 @@ import dataclasses
 from typing import Any, Awaitable, Callable
 
 import pytest
-import trio
 
 from delos_ref.loglet.api import MAX_ENTRY_BYTES, LogletUnavailable, SealedError
 from delos_ref.loglet.memory import MemoryLoglet

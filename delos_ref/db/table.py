@@ -62,7 +62,7 @@ from typing import Any, Iterable
 
 from delos_ref.effects import Write
 from delos_ref.storage import Storage, Transaction
-from transports.codec import DecodeError, EncodeError, decode_value, encode_value, fast_frozen_init
+from transports.codec import DecodeError, decode_value, encode_value, fast_frozen_init
 
 DATA, DEDUP, META = "data", "dedup", "meta"
 TABLES = (DATA, DEDUP, META)

@@ -538,7 +538,7 @@ class NativeLoglet(Loglet):
         changed = trio.Event()
 
         async def ask(server: str) -> None:
-            nonlocal answered, changed
+            nonlocal answered
             try:
                 reply = await self._call(server, ReadRange(self.config.loglet_id, pos, hi, hi - pos, self._known_tail), self._step_deadline(deadline))
             except RpcError:
