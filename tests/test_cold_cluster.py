@@ -50,6 +50,18 @@ def _settled_digests(d: str, timeout_s: float = 30.0) -> tuple[int, str]:
         time.sleep(0.3)
 
 
+async def _read_back(cfg) -> dict[int, bytes]:
+    """The whole log, position -> entry, through a VirtualLog client of the cluster."""
+    from delos_ref.process import open_virtuallog
+
+    async with open_virtuallog(cfg, "reader", deadline_s=10.0) as vlog:
+        log: dict[int, bytes] = {}
+        tail = await vlog.check_tail()
+        while len(log) < tail:
+            log.update(await vlog.read_next(len(log), tail))
+        return log
+
+
 def _logserver_sizes(d: str) -> list[dict]:
     return [logserver_data_size(os.path.join(d, n)) for n in ("n1", "n2", "n3")]
 
@@ -96,15 +108,7 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
         assert len(again["migrated"]) >= 2 and all(m["installed"] for m in again["migrated"])
 
         # Every acknowledged entry reads back identically (from cold files and LogServers).
-        async def read_back() -> dict[int, bytes]:
-            async with open_virtuallog(cfg, "reader", deadline_s=10.0) as vlog:
-                log: dict[int, bytes] = {}
-                tail = await vlog.check_tail()
-                while len(log) < tail:
-                    log.update(await vlog.read_next(len(log), tail))
-                return log
-
-        log = trio.run(read_back)
+        log = trio.run(_read_back, cfg)
         assert all(log.get(p) == e for p, e in acked.items()), "an acknowledged entry reads back differently"
         segs = j("status", "--dir", d)["chain"]["segments"]
         assert [s["kind"] for s in segs[:-1]] == ["cold"] * (len(segs) - 1) and all(s["cold"]["files"] >= 1 and s["cold"]["bytes"] > 0 for s in segs[:-1])
@@ -230,15 +234,7 @@ def test_migrate_auto_keeps_the_last_n_sealed_segments_on_the_logservers(tmp_pat
         assert all(s["cold"]["files"] >= 1 and s["cold"]["bytes"] > 0 for s in sealed[:-1])
         assert sum(s["stop"] - s["start"] for s in sealed) == len(acked) == 1500
 
-        async def read_back() -> dict[int, bytes]:
-            async with open_virtuallog(cfg, "reader", deadline_s=10.0) as vlog:
-                log: dict[int, bytes] = {}
-                tail = await vlog.check_tail()
-                while len(log) < tail:
-                    log.update(await vlog.read_next(len(log), tail))
-                return log
-
-        log = trio.run(read_back)
+        log = trio.run(_read_back, cfg)
         assert all(log.get(p) == e for p, e in acked.items()), "an acknowledged entry reads back differently"
         # Each LogServer keeps the last sealed segment (300 entries) and the empty active one.
         deadline = time.monotonic() + 30
