@@ -399,3 +399,28 @@ def test_the_walkthroughs_charts_are_what_their_runs_draw_now():
     """figures.py --check redraws every chart from its run and compares it with the file."""
     proc = subprocess.run([sys.executable, str(FIGURES_SCRIPT), str(ROOT / "docs" / "figures"), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------ minimized counterexamples' charts
+
+MINIMIZED_SCRIPT = ROOT / "docs" / "minimized_charts.py"
+
+
+def test_every_minimized_counterexample_has_its_chart_and_each_still_fails():
+    """Each replay command of docs/minimize.md (one per bug switch of every workload) has its
+    chart in docs/figures/minimized/, and minimized_charts.py --check reruns each schedule
+    (asserting it still fails) and finds the same chart it drew."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("minimized_charts", MINIMIZED_SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    listed = mod.replays((ROOT / "docs" / "minimize.md").read_text())
+    from delos_ref.sim import harness
+
+    switches = {(w.name, b) for w in harness.load_workloads().values() for b in w.bugs}
+    assert {(w, b) for w, b, _, _ in listed} == switches, "docs/minimize.md must list a minimized replay for every bug switch"
+    for workload, bug, _, _ in listed:
+        assert (ROOT / "docs" / "figures" / "minimized" / f"{workload}-{bug}.svg").is_file()
+    proc = subprocess.run([sys.executable, str(MINIMIZED_SCRIPT), str(ROOT / "docs" / "figures" / "minimized"), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr

@@ -47,15 +47,19 @@ class Run:
         return len(self.events) - 1 if self.violations else None
 
 
-def simulated(workload: str, seed: int, *, faults: str | None = None, bug: str | None = None) -> Run:
+def simulated(workload: str, seed: int, *, faults: str | None = None, bug: str | None = None, schedule: str | None = None) -> Run:
     """Re-run ``seed`` of ``workload`` and collect its trace, client history and verdicts.
+    ``schedule``: run it under that schedule (``sim --schedule``, e.g. a minimized run's),
+    whose fault kinds replace ``faults``.
 
-    Raises the harness's ``UnknownWorkload`` / ``BadSimArgument`` for bad names."""
+    Raises the harness's ``UnknownWorkload`` / ``BadSimArgument`` / ``BadSchedule`` for bad
+    names or schedules."""
     from delos_ref.sim import harness
 
     wl = harness.get_workload(workload)
     fault_set = harness.parse_faults(wl, faults)
     harness.check_bug(wl, bug)
+    plan = harness.parse_schedule(wl, schedule) if schedule is not None else None
     ops: list[tuple[float, int, Op]] = []
 
     def tap(history: Any, op: Op) -> None:
@@ -65,14 +69,15 @@ def simulated(workload: str, seed: int, *, faults: str | None = None, bug: str |
 
     token = HISTORY_TAP.set(tap)
     try:
-        result = harness.run_seed(wl, harness.RunConfig(seed, fault_set, bug, keep_trace=True))
+        config = harness.scheduled_config(seed, plan, bug, keep_trace=True) if plan is not None else harness.RunConfig(seed, fault_set, bug, keep_trace=True)
+        result = harness.run_seed(wl, config)
     finally:
         HISTORY_TAP.reset(token)
     trace = result.trace or []
     events, records = merge_history(trace, ops)
     violations = spec_violations(events)
     violations += [Violation(_stuck_at(what, events, records), what, f"{workload} workload") for what in result.violations]
-    title = f"{workload} seed {seed}" + (f" bug {bug}" if bug else "") + f" ({len(events)} events)"
+    title = f"{workload} seed {seed}" + (f" bug {bug}" if bug else "") + (" (minimized schedule)" if plan is not None else "") + f" ({len(events)} events)"
     return Run(title, events, violations, replay=harness.replay_command(wl, seed, fault_set, bug))
 
 
