@@ -5,7 +5,7 @@
 #   make tlc-mutants  TLC on every mutant of the specs: each must be caught
 #   make browser      Debian's chromium, for the explorer's browser test (as root; .ci/run does it)
 #   make peers  install ZooKeeper and etcd (Debian packages) for `delos-ref bench compare`
-#   make paper  `delos-ref bench paper` into docs/figures/ (the full run: ~30 min; ARGS="--quick")
+#   make paper  `delos-ref bench paper` into docs/figures/paper/ (the full run: 15-30 min; ARGS="--quick")
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -58,7 +58,7 @@ peers:
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq zookeeper etcd-server etcd-client default-jdk-headless
 
 paper: $(STAMP)
-	$(BIN)/delos-ref bench paper --out docs/figures $(ARGS)
+	$(BIN)/delos-ref bench paper --out docs/figures/paper $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -27,7 +27,7 @@ The seven experiments (``--only N,...`` picks some):
    puts/s before its p99 passes 15 ms, Delos ~26K).
 
 ``--quick`` runs each for a short time (all seven in about 3-5 minutes), for CI and for
-students; the full run is what ``docs/figures/`` holds. Every experiment reuses the
+students; the full run is what ``docs/figures/paper/`` holds. Every experiment reuses the
 benchmark modules (``bench append``, ``bench kv``'s loop, ``bench compare``); figures need the
 ``plots`` extra (matplotlib), without it the report has the tables only. Numbers measured on a
 loaded machine are not benchmarks: the report names the machine and its load average.
