@@ -11,6 +11,7 @@ import json
 import os
 import time
 
+import pytest
 import trio
 
 from cluster_fixture import cli, running_cluster
@@ -158,6 +159,7 @@ def _restored_digest(r: str, port: int, *args: str) -> tuple[int, str]:
         cli("down", "--dir", r)
 
 
+@pytest.mark.slow  # 40-90 s: keeps the default suite under 20 minutes; `make test-slow` runs it
 def test_restore_inside_a_cold_copy_and_above_the_cold_store_with_the_live_log(tmp_path):
     """``restore --at POS``: POS inside a cold copy (its first entries are copied into the new
     cluster's store), and POS above the last cold segment, the rest read from the live
