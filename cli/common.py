@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -48,7 +49,39 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 
-DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", metavar="DIR", help="Cluster directory (holds cluster.json and each node's data).")
+# ------------------------------------------------------------- where the cluster is: --dir or --cluster
+
+#: The commands that act on local node processes (signals, pids, DIR/<id>/): they need a
+#: ``--dir`` cluster and refuse ``--cluster FILE``, whose nodes run on other hosts.
+LOCAL_ONLY = {"up": "starts local node processes", "down": "stops local node processes", "kill": "signals a local node process",
+              "pause": "signals a local node process", "resume": "signals a local node process", "restart": "restarts a local node process",
+              "logs": "reads DIR/<id>/node.log"}
+#: Where :meth:`Group.parse_args` notes which of the two flags the command line used.
+_FLAG = "delos_ref.cluster_flag"
+
+
+def cluster_source(ctx: typer.Context, value: Path) -> Path:
+    """The callback of ``--dir DIR`` / ``--cluster FILE`` (one option, two names): the path
+    every command hands to ``cluster.load``, which reads a directory's ``cluster.json`` or a
+    cluster file (``delos_ref/deploy.py``). A directory given to ``--cluster``, a file given to
+    ``--dir``, and ``--cluster`` given to a command of :data:`LOCAL_ONLY` are usage errors."""
+    flag = ctx.meta.get(_FLAG)
+    if flag == "--cluster":
+        if ctx.info_name in LOCAL_ONLY:
+            raise typer.BadParameter(f"`{ctx.info_name}` {LOCAL_ONLY[ctx.info_name]}: it needs a local --dir cluster (on a deployed cluster, act on the node's host, e.g. with systemctl)", param_hint="--cluster")
+        if not value.exists():
+            raise typer.BadParameter(f"{value}: no such file (write a cluster file with `delos-ref init`)", param_hint="--cluster")
+        if value.is_dir():
+            raise typer.BadParameter(f"{value} is a directory; --cluster takes a cluster file (from `delos-ref init`), --dir a cluster directory", param_hint="--cluster")
+    elif value.is_file():
+        raise typer.BadParameter(f"{value} is a file; --dir takes a cluster directory (for a cluster file from `delos-ref init`, use --cluster {value})", param_hint="--dir")
+    return value
+
+
+DirOpt = typer.Option(
+    cluster.DEFAULT_DIR, "--dir", "--cluster", metavar="DIR|FILE", callback=cluster_source,
+    help="Where the cluster is: --dir DIR, a local cluster's directory (holds cluster.json and each node's data), or --cluster FILE, a cluster file from `delos-ref init` (nodes on any hosts).",
+)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
@@ -133,6 +166,17 @@ class Group(TyperGroup):
             return code
         sys.exit(code)
 
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Note which of ``--dir`` and ``--cluster`` the command line gives (they name one
+        option, see :func:`cluster_source`); both together are a usage error."""
+        given = {a.split("=", 1)[0] for a in args[: args.index("--") if "--" in args else len(args)]} & {"--dir", "--cluster"}
+        if len(given) == 2:
+            from typer import _click
+
+            raise _click.exceptions.UsageError("give --dir DIR (a local cluster) or --cluster FILE (a cluster file), not both", ctx)
+        ctx.meta[_FLAG] = given.pop() if given else None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command; Ctrl-C that the command does not handle itself is one line too

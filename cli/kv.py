@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 import typer
 
-from cli.common import INTERRUPTED, PARTIAL, USAGE, fail, os_message, sole_error, timeout_option
+from cli.common import INTERRUPTED, PARTIAL, USAGE, DirOpt, fail, os_message, sole_error, timeout_option
 from delos_ref import cluster
 from delos_ref.db.table import MAX_KEY_BYTES, MAX_VALUE_BYTES
 
@@ -34,7 +34,6 @@ kv_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DirOpt = typer.Option(cluster.DEFAULT_DIR, "--dir", help="Cluster directory (holds cluster.json).")
 NodeOpt = typer.Option(None, "--node", help="Replica to ask first (default: the first replica).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 StaleOpt = typer.Option(False, "--stale", help="Read this replica's table as it is, without syncing with the log (may miss recent writes).")

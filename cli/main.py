@@ -43,30 +43,45 @@ app = typer.Typer(
 # --------------------------------------------------------------------------------- node
 
 
-@app.command(epilog="\b\nExample: delos-ref node --dir .delos-ref --id n1 --log-level debug   (normally started by `delos-ref up`)")
+@app.command(epilog="\b\nExamples:\n  delos-ref node --dir .delos-ref --id n1 --log-level debug   (normally started by `delos-ref up`)\n"
+             "  delos-ref node --cluster cluster.json --id n2 --data /var/lib/delos-ref/n2   (one node of a cluster across hosts: docs/deployment.md)")
 def node(
     directory: Path = DirOpt,
-    node_id: str = typer.Option(..., "--id", help="This node's id in cluster.json."),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error: the least important line written to DIR/<id>/node.log."),
+    node_id: str = typer.Option(..., "--id", help="This node's id in the cluster file."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="With --cluster FILE: this node's data directory (LMDB, node.log, exit.json; created if missing). Under --dir it is DIR/<id>/."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error: the least important line written to node.log."),
 ) -> None:
-    """Run one node of the cluster in DIR (in the foreground, until SIGTERM or Ctrl-C),
-    logging to DIR/<id>/node.log; if it stops on an error (a full disk), the cause is the
-    last line of that log and `status` shows it."""
+    """Run one node of the cluster (in the foreground, until SIGTERM or Ctrl-C), logging to
+    node.log in its data directory; if it stops on an error (a full disk), the cause is the
+    last line of that log and `status` shows it.
+
+    With --cluster FILE (a cluster across hosts), the node refuses to start (exit 2) unless
+    its address in FILE is one of this machine's: its host is resolved and must be bindable
+    here."""
+    import functools
+
     import trio
 
-    from delos_ref import logs
+    from delos_ref import deploy, logs
     from delos_ref.process import NodeExited, NodeStartError, run_node
     from delos_ref.storage import StorageError
 
+    from_file = deploy.is_cluster_file(directory)
+    if from_file and data is None:
+        raise fail("--cluster FILE needs --data DIR: the directory where this node keeps its data", USAGE)
+    if not from_file and data is not None:
+        raise fail(f"--data goes with --cluster FILE; a node of the cluster in --dir {directory} keeps its data in {directory}/<id>/", USAGE)
     try:
         logs.check_level(log_level)
         cfg = cluster.load(directory)
-        cfg.node(node_id)
-    except ValueError as e:
-        raise fail(str(e), 2)
+        spec = cfg.node(node_id)
+        if from_file:
+            deploy.check_local(spec, cfg.transport)
+    except (ValueError, deploy.UsageError) as e:
+        raise fail(str(e), USAGE)
     except cluster.ClusterError as e:
         raise fail(str(e))
-    data_dir = cluster.node_dir(directory, node_id)
+    data_dir = data if data is not None else cluster.node_dir(directory, node_id)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         logs.setup_node_logging(data_dir, node_id, log_level)
@@ -76,7 +91,7 @@ def node(
 
     log_if_active()  # `up --lab WORK`: node.log says which lab modules come from WORK
     try:
-        trio.run(run_node, str(directory), node_id)
+        trio.run(functools.partial(run_node, str(directory), node_id, data_dir=data_dir))
     except NodeExited:
         raise typer.Exit(1)  # the cause is in node.log and exit.json already
     except (cluster.ClusterError, NodeStartError, StorageError) as e:
@@ -574,6 +589,10 @@ def status(
 from cli.ops import register as _register_ops  # noqa: E402 - the operator commands, after status
 
 _register_ops(app)
+
+from cli.deploy import register as _register_deploy  # noqa: E402 - init and bootstrap (clusters across hosts)
+
+_register_deploy(app)
 
 
 # ---------------------------------------------------------------------------------- sim

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Optional
 import typer
 
 from cli.common import INTERRUPTED, USAGE, DirOpt, JsonOpt, fail, os_message, out, print_json, sole_error, timeout_option
-from delos_ref import cluster
+from delos_ref import cluster, deploy
 
 TimeoutOpt = timeout_option(5.0)
 
@@ -364,7 +364,7 @@ def trim(
 # ------------------------------------------------------------------ cold storage, skip
 
 
-ColdDirOpt = typer.Option(None, "--cold-dir", help="The cold store: a directory on any filesystem (default DIR/cold/; a shared or mounted one works too: the chain names it by its absolute path).")
+ColdDirOpt = typer.Option(None, "--cold-dir", help="The cold store: a directory on any filesystem (default DIR/cold/; a shared or mounted one works too: the chain names it by its absolute path). Required with --cluster: a path every node's host mounts.")
 
 
 def migrate(
@@ -390,6 +390,11 @@ def migrate(
         raise fail("give --below POS or --auto --keep N (one of them)", USAGE)
     if keep < 0:
         raise fail(f"--keep must be >= 0 (got {keep})", USAGE)
+    if deploy.is_cluster_file(directory):  # nodes on other hosts: no DIR to hold the store or the setting
+        if auto:
+            raise fail("--auto is a setting the nodes read in a local cluster's DIR: it needs --dir (with --cluster, run `migrate --below POS` when needed)", USAGE)
+        if cold_dir is None:
+            raise fail("with --cluster, give --cold-dir: a directory every node's host mounts at the same path (the nodes read the cold files)", USAGE)
     if auto:
         _write_auto(directory, keep, cold_dir)
     result = _on_log(directory, timeout_s, lambda s: _bounded(s, ops.migrate(s, below=below, keep=keep if auto else None, cold=ops.cold_dir(str(directory), None if cold_dir is None else str(cold_dir))), "migrate"),

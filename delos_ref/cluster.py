@@ -75,7 +75,8 @@ class NodeSpec:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``host:port``; an IPv6 host in brackets (``[::1]:7101``)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def hosted_roles(self) -> tuple[str, ...]:
@@ -187,6 +188,12 @@ def config_path(directory: str | os.PathLike) -> Path:
 
 
 def load(directory: str | os.PathLike) -> ClusterConfig:
+    """The cluster in ``directory``; or, given a cluster file (``--cluster FILE``, nodes on
+    any hosts: ``delos_ref/deploy.py``), the cluster it describes."""
+    if Path(directory).is_file():
+        from delos_ref import deploy
+
+        return deploy.load_file(directory)
     path = config_path(directory)
     if not Path(directory).is_dir():
         raise ClusterError(f"no cluster in {directory}: the directory does not exist (start one with `delos-ref up --dir {directory}`)")

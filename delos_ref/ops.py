@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from delos_ref import cluster
+from delos_ref import cluster, deploy
 from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletError, LogletUnavailable, SealedError, TrimmedError
 from delos_ref.process import open_client, ping, ping_all, virtuallog_on
 from delos_ref.runtime import Node
@@ -85,7 +85,11 @@ def replica_nodes(cfg: cluster.ClusterConfig) -> list[str]:
 
 
 def require_running(directory: str, cfg: cluster.ClusterConfig) -> None:
-    """Refuse a directory none of whose node processes runs (stopped or stale)."""
+    """Refuse a directory none of whose node processes runs (stopped or stale). A cluster
+    file (``--cluster FILE``: nodes on other hosts, no local pids) passes: only the nodes'
+    answers say whether it runs."""
+    if deploy.is_cluster_file(directory):
+        return
     if not cluster.live_nodes(cfg):
         raise OpError(f"no cluster running in {directory}: none of its node processes is alive (start it with `delos-ref up --dir {directory}`)")
 
@@ -99,7 +103,8 @@ async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", 
     except cluster.ClusterError as e:
         raise OpError(str(e)) from None
     require_running(directory, cfg)
-    async with open_client(cfg, name, trace_dir=directory) as node:  # logs into DIR/clients/ under up --trace
+    trace_dir = None if deploy.is_cluster_file(directory) else directory
+    async with open_client(cfg, name, trace_dir=trace_dir) as node:  # logs into DIR/clients/ under up --trace
         vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
         ops = OpsSession(directory, cfg, node, vlog, timeout_s)
         if need_chain:
@@ -226,6 +231,7 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
     vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
     ops = OpsSession(directory, cfg, node, vlog, timeout_s)
     answers = await ping_all(node, cfg, timeout_s=timeout_s, want_stats=want_stats)
+    remote = deploy.is_cluster_file(directory)  # no local pids: a node's process is on its host
     report: dict[str, Any] = {
         "cluster_id": cfg.cluster_id,
         "transport": cfg.transport,
@@ -236,7 +242,7 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
                 "pid": n.pid,
                 "alive": answers[n.id] is not None,
                 "roles": list(answers[n.id].roles) if answers[n.id] else [],
-                "process": cluster.process_state(n, directory),
+                "process": "remote" if remote else cluster.process_state(n, directory),
                 "configured_roles": configured_roles(n),
             }
             for n in cfg.nodes

@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import ipaddress
 import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -197,15 +199,17 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     return storage
 
 
-async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled.
+async def run_node(directory: str, node_id: str, *, data_dir: Path | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Host ``node_id`` of the cluster in ``directory`` until cancelled or signalled, its data
+    in ``DIR/<id>/``; or, ``directory`` being a cluster file (``node --cluster FILE --data
+    DIR``, ``delos_ref/deploy.py``), in ``data_dir``.
 
     Every way out is written down (``delos_ref/logs.py``): a stop by SIGTERM/SIGINT as
     ``stopped``, an error as ``exited: <cause>`` (a full disk: ``exited: disk full``) in
     ``node.log`` and ``exit.json``, then :class:`NodeExited` is raised."""
     cfg = cluster.load(directory)
     spec = cfg.node(node_id)
-    data_dir = cluster.node_dir(directory, node_id)
+    data_dir = cluster.node_dir(directory, node_id) if data_dir is None else Path(data_dir)
     try:
         lock = _lock_node_dir(data_dir)
     except NodeStartError as e:
@@ -213,7 +217,7 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
         raise
     try:
         _starting(cfg, spec, data_dir)
-        how = await _host(directory, cfg, spec, task_status)
+        how = await _host(directory, cfg, spec, data_dir, task_status)
     except BaseException as e:
         state, cause = _fatal_cause(e)
         if state is None:
@@ -227,9 +231,8 @@ async def run_node(directory: str, node_id: str, *, task_status=trio.TASK_STATUS
         lock.close()
 
 
-async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSpec, task_status: Any) -> str:
+async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSpec, data_dir: Path, task_status: Any) -> str:
     """Build the node, run it until a signal; the name of the signal that stopped it."""
-    data_dir = cluster.node_dir(directory, spec.id)
     # Wall-clock times (trio's clock has a random per-process offset), so that the nodes'
     # files merge into one trace by time (delos_ref.tracecheck.ndjson).
     trace = FileSink(time.time, str(data_dir / "trace.ndjson")) if cfg.trace else NullSink()
@@ -245,7 +248,8 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
             node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True, measure_rtt=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
-            host_supervisor(cfg, node, directory)
+            # ``migrate --auto`` is a setting in a local cluster's DIR: none for a cluster file
+            host_supervisor(cfg, node, None if Path(directory).is_file() else directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
                 storages.append(host_replica(cfg, node, data_dir))
             _log_recovery(node, storages)
@@ -371,12 +375,29 @@ def client_trace(cfg: cluster.ClusterConfig, trace_dir: str | os.PathLike | None
     return FileSink(time.time, str(folder / f"{client_id}.trace.ndjson"))
 
 
+def client_bind(cfg: cluster.ClusterConfig) -> PeerAddress | None:
+    """Where a client listens: nowhere on TCP (it only dials). On UDP it needs a socket of the
+    nodes' address family on an address they can answer: loopback for a cluster on this
+    machine, else every interface (a cluster across hosts, ``delos_ref/deploy.py``)."""
+    if cfg.transport != "udp":
+        return None
+    first = cfg.nodes[0]
+    try:
+        family, *_, sockaddr = socket.getaddrinfo(first.host, first.port, type=socket.SOCK_DGRAM)[0]
+    except socket.gaierror:
+        return PeerAddress("127.0.0.1", 0)  # the send fails later, naming the address
+    v6 = family == socket.AF_INET6
+    if ipaddress.ip_address(sockaddr[0].split("%")[0]).is_loopback:
+        return PeerAddress("::1" if v6 else "127.0.0.1", 0)
+    return PeerAddress("::" if v6 else "0.0.0.0", 0)
+
+
 @contextlib.asynccontextmanager
 async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_dir: str | os.PathLike | None = None) -> AsyncIterator[Node]:
     """A client node (no roles) connected to the cluster; its router runs in the background.
     ``trace_dir``: the cluster's directory, where it logs its trace events if ``cfg.trace``."""
     client_id = f"{name}-{secrets.token_hex(4)}"
-    bind = PeerAddress("127.0.0.1", 0) if cfg.transport == "udp" else None
+    bind = client_bind(cfg)
     trace = client_trace(cfg, trace_dir, client_id)
     try:
         async with open_transport(cfg, client_id, bind) as transport:
