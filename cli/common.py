@@ -63,8 +63,9 @@ _FLAG = "delos_ref.cluster_flag"
 def cluster_source(ctx: typer.Context, value: Path) -> Path:
     """The callback of ``--dir DIR`` / ``--cluster FILE`` (one option, two names): the path
     every command hands to ``cluster.load``, which reads a directory's ``cluster.json`` or a
-    cluster file (``delos_ref/deploy.py``). A directory given to ``--cluster``, a file given to
-    ``--dir``, and ``--cluster`` given to a command of :data:`LOCAL_ONLY` are usage errors."""
+    cluster file (``delos_ref/deploy.py``). A directory given to ``--cluster`` and ``--cluster``
+    given to a command of :data:`LOCAL_ONLY` are usage errors (exit 2); a file given to
+    ``--dir`` is a cluster directory that cannot be used (exit 1)."""
     flag = ctx.meta.get(_FLAG)
     if flag == "--cluster":
         if ctx.info_name in LOCAL_ONLY:
@@ -73,8 +74,8 @@ def cluster_source(ctx: typer.Context, value: Path) -> Path:
             raise typer.BadParameter(f"{value}: no such file (write a cluster file with `delos-ref init`)", param_hint="--cluster")
         if value.is_dir():
             raise typer.BadParameter(f"{value} is a directory; --cluster takes a cluster file (from `delos-ref init`), --dir a cluster directory", param_hint="--cluster")
-    elif value.is_file():
-        raise typer.BadParameter(f"{value} is a file; --dir takes a cluster directory (for a cluster file from `delos-ref init`, use --cluster {value})", param_hint="--dir")
+    elif value.is_file():  # a cluster directory that cannot be used: exit 1, as before --cluster existed
+        raise fail(f"--dir {value} is a file, not a cluster directory (for a cluster file from `delos-ref init`, use --cluster {value})")
     return value
 
 

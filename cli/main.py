@@ -547,7 +547,8 @@ def status(
     JSON: {"cluster_id", "transport", "nodes": [{"id", "address", "pid", "alive", "roles",
     "process", "configured_roles"}], "metastore": {"version"} or {"version": null, "error"},
     "chain": {"version", "segments": [{"start", "stop", "kind", "sealed", "params"}]} or null,
-    "tail": {"position", "sealed"} or null}.
+    "tail": {"position", "sealed"} or null}. With --cluster FILE (nodes on other hosts) each
+    node's "process" is "remote" and its "pid" null: only its answer says it runs.
 
     Exit code 0 when every node answers, 1 when none does, 3 when some do not.
     """
