@@ -1,7 +1,7 @@
 """``delos-ref``: run local clusters, simulations and benchmarks.
 
 Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
-``restore`` (a new cluster from a cold store, to a position), ``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``. The operator commands (``append``, ``read``, ``tail``,
+``restore`` (a new cluster from a cold store, to a position), ``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``; ``init`` and ``bootstrap`` (a cluster across hosts, with ``node --cluster``) in ``cli/deploy.py``. The operator commands (``append``, ``read``, ``tail``,
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
 live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
 

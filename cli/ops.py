@@ -4,7 +4,8 @@ Log commands (through a VirtualLog client, see ``delos_ref/ops.py``): ``append``
 ``tail``, ``reconfigure``, ``seal``, ``trim``, ``migrate`` (to cold storage), ``skip``. Process commands (``delos_ref/cluster.py``):
 ``kill`` (SIGKILL), ``pause`` / ``resume`` (SIGSTOP / SIGCONT), ``restart``, ``logs``.
 
-Every command takes ``--dir`` and ``--json``; every failure is one line on stderr with the exit
+Every command takes ``--dir`` (or ``--cluster FILE``, a cluster across hosts: see
+``cli/common.py``; the process commands and ``logs`` refuse it) and ``--json``; every failure is one line on stderr with the exit
 codes of ``cli/common.py``: 1 for a failed operation (no cluster running, unknown node, a
 position past the tail or trimmed, a stale or foreign directory, a quorum that does not answer
 within ``--timeout``, naming the nodes missing), 2 for bad usage (a value out of range, options

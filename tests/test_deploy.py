@@ -141,6 +141,14 @@ def test_migrate_with_cluster_needs_a_shared_cold_dir(tmp_path):
     assert "needs --dir" in one_line(run("migrate", "--auto", "--cluster", str(out), "--cold-dir", str(tmp_path)), 2)
 
 
+def test_bootstrap_and_status_of_a_cluster_whose_nodes_do_not_run(tmp_path):
+    out = tmp_path / "c.json"
+    assert run("init", "--nodes", "n1=127.0.0.1:12141,n2=127.0.0.1:12142,n3=127.0.0.1:12143", "--out", str(out)).exit_code == 0
+    line = one_line(run("bootstrap", "--cluster", str(out), "--timeout", "1"), 1)
+    assert "no majority of the acceptors answered within 1s" in line and "n1, n2, n3" in line
+    assert "no node of the cluster" in one_line(run("status", "--cluster", str(out), "--timeout", "0.3"), 1)
+
+
 def test_the_systemd_unit_file_is_the_one_the_deployment_doc_shows():
     doc = (REPO / "docs" / "deployment.md").read_text()
     unit = (REPO / "docs" / "examples" / "delos-ref@.service").read_text()
