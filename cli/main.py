@@ -57,7 +57,7 @@ def node(
 
     With --cluster FILE (a cluster across hosts), the node refuses to start (exit 2) unless
     its address in FILE is one of this machine's: its host is resolved and must be bindable
-    here."""
+    here (a host that does not resolve: exit 1)."""
     import functools
 
     import trio

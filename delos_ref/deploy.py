@@ -47,7 +47,6 @@ from delos_ref.cluster import CORE_ROLES, LOGSERVER_ROLES, NODE_ROLES, TRANSPORT
 
 #: A node id: a letter, then letters, digits, ``-`` or ``_`` (it names a directory and a peer).
 NODE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
-WILDCARDS = ("0.0.0.0", "::")
 
 
 class UsageError(ClusterError):
@@ -72,12 +71,13 @@ def parse_address(text: str) -> tuple[str, int]:
             raise UsageError(f"{text!r}: {host!r} in brackets is not an IPv6 address") from None
     if not 1 <= int(port) <= 65535:
         raise UsageError(f"{text!r}: the port must be between 1 and 65535")
-    if host in WILDCARDS or _unspecified(host):
+    if _unspecified(host):
         raise UsageError(f"{text!r}: a wildcard address names no machine; give the address the other nodes dial")
     return host, int(port)
 
 
 def _unspecified(host: str) -> bool:
+    """A wildcard address (``0.0.0.0``, ``::``): what a server binds, never what a peer dials."""
     try:
         return ipaddress.ip_address(host).is_unspecified
     except ValueError:
