@@ -371,12 +371,18 @@ def client_trace(cfg: cluster.ClusterConfig, trace_dir: str | os.PathLike | None
     return FileSink(time.time, str(folder / f"{client_id}.trace.ndjson"))
 
 
+def _client_host(cfg: cluster.ClusterConfig) -> str:
+    """Where a UDP client binds: loopback for a loopback cluster, else every interface (an
+    ``up --netns`` cluster's nodes are reached over its bridge)."""
+    return "127.0.0.1" if all(n.host.startswith("127.") for n in cfg.nodes) else "0.0.0.0"
+
+
 @contextlib.asynccontextmanager
 async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_dir: str | os.PathLike | None = None) -> AsyncIterator[Node]:
     """A client node (no roles) connected to the cluster; its router runs in the background.
     ``trace_dir``: the cluster's directory, where it logs its trace events if ``cfg.trace``."""
     client_id = f"{name}-{secrets.token_hex(4)}"
-    bind = PeerAddress("127.0.0.1", 0) if cfg.transport == "udp" else None
+    bind = PeerAddress(_client_host(cfg), 0) if cfg.transport == "udp" else None
     trace = client_trace(cfg, trace_dir, client_id)
     try:
         async with open_transport(cfg, client_id, bind) as transport:
