@@ -597,7 +597,8 @@ def status(
     JSON: {"cluster_id", "transport", "nodes": [{"id", "address", "pid", "alive", "roles",
     "process", "configured_roles"}], "metastore": {"version"} or {"version": null, "error"},
     "chain": {"version", "segments": [{"start", "stop", "kind", "sealed", "params"}]} or null,
-    "tail": {"position", "sealed"} or null}.
+    "tail": {"position", "sealed"} or null}; on an `up --netns` cluster also "netns": {"tag",
+    "bridge", "subnet", "namespaces": {ID: NAME}, "kernel": [the kernel conditions, one line a node]}.
 
     Exit code 0 when every node answers, 1 when none does, 3 when some do not.
     """
