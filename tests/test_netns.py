@@ -99,8 +99,20 @@ def net(d: Path, *args: str) -> dict:
     return json.loads(cli("net", *args, "--dir", str(d), "--json", check=True).stdout)
 
 
+def net_here(d: Path, *args: str) -> dict:
+    """``net`` in this process (typer's CliRunner: the same code without a Python start-up;
+    not from inside ``trio.run``)."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["net", *args, "--dir", str(d), "--json"])
+    assert result.exit_code == 0, (args, result.output)
+    return json.loads(result.stdout)
+
+
 def cut_links(d: Path) -> set[tuple[str, str]]:
-    probe = net(d, "probe")
+    probe = net_here(d, "probe", "--wait", "0.5")
     assert probe["missing"] == [], probe
     return {tuple(pair) for pair in probe["cut"]}
 
@@ -198,9 +210,9 @@ def _shaper_and_kernel_cut_the_same_links(d: Path) -> None:
     for spec, expected in cases.items():
         seen = {}
         for via in ("shaper", "kernel"):
-            net(d, "partition", *spec, "--via", via)
+            net_here(d, "partition", *spec, "--via", via)
             seen[via] = cut_links(d)
-            net(d, "heal")
+            net_here(d, "heal")
         assert seen["shaper"] == seen["kernel"] == expected, f"partition {' '.join(spec)}: {seen}, expected {expected}"
 
 
