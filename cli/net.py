@@ -129,11 +129,11 @@ def _run(directory: Path, timeout_s: float, as_json: bool, plan: Optional[Callab
 
     try:
         cfg = cluster.load(directory)
+        in_shaper, kernel = _layers(directory, via, in_kernel)  # usage errors first
         ops.require_running(str(directory), cfg)
     except (cluster.ClusterError, ops.OpError) as e:
         raise fail(str(e))
     _check_nodes(cfg, list(names))
-    in_shaper, kernel = _layers(directory, via, in_kernel)
     rec = netns.load_record(directory)
     try:
         kernel_plan = plan(kernel.kernel_conditions()) if plan is not None and kernel is not None else None

@@ -15,7 +15,9 @@ and partitions and losses also made by the kernel (iptables in the namespaces).
     with ``--via kernel``, and they are the links the partition names;
   - a stopped cluster (its nodes killed with kill -9) restarts with ``up`` in new namespaces,
     and ``down`` then leaves no namespace, link or rule.
-* A ``kill -9`` of ``up`` while it makes the namespaces: ``down`` removes what it made.
+* A ``kill -9`` of ``up`` while it makes the namespaces, or while it starts the nodes:
+  ``down`` removes what it made and the nodes it started.
+* The ``net`` role's probe (pure), and ``--via kernel`` on a loopback cluster (exit 2).
 """
 
 from __future__ import annotations
@@ -216,13 +218,21 @@ def _shaper_and_kernel_cut_the_same_links(d: Path) -> None:
         assert seen["shaper"] == seen["kernel"] == expected, f"partition {' '.join(spec)}: {seen}, expected {expected}"
 
 
+def _node_processes(d: Path) -> bool:
+    return subprocess.run(["pgrep", "-f", f"node --dir {d} "], capture_output=True).returncode == 0
+
+
 @needs_netns
-def test_down_removes_what_an_up_killed_while_making_the_namespaces_made(tmp_path):
+@pytest.mark.parametrize("when", ["making the namespaces", "starting the nodes"])
+def test_down_removes_what_an_up_killed_half_way_made(tmp_path, when):
+    """``kill -9`` of ``up`` as soon as its record exists (the namespaces half made), or as
+    soon as a node process exists (nodes running that cluster.json may not list yet):
+    ``down`` leaves no namespace, link, rule or node process."""
     d = tmp_path / "c"
     up = subprocess.Popen([*CLI, "up", "--netns", "--detach", "--dir", str(d), "--base-port", str(free_base_port(3, "tcp"))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not netns.record_path(d).exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (_node_processes(d) if when == "starting the nodes" else netns.record_path(d).exists()):
             time.sleep(0.005)
         up.send_signal(signal.SIGKILL)
     finally:
@@ -230,7 +240,35 @@ def test_down_removes_what_an_up_killed_while_making_the_namespaces_made(tmp_pat
     cfg = cluster.load(d)
     rec = netns.load_record(d)
     made = netns.leftovers(cfg.cluster_id)
+    assert made, "up was killed after it made something"
     down = cli("down", "--dir", str(d), timeout=60)
     assert down.returncode == 0, down.stderr
     assert leftovers(cfg, rec) == [], f"left behind (up had made {made})"
-    assert subprocess.run(["pgrep", "-f", f"node --dir {d}"], capture_output=True).returncode == 1, "no node process left"
+    assert not _node_processes(d), "no node process left"
+
+
+# ------------------------------------------------------------ the probe and the errors
+
+
+def test_the_net_role_sends_a_probes_mark_and_tells_the_marks_it_received():
+    from delos_ref.effects import Fail, Incoming, Reply, Send
+    from delos_ref.netctl import NetControlCore, NetMark, NetMarks, NetMarksAsk, NetProbe
+
+    core = NetControlCore("n1", lambda c: None, lambda: (NetConditions(), {}))
+    effects = core.handle(Incoming("cli", 7, NetProbe("n2", "t1")))
+    assert effects[0] == Send("n2", NetMark("t1")) and isinstance(effects[1], Reply) and effects[1].rid == 7
+    assert core.handle(Incoming("n3", 0, NetMark("t2"))) == [], "a mark is one-way"
+    assert core.handle(Incoming("cli", 8, NetMarksAsk())) == [Reply("cli", 8, NetMarks("n1", (("n3", "t2"),)))]
+    assert isinstance(core.handle(Incoming("cli", 9, NetProbe("n1", "t3")))[0], Fail)
+
+
+def test_via_kernel_on_a_loopback_cluster_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    cluster.save(tmp_path, cluster.new_config(3, "tcp", 13900))
+    for args in (["partition", "n1", "|", "n2", "--via", "kernel"], ["heal", "--via", "both"], ["loss", "2%", "--via", "wire"]):
+        result = CliRunner().invoke(app, ["net", *args, "--dir", str(tmp_path)])
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
