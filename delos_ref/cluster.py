@@ -28,6 +28,10 @@ must read them again: ``up`` in the foreground does); :func:`log_tail` reads its
 ``node.log``; :func:`process_state` adds the cause from ``exit.json`` for a node that stopped
 on an error (``exited: disk full``).
 
+**Separate addresses.** ``up --netns`` (``delos_ref/netns.py``) gives every node a network
+namespace and an address of its own (``host`` is then ``10.232.S.x``); ``DIR/netns.json``
+records the namespaces, and :func:`spawn_node` starts each node inside its own.
+
 A directory is *live* if any of its pids is a running ``delos-ref node`` process, *stale* if
 none is (the processes died or the machine rebooted): ``up`` refuses the first and recovers
 the second.
@@ -264,7 +268,8 @@ def port_free(host: str, port: int, transport: str) -> bool:
 def spawn_node(directory: str | os.PathLike, node_id: str, log_level: str = "info") -> int:
     """Start ``delos-ref node`` for ``node_id`` in its own session (Ctrl-C in the terminal
     reaches only ``up``, which then stops the nodes in order). The node writes its own log
-    lines to node.log; its stdout and stderr go there too (a crash's last words)."""
+    lines to node.log; its stdout and stderr go there too (a crash's last words). A node of
+    an ``up --netns`` cluster runs inside its network namespace (``ip netns exec``)."""
     nd = node_dir(directory, node_id)
     nd.mkdir(parents=True, exist_ok=True)
     log = open(nd / logs.LOG_FILE, "ab")

@@ -36,6 +36,7 @@ and commands, and is tested without root; the *runner* (:func:`setup`, :func:`te
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -112,8 +113,12 @@ class NetnsRecord:
 
 
 def tag_of(cluster_id: str) -> str:
-    """``dr`` + six hex digits of the cluster id: the prefix of every name made for it."""
-    return "dr" + cluster_id[:6]
+    """``dr`` + six hex digits of the cluster id (of its hash if it does not start with
+    six): the prefix of every name made for it."""
+    head = cluster_id[:6].lower()
+    if len(head) < 6 or any(ch not in "0123456789abcdef" for ch in head):
+        head = hashlib.sha256(cluster_id.encode()).hexdigest()[:6]
+    return "dr" + head
 
 
 def plan(cluster_id: str, node_ids: list[str], used_subnets: Iterable[int]) -> NetnsRecord:
@@ -122,7 +127,7 @@ def plan(cluster_id: str, node_ids: list[str], used_subnets: Iterable[int]) -> N
     if len(node_ids) > 254 - FIRST_HOST:
         raise NetnsError(f"--netns supports at most {254 - FIRST_HOST} nodes")
     used = set(used_subnets)
-    start = int(cluster_id[:4], 16) % 254
+    start = int(hashlib.sha256(cluster_id.encode()).hexdigest()[:4], 16) % 254
     free = [s for s in ((start + i) % 254 + 1 for i in range(254)) if s not in used]
     if not free:
         raise NetnsError(f"no free subnet {SUBNET_PREFIX}.S.0/24 left for the cluster's bridge")
