@@ -147,6 +147,7 @@ def test_a_netns_cluster_partitioned_in_the_kernel_shaper_and_kernel_agree_and_d
         kill_nodes(d)
         cli("up", "--detach", "--dir", str(d), check=True, timeout=90)
         assert net(d, "partition", "n1", ">", "n2", "--via", "kernel")["kernel"]["n2"]["rules"], "rules in the new namespaces"
+        assert status(d)["netns"]["kernel"] == ["n1: to n2: cut"], "status shows the kernel's conditions"
         assert cli("append", "again", "--dir", str(d)).returncode == 0
         kill_nodes(d)
     finally:
