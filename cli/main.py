@@ -103,6 +103,7 @@ def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int | N
             if log_level is not None:
                 cfg.log_level = log_level.lower()
             return cfg, True
+        _remove_netns(directory, cfg)  # a stale `up --netns` cluster's namespaces go with it
         shutil.rmtree(directory)
     elif directory.exists() and any(directory.iterdir()):
         raise fail(f"{directory} exists and is not a delos-ref cluster directory (no {cluster.CLUSTER_FILE}); choose another --dir")
