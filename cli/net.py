@@ -38,7 +38,8 @@ from delos_ref import cluster
 
 net_app = typer.Typer(
     help="Network conditions on a running cluster: delay, jitter, loss, partitions (one-way too).\n\n"
-    "Every node's link shaper holds, drops or cuts what it sends; `down` and `restart` clear it.\n\n"
+    "Every node's link shaper holds, drops or cuts what it sends; `down` and `restart` clear it. "
+    "On an `up --netns` cluster partitions and losses also act in the kernel (iptables in the nodes' namespaces; --via chooses).\n\n"
     "Exit codes: 0 ok, 1 no cluster running or no node answered, 2 bad usage, 3 some nodes did not answer.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -265,7 +266,7 @@ def loss(
     _run(directory, timeout_s, as_json, lambda cur: plan_loss(cur, p, nodes or (), seed), nodes or [], via)
 
 
-@net_app.command(epilog="\b\nExamples:\n  delos-ref net partition n1 '|' n2,n3\n  delos-ref net partition n1 '>' n2   # n1's messages no longer reach n2")
+@net_app.command(epilog="\b\nExamples:\n  delos-ref net partition n1 '|' n2,n3\n  delos-ref net partition n1 '>' n2   # n1's messages no longer reach n2\n  delos-ref net partition n1 '|' n2,n3 --via kernel   # iptables only (an `up --netns` cluster)")
 def partition(
     groups: list[str] = typer.Argument(..., metavar="LEFT '|' RIGHT", help="Two groups of nodes (comma- or space-separated) around | (both ways) or > (LEFT's messages do not reach RIGHT)."),
     via: Optional[str] = ViaOpt,
