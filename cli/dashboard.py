@@ -71,6 +71,10 @@ def _header(report: dict[str, Any], title: str, rate: float | None) -> Text:
         line.append("unknown" + (f" ({tail['error']})" if tail.get("error") else ""), style="red")
     line.append("   appends/s ")
     line.append("-" if rate is None else f"{rate:,.0f}", style="bold")
+    ns = report.get("netns")
+    if ns:
+        line.append(f"\nnetwork namespaces {ns['tag']}-* on bridge {ns['bridge']} ({ns['subnet']}); kernel rules: ")
+        line.append("; ".join(ns["kernel"]) or "none", style="yellow" if ns["kernel"] else "green")
     return line
 
 

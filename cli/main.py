@@ -118,6 +118,7 @@ def _prepare_dir(directory: Path, nodes: int, transport: str, base_port: int | N
             if log_level is not None:
                 cfg.log_level = log_level.lower()
             return cfg, True
+        _remove_netns(directory, cfg)  # a stale `up --netns` cluster's namespaces go with it
         shutil.rmtree(directory)
     elif directory.exists() and any(directory.iterdir()):
         raise fail(f"{directory} exists and is not a delos-ref cluster directory (no {cluster.CLUSTER_FILE}); choose another --dir")
@@ -137,14 +138,23 @@ def _refuse_new_cluster_options(ctx: typer.Context, directory: Path, cfg: cluste
         raise fail(f"the stopped cluster in {directory} has {what}; {', '.join('--' + n for n in differ)} shape only a new cluster: drop them, or add --fresh to wipe this one", 2)
 
 
-def _start(directory: Path, cfg: cluster.ClusterConfig, recovered: bool) -> None:
-    busy = [n for n in cfg.nodes if not cluster.port_free(n.host, n.port, cfg.transport)]
+def _start(directory: Path, cfg: cluster.ClusterConfig, recovered: bool, netns_plan: Any = None) -> None:
+    """Save cluster.json and spawn the nodes; ``netns_plan`` (``up --netns``): first make
+    their namespaces (``delos_ref/netns.py``), where each node then runs."""
+    busy = [] if netns_plan is not None else [n for n in cfg.nodes if not cluster.port_free(n.host, n.port, cfg.transport)]
     if busy:
         ports = ", ".join(f"{n.address}" for n in busy)
         hint = "pass --base-port to move this cluster to other ports" if recovered else "choose another --base-port"
         raise fail(f"port in use ({cfg.transport}): {ports}; {hint} or stop what holds it")
     directory.mkdir(parents=True, exist_ok=True)
     cluster.save(directory, cfg)
+    if netns_plan is not None:
+        from delos_ref import netns
+
+        try:
+            netns.setup(directory, cfg.cluster_id, [n.id for n in cfg.nodes], netns_plan)
+        except netns.NetnsError as e:
+            raise fail(str(e))
     for n in cfg.nodes:
         n.pid = cluster.spawn_node(directory, n.id, cfg.log_level)
     cluster.save(directory, cfg)
@@ -161,11 +171,52 @@ def _undone_on_failure(directory: Path, cfg: cluster.ClusterConfig, recovered: b
         yield
     except BaseException as e:
         stopped = cluster.stop_nodes(cfg)
+        _remove_netns(directory, cfg)
         if not recovered:
             _remove_new_cluster(directory, existed)
         if isinstance(e, KeyboardInterrupt) or (isinstance(e, BaseExceptionGroup) and e.subgroup(KeyboardInterrupt) is not None):
             raise fail(f"interrupted while starting the cluster in {directory}: stopped {len(stopped)} node(s)" + ("" if recovered else ", removed the new cluster")) from None
         raise
+
+
+def _remove_netns(directory: Path, cfg: cluster.ClusterConfig) -> str:
+    """Remove an ``up --netns`` cluster's namespaces, links and rules (nothing for another
+    cluster); returns what to add to the ``stopped ...`` line."""
+    from delos_ref import netns
+
+    if not netns.record_path(directory).exists():
+        return ""
+    try:
+        netns.check_usable()
+        left = netns.teardown(directory, cfg.cluster_id)
+    except netns.NetnsError as e:
+        raise fail(f"cannot remove the namespaces of the cluster in {directory}: {e}")
+    if left:
+        raise fail(f"could not remove {', '.join(left)}")
+    return "; removed its network namespaces"
+
+
+def _netns_plan(directory: Path, cfg: cluster.ClusterConfig, recovered: bool, want: bool) -> Any:
+    """``up --netns``: the namespaces to make (a stopped ``--netns`` cluster makes them again,
+    with or without the flag); None for a cluster on loopback."""
+    from delos_ref import netns
+
+    try:
+        rec = netns.load_record(directory) if recovered else None
+        if recovered and rec is None:
+            if want:
+                raise fail(f"the stopped cluster in {directory} is not on namespaces; --netns shapes only a new cluster: drop it, or add --fresh", USAGE)
+            return None
+        if rec is None and not want:
+            return None
+        netns.check_usable()
+        if rec is None:
+            rec = netns.plan(cfg.cluster_id, [n.id for n in cfg.nodes], netns.used_subnets())
+    except netns.NetnsError as e:
+        raise fail(str(e), USAGE)
+    for n in cfg.nodes:
+        n.host = rec.nodes[n.id].ip
+    return rec
 
 
 def _remove_new_cluster(directory: Path, existed: bool) -> None:
@@ -279,7 +330,8 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     "  delos-ref up --nodes 3 --logservers 3   # disaggregated: n1..n3 acceptor+sequencer, ls1..ls3 LogServers\n"
     "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n"
     "  delos-ref up --detach --loglet striped --stripes 2   # a StripedLoglet: 2 NativeLoglets, sequencers n1, n2\n"
-    "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports"
+    "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports\n"
+    "  sudo delos-ref up --detach --netns   # each node in its own network namespace (kernel partitions)"
 )
 def up(
     ctx: typer.Context,
@@ -295,6 +347,7 @@ def up(
     fresh: bool = typer.Option(False, "--fresh", help="Wipe a stale (stopped) cluster directory instead of restarting it with its data."),
     ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="The nodes' log level in DIR/<node>/node.log: debug, info (default), warning or error. Kept in cluster.json (`restart` uses it)."),
+    netns: bool = typer.Option(False, "--netns", help="Root only: run each node in its own network namespace on a bridge, with its own address (10.232.S.x); `net partition` and `net loss` then also act in the kernel (iptables). `down` removes the namespaces."),
     lab: Optional[Path] = typer.Option(None, "--lab", metavar="WORK", help="Run the nodes with a lab's work (`delos-ref lab start`): the lab modules in WORK replace the real ones (sets DELOS_LAB=WORK for the nodes; set it yourself for a later `restart`)."),
 ) -> None:
     """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C,
@@ -310,6 +363,13 @@ def up(
 
     if lab is not None:
         _use_lab(lab)
+    if netns:
+        from delos_ref import netns as netns_module
+
+        try:
+            netns_module.check_usable()
+        except netns_module.NetnsError as e:
+            raise fail(str(e), USAGE)
     try:
         try:  # check the arguments before touching the directory (--fresh wipes it)
             initial_loglet(cluster.new_config(nodes, transport, base_port or cluster.DEFAULT_BASE_PORT, logservers=logservers, log_level=log_level or "info"), loglet, stripes)
@@ -324,14 +384,16 @@ def up(
         _refuse_new_cluster_options(ctx, directory, cfg, nodes=nodes, logservers=logservers, transport=transport)
         if ctx.get_parameter_source("trace").name != "DEFAULT":
             cfg.trace = trace  # tracing may be turned on (or off) for a restart
+    netns_plan = _netns_plan(directory, cfg, recovered, netns)
     with _hangup_is_ctrl_c():
         with _undone_on_failure(directory, cfg, recovered):
-            _start(directory, cfg, recovered)
+            _start(directory, cfg, recovered, netns_plan)
             _wait_ready(directory, cfg, ready_timeout_s)
             _bootstrap(directory, cfg, loglet, ready_timeout_s, recovered, stripes)
         what = "recovered stale cluster" if recovered else "cluster up"
         if detach:
-            err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
+            where = f" in network namespaces on bridge {netns_plan.bridge}" if netns_plan is not None else ""
+            err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport}{where} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
             return
         _foreground(directory, cfg, what)
 
@@ -485,8 +547,9 @@ def _foreground(directory: Path, cfg: cluster.ClusterConfig, what: str) -> None:
             raise
     finally:
         stopped = cluster.stop_nodes(_current(directory, cfg))
+        removed = _remove_netns(directory, cfg)
         with contextlib.suppress(OSError):
-            err.print(f"stopped {len(stopped)} node(s) in {directory}", markup=False, highlight=False)
+            err.print(f"stopped {len(stopped)} node(s) in {directory}{removed}", markup=False, highlight=False)
 
 
 def _current(directory: Path, cfg: cluster.ClusterConfig) -> cluster.ClusterConfig:
@@ -518,7 +581,9 @@ async def _watch_until_signal(directory: Path, cfg: cluster.ClusterConfig, title
 
 @app.command(epilog="\b\nExample: delos-ref down --dir .delos-ref")
 def down(directory: Path = DirOpt) -> None:
-    """Stop every node of the cluster in DIR (SIGTERM, then SIGKILL after 5 s). Data is kept."""
+    """Stop every node of the cluster in DIR (SIGTERM, then SIGKILL after 5 s). Data is kept.
+    An `up --netns` cluster's namespaces, links, bridge and iptables rules are removed (also
+    those left by an `up` that crashed)."""
     try:
         cfg = cluster.load(directory)
     except cluster.ClusterError as e:
@@ -527,7 +592,8 @@ def down(directory: Path = DirOpt) -> None:
     left = cluster.live_nodes(cfg)
     if left:
         raise fail(f"could not stop {', '.join(n.id for n in left)}")
-    err.print(f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}", markup=False, highlight=False)
+    removed = _remove_netns(directory, cfg)
+    err.print((f"stopped {len(stopped)} node(s) in {directory}" if stopped else f"no node was running in {directory}") + removed, markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------- status
@@ -547,8 +613,10 @@ def status(
     JSON: {"cluster_id", "transport", "nodes": [{"id", "address", "pid", "alive", "roles",
     "process", "configured_roles"}], "metastore": {"version"} or {"version": null, "error"},
     "chain": {"version", "segments": [{"start", "stop", "kind", "sealed", "params"}]} or null,
-    "tail": {"position", "sealed"} or null}. With --cluster FILE (nodes on other hosts) each
-    node's "process" is "remote" and its "pid" null: only its answer says it runs.
+    "tail": {"position", "sealed"} or null}; on an `up --netns` cluster also "netns": {"tag",
+    "bridge", "subnet", "namespaces": {ID: NAME}, "kernel": [the kernel conditions, one line a node]}.
+    With --cluster FILE (nodes on other hosts) each node's "process" is "remote" and its "pid"
+    null: only its answer says it runs.
 
     Exit code 0 when every node answers, 1 when none does, 3 when some do not.
     """

@@ -28,6 +28,10 @@ must read them again: ``up`` in the foreground does); :func:`log_tail` reads its
 ``node.log``; :func:`process_state` adds the cause from ``exit.json`` for a node that stopped
 on an error (``exited: disk full``).
 
+**Separate addresses.** ``up --netns`` (``delos_ref/netns.py``) gives every node a network
+namespace and an address of its own (``host`` is then ``10.232.S.x``); ``DIR/netns.json``
+records the namespaces, and :func:`spawn_node` starts each node inside its own.
+
 A directory is *live* if any of its pids is a running ``delos-ref node`` process, *stale* if
 none is (the processes died or the machine rebooted): ``up`` refuses the first and recovers
 the second.
@@ -271,14 +275,27 @@ def port_free(host: str, port: int, transport: str) -> bool:
 def spawn_node(directory: str | os.PathLike, node_id: str, log_level: str = "info") -> int:
     """Start ``delos-ref node`` for ``node_id`` in its own session (Ctrl-C in the terminal
     reaches only ``up``, which then stops the nodes in order). The node writes its own log
-    lines to node.log; its stdout and stderr go there too (a crash's last words)."""
+    lines to node.log; its stdout and stderr go there too (a crash's last words). A node of
+    an ``up --netns`` cluster runs inside its network namespace (``ip netns exec``)."""
     nd = node_dir(directory, node_id)
     nd.mkdir(parents=True, exist_ok=True)
     log = open(nd / logs.LOG_FILE, "ab")
-    cmd = [sys.executable, "-m", "cli.main", "node", "--dir", str(directory), "--id", node_id, "--log-level", log_level]
+    cmd = [*_netns_prefix(directory, node_id), sys.executable, "-m", "cli.main", "node", "--dir", str(directory), "--id", node_id, "--log-level", log_level]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return proc.pid
+
+
+def _netns_prefix(directory: str | os.PathLike, node_id: str) -> list[str]:
+    """``ip netns exec NS`` for a node of an ``up --netns`` cluster (``delos_ref/netns.py``)."""
+    if not (Path(directory) / "netns.json").exists():
+        return []
+    from delos_ref import netns
+
+    try:
+        return netns.exec_prefix(directory, node_id)
+    except netns.NetnsError as e:
+        raise ClusterError(str(e)) from None
 
 
 def signal_node(node: NodeSpec, sig: int) -> bool:
@@ -397,10 +414,12 @@ def restart_node(directory: str | os.PathLike, cfg: ClusterConfig, node_id: str)
     node = cfg.node(node_id)
     stop_nodes(cfg, only=[node])
     # The kernel releases a killed process's sockets asynchronously: give the port a moment.
+    # (A node in its own network namespace has its address to itself: nothing to check.)
+    in_netns = bool(_netns_prefix(directory, node_id))
     deadline = time.monotonic() + 5.0
-    while not port_free(node.host, node.port, cfg.transport) and time.monotonic() < deadline:
+    while not in_netns and not port_free(node.host, node.port, cfg.transport) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if not port_free(node.host, node.port, cfg.transport):
+    if not in_netns and not port_free(node.host, node.port, cfg.transport):
         raise ClusterError(f"cannot restart {node_id}: port {node.address} ({cfg.transport}) is in use by another process")
     node.pid = spawn_node(directory, node.id, cfg.log_level)
     save(directory, cfg)

@@ -10,6 +10,14 @@ requests over the cluster's own transport -- the path ``status`` pings take:
 Both are answered with a :class:`NetState`. Conditions live in the node's memory only: a
 restarted node starts on a perfect network, and ``down`` ends them all.
 
+Three more messages let ``delos-ref net probe`` see which links carry messages, one direction
+at a time (a round trip cannot tell a one-way cut from a two-way one):
+
+* :class:`NetProbe` -- send one :class:`NetMark` with this token to that peer (through this
+  node's shaper and, on an ``up --netns`` cluster, its namespace's kernel);
+* :class:`NetMark` -- one-way, no answer: the receiver remembers ``(sender, token)``;
+* :class:`NetMarksAsk` -- tell the marks received (answered with :class:`NetMarks`).
+
 The rest of this module is pure planning for ``delos-ref net`` (``cli/net.py``): from every
 node's current conditions, the new ones a command asks for (:func:`plan_delay`,
 :func:`plan_loss`, :func:`plan_partition`, :func:`plan_heal`). Shaping is done by the
@@ -23,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable
 
-from delos_ref.effects import Effect, Fail, Incoming, Reply
+from delos_ref.effects import Effect, Fail, Incoming, Reply, Send
 from transports.codec import message
 from transports.shaper import LinkModel, NetConditions
 
@@ -38,6 +46,28 @@ class NetShow:
     pass
 
 
+@message("net.probe")
+class NetProbe:
+    peer: str
+    token: str
+
+
+@message("net.mark")
+class NetMark:
+    token: str
+
+
+@message("net.marks_ask")
+class NetMarksAsk:
+    pass
+
+
+@message("net.marks")
+class NetMarks:
+    node_id: str
+    marks: tuple[tuple[str, str], ...]  # (sender, token), oldest first
+
+
 @message("net.state")
 class NetState:
     node_id: str
@@ -49,17 +79,32 @@ class NetControlCore:
     """Pure: applies and reports this node's network conditions. ``apply`` hands new
     conditions to the node's shaper; ``current`` returns ``(conditions, counters)``."""
 
-    handles = (NetSet, NetShow)
+    handles = (NetSet, NetShow, NetProbe, NetMark, NetMarksAsk)
+    #: How many received marks a node remembers (the newest).
+    MAX_MARKS = 256
 
     def __init__(self, node_id: str, apply: Callable[[NetConditions], None], current: Callable[[], tuple[NetConditions, dict[str, Any]]]) -> None:
         self.node_id = node_id
         self._apply = apply
         self._current = current
         self.sets = 0
+        self.marks: list[tuple[str, str]] = []
 
     def handle(self, item: Any) -> list[Effect]:
-        if not isinstance(item, Incoming) or not item.wants_reply:
+        if not isinstance(item, Incoming):
             return []
+        if isinstance(item.msg, NetMark):
+            self.marks = [*self.marks, (item.src, item.msg.token)][-self.MAX_MARKS :]
+            return []
+        if not item.wants_reply:
+            return []
+        if isinstance(item.msg, NetMarksAsk):
+            return [Reply(item.src, item.rid, NetMarks(self.node_id, tuple(self.marks)))]
+        probe: list[Effect] = []
+        if isinstance(item.msg, NetProbe):
+            if item.msg.peer == self.node_id:
+                return [Fail(item.src, item.rid, "bad_probe", "a node does not probe itself")]
+            probe = [Send(item.msg.peer, NetMark(item.msg.token))]
         if isinstance(item.msg, NetSet):
             try:
                 conditions = NetConditions.from_data(item.msg.conditions)
@@ -68,7 +113,7 @@ class NetControlCore:
             self._apply(conditions)
             self.sets += 1
         conditions, stats = self._current()
-        return [Reply(item.src, item.rid, NetState(self.node_id, conditions.as_data(), stats))]
+        return [*probe, Reply(item.src, item.rid, NetState(self.node_id, conditions.as_data(), stats))]
 
     def statistics(self) -> dict[str, Any]:
         conditions, _ = self._current()

@@ -252,6 +252,9 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
     }
     if want_stats:
         report["stats"] = {k: (v.info if v else None) for k, v in answers.items()}
+    netns_report = _netns_report(directory)
+    if netns_report is not None:
+        report["netns"] = netns_report
     if not any(answers.values()):
         report["metastore"] = {"version": None, "error": "no node answered"}
         return report
@@ -270,6 +273,26 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
     report["metastore"] = {"version": vlog.version}
     report["chain"], report["tail"] = await chain_report(ops)
     return report
+
+
+def _netns_report(directory: str) -> dict[str, Any] | None:
+    """An ``up --netns`` cluster's namespaces and the kernel conditions ``net`` set (from
+    ``DIR/netns.json``; ``net show`` reads the rules themselves); None for other clusters."""
+    from delos_ref import netctl, netns
+
+    try:
+        rec = netns.load_record(directory)
+    except netns.NetnsError as e:
+        return {"tag": "?", "bridge": "?", "subnet": "?", "namespaces": {}, "kernel": [str(e)]}
+    if rec is None:
+        return None
+    return {
+        "tag": rec.tag,
+        "bridge": rec.bridge,
+        "subnet": f"{netns.SUBNET_PREFIX}.{rec.subnet}.0/24",
+        "namespaces": {node: n.netns for node, n in rec.nodes.items()},
+        "kernel": netctl.summary(rec.kernel_conditions()),
+    }
 
 
 # ---------------------------------------------------------------------- the log itself
