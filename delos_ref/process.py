@@ -134,6 +134,19 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
     return storages
 
 
+def serve_plugins(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> None:
+    """The cluster's loglet plugins on this node (``delos_ref/plugins.py``): each one's
+    ``serve(node, data_dir)``, if its kind needs servers."""
+    from delos_ref import plugins
+
+    loaded = plugins.load_all(cfg.loglet_modules)
+    for plugin in loaded:
+        if plugin.serve is not None:
+            plugin.serve(node, data_dir)
+    if loaded:
+        log.info("loglet plugins: %s", ", ".join(f"{p.kind} ({p.module}{', serving' if p.serve else ''})" for p in loaded))
+
+
 def add_net_control(node: Node) -> None:
     """The ``net`` role: ``delos-ref net`` sets and reads the node's shaper through it."""
     from delos_ref.netctl import NetControlCore
@@ -185,14 +198,10 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.db.hosting import add_replica
     from delos_ref.db.table import TABLES as DB_TABLES
     from delos_ref.loglet.native import NativeOptions
-    from delos_ref.loglet.cold import ColdStores
-    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, cold_kind, native_kind, skip_kind, striped_kind
+    from delos_ref.virtuallog.registry import cluster_registry
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
-    registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
-    registry.add_kind(striped_kind(registry, node))
-    registry.add_kind(cold_kind(ColdStores(), node))
-    registry.add_kind(skip_kind(registry))
+    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules, native_options=NativeOptions(coalesce_requests=2))
     add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 
@@ -245,6 +254,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
             node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True, measure_rtt=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
+            serve_plugins(cfg, node, data_dir)
             host_supervisor(cfg, node, directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
                 storages.append(host_replica(cfg, node, data_dir))
@@ -443,7 +453,7 @@ def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float =
     from delos_ref.virtuallog import VirtualLog, VirtualLogOptions
     from delos_ref.virtuallog.registry import cluster_registry
 
-    registry = cluster_registry(node, [n.id for n in cfg.nodes])
+    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules)
     metastore = metastore_client(cfg, node, user, deadline_s=deadline_s)
     return VirtualLog(metastore, registry, incarnation_id(node), options=options or VirtualLogOptions())
 
