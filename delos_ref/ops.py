@@ -325,7 +325,7 @@ async def append(ops: OpsSession, entries: list[bytes], *, on_position: Any = No
                 failure = f"append failed ({_cause(e)}); the entry is not in the log"
             except AppendOutcomeUnknown as e:
                 failure = f"append failed ({_cause(e)}); the entry may have landed"
-            except (VirtualLogError, MetaStoreError, LogletError) as e:  # e.g. no MetaStore quorum for a roll-forward
+            except (VirtualLogError, MetaStoreError, LogletError, UnknownKind) as e:  # e.g. no MetaStore quorum for a roll-forward
                 failure = f"append failed ({type(e).__name__}: {e}); the entry may have landed"
         if scope.cancelled_caught:
             failure = f"append did not finish within {ops.timeout_s:g}s; the entry may have landed"
