@@ -79,6 +79,6 @@ def list_(directory: Path = DirOpt, as_json: bool = JsonOpt) -> None:
         print_json(rows)
         return
     for row in rows:
-        out.print(f"{row['kind']}\t{row['module']}", markup=False, highlight=False)
+        out.print(f"{row['kind']} ({row['module']})", markup=False, highlight=False)
     if not rows:
         out.print("no loglet modules (add one with `delos-ref plugin add MODULE`)", markup=False, highlight=False)
