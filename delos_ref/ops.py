@@ -41,6 +41,7 @@ import trio
 from delos_ref import cluster
 from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletError, LogletUnavailable, SealedError, TrimmedError
 from delos_ref.process import open_client, ping, ping_all, virtuallog_on
+from delos_ref.rtt import overall
 from delos_ref.runtime import Node
 from delos_ref.virtuallog import VirtualLog
 from delos_ref.virtuallog.chain import Segment
@@ -102,13 +103,16 @@ def require_running(directory: str, cfg: cluster.ClusterConfig) -> None:
 @contextlib.asynccontextmanager
 async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", need_chain: bool = True) -> AsyncIterator[OpsSession]:
     """Open a client of the running cluster in ``directory``; with ``need_chain``, fetch the
-    chain first (bounded by ``timeout_s``; a missing MetaStore quorum is named)."""
+    chain first (bounded by ``timeout_s``; a missing MetaStore quorum is named). ``timeout_s``
+    stretches to the round trips the client measured (``delos_ref/rtt.py``: at hundreds of
+    milliseconds per round trip, a few seconds are only a few round trips)."""
     try:
         cfg = cluster.load(directory)
     except cluster.ClusterError as e:
         raise OpError(str(e)) from None
     require_running(directory, cfg)
     async with open_client(cfg, name, trace_dir=directory) as node:  # logs into DIR/clients/ under up --trace
+        timeout_s = overall(node.endpoint.rtt, timeout_s)  # --timeout, stretched on a slow network
         vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
         ops = OpsSession(directory, cfg, node, vlog, timeout_s)
         if need_chain:

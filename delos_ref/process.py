@@ -7,7 +7,9 @@
   stop, the fatal cause) and keeps ``exit.json`` saying how the run ended.
 * :func:`open_client` gives the CLI (or any script) a node id of its own (``cli-<hex>``), a
   transport with no listening socket for TCP (replies come back on the connection it opened)
-  or an ephemeral port for UDP, and an RPC endpoint.
+  or an ephemeral port for UDP, and an RPC endpoint that has measured its round trips to the
+  nodes (:func:`measure_round_trips`), so that its deadlines fit the network from its first
+  operation on.
 
 Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, docs/design.md §3),
 ``logserver`` (NativeLoglet storage, §5), ``sequencer`` (the NativeLoglet's sequencer for
@@ -393,6 +395,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
             node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace, measure_rtt=True)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
+                await measure_round_trips(node, cfg)
                 try:
                     yield node
                 finally:
@@ -407,6 +410,39 @@ async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats
         return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND, sample_rtt=True)
     except (DefiniteFailure, UnknownOutcome):
         return None
+
+
+async def measure_round_trips(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0) -> int:
+    """Ping every node once (each answer a round-trip sample, ``delos_ref/rtt.py``), so that
+    a new client knows how slow the network is before its first operation, whose deadlines
+    stretch to it. It waits until every ping ended, but once a majority answered, only twice
+    as long as that took more (a paused node does not hold every command up for
+    ``timeout_s``; on loopback the whole costs a round trip or two). Returns how many answered."""
+    need = len(cfg.nodes) // 2 + 1
+    counts = {"answered": 0, "ended": 0}
+    majority, every = trio.Event(), trio.Event()
+    start = trio.current_time()
+
+    async def one(node_id: str) -> None:
+        try:  # one send only: a reply to a resent ping is no sample (Karn's rule)
+            await client.endpoint.call(node_id, Ping(), timeout_s=timeout_s, sample_rtt=True)
+            counts["answered"] += 1
+        except (DefiniteFailure, UnknownOutcome):
+            pass
+        counts["ended"] += 1
+        if counts["answered"] >= need or counts["ended"] == len(cfg.nodes):
+            majority.set()
+        if counts["ended"] == len(cfg.nodes):
+            every.set()
+
+    async with trio.open_nursery() as nursery:
+        for n in cfg.nodes:
+            nursery.start_soon(one, n.id)
+        await majority.wait()
+        with trio.move_on_after(max(0.05, 2 * (trio.current_time() - start))):
+            await every.wait()
+        nursery.cancel_scope.cancel()
+    return counts["answered"]
 
 
 async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0, want_stats: bool = False) -> dict[str, Pong | None]:
