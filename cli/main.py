@@ -3,7 +3,8 @@
 Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
 ``restore`` (a new cluster from a cold store, to a position), ``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``. The operator commands (``append``, ``read``, ``tail``,
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
-live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
+live in ``cli/ops.py`` and are registered on the same app; ``plugin`` (a user's loglet kinds)
+in ``cli/plugin.py``; shared helpers in ``cli/common.py``.
 
 The ``cli`` package is the only part of the project that prints. Every command reports
 operator errors as one line on stderr with the exit codes of ``cli/common.py`` (0 ok, 1 failed
