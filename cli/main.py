@@ -3,7 +3,8 @@
 Here: ``node``, ``up`` (with the live dashboard of ``cli/dashboard.py``), ``down``,
 ``restore`` (a new cluster from a cold store, to a position), ``status``, ``sim``, ``bench``; ``chart`` and ``explore`` (pictures of a run) live in ``cli/viz.py``; ``init`` and ``bootstrap`` (a cluster across hosts, with ``node --cluster``) in ``cli/deploy.py``. The operator commands (``append``, ``read``, ``tail``,
 ``reconfigure``, ``seal``, ``trim``, ``kill``, ``pause``, ``resume``, ``restart``, ``logs``)
-live in ``cli/ops.py`` and are registered on the same app; shared helpers in ``cli/common.py``.
+live in ``cli/ops.py`` and are registered on the same app; ``plugin`` (a user's loglet kinds)
+in ``cli/plugin.py``; shared helpers in ``cli/common.py``.
 
 The ``cli`` package is the only part of the project that prints. Every command reports
 operator errors as one line on stderr with the exit codes of ``cli/common.py`` (0 ok, 1 failed
@@ -331,7 +332,8 @@ def _bootstrap(directory: Path, cfg: cluster.ClusterConfig, loglet: str, timeout
     "  delos-ref up --detach --loglet bootstrap   # then: delos-ref reconfigure --loglet native (hot swap)\n"
     "  delos-ref up --detach --loglet striped --stripes 2   # a StripedLoglet: 2 NativeLoglets, sequencers n1, n2\n"
     "  delos-ref up --detach --base-port 7201   # a stopped cluster: restart it on other ports\n"
-    "  sudo delos-ref up --detach --netns   # each node in its own network namespace (kernel partitions)"
+    "  sudo delos-ref up --detach --netns   # each node in its own network namespace (kernel partitions)\n"
+    "  delos-ref up --detach --loglet-module delos_ref.examples.directory_loglet   # then: delos-ref reconfigure --loglet directory"
 )
 def up(
     ctx: typer.Context,
@@ -348,6 +350,7 @@ def up(
     ready_timeout_s: float = typer.Option(20.0, "--ready-timeout", help="Seconds to wait for every node to answer.", callback=positive_seconds, metavar="SECONDS"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="The nodes' log level in DIR/<node>/node.log: debug, info (default), warning or error. Kept in cluster.json (`restart` uses it)."),
     netns: bool = typer.Option(False, "--netns", help="Root only: run each node in its own network namespace on a bridge, with its own address (10.232.S.x); `net partition` and `net loss` then also act in the kernel (iptables). `down` removes the namespaces."),
+    loglet_modules: list[str] = typer.Option([], "--loglet-module", metavar="MODULE", help="A loglet plugin module (repeatable; importable by every node): recorded in cluster.json, loaded by every node and command, its kind then usable with `reconfigure --loglet KIND` (docs/tutorial-loglet.md)."),
     lab: Optional[Path] = typer.Option(None, "--lab", metavar="WORK", help="Run the nodes with a lab's work (`delos-ref lab start`): the lab modules in WORK replace the real ones (sets DELOS_LAB=WORK for the nodes; set it yourself for a later `restart`)."),
 ) -> None:
     """Start a local cluster of node processes: foreground with a live dashboard (Ctrl-C,
@@ -377,7 +380,9 @@ def up(
             raise fail(str(e), USAGE)
         except ValueError as e:
             raise fail(f"--loglet: {e}", USAGE)
+        _add_loglet_modules(cluster.new_config(1, "tcp", cluster.DEFAULT_BASE_PORT), loglet_modules)  # each one usable?
         cfg, recovered = _prepare_dir(directory, nodes, transport, base_port, trace, fresh, logservers, log_level)
+        _add_loglet_modules(cfg, loglet_modules)
     except cluster.ClusterError as e:
         raise fail(str(e))
     if recovered:
@@ -396,6 +401,20 @@ def up(
             err.print(f"{what}: {len(cfg.nodes)} nodes on {cfg.transport}{where} in {directory} ({', '.join(n.address for n in cfg.nodes)}); stop it with `delos-ref down --dir {directory}`", markup=False, highlight=False)
             return
         _foreground(directory, cfg, what)
+
+
+def _add_loglet_modules(cfg: cluster.ClusterConfig, modules: list[str]) -> None:
+    """``up --loglet-module``: add each new module to the cluster's (a usage error, exit 2,
+    before any node starts, if one cannot be used: ``delos_ref/plugins.py``)."""
+    from delos_ref import ops, plugins
+
+    for module in modules:
+        try:
+            ops.check_new_module(cfg.loglet_modules, module)
+        except plugins.PluginError as e:
+            raise fail(f"--loglet-module: {e}", USAGE)
+        if module not in cfg.loglet_modules:
+            cfg.loglet_modules.append(module)
 
 
 def _use_lab(work: Path) -> None:
@@ -915,6 +934,11 @@ app.add_typer(
     epilog="\b\nExamples:\n  delos-ref lab list\n  delos-ref lab start acceptor --dir delos-lab\n"
     "  delos-ref lab check acceptor --dir delos-lab\n  delos-ref lab solution acceptor",
 )
+
+
+from cli.plugin import plugin_app  # noqa: E402  (the `plugin` sub-commands: loglet plugins)
+
+app.add_typer(plugin_app, name="plugin")
 
 
 def main() -> None:

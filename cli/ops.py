@@ -267,11 +267,13 @@ def _loglet_nodes(segment: dict) -> str:
         return "; ".join(f"stripe {j}: sequencer {st.get('sequencer')}, LogServers {','.join(st.get('logservers', []))}" for j, st in enumerate(params.get("stripes", [])))
     if segment["kind"] == "native":
         return f"sequencer {params.get('sequencer')}, LogServers {','.join(params.get('logservers', []))}"
-    return f"acceptors {','.join(params.get('acceptors', []))}"
+    if "acceptors" in params:
+        return f"acceptors {','.join(params.get('acceptors', []))}"
+    return ", ".join(f"{k} {v}" for k, v in params.items() if k != "loglet_id")  # a plugin's kind: its config
 
 
 def reconfigure(
-    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native, bootstrap or striped (a StripedLoglet of NativeLoglets)."),
+    loglet: str = typer.Option("native", "--loglet", help="Kind of the new segment's loglet: native, bootstrap, striped (a StripedLoglet of NativeLoglets), or the kind of one of the cluster's loglet plugins (`up --loglet-module`, `plugin add`)."),
     sequencer: Optional[str] = typer.Option(None, "--sequencer", help="Node that sequences the new loglet (default: the active one's)."),
     logservers: Optional[str] = typer.Option(None, "--logservers", help="Comma list of LogServer nodes (default: the active loglet's; striped: every LogServer node)."),
     stripes: int = typer.Option(2, "--stripes", help="With --loglet striped: the number of stripes (1..16)."),

@@ -21,6 +21,10 @@ acceptors are :meth:`ClusterConfig.with_role` ``("acceptor")`` and a NativeLogle
 are picked among ``with_role("logserver")``. A file without ``roles`` (older format-1 files)
 means every role.
 
+**Loglet plugins.** ``"loglet_modules"`` (optional) names the modules of a user's loglet
+kinds (``up --loglet-module``, ``plugin add``; ``delos_ref/plugins.py``): :func:`load` imports
+them, so every process that loads the cluster can decode a chain that names their kinds.
+
 **Process control.** :func:`kill_node` (SIGKILL), :func:`pause_node` / :func:`resume_node`
 (SIGSTOP / SIGCONT), :func:`restart_node` (stop, then a new process on the same data) act on
 one node's process and keep ``cluster.json``'s pids current (whoever stops the cluster
@@ -98,6 +102,9 @@ class ClusterConfig:
     format: int = FORMAT
     #: The nodes' ``--log-level`` (``up --log-level``; ``restart`` keeps it).
     log_level: str = "info"
+    #: Loglet plugin modules (``up --loglet-module``, ``plugin add``): every process that
+    #: loads the cluster imports them (:func:`load`; ``delos_ref/plugins.py``).
+    loglet_modules: list[str] = field(default_factory=list)
 
     @property
     def secret_bytes(self) -> bytes:
@@ -128,6 +135,7 @@ class ClusterConfig:
                 raise ClusterError(f"{where} has format {raw.get('format')!r}; this delos-ref reads format {FORMAT}")
             nodes = [NodeSpec(n["id"], n["host"], int(n["port"]), n.get("pid"), list(n.get("roles", []))) for n in raw["nodes"]]
             cfg = cls(raw["cluster_id"], raw["transport"], raw["secret"], nodes, bool(raw.get("trace", False)), log_level=str(raw.get("log_level", "info")))
+            cfg.loglet_modules = [str(m) for m in raw.get("loglet_modules", [])]
             bytes.fromhex(cfg.secret)
             logs.check_level(cfg.log_level)
         except ClusterError:
@@ -192,12 +200,28 @@ def config_path(directory: str | os.PathLike) -> Path:
 
 
 def load(directory: str | os.PathLike) -> ClusterConfig:
-    """The cluster in ``directory``; or, given a cluster file (``--cluster FILE``, nodes on
-    any hosts: ``delos_ref/deploy.py``), the cluster it describes."""
+    """The cluster in ``directory`` (or, given a cluster file -- ``--cluster FILE``, nodes on
+    any hosts: ``delos_ref/deploy.py`` -- the cluster it describes), with its loglet plugin
+    modules imported (so that this process decodes every chain the cluster may hold); any
+    failure is a :class:`ClusterError`."""
     if Path(directory).is_file():
         from delos_ref import deploy
 
-        return deploy.load_file(directory)
+        cfg = deploy.load_file(directory)
+    else:
+        cfg = load_file(directory)
+    from delos_ref import plugins
+
+    try:
+        plugins.load_all(cfg.loglet_modules)
+    except plugins.PluginError as e:
+        where = directory if Path(directory).is_file() else config_path(directory)
+        raise ClusterError(f"{where}: {e}") from None
+    return cfg
+
+
+def load_file(directory: str | os.PathLike) -> ClusterConfig:
+    """``directory``'s cluster.json as it is (its loglet modules not imported)."""
     path = config_path(directory)
     if not Path(directory).is_dir():
         raise ClusterError(f"no cluster in {directory}: the directory does not exist (start one with `delos-ref up --dir {directory}`)")

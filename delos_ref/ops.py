@@ -41,15 +41,25 @@ import trio
 from delos_ref import cluster, deploy
 from delos_ref.loglet.api import MAX_READ_ENTRIES, LogletError, LogletUnavailable, SealedError, TrimmedError
 from delos_ref.process import open_client, ping, ping_all, virtuallog_on
+from delos_ref.rtt import overall
 from delos_ref.runtime import Node
 from delos_ref.virtuallog import VirtualLog
 from delos_ref.virtuallog.chain import Segment
 from delos_ref.virtuallog.client import AppendFailed, AppendOutcomeUnknown, NotBootstrapped, VirtualLogError
+from delos_ref.virtuallog.registry import UnknownKind
 from paxos.register import MetaStoreError
 from transports.codec import DecodeError
 
-#: Loglet kinds ``reconfigure`` can install.
+#: Loglet kinds ``reconfigure`` can install (and those of the cluster's loglet plugins).
 RECONFIGURE_KINDS = ("native", "bootstrap", "striped")
+
+
+def reconfigure_kinds(cfg: cluster.ClusterConfig) -> tuple[str, ...]:
+    """The kinds ``reconfigure --loglet`` takes on this cluster: the built-in ones and its
+    loglet plugins' (``delos_ref/plugins.py``)."""
+    from delos_ref import plugins
+
+    return RECONFIGURE_KINDS + tuple(plugins.by_kind(cfg.loglet_modules))
 
 
 class OpError(Exception):
@@ -97,7 +107,9 @@ def require_running(directory: str, cfg: cluster.ClusterConfig) -> None:
 @contextlib.asynccontextmanager
 async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", need_chain: bool = True) -> AsyncIterator[OpsSession]:
     """Open a client of the running cluster in ``directory``; with ``need_chain``, fetch the
-    chain first (bounded by ``timeout_s``; a missing MetaStore quorum is named)."""
+    chain first (bounded by ``timeout_s``; a missing MetaStore quorum is named). ``timeout_s``
+    stretches to the round trips the client measured (``delos_ref/rtt.py``: at hundreds of
+    milliseconds per round trip, a few seconds are only a few round trips)."""
     try:
         cfg = cluster.load(directory)
     except cluster.ClusterError as e:
@@ -105,6 +117,7 @@ async def session(directory: str, *, timeout_s: float = 5.0, name: str = "ops", 
     require_running(directory, cfg)
     trace_dir = None if deploy.is_cluster_file(directory) else directory
     async with open_client(cfg, name, trace_dir=trace_dir) as node:  # logs into DIR/clients/ under up --trace
+        timeout_s = overall(node.endpoint.rtt, timeout_s)  # --timeout, stretched on a slow network
         vlog = virtuallog_on(cfg, node, deadline_s=timeout_s)
         ops = OpsSession(directory, cfg, node, vlog, timeout_s)
         if need_chain:
@@ -121,6 +134,25 @@ async def fetch_chain(ops: OpsSession) -> None:
         raise OpError(f"the cluster in {ops.directory} has no chain yet: its MetaStore is empty (was it started with `delos-ref up`?)") from None
     except DecodeError as e:
         raise NotAChain(f"the MetaStore register does not hold a chain ({e}): something other than the VirtualLog wrote it") from None
+    check_kinds_known(ops)
+
+
+class UnknownLogletKind(OpError):
+    """The chain names a loglet kind (or config) that no module this process loaded registers."""
+
+
+def check_kinds_known(ops: OpsSession) -> None:
+    """Refuse a chain with a segment this process cannot build: a loglet kind (or config)
+    of a plugin module that the cluster does not name (``delos_ref/plugins.py``)."""
+    for seg in ops.vlog.chain.segments:
+        try:
+            config_params(ops.vlog, seg)
+        except (UnknownKind, DecodeError) as e:
+            modules = ", ".join(ops.cfg.loglet_modules) or "none"
+            raise UnknownLogletKind(
+                f"the chain's segment at {seg.start} is of loglet kind {seg.kind!r}, which this cluster's loglet modules ({modules}) do not register ({e}); "
+                f"add the module that defines it: `delos-ref plugin add MODULE --dir {ops.directory}`"
+            ) from None
 
 
 class NotAChain(OpError):
@@ -267,6 +299,10 @@ async def status_on(node: Node, directory: str, cfg: cluster.ClusterConfig, *, t
             report["metastore"] = {"version": (await vlog.metastore.read())[0]}
         report["chain_error"] = str(e)
         return report
+    except UnknownLogletKind as e:  # the MetaStore answered: its chain needs a loglet module
+        report["metastore"] = {"version": vlog.version}
+        report["chain_error"] = str(e)
+        return report
     except OpError as e:
         report["metastore"] = {"version": None, "error": str(e)}
         return report
@@ -322,7 +358,7 @@ async def append(ops: OpsSession, entries: list[bytes], *, on_position: Any = No
                 failure = f"append failed ({_cause(e)}); the entry is not in the log"
             except AppendOutcomeUnknown as e:
                 failure = f"append failed ({_cause(e)}); the entry may have landed"
-            except (VirtualLogError, MetaStoreError, LogletError) as e:  # e.g. no MetaStore quorum for a roll-forward
+            except (VirtualLogError, MetaStoreError, LogletError, UnknownKind) as e:  # e.g. no MetaStore quorum for a roll-forward
                 failure = f"append failed ({type(e).__name__}: {e}); the entry may have landed"
         if scope.cancelled_caught:
             failure = f"append did not finish within {ops.timeout_s:g}s; the entry may have landed"
@@ -466,8 +502,11 @@ def new_loglet_config(
     from delos_ref.loglet.bootstrap import BootstrapLogletConfig
     from delos_ref.loglet.native import NativeLogletConfig
 
+    kinds = reconfigure_kinds(ops.cfg)
+    if kind not in kinds:
+        raise OpError(f"unknown loglet kind {kind!r} for reconfigure (choose from {', '.join(kinds)}; a plugin's kind needs `delos-ref plugin add MODULE`)")
     if kind not in RECONFIGURE_KINDS:
-        raise OpError(f"unknown loglet kind {kind!r} for reconfigure (choose from {', '.join(RECONFIGURE_KINDS)})")
+        return _plugin_config(ops, kind, sequencer, logservers, striping)
     cfg = ops.cfg
     if kind == "striped":
         return _striped_config(ops, sequencer, logservers, striping or {})
@@ -488,6 +527,19 @@ def new_loglet_config(
     if len(set(servers)) != len(servers):
         raise OpError(f"--logservers names a node twice: {','.join(servers)}")
     return NativeLogletConfig(fresh_loglet_id(), seq, tuple(servers))
+
+
+def _plugin_config(ops: OpsSession, kind: str, sequencer: str | None, logservers: list[str] | None, striping: dict[str, Any] | None) -> Any:
+    """A fresh loglet of a plugin's kind: its module's ``new_config(ops, loglet_id)``."""
+    from delos_ref import plugins
+
+    if sequencer or logservers or striping:
+        raise OpError(f"a {kind} loglet is configured by its module: drop --sequencer/--logservers/--stripes")
+    plugin = plugins.by_kind(ops.cfg.loglet_modules)[kind]
+    try:
+        return plugin.new_config(ops, fresh_loglet_id())
+    except (ValueError, OSError) as e:
+        raise OpError(f"{plugin.module}.new_config: {e}") from None
 
 
 def _striped_config(ops: OpsSession, sequencer: str | None, logservers: list[str] | None, striping: dict[str, Any]) -> Any:
@@ -605,3 +657,80 @@ def cold_summary(params: dict[str, Any]) -> dict[str, Any]:
     """``{"store", "files", "bytes", "entries"}`` of a cold segment's params (for status)."""
     files = params.get("files") or []
     return {"store": params.get("store"), "files": len(files), "bytes": sum(f.get("size", 0) for f in files), "entries": files[-1]["hi"] if files else 0}
+
+
+# ------------------------------------------------------------------------ loglet plugins
+
+#: Kind names a cluster's registry always has: a plugin may not take one of them.
+BUILTIN_KINDS = ("native", "bootstrap", "striped", "cold", "skip", "memory")
+
+
+def check_new_module(modules: list[str], module: str) -> Any:
+    """The plugin ``module`` adds to a cluster whose loglet modules are ``modules``; a
+    :class:`~delos_ref.plugins.PluginError` if it does not import, is no plugin, or takes a
+    kind name that is built in or already some module's."""
+    from delos_ref import plugins
+
+    plugin = plugins.load(module)
+    if plugin.kind in BUILTIN_KINDS:
+        raise plugins.PluginError(f"loglet module {module} registers the kind {plugin.kind!r}, which is built in: give it another name")
+    plugins.load_all([m for m in modules if m != module] + [module])
+    return plugin
+
+
+async def add_loglet_module(directory: str, module: str, *, timeout_s: float = 20.0, on_step: Any = None) -> dict[str, Any]:
+    """``delos-ref plugin add MODULE``: record ``module`` in ``cluster.json``, then restart
+    the running nodes one at a time so that each imports it, waiting for each to answer before
+    the next (a majority of every quorum stays up, so appends go on). A node that sequences
+    the active NativeLoglet first hands the log to a loglet sequenced elsewhere (a
+    ``reconfigure``), so that its restart does not stall appends until the supervisors notice.
+    ``on_step(text)`` hears each step. A module that cannot be used raises ``PluginError``
+    before anything changes."""
+    try:
+        cfg = cluster.load(directory)
+    except cluster.ClusterError as e:
+        raise OpError(str(e)) from None
+    plugin = check_new_module(cfg.loglet_modules, module)
+    require_running(directory, cfg)
+    report: dict[str, Any] = {"module": module, "kind": plugin.kind, "added": module not in cfg.loglet_modules, "moved": [], "restarted": []}
+    if not report["added"]:
+        return report
+    cfg.loglet_modules.append(module)
+    cluster.save(directory, cfg)
+    step = on_step or (lambda text: None)
+    for spec in cluster.live_nodes(cfg):
+        async with session(directory, timeout_s=timeout_s, name="plugin") as s:
+            moved = await _move_sequencer_off(s, spec.id)
+        if moved is not None:
+            report["moved"].append(moved)
+            step(f"moved the log off {spec.id}'s sequencer onto {moved['loglet_id']} (sequencer {moved['sequencer']})")
+        await trio.to_thread.run_sync(cluster.restart_node, directory, cfg, spec.id)
+        await _wait_answers(cfg, spec, timeout_s)
+        report["restarted"].append({"node": spec.id, "pid": spec.pid})
+        step(f"restarted {spec.id} (pid {spec.pid}) with {module}")
+    return report
+
+
+async def _move_sequencer_off(ops: OpsSession, node_id: str) -> dict[str, Any] | None:
+    """If ``node_id`` sequences the active NativeLoglet, reconfigure onto a fresh one on the
+    same LogServers sequenced by another live sequencer node; its config (None: no move)."""
+    active = ops.vlog.chain.active
+    if active.kind != "native" or config_params(ops.vlog, active).get("sequencer") != node_id:
+        return None
+    live = {n.id for n in cluster.live_nodes(ops.cfg)}
+    others = [n for n in ops.cfg.with_role("sequencer") if n != node_id and n in live]
+    if not others:
+        return None  # a one-sequencer cluster: the supervisors move it after the restart
+    result = await reconfigure(ops, "native", sequencer=others[0])
+    return {"loglet_id": result["loglet"]["loglet_id"], "sequencer": result["loglet"]["sequencer"]}
+
+
+async def _wait_answers(cfg: cluster.ClusterConfig, spec: cluster.NodeSpec, timeout_s: float) -> None:
+    async with open_client(cfg, "plugin") as client:
+        with trio.move_on_after(timeout_s):
+            while await ping(client, spec.id, timeout_s=0.5) is None:
+                if not cluster.pid_alive(spec.pid):
+                    break
+            else:
+                return
+    raise OpError(f"{spec.id} was restarted (pid {spec.pid}) but did not answer within {timeout_s:g}s (see `delos-ref logs {spec.id}`); the module is recorded, the other nodes were not restarted")

@@ -7,7 +7,9 @@
   stop, the fatal cause) and keeps ``exit.json`` saying how the run ended.
 * :func:`open_client` gives the CLI (or any script) a node id of its own (``cli-<hex>``), a
   transport with no listening socket for TCP (replies come back on the connection it opened)
-  or an ephemeral port for UDP, and an RPC endpoint.
+  or an ephemeral port for UDP, and an RPC endpoint that has measured its round trips to the
+  nodes (:func:`measure_round_trips`), so that its deadlines fit the network from its first
+  operation on.
 
 Roles a node hosts: ``ping`` (liveness), ``acceptor`` (the Paxos MetaStore, docs/design.md §3),
 ``logserver`` (NativeLoglet storage, §5), ``sequencer`` (the NativeLoglet's sequencer for
@@ -136,6 +138,19 @@ def host_roles(node: Node, data_dir: Path, roles: tuple[str, ...] = cluster.NODE
     return storages
 
 
+def serve_plugins(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> None:
+    """The cluster's loglet plugins on this node (``delos_ref/plugins.py``): each one's
+    ``serve(node, data_dir)``, if its kind needs servers."""
+    from delos_ref import plugins
+
+    loaded = plugins.load_all(cfg.loglet_modules)
+    for plugin in loaded:
+        if plugin.serve is not None:
+            plugin.serve(node, data_dir)
+    if loaded:
+        log.info("loglet plugins: %s", ", ".join(f"{p.kind} ({p.module}{', serving' if p.serve else ''})" for p in loaded))
+
+
 def add_net_control(node: Node) -> None:
     """The ``net`` role: ``delos-ref net`` sets and reads the node's shaper through it."""
     from delos_ref.netctl import NetControlCore
@@ -187,14 +202,10 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.db.hosting import add_replica
     from delos_ref.db.table import TABLES as DB_TABLES
     from delos_ref.loglet.native import NativeOptions
-    from delos_ref.loglet.cold import ColdStores
-    from delos_ref.virtuallog.registry import LogletRegistry, bootstrap_kind, cold_kind, native_kind, skip_kind, striped_kind
+    from delos_ref.virtuallog.registry import cluster_registry
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
-    registry = LogletRegistry((native_kind(node, NativeOptions(coalesce_requests=2)), bootstrap_kind(node)))
-    registry.add_kind(striped_kind(registry, node))
-    registry.add_kind(cold_kind(ColdStores(), node))
-    registry.add_kind(skip_kind(registry))
+    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules, native_options=NativeOptions(coalesce_requests=2))
     add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 
@@ -248,6 +259,7 @@ async def _host(directory: str, cfg: cluster.ClusterConfig, spec: cluster.NodeSp
                 raise NodeStartError(f"node {spec.id} cannot bind {spec.address} ({cfg.transport}): {e.strerror or e}") from None
             node = Node(spec.id, transport, seed=secrets.token_hex(8), trace=trace, in_process=True, measure_rtt=True)
             storages = host_roles(node, data_dir, spec.hosted_roles)
+            serve_plugins(cfg, node, data_dir)
             # ``migrate --auto`` is a setting in a local cluster's DIR: none for a cluster file
             host_supervisor(cfg, node, None if Path(directory).is_file() else directory)
             if "acceptor" in spec.hosted_roles:  # a database replica on every core node
@@ -404,6 +416,7 @@ async def open_client(cfg: cluster.ClusterConfig, name: str = "cli", *, trace_di
             node = Node(client_id, transport, seed=secrets.token_hex(8), trace=trace, measure_rtt=True)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
+                await measure_round_trips(node, cfg)
                 try:
                     yield node
                 finally:
@@ -418,6 +431,39 @@ async def ping(client: Node, node_id: str, *, timeout_s: float = 1.0, want_stats
         return await client.endpoint.call(node_id, Ping(want_stats), timeout_s=timeout_s, retry=RESEND, sample_rtt=True)
     except (DefiniteFailure, UnknownOutcome):
         return None
+
+
+async def measure_round_trips(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0) -> int:
+    """Ping every node once (each answer a round-trip sample, ``delos_ref/rtt.py``), so that
+    a new client knows how slow the network is before its first operation, whose deadlines
+    stretch to it. It waits until every ping ended, but once a majority answered, only twice
+    as long as that took more (a paused node does not hold every command up for
+    ``timeout_s``; on loopback the whole costs a round trip or two). Returns how many answered."""
+    need = len(cfg.nodes) // 2 + 1
+    counts = {"answered": 0, "ended": 0}
+    majority, every = trio.Event(), trio.Event()
+    start = trio.current_time()
+
+    async def one(node_id: str) -> None:
+        try:  # one send only: a reply to a resent ping is no sample (Karn's rule)
+            await client.endpoint.call(node_id, Ping(), timeout_s=timeout_s, sample_rtt=True)
+            counts["answered"] += 1
+        except (DefiniteFailure, UnknownOutcome):
+            pass
+        counts["ended"] += 1
+        if counts["answered"] >= need or counts["ended"] == len(cfg.nodes):
+            majority.set()
+        if counts["ended"] == len(cfg.nodes):
+            every.set()
+
+    async with trio.open_nursery() as nursery:
+        for n in cfg.nodes:
+            nursery.start_soon(one, n.id)
+        await majority.wait()
+        with trio.move_on_after(max(0.05, 2 * (trio.current_time() - start))):
+            await every.wait()
+        nursery.cancel_scope.cancel()
+    return counts["answered"]
 
 
 async def ping_all(client: Node, cfg: cluster.ClusterConfig, *, timeout_s: float = 1.0, want_stats: bool = False) -> dict[str, Pong | None]:
@@ -464,7 +510,7 @@ def virtuallog_on(cfg: cluster.ClusterConfig, node: Node, *, deadline_s: float =
     from delos_ref.virtuallog import VirtualLog, VirtualLogOptions
     from delos_ref.virtuallog.registry import cluster_registry
 
-    registry = cluster_registry(node, [n.id for n in cfg.nodes])
+    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules)
     metastore = metastore_client(cfg, node, user, deadline_s=deadline_s)
     return VirtualLog(metastore, registry, incarnation_id(node), options=options or VirtualLogOptions())
 

@@ -28,6 +28,17 @@ the simulator keeps its constants, so every seed runs as before): the RPC layer'
 intervals (:mod:`delos_ref.rpc`), the supervisor's heartbeat deadlines, fresh probes and
 silence threshold (:mod:`delos_ref.virtuallog.supervisor`), and the NativeLoglet sequencer's
 retry tick (:func:`delos_ref.loglet.native.roles.add_sequencer`).
+
+**Overall deadlines.** An operation of several round trips -- a MetaStore read or write (two
+Paxos phases, maybe a retry), a NativeLoglet seal or append (client, sequencer, LogServers),
+a database write (a replica's append) -- has a deadline of its own, a loopback constant
+such as 2 s. At hundreds of milliseconds per round trip that constant is a handful of
+round trips, and an attempt gives up before a reply could have come. :func:`overall`
+stretches it to :data:`OVERALL_ROUND_TRIPS` times the largest ``rto`` measured: the
+MetaStore client (``paxos/register.py``), the NativeLoglet and bootstrap loglet clients, the
+database client's patience, and the operator commands' ``--timeout`` (``delos_ref/ops.py``)
+use it. A client measures before it relies on it: :func:`delos_ref.process.open_client`
+pings the cluster's nodes first.
 """
 
 from __future__ import annotations
@@ -40,6 +51,18 @@ class _Peer:
     srtt: float
     rttvar: float
     backoff: int = 1
+
+
+#: The round trips an overall deadline allows at least (see "Overall deadlines" above).
+OVERALL_ROUND_TRIPS = 8
+
+
+def overall(rtt: "RttEstimator | None", base_s: float, round_trips: int = OVERALL_ROUND_TRIPS) -> float:
+    """An overall deadline: ``base_s``, or ``round_trips`` times the largest ``rto`` that
+    ``rtt`` measured, if longer. Without an estimator (the simulator): ``base_s`` exactly."""
+    if rtt is None:
+        return base_s
+    return max(base_s, round_trips * rtt.max_rto())
 
 
 class RttEstimator:

@@ -70,6 +70,7 @@ from typing import Any, NoReturn, Protocol
 import trio
 
 from delos_ref.rpc import RetryPolicy, RpcEndpoint, RpcError
+from delos_ref.rtt import overall
 from delos_ref.trace import TraceSink
 from paxos.ballot import ZERO, Ballot, next_ballot
 from paxos.messages import CHAIN_REGISTER, MAX_INSTANCE, MAX_LEARN, Learn, Query, Update, check_register
@@ -219,12 +220,13 @@ class MetaStoreClient:
     async def read(self) -> tuple[int, bytes | None]:
         """The current ``(version, value)``, linearizable. Raises :class:`MetaStoreUnavailable`."""
         self.stats["reads"] += 1
-        with trio.move_on_after(self.timeouts.deadline_s):
+        deadline_s = self.deadline_s()
+        with trio.move_on_after(deadline_s):
             version, update = await self._read()
             self._emit("ReadDone", version=version, value=_data(update))
             return version, _data(update)
         self.stats["unavailable"] += 1
-        raise MetaStoreUnavailable(f"read: no majority of {list(self.acceptors)} answered within {self.timeouts.deadline_s:g}s")
+        raise MetaStoreUnavailable(f"read: no majority of {list(self.acceptors)} answered within {deadline_s:g}s")
 
     async def write_if(self, expected_version: int, value: bytes) -> Written | Conflict:
         """Write ``value`` as version ``expected_version + 1`` if the register is at
@@ -238,12 +240,13 @@ class MetaStoreClient:
         self._seq += 1
         update = Update(self.proposer_id, self._seq, value)
         exposure = _Exposure()
-        with trio.move_on_after(self.timeouts.deadline_s):
+        deadline_s = self.deadline_s()
+        with trio.move_on_after(deadline_s):
             result = await self._write_if(expected_version, update, exposure)
             self.stats["written" if type(result) is Written else "conflicts"] += 1
             self._emit("WriteDone", expected_version=expected_version, seq=update.seq, outcome=_describe(result))
             return result
-        self._deadline_passed(expected_version, exposure)
+        self._deadline_passed(expected_version, exposure, deadline_s)
 
     async def learn(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """``(version, value)`` for the versions ``lo, lo + 1, ...`` below ``hi`` that are
@@ -253,10 +256,11 @@ class MetaStoreClient:
         if type(lo) is not int or type(hi) is not int or not 1 <= lo <= hi <= MAX_INSTANCE + 1:
             raise ValueError(f"learn: need 1 <= lo <= hi, got lo={lo!r} hi={hi!r}")
         self.stats["learns"] += 1
-        with trio.move_on_after(self.timeouts.deadline_s):
+        deadline_s = self.deadline_s()
+        with trio.move_on_after(deadline_s):
             return [(v, u.data) for v, u in await self._learn_range(lo, hi)]
         self.stats["unavailable"] += 1
-        raise MetaStoreUnavailable(f"learn({lo}, {hi}): no majority of {list(self.acceptors)} answered within {self.timeouts.deadline_s:g}s")
+        raise MetaStoreUnavailable(f"learn({lo}, {hi}): no majority of {list(self.acceptors)} answered within {deadline_s:g}s")
 
     # ------------------------------------------------------------------ the workflows
 
@@ -405,8 +409,14 @@ class MetaStoreClient:
         bound = min(self.timeouts.backoff_max_s, self.timeouts.backoff_first_s * 2 ** min(attempt, 30))
         await trio.sleep(self._rng.uniform(0, bound))
 
-    def _deadline_passed(self, expected: int, exposure: _Exposure) -> NoReturn:
-        what = f"write_if({expected}): no majority of {list(self.acceptors)} answered within {self.timeouts.deadline_s:g}s"
+    def deadline_s(self) -> float:
+        """The deadline of one operation: ``timeouts.deadline_s``, stretched to the round
+        trips the endpoint measured, if any (``delos_ref/rtt.py``: real nodes and clients;
+        the simulator keeps the constant)."""
+        return overall(getattr(self.endpoint, "rtt", None), self.timeouts.deadline_s)
+
+    def _deadline_passed(self, expected: int, exposure: _Exposure, deadline_s: float) -> NoReturn:
+        what = f"write_if({expected}): no majority of {list(self.acceptors)} answered within {deadline_s:g}s"
         if exposure.sent and not exposure.lost:
             self.stats["unknown"] += 1
             raise WriteOutcomeUnknown(what + "; the value may have reached an acceptor: outcome unknown", instance=expected + 1)

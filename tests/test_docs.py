@@ -239,7 +239,7 @@ def test_every_no_run_block_gives_its_reason_and_every_directive_is_known():
         if b.directive.startswith("no-run"):
             assert re.match(r"no-run:\s*\S", b.directive), f"{b.id}: no-run needs a reason"
         else:
-            assert b.directive in ("", "expect") or b.directive.startswith("excerpt ") or re.match(r"cluster( --[\w-]+( \w+)?)*$", b.directive), f"{b.id}: unknown directive {b.directive!r}"
+            assert b.directive in ("", "expect") or b.directive.startswith("excerpt ") or re.match(r"cluster( --[\w-]+( [\w.]+)?)*$", b.directive), f"{b.id}: unknown directive {b.directive!r}"
         if b.directive == "expect":
             assert b.lang == "text", f"{b.id}: expect goes above a text block"
 

@@ -52,6 +52,19 @@ def test_estimator_backs_off_on_silence_and_a_sample_resets_it():
     assert e.srtt("n9") == pytest.approx(0.6) and e.timeout("n9", 0.4) == pytest.approx(0.6 + 4 * 0.3)
 
 
+def test_overall_deadlines_stretch_only_with_an_estimator():
+    from delos_ref.rtt import OVERALL_ROUND_TRIPS, overall
+
+    assert overall(None, 2.0) == 2.0  # the simulator: the constant exactly
+    e = RttEstimator()
+    assert overall(e, 2.0) == 2.0  # nothing measured yet
+    e.sample("n2", 0.01)
+    assert overall(e, 2.0) == 2.0  # a fast network keeps the loopback constant
+    e.sample("n3", 0.3)  # a slow peer: its rto (0.3 + 4 * 0.15) sets the bound
+    assert overall(e, 2.0) == pytest.approx(OVERALL_ROUND_TRIPS * 0.9)
+    assert overall(e, 2.0, round_trips=2) == pytest.approx(2.0)
+
+
 def _pair(delay_s: float, measure: bool, *, answer: bool = True):
     net = SimNetwork("1", link=LinkModel(delay_s, delay_s))
     client = Node("c", net.attach("c"), measure_rtt=measure)

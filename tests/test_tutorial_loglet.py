@@ -1,24 +1,20 @@
-"""The loglet of docs/tutorial-loglet.md (docs/examples/directory_loglet.py): it passes the
+"""The loglet of docs/tutorial-loglet.md (delos_ref/examples/directory_loglet.py): it passes the
 loglet conformance suite, and a VirtualLog hot-swaps onto it and off it under a live appender
 on the simulated cluster, losing nothing."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from loglet_conformance import CHECKS
+from test_virtuallog import FAST, OPTIONS, SERVERS, cluster, native, read_all, swap_under_appender
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs" / "examples"))
-
-from directory_loglet import DirectoryLoglet, DirectoryLogletConfig, directory_kind  # noqa: E402
-from loglet_conformance import CHECKS  # noqa: E402
-
-from delos_ref.loglet import SealedError  # noqa: E402
-from delos_ref.sim.workload_loglet import SIM_OPTIONS  # noqa: E402
-from delos_ref.virtuallog import VirtualLog, default_registry  # noqa: E402
-from paxos.register import MetaStoreClient  # noqa: E402
-from test_virtuallog import FAST, OPTIONS, SERVERS, cluster, native, read_all, swap_under_appender  # noqa: E402
+from delos_ref.examples.directory_loglet import DirectoryLoglet, DirectoryLogletConfig, directory_kind
+from delos_ref.loglet import SealedError
+from delos_ref.sim.workload_loglet import SIM_OPTIONS
+from delos_ref.virtuallog import VirtualLog, default_registry
+from paxos.register import MetaStoreClient
 
 
 class DirectoryHarness:

@@ -24,7 +24,9 @@ failover's, and another replica would wait for the same thing -- unless it waits
 ``patience_s``: a replica cut off with a minority answers pings but can never append, so an
 attempt unanswered for ``patience_s`` (doubling with every attempt of the write, up to
 ``call_timeout_s``) moves on too. So one crash, pause or partition costs a write about one
-failover, once, not ``call_timeout_s`` on every write. The price: an abandoned attempt may
+failover, once, not ``call_timeout_s`` on every write. On a slow network (a real client
+measures its round trips, ``delos_ref/rtt.py``) ``patience_s`` and ``call_timeout_s``
+stretch to a number of round trips, so a write is not given up before it could be done. The price: an abandoned attempt may
 still land, and the retry appends the command again; the table applies it once.
 
 **Honest failures.** :class:`WriteFailed`: the write certainly did not take effect (every
@@ -47,6 +49,7 @@ import trio
 
 from delos_ref.ping import Ping
 from delos_ref.rpc import NO_RETRY, RESEND, DefiniteFailure, RemoteError, RetryPolicy, RpcError, UnknownOutcome
+from delos_ref.rtt import overall
 
 
 #: Refusals after which this attempt certainly appended nothing.
@@ -165,7 +168,7 @@ class KvClient:
 
     async def _call(self, replica: str, msg: Any) -> Any:
         try:
-            return await self.endpoint.call(replica, msg, timeout_s=self.options.call_timeout_s, retry=self.options.retry)
+            return await self.endpoint.call(replica, msg, timeout_s=self._overall(self.options.call_timeout_s), retry=self.options.retry)
         except RemoteError as e:
             if e.code == m.BAD_REQUEST:
                 raise BadRequest(e.detail) from None
@@ -183,7 +186,18 @@ class KvClient:
         ``patience_s`` doubling per attempt up to ``call_timeout_s`` (with one replica, all of it)."""
         if len(self.replicas) == 1:
             return math.inf
-        return min(self.options.patience_s * 2**attempt, self.options.call_timeout_s)
+        return min(self._overall(self.options.patience_s) * 2**attempt, self._overall(self.options.call_timeout_s))
+
+    def _probe_s(self) -> float:
+        """How long a probe waits for a ping's answer: ``probe_s``, or two of the slowest
+        round-trip timeouts measured (a peer not measured yet is no faster than those)."""
+        return overall(getattr(self.endpoint, "rtt", None), self.options.probe_s, round_trips=2)
+
+    def _overall(self, seconds: float) -> float:
+        """``seconds`` stretched to the round trips this client measured: a write is a
+        replica's append, several round trips between nodes (``delos_ref/rtt.py``; the
+        simulator keeps the constant)."""
+        return overall(getattr(self.endpoint, "rtt", None), seconds)
 
     def _next_replica(self, tries: dict[str, int]) -> str:
         """The replica for the next attempt of one operation: the least tried so far, the
@@ -217,7 +231,7 @@ class KvClient:
                 await trio.sleep(wait_s)
                 wait_s = self.options.probe_after_s
                 if not await self._answers(replica):
-                    outcome.setdefault("error", ReplicaSilent(replica, self.options.probe_s))
+                    outcome.setdefault("error", ReplicaSilent(replica, self._probe_s()))
                     nursery.cancel_scope.cancel()
                 elif trio.current_time() - started >= patience_s:
                     self.stats["slow"] += 1
@@ -237,7 +251,7 @@ class KvClient:
         refusal: a node that refuses is running)."""
         self.stats["probes"] += 1
         try:
-            await self.endpoint.call(replica, Ping(), timeout_s=self.options.probe_s, retry=self.options.retry)
+            await self.endpoint.call(replica, Ping(), timeout_s=self._probe_s(), retry=self.options.retry)
         except RemoteError:
             return True
         except RpcError:

@@ -82,6 +82,7 @@ from delos_ref.loglet.api import (
     check_entry,
     check_range,
 )
+from delos_ref.rtt import overall
 from delos_ref.runtime import Node
 from paxos.messages import MAX_REGISTER_NAME
 from paxos.register import ClientTimeouts, Conflict, MetaStoreClient, MetaStoreUnavailable, WriteOutcomeUnknown, Written
@@ -182,6 +183,11 @@ class BootstrapLoglet(Loglet):
         self._append_turn = trio.Lock()
         self.stats = dict.fromkeys(("appends", "conflicts", "sealed", "unavailable", "reads", "learned"), 0)
 
+    def _op_timeout(self) -> float:
+        """One operation's bound: ``op_timeout_s`` stretched to the measured round trips
+        (``delos_ref/rtt.py``; the simulator keeps the constant)."""
+        return overall(self.node.endpoint.rtt, self.options.op_timeout_s)
+
     def statistics(self) -> dict[str, Any]:
         return dict(self.stats, known=self._known, sealed_at=self._sealed_at, trim_point=self._trim_point)
 
@@ -194,12 +200,12 @@ class BootstrapLoglet(Loglet):
     async def append(self, entry: bytes) -> int:
         check_entry(entry)
         exposure = _Exposure()
-        with trio.move_on_after(self.options.op_timeout_s):
+        with trio.move_on_after(self._op_timeout()):
             async with self._append_turn:
                 return await self._append(ENTRY_TAG + bytes(entry), exposure)
         self.stats["unavailable"] += 1
         raise LogletUnavailable(
-            f"bootstrap loglet {self.config.loglet_id}: append not done within {self.options.op_timeout_s:g}s",
+            f"bootstrap loglet {self.config.loglet_id}: append not done within {self._op_timeout():g}s",
             may_have_landed=exposure.in_flight,
         )
 
@@ -228,7 +234,7 @@ class BootstrapLoglet(Loglet):
     # -------------------------------------------------------------------- seal, tail
 
     async def seal(self) -> None:
-        with trio.move_on_after(self.options.op_timeout_s):
+        with trio.move_on_after(self._op_timeout()):
             while self._sealed_at is None:
                 try:
                     result = await self._sealer.write_if(self._known, SEAL_MARKER)
@@ -243,17 +249,17 @@ class BootstrapLoglet(Loglet):
             if self._sealed_at is not None:
                 self.stats["sealed"] += 1
                 return
-        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: seal not done within {self.options.op_timeout_s:g}s")
+        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: seal not done within {self._op_timeout():g}s")
 
     async def check_tail(self) -> Tail:
-        with trio.move_on_after(self.options.op_timeout_s):
+        with trio.move_on_after(self._op_timeout()):
             try:
                 version, value = await self._log.read()
             except MetaStoreUnavailable as e:
                 raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}") from None
             self._observe(version, value)
             return self._tail()
-        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: check_tail not done within {self.options.op_timeout_s:g}s")
+        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: check_tail not done within {self._op_timeout():g}s")
 
     def _tail(self) -> Tail:
         if self._sealed_at is not None:
@@ -276,12 +282,12 @@ class BootstrapLoglet(Loglet):
         check_range(lo, hi)
         hi = min(hi, lo + MAX_READ_ENTRIES)
         self.stats["reads"] += 1
-        with trio.move_on_after(self.options.op_timeout_s):
+        with trio.move_on_after(self._op_timeout()):
             try:
                 return await self._read(lo, hi)
             except MetaStoreUnavailable as e:
                 raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}") from None
-        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: read_next not done within {self.options.op_timeout_s:g}s")
+        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: read_next not done within {self._op_timeout():g}s")
 
     async def _read(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         if lo < self._trim_point:
@@ -318,13 +324,13 @@ class BootstrapLoglet(Loglet):
     async def prefix_trim(self, pos: int) -> None:
         if type(pos) is not int or pos < 0:
             raise ValueError(f"prefix_trim: need a position >= 0, got {pos!r}")
-        with trio.move_on_after(self.options.op_timeout_s):
+        with trio.move_on_after(self._op_timeout()):
             try:
                 await self._trim(pos)
                 return
             except (MetaStoreUnavailable, WriteOutcomeUnknown) as e:
                 raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: {e}") from None
-        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: prefix_trim not done within {self.options.op_timeout_s:g}s")
+        raise LogletUnavailable(f"bootstrap loglet {self.config.loglet_id}: prefix_trim not done within {self._op_timeout():g}s")
 
     async def _trim(self, pos: int) -> None:
         pos = min(pos, (await self.check_tail()).tail)  # past the tail: trim to the tail

@@ -38,6 +38,9 @@ Kinds here:
 * ``"skip"`` -- :class:`~delos_ref.loglet.skip.SkipLogletConfig`: a sealed segment's loglet
   (built by this registry) with some entries read as skip markers (``delos-ref skip``).
 
+A cluster adds the kinds of its loglet plugins (``delos_ref/plugins.py``: a user's module,
+named in ``cluster.json``) in :func:`cluster_registry`.
+
 The registry caches one loglet client per segment, so a client keeps what it learned about a
 loglet (the NativeLoglet's ``known_tail``) across operations; a closed segment's stop is
 taught to the loglet (``learn_tail``), because every position below it is committed.
@@ -278,14 +281,21 @@ def default_registry(
     return registry
 
 
-def cluster_registry(node: Node, cluster_nodes: list[str] | tuple[str, ...]) -> LogletRegistry:
+def cluster_registry(
+    node: Node, cluster_nodes: list[str] | tuple[str, ...], loglet_modules: list[str] | tuple[str, ...] = (), native_options: NativeOptions = NativeOptions()
+) -> LogletRegistry:
     """The registry of a ``delos-ref up`` cluster's clients and nodes: every loglet kind a
     cluster runs, built on ``node``. ``cluster_nodes`` are the cluster's node ids (every node
     hosts a Paxos acceptor, a LogServer and a sequencer, so any of them can serve a native
-    or a bootstrap loglet)."""
+    or a bootstrap loglet); ``loglet_modules``, its loglet plugins (``delos_ref/plugins.py``),
+    whose kinds are added too."""
+    from delos_ref import plugins
+
     assert cluster_nodes, "cluster_registry: a cluster has at least one node"
-    registry = LogletRegistry((native_kind(node), bootstrap_kind(node)))
+    registry = LogletRegistry((native_kind(node, native_options), bootstrap_kind(node)))
     registry.add_kind(striped_kind(registry, node))
     registry.add_kind(cold_kind(ColdStores(), node))
     registry.add_kind(skip_kind(registry))
+    for plugin in plugins.load_all(loglet_modules):
+        registry.add_kind(plugin.loglet_kind(node))
     return registry

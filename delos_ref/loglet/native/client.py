@@ -78,6 +78,7 @@ from delos_ref.loglet.native.messages import (
     Trim,
 )
 from delos_ref.rpc import CallTimeout, NotSent, RemoteError, RetryPolicy, RpcError
+from delos_ref.rtt import overall
 from delos_ref.runtime import Node
 
 #: Bug switch: ``seal`` returns once a single LogServer set its seal bit.
@@ -236,6 +237,11 @@ class NativeLoglet(Loglet):
     def _deadline(self, seconds: float) -> float:
         return trio.current_time() + seconds
 
+    def _overall(self, seconds: float) -> float:
+        """A whole operation's bound, ``seconds`` stretched to the measured round trips
+        (``delos_ref/rtt.py``; the simulator keeps the constant)."""
+        return overall(self._endpoint.rtt, seconds)
+
     def _step_deadline(self, deadline: float) -> float:
         """One request of a multi-step operation: a dead server must not eat the whole deadline."""
         return min(deadline, self._deadline(self.options.call_timeout_s))
@@ -290,7 +296,7 @@ class NativeLoglet(Loglet):
             # append deadline (5 s) after its sequencer died (issue 17 item 3).
             batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: the batch was not sent or its leader gave up", may_have_landed=True)
             try:
-                with trio.move_on_after(self.options.append_timeout_s) as waited:
+                with trio.move_on_after(self._overall(self.options.append_timeout_s)) as waited:
                     async with self._slots:
                         if self._batch is batch:
                             self._batch = None  # closed: it leaves now
@@ -302,7 +308,7 @@ class NativeLoglet(Loglet):
                         except Exception as e:  # every member gets the request's outcome
                             batch.error = e
                 if waited.cancelled_caught:
-                    batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: no request slot within {self.options.append_timeout_s}s", may_have_landed=False)
+                    batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: no request slot within {self._overall(self.options.append_timeout_s):g}s", may_have_landed=False)
             finally:
                 if self._batch is batch:
                     self._batch = None
@@ -318,7 +324,7 @@ class NativeLoglet(Loglet):
             raise ValueError(f"append_many takes 1..{MAX_APPEND_MANY} entries, got {len(entries)}")
         for e in entries:
             check_entry(e)
-        deadline = self._deadline(self.options.append_timeout_s)
+        deadline = self._deadline(self._overall(self.options.append_timeout_s))
         msg = Append(self.config.loglet_id, tuple(bytes(e) for e in entries), self._known_tail)
         backoff = self.options.busy_backoff_s
         while True:
@@ -369,7 +375,7 @@ class NativeLoglet(Loglet):
 
     async def seal(self) -> None:
         """Set the seal bit on a majority of LogServers (§5 seal)."""
-        deadline = self._deadline(self.options.op_timeout_s)
+        deadline = self._deadline(self._overall(self.options.op_timeout_s))
         replies = await self._seal_quorum(deadline)
         self.stats["seals"] += 1
         self._emit("SealReturned", tails={s: r.local_tail for s, r in replies.items()})
@@ -386,7 +392,7 @@ class NativeLoglet(Loglet):
 
     async def check_tail(self) -> Tail:
         """The three cases of §5; see the module docstring."""
-        deadline = self._deadline(self.options.op_timeout_s)
+        deadline = self._deadline(self._overall(self.options.op_timeout_s))
         self.stats["check_tails"] += 1
         with trio.move_on_at(deadline):
             while True:
@@ -400,7 +406,7 @@ class NativeLoglet(Loglet):
                     # below the sequencer's known tail, learned in _await_known_tail.
                     self._known_tail = max(self._known_tail, result.tail)
                     return result
-        raise LogletUnavailable(f"check_tail of {self.config.loglet_id}: no answer within {self.options.op_timeout_s}s")
+        raise LogletUnavailable(f"check_tail of {self.config.loglet_id}: no answer within {self._overall(self.options.op_timeout_s):g}s")
 
     async def _check_tail_round(self, probes: dict[str, TailReply], deadline: float) -> Tail | None:
         """One round on a majority of probes; None means "probe again"."""
@@ -505,7 +511,7 @@ class NativeLoglet(Loglet):
         hi = min(hi, self._known_tail)
         if lo >= hi:
             return []
-        deadline = self._deadline(self.options.op_timeout_s)
+        deadline = self._deadline(self._overall(self.options.op_timeout_s))
         out: list[bytes] = []
         while lo + len(out) < hi:
             pos = lo + len(out)
@@ -579,7 +585,7 @@ class NativeLoglet(Loglet):
         pos = min(pos, self._known_tail)
         if pos <= 0:
             return
-        deadline = self._deadline(self.options.op_timeout_s)
+        deadline = self._deadline(self._overall(self.options.op_timeout_s))
         await self._quorum(lambda s: Trim(self.config.loglet_id, pos, self._known_tail), self.config.majority, deadline)
 
     # ----------------------------------------------------------------------- diagnose

@@ -1,4 +1,4 @@
-"""A loglet in a directory: the worked example of docs/tutorial-loglet.md.
+"""A loglet in a directory: the worked example of docs/tutorial-loglet.md, and a loglet plugin.
 
 Each entry is one file, ``<root>/<loglet_id>/<position>``, written whole (to a temporary
 file, synced, then renamed) before ``append`` returns; the seal is the file ``sealed``;
@@ -20,6 +20,11 @@ It keeps the whole loglet contract (docs/design.md §2, §3.4), which the confor
 What it gives up: it is as fault-tolerant as one disk (no replication: a crashed machine
 takes the loglet with it), and its blocking file calls run in the trio thread. That is fine
 for a tutorial and for one machine; a real data plane replicates (the NativeLoglet).
+
+It is also a *loglet plugin* (``delos_ref/plugins.py``): :func:`loglet_kind` and
+:func:`new_config` let a ``delos-ref up --loglet-module delos_ref.examples.directory_loglet``
+cluster hot-swap onto it with ``delos-ref reconfigure --loglet directory``. It needs no
+servers (no ``serve``): every process of a local cluster shares the machine's filesystem.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import trio
 
@@ -153,3 +158,17 @@ def directory_kind() -> LogletKind:
         build=lambda cfg: DirectoryLoglet(os.path.join(cfg.root, cfg.loglet_id)),
         clone=lambda cfg, fresh_id: DirectoryLogletConfig(fresh_id, cfg.root),
     )
+
+
+# ---------------------------------------------------------------- the plugin interface
+
+
+def loglet_kind(node: object = None) -> LogletKind:
+    """The plugin's registry entry (the same on every node: the loglet needs no network)."""
+    return directory_kind()
+
+
+def new_config(ops: Any, loglet_id: str) -> DirectoryLogletConfig:
+    """A fresh directory loglet for ``delos-ref reconfigure --loglet directory``: under
+    ``<cluster dir>/directory-loglets/``, which every process of a local cluster reaches."""
+    return DirectoryLogletConfig(loglet_id, os.path.abspath(os.path.join(ops.directory, "directory-loglets")))
