@@ -55,7 +55,10 @@ err = _console(stderr=True)
 #: ``--dir`` cluster and refuse ``--cluster FILE``, whose nodes run on other hosts.
 LOCAL_ONLY = {"up": "starts local node processes", "down": "stops local node processes", "kill": "signals a local node process",
               "pause": "signals a local node process", "resume": "signals a local node process", "restart": "restarts a local node process",
-              "logs": "reads DIR/<id>/node.log"}
+              "logs": "reads DIR/<id>/node.log",
+              # `plugin add`: on a deployed cluster, add the module to loglet_modules in the
+              # cluster file on every host and restart each node there (docs/deployment.md)
+              "add": "records a loglet plugin and restarts local node processes"}
 #: Where :meth:`Group.parse_args` notes which of the two flags the command line used.
 _FLAG = "delos_ref.cluster_flag"
 
