@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import trio
 
@@ -154,6 +154,35 @@ class _Call:
     error: ErrorReply | None = None
 
 
+class Watch(Protocol):
+    """What watches a call while it waits (see :meth:`RpcEndpoint.call`)."""
+
+    first_s: float  # the first check, this long after the send
+    every_s: float  # then every this long
+
+    async def check(self) -> None:
+        """Return to keep waiting; raise (an :class:`UnknownOutcome`) to give the call up."""
+
+
+async def _wait_watched(call: _Call, watch: Watch) -> None:
+    """Wait for ``call``'s answer, running ``watch.check`` on its schedule meanwhile."""
+    wait_s = watch.first_s
+    while True:
+        if wait_s > 0:
+            with trio.move_on_after(wait_s):
+                await call.done.wait()
+        if call.done.is_set():
+            return
+        try:
+            await watch.check()
+        except UnknownOutcome:
+            if not call.done.is_set():  # else: answered meanwhile, the answer wins
+                raise
+        if call.done.is_set():
+            return
+        wait_s = watch.every_s
+
+
 def _not_sent(env: Envelope, cause: Exception) -> NotSent:
     return NotSent(f"{type(env.payload).__name__} to {env.dst}: {cause}")
 
@@ -199,13 +228,20 @@ class RpcEndpoint:
         self._next_rid = (self._next_rid + 1) % (1 << 63) or 1
         return rid
 
-    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY, sample_rtt: bool = False) -> Any:
+    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY, sample_rtt: bool = False, watch: Watch | None = None) -> Any:
         """Send ``msg`` to ``dst`` and return its reply payload.
 
         ``sample_rtt``: this call measures the network (a ping, answered at once): its round
         trip is a sample for :attr:`rtt`, and its timing out backs the peer's timeout off.
         Other calls may wait on the server (an fsync, a batch, a sync), which says nothing
         about the network, so they only read the estimate.
+
+        ``watch`` (only with one send, ``retry.max_sends == 1``): while no answer has come,
+        the call awaits ``watch.check()`` after ``watch.first_s`` and then every
+        ``watch.every_s``, in the caller's own task; ``check`` may raise an
+        :class:`UnknownOutcome` to give the call up (e.g. the server stopped answering
+        pings). A reply that arrives while ``check`` runs wins. So a client can watch its
+        call without a second task and a nursery around the two.
 
         Raises :class:`RemoteError` or :class:`NotSent` (definite) or :class:`CallTimeout`
         (unknown outcome). Cancellation propagates as usual; the outcome is then unknown too.
@@ -231,8 +267,12 @@ class RpcEndpoint:
                     except (Unreachable, MessageTooLarge) as e:
                         raise _not_sent(env, e) from e
                     sends = 1
-                    await call.done.wait()
+                    if watch is None:
+                        await call.done.wait()
+                    else:
+                        await _wait_watched(call, watch)
                 else:
+                    assert watch is None, "call: watch is for one send only"
                     sends = await self._send_until_answered(env, call, retry)
         finally:
             del self._pending[rid]
