@@ -164,25 +164,6 @@ class Watch(Protocol):
         """Return to keep waiting; raise (an :class:`UnknownOutcome`) to give the call up."""
 
 
-async def _wait_watched(call: _Call, watch: Watch) -> None:
-    """Wait for ``call``'s answer, running ``watch.check`` on its schedule meanwhile."""
-    wait_s = watch.first_s
-    while True:
-        if wait_s > 0:
-            with trio.move_on_after(wait_s):
-                await call.done.wait()
-        if call.done.is_set():
-            return
-        try:
-            await watch.check()
-        except UnknownOutcome:
-            if not call.done.is_set():  # else: answered meanwhile, the answer wins
-                raise
-        if call.done.is_set():
-            return
-        wait_s = watch.every_s
-
-
 def _not_sent(env: Envelope, cause: Exception) -> NotSent:
     return NotSent(f"{type(env.payload).__name__} to {env.dst}: {cause}")
 
@@ -258,22 +239,22 @@ class RpcEndpoint:
         measure = sample_rtt and self.rtt is not None
         sent_at = trio.current_time() if measure else 0.0
         try:
-            with trio.move_on_after(timeout_s):
-                # The usual case on TCP, one send then wait: what _send_until_answered does
-                # with max_sends 1, written inline to spare a coroutine on every call.
-                if retry.max_sends == 1:
-                    try:
-                        await self._send(env)
-                    except (Unreachable, MessageTooLarge) as e:
-                        raise _not_sent(env, e) from e
-                    sends = 1
-                    if watch is None:
+            if watch is not None:
+                assert retry.max_sends == 1, "call: watch is for one send only"
+                sends = await self._send_watched(env, call, trio.current_time() + timeout_s, watch)
+            else:
+                with trio.move_on_after(timeout_s):
+                    # The usual case on TCP, one send then wait: what _send_until_answered
+                    # does with max_sends 1, written inline to spare a coroutine on every call.
+                    if retry.max_sends == 1:
+                        try:
+                            await self._send(env)
+                        except (Unreachable, MessageTooLarge) as e:
+                            raise _not_sent(env, e) from e
+                        sends = 1
                         await call.done.wait()
                     else:
-                        await _wait_watched(call, watch)
-                else:
-                    assert watch is None, "call: watch is for one send only"
-                    sends = await self._send_until_answered(env, call, retry)
+                        sends = await self._send_until_answered(env, call, retry)
         finally:
             del self._pending[rid]
         if measure:
@@ -292,6 +273,41 @@ class RpcEndpoint:
             raise RemoteError(dst, call.error.code, call.error.detail)
         self.stats["replies"] += 1
         return call.reply
+
+    async def _send_first(self, env: Envelope) -> None:
+        try:
+            await self._send(env)
+        except (Unreachable, MessageTooLarge) as e:
+            raise _not_sent(env, e) from e
+
+    async def _send_watched(self, env: Envelope, call: _Call, deadline: float, watch: Watch) -> int:
+        """One send, then wait for the answer until ``deadline``, running ``watch.check()``
+        on its schedule (see :meth:`call`); the number of sends (0 or 1). Each cancel scope
+        ends at the next check or the deadline, whichever is first: a call answered before
+        its first check (nearly every call) costs one scope, as an unwatched call does."""
+        sends = 0
+        wake = min(deadline, trio.current_time() + watch.first_s)
+        if wake <= trio.current_time():  # check at once: send first, bounded by the deadline
+            with trio.move_on_at(deadline):
+                await self._send_first(env)
+                sends = 1
+        while True:
+            with trio.move_on_at(wake):
+                if sends == 0:
+                    await self._send_first(env)
+                    sends = 1
+                await call.done.wait()
+            if call.done.is_set() or trio.current_time() >= deadline:
+                return sends
+            with trio.move_on_at(deadline):
+                try:
+                    await watch.check()
+                except UnknownOutcome:
+                    if not call.done.is_set():  # else: answered meanwhile, the answer wins
+                        raise
+            if call.done.is_set() or trio.current_time() >= deadline:
+                return sends
+            wake = min(deadline, trio.current_time() + watch.every_s)
 
     async def _send_until_answered(self, env: Envelope, call: _Call, retry: RetryPolicy) -> int:
         interval, max_interval = retry.intervals(self.transport.reliable)
