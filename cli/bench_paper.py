@@ -37,11 +37,12 @@ def run_bench(make: Callable[[Callable[[float], None] | None], Any], label: str,
         raise fail(str(known)) from None
 
 
-def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir: Path | None, as_json: bool) -> None:
+def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir: Path | None, as_json: bool, op: str = "put") -> None:
     from delos_ref.bench import BadBenchArgument, compare as bench
 
     try:
         names, ks = bench.parse_peers(with_peers), bench.parse_clients(clients)
+        bench.parse_op(op)
         if rounds < 1:
             raise BadBenchArgument(f"--rounds must be at least 1 (got {rounds})")
     except BadBenchArgument as e:
@@ -49,7 +50,7 @@ def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir:
     _, missing = bench.available(names)
     for why in missing.values():
         err.print(f"warning: {why}; comparing without it", markup=False, highlight=False)
-    result = run_bench(lambda progress: bench.run(with_peers=names, clients=ks, rounds=rounds, seconds=seconds, progress=progress), "bench compare", as_json)
+    result = run_bench(lambda progress: bench.run(with_peers=names, clients=ks, rounds=rounds, seconds=seconds, progress=progress, op=op), "bench compare", as_json)
     target = out_dir or DEFAULT_COMPARE_OUT
     result["plot"] = [str(p) for p in bench.plot(result, target)]
     if as_json:
@@ -62,8 +63,10 @@ def compare(with_peers: str, clients: str, rounds: int, seconds: float, out_dir:
 
 def _print_compare(result: dict[str, Any]) -> None:
     m = result["machine"]
-    table = Table(title=f"bench compare on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus): every round", title_justify="left")
-    for col in ("round", "system", "clients", "procs", "puts/s", "p50 us", "p99 us", "client cpu us/put", "servers cpu us/put"):
+    op = result.get("op", "put")
+    unit = "puts" if op == "put" else "ops"
+    table = Table(title=f"bench compare --op {op} on {m.get('cpu', '?')} ({m.get('cpus', '?')} cpus): every round", title_justify="left")
+    for col in ("round", "system", "clients", "procs", f"{unit}/s", "p50 us", "p99 us", f"client cpu us/{unit[:-1]}", f"servers cpu us/{unit[:-1]}"):
         table.add_column(col)
     for i, rnd in enumerate(result["rounds"], 1):
         for system, rows in rnd.items():
@@ -71,13 +74,15 @@ def _print_compare(result: dict[str, Any]) -> None:
                 table.add_row(str(i), system, str(r["clients"]), str(r["processes"]), _num(r["ops_per_s"]), _num(r["p50_us"]), _num(r["p99_us"]), _num(r["client_cpu_us_per_op"]), _num(r["server_cpu_us_per_op"]))
     out.print(table)
     ratios = Table(title="delos-ref / peer: each round, and the median", title_justify="left")
-    for col in ("peer", "clients", "puts/s ratio", "median", "p50 ratio", "median"):
+    for col in ("peer", "clients", f"{unit}/s ratio", "median", "p50 ratio", "median"):
         ratios.add_column(col)
     for r in result["ratios"]:
         ratios.add_row(r["peer"], str(r["clients"]), " / ".join(_num(x, 2) for x in r["throughput"]), _num(r["throughput_median"], 2), " / ".join(_num(x, 2) for x in r["p50"]), _num(r["p50_median"], 2))
     out.print(ratios)
+    if op != "put":
+        out.print("operations: " + "; ".join(f"{k}: {v}" for k, v in result["operations"].items()), markup=False, highlight=False)
     for c in result["client_check"]:
-        out.print(f"client check, {c['system']}: puts/s with 2 load processes / 1 = {' / '.join(_num(x, 2) for x in c['two_over_one'])} (median {_num(c['median'], 2)})", markup=False, highlight=False)
+        out.print(f"client check, {c['system']}: {unit}/s with 2 load processes / 1 = {' / '.join(_num(x, 2) for x in c['two_over_one'])} (median {_num(c['median'], 2)})", markup=False, highlight=False)
     for why in [*result["missing"].values(), *result["failed"].values()]:
         out.print(f"not compared: {why}", markup=False, highlight=False)
     out.print("versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()), markup=False, highlight=False)

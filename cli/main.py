@@ -810,7 +810,7 @@ def _print_sweep(summary: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------- bench
 
 
-@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench migrate --json   # cold storage: migration speed, appends during it, cold reads\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept\n  delos-ref bench compare --with zookeeper,etcd --clients 1,64 --rounds 3   # make peers installs them\n  delos-ref bench paper --quick --out /tmp/paper   # the paper's 7 experiments: report.md + figures")
+@app.command(epilog="\b\nExamples:\n  delos-ref bench transport --transport tcp --json\n  delos-ref bench metastore --json\n  delos-ref bench append --loglet native --transport tcp --json\n  delos-ref bench append --loglet striped --stripes 3\n  delos-ref bench virtuallog --json\n  delos-ref bench migrate --json   # cold storage: migration speed, appends during it, cold reads\n  delos-ref bench kv --json --base-port 9101 --dir /tmp/kv-bench   # its cluster there; node logs kept\n  delos-ref bench compare --with zookeeper,etcd --clients 1,64 --rounds 3   # make peers installs them\n  delos-ref bench compare --op get --clients 64   # linearizable gets (ZooKeeper's getData is not linearizable)\n  delos-ref bench paper --quick --out /tmp/paper   # the paper's 7 experiments: report.md + figures")
 def bench(
     name: str = typer.Argument(..., help="Benchmark name (delos_ref/bench/<name>.py): transport, metastore, append, virtuallog, kv, migrate; or compare (with ZooKeeper and etcd), paper (the paper's evaluation)."),
     transport: str = typer.Option("tcp", "--transport", "-t", help="memory, udp or tcp (what the benchmark supports)."),
@@ -825,6 +825,7 @@ def bench(
     with_peers: str = typer.Option("zookeeper,etcd", "--with", help="bench compare: the peers, zookeeper and/or etcd (a missing one is named, with how to install it, and left out)."),
     clients: str = typer.Option("1,64", "--clients", help="bench compare: clients (each with one write in flight) per measurement, comma-separated."),
     rounds: int = typer.Option(3, "--rounds", help="bench compare: interleaved rounds (ratios are their medians)."),
+    op: str = typer.Option("put", "--op", help="bench compare: put (peers: setData, put), get (delos-ref's linearizable get; peers: ZooKeeper getData, which is NOT linearizable, and etcd's linearizable range) or append (NativeLoglet appends; peers: their write)."),
     quick: bool = typer.Option(False, "--quick", help="bench paper: every experiment short (all 7 in about 3-5 minutes)."),
     only: Optional[str] = typer.Option(None, "--only", help="bench paper: the experiments to run, e.g. 1,5,7 (default: all 7)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="bench paper: where report.md, results.json and the figures go (required); bench compare: where its plot goes (default ./bench-compare)."),
@@ -840,7 +841,7 @@ def bench(
     from cli import bench_paper
 
     if name == "compare":
-        return bench_paper.compare(with_peers, clients, rounds, seconds, out_dir, as_json)
+        return bench_paper.compare(with_peers, clients, rounds, seconds, out_dir, as_json, op)
     if name == "paper":
         return bench_paper.paper(quick, only, out_dir, as_json)
     from delos_ref.bench import BadBenchArgument, Placement, get_bench

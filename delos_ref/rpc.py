@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import trio
 
@@ -154,6 +154,16 @@ class _Call:
     error: ErrorReply | None = None
 
 
+class Watch(Protocol):
+    """What watches a call while it waits (see :meth:`RpcEndpoint.call`)."""
+
+    first_s: float  # the first check, this long after the send
+    every_s: float  # then every this long
+
+    async def check(self) -> None:
+        """Return to keep waiting; raise (an :class:`UnknownOutcome`) to give the call up."""
+
+
 def _not_sent(env: Envelope, cause: Exception) -> NotSent:
     return NotSent(f"{type(env.payload).__name__} to {env.dst}: {cause}")
 
@@ -199,13 +209,20 @@ class RpcEndpoint:
         self._next_rid = (self._next_rid + 1) % (1 << 63) or 1
         return rid
 
-    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY, sample_rtt: bool = False) -> Any:
+    async def call(self, dst: str, msg: Any, *, timeout_s: float, retry: RetryPolicy = NO_RETRY, sample_rtt: bool = False, watch: Watch | None = None) -> Any:
         """Send ``msg`` to ``dst`` and return its reply payload.
 
         ``sample_rtt``: this call measures the network (a ping, answered at once): its round
         trip is a sample for :attr:`rtt`, and its timing out backs the peer's timeout off.
         Other calls may wait on the server (an fsync, a batch, a sync), which says nothing
         about the network, so they only read the estimate.
+
+        ``watch`` (only with one send, ``retry.max_sends == 1``): while no answer has come,
+        the call awaits ``watch.check()`` after ``watch.first_s`` and then every
+        ``watch.every_s``, in the caller's own task; ``check`` may raise an
+        :class:`UnknownOutcome` to give the call up (e.g. the server stopped answering
+        pings). A reply that arrives while ``check`` runs wins. So a client can watch its
+        call without a second task and a nursery around the two.
 
         Raises :class:`RemoteError` or :class:`NotSent` (definite) or :class:`CallTimeout`
         (unknown outcome). Cancellation propagates as usual; the outcome is then unknown too.
@@ -222,18 +239,22 @@ class RpcEndpoint:
         measure = sample_rtt and self.rtt is not None
         sent_at = trio.current_time() if measure else 0.0
         try:
-            with trio.move_on_after(timeout_s):
-                # The usual case on TCP, one send then wait: what _send_until_answered does
-                # with max_sends 1, written inline to spare a coroutine on every call.
-                if retry.max_sends == 1:
-                    try:
-                        await self._send(env)
-                    except (Unreachable, MessageTooLarge) as e:
-                        raise _not_sent(env, e) from e
-                    sends = 1
-                    await call.done.wait()
-                else:
-                    sends = await self._send_until_answered(env, call, retry)
+            if watch is not None:
+                assert retry.max_sends == 1, "call: watch is for one send only"
+                sends = await self._send_watched(env, call, trio.current_time() + timeout_s, watch)
+            else:
+                with trio.move_on_after(timeout_s):
+                    # The usual case on TCP, one send then wait: what _send_until_answered
+                    # does with max_sends 1, written inline to spare a coroutine on every call.
+                    if retry.max_sends == 1:
+                        try:
+                            await self._send(env)
+                        except (Unreachable, MessageTooLarge) as e:
+                            raise _not_sent(env, e) from e
+                        sends = 1
+                        await call.done.wait()
+                    else:
+                        sends = await self._send_until_answered(env, call, retry)
         finally:
             del self._pending[rid]
         if measure:
@@ -252,6 +273,41 @@ class RpcEndpoint:
             raise RemoteError(dst, call.error.code, call.error.detail)
         self.stats["replies"] += 1
         return call.reply
+
+    async def _send_first(self, env: Envelope) -> None:
+        try:
+            await self._send(env)
+        except (Unreachable, MessageTooLarge) as e:
+            raise _not_sent(env, e) from e
+
+    async def _send_watched(self, env: Envelope, call: _Call, deadline: float, watch: Watch) -> int:
+        """One send, then wait for the answer until ``deadline``, running ``watch.check()``
+        on its schedule (see :meth:`call`); the number of sends (0 or 1). Each cancel scope
+        ends at the next check or the deadline, whichever is first: a call answered before
+        its first check (nearly every call) costs one scope, as an unwatched call does."""
+        sends = 0
+        wake = min(deadline, trio.current_time() + watch.first_s)
+        if wake <= trio.current_time():  # check at once: send first, bounded by the deadline
+            with trio.move_on_at(deadline):
+                await self._send_first(env)
+                sends = 1
+        while True:
+            with trio.move_on_at(wake):
+                if sends == 0:
+                    await self._send_first(env)
+                    sends = 1
+                await call.done.wait()
+            if call.done.is_set() or trio.current_time() >= deadline:
+                return sends
+            with trio.move_on_at(deadline):
+                try:
+                    await watch.check()
+                except UnknownOutcome:
+                    if not call.done.is_set():  # else: answered meanwhile, the answer wins
+                        raise
+            if call.done.is_set() or trio.current_time() >= deadline:
+                return sends
+            wake = min(deadline, trio.current_time() + watch.every_s)
 
     async def _send_until_answered(self, env: Envelope, call: _Call, retry: RetryPolicy) -> int:
         interval, max_interval = retry.intervals(self.transport.reliable)

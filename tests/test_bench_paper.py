@@ -155,6 +155,7 @@ def test_a_round_without_a_peer_gives_no_ratio_for_it() -> None:
         (["bench", "compare", "--clients", "0,64"], "--clients: each must be 1..1024"),
         (["bench", "compare", "--clients", "x"], "--clients takes numbers"),
         (["bench", "compare", "--rounds", "0"], "--rounds must be at least 1"),
+        (["bench", "compare", "--op", "scan"], "--op takes one of: put, get, append"),
         (["bench", "paper", "--quick"], "bench paper needs --out DIR"),
         (["bench", "paper", "--only", "8", "--out", "/tmp/x"], "--only takes experiment numbers 1..7"),
     ],
@@ -287,3 +288,20 @@ def test_delos_ensemble_retries_an_up_that_missed_its_metastore(monkeypatch: pyt
 
     assert trio.run(main) == "n1"
     assert len(calls) == 2
+
+
+def test_delos_load_does_each_op_of_compare(tmp_path: Path) -> None:
+    """``bench compare --op``: delos-ref's load process puts, gets (linearizable) and appends
+    to the log, each counted in its window (one cluster for the three)."""
+    from delos_ref.bench.peers import delos
+
+    async def main() -> dict[str, int]:
+        done = {}
+        async with delos.ensemble(tmp_path) as ens:
+            for op in compare.OPS:
+                load = await peers.run_load(lambda k, s: ens["argv_for"](k, s, op), 2, 1, 0.5, ens["pids"], delos.NAME)
+                done[op] = load.ops
+        return done
+
+    done = trio.run(main)
+    assert set(done) == {"put", "get", "append"} and all(n > 0 for n in done.values()), done

@@ -237,6 +237,56 @@ async def test_rpc_resends_later_on_a_reliable_transport(autojump_clock, reliabl
         assert gaps[0] <= 0.025 and max(gaps) <= 0.3 and len(transport.sent_at) >= 8
 
 
+class _CountingWatch:
+    """A :class:`~delos_ref.rpc.Watch` that records when it checks, and gives up at ``give_up_at``
+    checks (by raising), or answers the call during its check (``answer``)."""
+
+    def __init__(self, first_s: float, every_s: float, give_up_at: int = 0, answer=None):
+        self.first_s, self.every_s = first_s, every_s
+        self.give_up_at, self.answer = give_up_at, answer
+        self.checks = []
+
+    async def check(self):
+        from delos_ref.rpc import UnknownOutcome
+
+        self.checks.append(trio.current_time())
+        await trio.sleep(0.1)  # a ping's round trip
+        if self.answer is not None:
+            self.answer()
+        if len(self.checks) == self.give_up_at:
+            raise UnknownOutcome("watch gave up")
+
+
+async def test_a_watched_call_checks_on_schedule_and_keeps_its_deadline(autojump_clock):
+    """One send; checks after first_s, then every every_s; the deadline bounds it all."""
+    transport = SilentTransport(True)
+    endpoint = RpcEndpoint(transport, seeded_rng("test"))
+    watch = _CountingWatch(first_s=0.5, every_s=0.5)
+    start = trio.current_time()
+    with pytest.raises(CallTimeout):
+        await endpoint.call("peer", Echo(1, True), timeout_s=2.0, watch=watch)
+    assert len(transport.sent_at) == 1 and trio.current_time() - start == pytest.approx(2.0)
+    assert [round(t - start, 3) for t in watch.checks] == [0.5, 1.1, 1.7]  # each after a 0.1 s check
+    assert endpoint.statistics()["pending"] == 0
+
+
+async def test_a_watched_call_is_given_up_by_its_watch_unless_the_answer_came(autojump_clock):
+    from delos_ref.rpc import KIND_REPLY, UnknownOutcome
+    from transports.codec import Envelope
+
+    endpoint = RpcEndpoint(SilentTransport(True), seeded_rng("test"))
+    with pytest.raises(UnknownOutcome, match="watch gave up"):  # checks at once, gives up at the 2nd
+        await endpoint.call("peer", Echo(1, True), timeout_s=5.0, watch=_CountingWatch(0.0, 0.3, give_up_at=2))
+    assert trio.current_time() == pytest.approx(0.1 + 0.3 + 0.1)
+    rid = endpoint.peek_next_rid()
+
+    def reply():
+        endpoint.deliver_reply(Envelope("peer", "n", KIND_REPLY, rid, "pong"))
+
+    # the reply arrives while the watch checks, and the watch gives up: the reply wins
+    assert await endpoint.call("peer", Echo(2, True), timeout_s=5.0, watch=_CountingWatch(0.2, 0.3, give_up_at=1, answer=reply)) == "pong"
+
+
 # ------------------------------------------------- roles on the same node (issue 23)
 
 

@@ -11,7 +11,20 @@ What is measured
     * **zookeeper**: ``setData`` through ZooKeeper's Java client (``peers/zookeeper.py``);
     * **etcd**: ``put`` through etcd's HTTP/JSON gateway (``peers/etcd.py`` says why that client).
 
-    A row is puts/s over a measured window of ``seconds`` after a warm-up, p50/p99 of the puts
+    ``--op`` (``op``) picks what delos-ref's clients do, and so what the peers' do:
+
+    * ``put`` (the default): as above.
+    * ``get``: delos-ref's linearizable ``get`` (the replica syncs with the log's tail, then
+      reads); ZooKeeper's ``getData``, which the session's server answers from its memory
+      without a quorum -- **not linearizable** (it may miss a write another client has seen
+      acknowledged) -- and etcd's ``range``, linearizable by default (its leader confirms
+      its leadership with a quorum). Each client reads its own key (ZooKeeper, etcd) or keys
+      drawn as puts draw them (delos-ref).
+    * ``append``: delos-ref's clients append 100-byte entries straight to the cluster's
+      NativeLoglet (``bench append``'s case: durable on a majority of LogServers); the peers
+      have no separate log to append to, so they do their write (``setData``, ``put``).
+
+    A row is operations/s over a measured window of ``seconds`` after a warm-up, p50/p99 of the puts
     in it, and the CPU microseconds per put of the load generator (``client_cpu_us_per_op``)
     and of the 3 servers together (``server_cpu_us_per_op``).
 
@@ -75,17 +88,36 @@ def available(names: list[str]) -> tuple[list[str], dict[str, str]]:
     return ok, missing
 
 
-async def _measure(module: Any, clients: tuple[int, ...], seconds: float, client_check: bool, tick: Callable[[], None]) -> list[dict]:
+OPS = delos.OPS
+#: What each system does per operation, for the rows' note (``--op``).
+OP_NAMES = {
+    "put": {"delos-ref": "put", "zookeeper": "setData", "etcd": "put"},
+    "get": {"delos-ref": "linearizable get", "zookeeper": "getData (not linearizable)", "etcd": "range (linearizable)"},
+    "append": {"delos-ref": "NativeLoglet append", "zookeeper": "setData", "etcd": "put"},
+}
+
+
+def parse_op(text: str) -> str:
+    if text not in OPS:
+        raise BadBenchArgument(f"--op takes one of: {', '.join(OPS)} (got {text!r})")
+    return text
+
+
+async def _measure(module: Any, clients: tuple[int, ...], seconds: float, client_check: bool, tick: Callable[[], None], op: str = "put") -> list[dict]:
     """Start ``module``'s ensemble, one row per k (plus the client check), stop it."""
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"delos-compare-{module.NAME}-") as tmp:
         async with module.ensemble(Path(tmp)) as ens:
+
+            def argv_for(k: int, s: float) -> list[str]:
+                return ens["argv_for"](k, s, op)
+
             for k in clients:
-                rows.append(peers.summary(await peers.run_load(ens["argv_for"], k, 1, seconds, ens["pids"], module.NAME), k))
+                rows.append(peers.summary(await peers.run_load(argv_for, k, 1, seconds, ens["pids"], module.NAME), k))
                 tick()
             if client_check and max(clients) > 1:
                 k = max(clients)
-                rows.append(dict(peers.summary(await peers.run_load(ens["argv_for"], k, 2, seconds, ens["pids"], module.NAME), k), check=True))
+                rows.append(dict(peers.summary(await peers.run_load(argv_for, k, 2, seconds, ens["pids"], module.NAME), k), check=True))
                 tick()
             gone = ens["check"]()
             if gone:
@@ -150,8 +182,9 @@ def client_checks(rounds: list[dict[str, list[dict]]], systems: list[str]) -> li
 
 
 async def run(*, with_peers: list[str], clients: tuple[int, ...] = DEFAULT_CLIENTS, rounds: int = 3, seconds: float = 3.0,
-              client_check: bool = True, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+              client_check: bool = True, progress: Callable[[float], None] | None = None, op: str = "put") -> dict[str, Any]:
     """``delos-ref bench compare``: see the module docstring."""
+    parse_op(op)
     if rounds < 1:
         raise BadBenchArgument(f"--rounds must be at least 1 (got {rounds})")
     if not seconds > 0:
@@ -175,7 +208,7 @@ async def run(*, with_peers: list[str], clients: tuple[int, ...] = DEFAULT_CLIEN
                 continue
             module = delos if s == delos.NAME else PEERS[s]
             try:
-                one[s] = await _measure(module, clients, seconds, client_check, tick)
+                one[s] = await _measure(module, clients, seconds, client_check, tick, op)
             except (PeerError, PeerMissing) as e:
                 if s == delos.NAME:
                     raise BenchError(str(e)) from None
@@ -187,6 +220,8 @@ async def run(*, with_peers: list[str], clients: tuple[int, ...] = DEFAULT_CLIEN
         "machine": machine(),
         "versions": {s: (delos if s == delos.NAME else PEERS[s]).version() for s in systems},
         "systems": systems,
+        "op": op,
+        "operations": {sys_: OP_NAMES[op][sys_] for sys_ in systems},
         "clients": list(clients),
         "seconds": seconds,
         "value_bytes": peers.VALUE_BYTES,
@@ -197,7 +232,9 @@ async def run(*, with_peers: list[str], clients: tuple[int, ...] = DEFAULT_CLIEN
         "missing": missing,
         "failed": failed,
         "note": (
-            "3 servers each on loopback, fsync on, 100-byte values, k clients each with one write in flight, "
+            ("" if op == "put" else f"op {op}: " + "; ".join(f"{k}: {v}" for k, v in OP_NAMES[op].items()) + " (ops/s and p50 are of these; "
+             "ZooKeeper's getData is served by one server from memory, not linearizable). ")
+            + "3 servers each on loopback, fsync on, 100-byte values, k clients each with one write in flight, "
             "one system at a time, rounds interleaved. throughput ratio = delos-ref puts/s / peer's (>1: delos-ref more); "
             "p50 ratio = delos-ref p50 / peer's (<1: delos-ref faster). client_check: puts/s with the same clients over "
             "2 load processes / over 1 (near 1 or below: the client is not the limit). etcd is driven through its "
@@ -220,5 +257,6 @@ def plot(result: dict[str, Any], out: Path, name: str = "compare") -> list[Path]
             for s in result["systems"]
         }
 
-    return plots.bars(out, name, "puts/s (median of rounds)", groups, col("ops_per_s"), "puts/s",
+    unit = "puts/s" if result.get("op", "put") == "put" else f"{result['op']}s/s"
+    return plots.bars(out, name if result.get("op", "put") == "put" else f"{name}-{result['op']}", f"{unit} (median of rounds)", groups, col("ops_per_s"), unit,
                       panels={"p50 latency (median of rounds)": (col("p50_us", 1000.0), "ms"), "p99 latency (median of rounds)": (col("p99_us", 1000.0), "ms")})

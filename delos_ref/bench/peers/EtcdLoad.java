@@ -1,6 +1,9 @@
 // etcd's load generator for `delos-ref bench compare` (delos_ref/bench/peers/etcd.py).
 //
-// java EtcdLoad URLS CLIENTS SECONDS VALUE_BYTES
+// java EtcdLoad URLS CLIENTS SECONDS VALUE_BYTES [write|read]
+//
+// OP write (the default) puts; OP read puts the key once, then reads it (POST /v3/kv/range,
+// linearizable: etcd's default, serializable=false, confirms its leadership with a quorum).
 //
 // Debian ships etcd's server and etcdctl (one process per command), not its Go benchmark tool;
 // this client puts through etcd's own HTTP/JSON gateway (POST /v3/kv/put, the gRPC API as JSON):
@@ -24,6 +27,7 @@ public class EtcdLoad {
         int clients = Integer.parseInt(a[1]);
         double seconds = Double.parseDouble(a[2]);
         String value = Base64.getEncoder().encodeToString("v".repeat(Integer.parseInt(a[3])).getBytes(StandardCharsets.US_ASCII));
+        boolean read = a.length > 4 && a[4].equals("read");
         String tag = ProcessHandle.current().pid() + "-";
         long[][] lat = new long[clients][];
         int[] count = new int[clients];
@@ -33,8 +37,8 @@ public class EtcdLoad {
             String key = Base64.getEncoder().encodeToString(("delos-bench/c" + tag + i).getBytes(StandardCharsets.US_ASCII));
             URI server = URI.create(urls[i % urls.length]);
             String body = "{\"key\":\"" + key + "\",\"value\":\"" + value + "\"}";
-            byte[] put = ("POST /v3/kv/put HTTP/1.1\r\nHost: " + server.getHost() + ":" + server.getPort()
-                    + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.US_ASCII);
+            byte[] put = request(server, "/v3/kv/put", body);
+            byte[] op = read ? request(server, "/v3/kv/range", "{\"key\":\"" + key + "\"}") : put;
             lat[i] = new long[1 << 16];
             threads[i] = new Thread(() -> {
                 try (Socket socket = new Socket(server.getHost(), server.getPort())) {
@@ -42,9 +46,14 @@ public class EtcdLoad {
                     socket.setSoTimeout(30000);
                     OutputStream out = socket.getOutputStream();
                     InputStream in = new BufferedInputStream(socket.getInputStream());
+                    if (read) {  // the key it reads exists
+                        out.write(put);
+                        out.flush();
+                        readReply(in);
+                    }
                     while (true) {
                         long t0 = System.nanoTime();
-                        out.write(put);
+                        out.write(op);
                         out.flush();
                         readReply(in);
                         long t1 = System.nanoTime();
@@ -56,13 +65,19 @@ public class EtcdLoad {
                         if (Cpu.done(now)) return;
                     }
                 } catch (Exception e) {
-                    System.err.println("put: " + e);
+                    System.err.println((read ? "range: " : "put: ") + e);
                     System.exit(1);
                 }
             });
             threads[i].start();
         }
         Cpu.report(seconds, threads, lat, count);
+    }
+
+    /** A POST of a JSON body to the gateway, prepared once. */
+    static byte[] request(URI server, String path, String body) {
+        return ("POST " + path + " HTTP/1.1\r\nHost: " + server.getHost() + ":" + server.getPort()
+                + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.US_ASCII);
     }
 
     /** One HTTP/1.1 reply: its header lines, then Content-Length bytes of body; not 200: an error. */

@@ -1,11 +1,14 @@
 // ZooKeeper's load generator for `delos-ref bench compare`: compiled at run time with javac
 // against the jars of Debian's zookeeper package (delos_ref/bench/peers/zookeeper.py).
 //
-// java ZkLoad CONNECT CLIENTS SECONDS VALUE_BYTES
+// java ZkLoad CONNECT CLIENTS SECONDS VALUE_BYTES [write|read]
 //
 // CLIENTS sessions (ZooKeeper's own Java client, the fastest it offers), each with one setData
-// of VALUE_BYTES in flight at a time, on its own znode /delos-bench/c<i>, spread over the
-// servers of CONNECT in turn. Operations that complete within the measured window (Cpu.java:
+// of VALUE_BYTES in flight at a time (OP write, the default) or one getData (OP read), on its
+// own znode /delos-bench/c<i> (created with VALUE_BYTES), spread over the servers of CONNECT in
+// turn. A getData is answered by the server the session is on, from its memory, without a
+// quorum: ZooKeeper's reads are not linearizable (they may miss writes another session has
+// seen acknowledged), unlike delos-ref's linearizable get. Operations that complete within the measured window (Cpu.java:
 // SECONDS long, from when the Python side says) are counted; the ones before are the warm-up
 // (JIT, connections). Prints one JSON
 // line: {"ops", "elapsed_s", "cpu_s", "lat_us": [...]}, cpu_s being this JVM's own CPU time
@@ -29,6 +32,7 @@ public class ZkLoad {
         double seconds = Double.parseDouble(a[2]);
         byte[] value = new byte[Integer.parseInt(a[3])];
         java.util.Arrays.fill(value, (byte) 'v');
+        boolean read = a.length > 4 && a[4].equals("read");
         // Every session connects at once (one after another, 64 handshakes on a loaded machine
         // take minutes), then every thread makes its znode and starts its loop.
         List<ZooKeeper> sessions = new ArrayList<>();
@@ -57,7 +61,8 @@ public class ZkLoad {
                     created.countDown();
                     while (true) {
                         long t0 = System.nanoTime();
-                        sessions.get(me).setData(path, value, -1);
+                        if (read) sessions.get(me).getData(path, false, null);
+                        else sessions.get(me).setData(path, value, -1);
                         long t1 = System.nanoTime();
                         long now = System.currentTimeMillis();
                         if (Cpu.counted(now)) {
@@ -67,7 +72,7 @@ public class ZkLoad {
                         if (Cpu.done(now)) return;
                     }
                 } catch (Exception e) {
-                    System.err.println("setData: " + e);
+                    System.err.println((read ? "getData: " : "setData: ") + e);
                     System.exit(1);
                 }
             });

@@ -37,6 +37,10 @@ import trio
 
 #: The writes each client keeps in flight, and their size (the issue's setting).
 VALUE_BYTES = 100
+#: ``bench compare --op``: what delos-ref does -> what a peer's load generator does for it.
+#: A log append has no peer counterpart: the peers write (their write is their log append
+#: and more). ZooKeeper's ``read`` (getData) is not linearizable; etcd's is (see the .java).
+PEER_OPS = {"put": "write", "get": "read", "append": "write"}
 #: The warm-up: from when every load process is ready to the measured window.
 WARMUP_S = 1.5
 #: How long a load process may take to connect its clients.

@@ -78,7 +78,7 @@ async def ensemble(workdir: Path) -> AsyncIterator[dict]:
     with peers.processes(commands) as procs:
         await peers.wait_ready(lambda: all(_healthy(u) for u in client_urls), procs, commands, NAME)
 
-        def argv_for(clients: int, seconds: float) -> list[str]:
-            return [java, "-cp", str(classes), "EtcdLoad", ",".join(client_urls), str(clients), str(seconds), str(peers.VALUE_BYTES)]
+        def argv_for(clients: int, seconds: float, op: str = "put") -> list[str]:
+            return [java, "-cp", str(classes), "EtcdLoad", ",".join(client_urls), str(clients), str(seconds), str(peers.VALUE_BYTES), peers.PEER_OPS[op]]
 
         yield {"connect": ",".join(client_urls), "pids": [p.pid for p in procs], "argv_for": argv_for, "check": lambda: peers.exited(procs, commands)}

@@ -65,7 +65,8 @@ def _serving(port: int) -> bool:
 @contextlib.asynccontextmanager
 async def ensemble(workdir: Path) -> AsyncIterator[dict]:
     """A running 3-server ensemble under ``workdir``; yields ``{"connect", "pids", "argv_for"}``
-    (``argv_for(clients, seconds)``: a load process's command line). Stopped on
+    (``argv_for(clients, seconds, op)``: a load process's command line, ``op`` one of
+    ``peers.PEER_OPS``). Stopped on
     the way out, whatever happens."""
     java, classpath = check()
     classes = workdir / "classes"
@@ -84,8 +85,8 @@ async def ensemble(workdir: Path) -> AsyncIterator[dict]:
         await peers.wait_ready(lambda: all(_serving(ports[i]) for i in range(SERVERS)), procs, commands, NAME)
         connect = ",".join(f"127.0.0.1:{ports[i]}" for i in range(SERVERS))
 
-        def argv_for(clients: int, seconds: float) -> list[str]:
-            return [java, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{classes}:{classpath}", "ZkLoad", connect, str(clients), str(seconds), str(peers.VALUE_BYTES)]
+        def argv_for(clients: int, seconds: float, op: str = "put") -> list[str]:
+            return [java, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{classes}:{classpath}", "ZkLoad", connect, str(clients), str(seconds), str(peers.VALUE_BYTES), peers.PEER_OPS[op]]
 
         yield {"connect": connect, "pids": [p.pid for p in procs], "argv_for": argv_for, "check": lambda: peers.exited(procs, commands)}
 
