@@ -8,7 +8,6 @@ runner itself (reading TLC's report, applying mutants) need no TLC.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -46,11 +45,7 @@ def test_routine_models_are_the_mc_cfgs_but_deep() -> None:
 @pytest.mark.parametrize("model", tlc.routine_models())
 def test_routine_model_completes_with_no_error(model: str) -> None:
     assert TOOLS is not None
-    # `-lncheck final`: TLC checks a model's temporal PROPERTY once, on the whole state graph,
-    # instead of again at every progress report: the same verdict, sooner for the *Live
-    # models. Models without a PROPERTY are unaffected.
-    tools = dataclasses.replace(TOOLS, tlc=(*TOOLS.tlc, "-lncheck", "final"))
-    r = tlc.run_model(tools, model, workers=WORKERS, timeout_s=TIMEOUT_S)
+    r = tlc.run_model(TOOLS, model, workers=WORKERS, timeout_s=TIMEOUT_S)
     assert r.verdict == tlc.OK, f"{model}: {r.verdict} {r.invariant or ''} {r.message}"
     assert r.distinct and r.distinct > 1 and r.depth and r.depth > 1, f"{model}: {r}"
 
