@@ -15,6 +15,16 @@ from tests.cluster_fixture import cli, free_base_port, running_cluster, status
 pytestmark = pytest.mark.cluster
 
 
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """One running tcp cluster, shared by the checks that leave it as they found it (a refused
+    ``up``, a refused second node process, garbage frames); each asserts it still serves. The
+    tests that stop, kill or trace nodes start their own."""
+    d = tmp_path_factory.mktemp("live") / "c"
+    with running_cluster(d) as cfg:
+        yield d, cfg
+
+
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 def test_up_status_down_leaves_no_process(tmp_path, transport):
     d = tmp_path / "c"
@@ -26,13 +36,12 @@ def test_up_status_down_leaves_no_process(tmp_path, transport):
     assert not any(cluster.pid_alive(p) for p in pids)
 
 
-def test_second_up_on_a_live_directory_is_refused(tmp_path):
-    d = tmp_path / "c"
-    with running_cluster(d) as cfg:
-        proc = cli("up", "--detach", "--dir", str(d), "--base-port", str(cfg.nodes[0].port))
-        assert proc.returncode == 1
-        assert "already running" in proc.stderr
-        assert status(d)["nodes"][0]["alive"]  # the running cluster is untouched
+def test_second_up_on_a_live_directory_is_refused(live):
+    d, cfg = live
+    proc = cli("up", "--detach", "--dir", str(d), "--base-port", str(cfg.nodes[0].port))
+    assert proc.returncode == 1
+    assert "already running" in proc.stderr
+    assert all(n["alive"] for n in status(d)["nodes"])  # the running cluster is untouched
 
 
 def test_stale_directory_is_recovered_with_its_config(tmp_path):
@@ -93,26 +102,25 @@ def test_unknown_cli_argument_is_a_usage_error():
     assert proc.returncode == 2 and "No such option" in proc.stderr
 
 
-def test_second_node_process_on_the_same_data_dir_is_refused(tmp_path):
-    d = tmp_path / "c"
-    with running_cluster(d):
-        proc = cli("node", "--dir", str(d), "--id", "n1")
-        assert proc.returncode == 1 and "in use" in proc.stderr
+def test_second_node_process_on_the_same_data_dir_is_refused(live):
+    d, _ = live
+    proc = cli("node", "--dir", str(d), "--id", "n1")
+    assert proc.returncode == 1 and "in use" in proc.stderr
+    assert all(n["alive"] for n in status(d)["nodes"])  # n1 still serves
 
 
-def test_live_node_keeps_serving_after_garbage_and_wrong_secret_frames(tmp_path):
+def test_live_node_keeps_serving_after_garbage_and_wrong_secret_frames(live):
     from transports.codec import Envelope, FrameCodec
     from delos_ref.ping import Ping
 
-    d = tmp_path / "c"
-    with running_cluster(d) as cfg:
-        n1 = cfg.nodes[0]
-        wrong = FrameCodec(secret=b"not-the-cluster-secret").encode(Envelope("evil", "n1", 1, 1, Ping()))
-        for junk in (b"\x00" * 64, b"DL\x01\x00\xff\xff\xff\xff", wrong):
-            with socket.create_connection((n1.host, n1.port)) as s:
-                s.sendall(junk)
-                time.sleep(0.05)
-        assert all(n["alive"] for n in status(d)["nodes"])
+    d, cfg = live
+    n1 = cfg.nodes[0]
+    wrong = FrameCodec(secret=b"not-the-cluster-secret").encode(Envelope("evil", "n1", 1, 1, Ping()))
+    for junk in (b"\x00" * 64, b"DL\x01\x00\xff\xff\xff\xff", wrong):
+        with socket.create_connection((n1.host, n1.port)) as s:
+            s.sendall(junk)
+            time.sleep(0.05)
+    assert all(n["alive"] for n in status(d)["nodes"])
 
 
 def test_traced_nodes_write_ndjson_events_named_after_the_protocol(tmp_path):

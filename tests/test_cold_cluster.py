@@ -13,15 +13,26 @@ import time
 
 import pytest
 import trio
+from typer.testing import CliRunner
 
+from cli.main import app
 from cluster_fixture import cli, running_cluster
 from delos_ref.storage_size import logserver_data_size
 
 OUTSTANDING = 64
 
 
-def j(*args: str, timeout: float = 60) -> dict:
-    return json.loads(cli(*args, "--json", check=True, timeout=timeout).stdout)
+def here(*args: str) -> str:
+    """``delos-ref ARGS`` run in this process by typer's CliRunner (the same command, exit code
+    and output, without a Python start-up: these tests poll ``status`` often); its stdout.
+    Commands that start or stop node processes, or that run in a trio thread, use ``cli``."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"{args} -> {result.exit_code}: {result.stderr} {result.exception!r}"
+    return result.stdout
+
+
+def j(*args: str) -> dict:
+    return json.loads(here(*args, "--json"))
 
 
 async def _append(vlog, entries: list[bytes], acked: dict[int, bytes]) -> None:
@@ -82,8 +93,8 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
 
         trio.run(phase_a)
         for i in range(10):
-            cli("kv", "put", f"k{i}", f"v{i}", "--dir", d, check=True)
-        cli("reconfigure", "--dir", d, check=True)
+            here("kv", "put", f"k{i}", f"v{i}", "--dir", d)
+        here("reconfigure", "--dir", d)
         at, digest_at = _settled_digests(d)  # restore --at reaches this later
         before = _logserver_sizes(d)
 
@@ -95,7 +106,8 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
                 tail = await vlog.check_tail()
 
                 async def run_migrate() -> None:
-                    migrated.append(await trio.to_thread.run_sync(lambda: j("migrate", "--below", str(tail - 1000), "--dir", d)))
+                    done = await trio.to_thread.run_sync(lambda: cli("migrate", "--below", str(tail - 1000), "--dir", d, "--json", check=True))
+                    migrated.append(json.loads(done.stdout))
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_append, vlog, [b"b-%d" % i for i in range(1500)], acked)
@@ -103,7 +115,7 @@ def test_migrate_restore_and_a_corrupt_cold_file_on_a_live_cluster(tmp_path):
 
         trio.run(phase_b)
         assert [(m["start"], m["stop"], m["installed"]) for m in migrated[0]["migrated"]] == [(0, 500, True)], migrated  # wholly below tail - 1000
-        cli("reconfigure", "--dir", d, check=True)
+        here("reconfigure", "--dir", d)
         applied, digest = _settled_digests(d)
         again = j("migrate", "--below", str(applied), "--dir", d)  # the rest of the sealed segments
         assert len(again["migrated"]) >= 2 and all(m["installed"] for m in again["migrated"])
@@ -168,17 +180,17 @@ def test_restore_inside_a_cold_copy_and_above_the_cold_store_with_the_live_log(t
     d = str(tmp_path / "c")
     with running_cluster(tmp_path / "c") as cfg:
         for i in range(10):
-            cli("kv", "put", f"k{i}", f"v{i}", "--dir", d, check=True)
+            here("kv", "put", f"k{i}", f"v{i}", "--dir", d)
         mid, digest_mid = _settled_digests(d)  # inside the segment that is migrated below
         for i in range(10):
-            cli("kv", "put", f"k{i}", f"w{i}", "--dir", d, check=True)
-        cli("reconfigure", "--dir", d, check=True)
+            here("kv", "put", f"k{i}", f"w{i}", "--dir", d)
+        here("reconfigure", "--dir", d)
         moved = j("migrate", "--below", str(j("tail", "--dir", d)["position"]), "--dir", d)
         cold_end = max(m["stop"] for m in moved["migrated"])
         assert 0 < mid < cold_end and all(m["installed"] for m in moved["migrated"]), moved
         for i in range(5):  # only in the live cluster's active segment
-            cli("kv", "put", f"k{i}", f"x{i}", "--dir", d, check=True)
-        cli("kv", "put", "new", "entry", "--dir", d, check=True)
+            here("kv", "put", f"k{i}", f"x{i}", "--dir", d)
+        here("kv", "put", "new", "entry", "--dir", d)
         above, digest_above = _settled_digests(d)
         assert above > cold_end
 

@@ -309,7 +309,7 @@ def run_one(block: Block, cwd: Path) -> subprocess.CompletedProcess:
     if not block.directive.startswith("cluster"):
         proc = run_block(block, cwd)
     else:
-        from cluster_fixture import cli, free_base_port
+        from cluster_fixture import cli, down_here, free_base_port
 
         shutil.rmtree(cwd / ".delos-ref", ignore_errors=True)
         base = str(free_base_port(3, "tcp"))
@@ -318,7 +318,7 @@ def run_one(block: Block, cwd: Path) -> subprocess.CompletedProcess:
         try:
             proc = run_block(block, cwd)
         finally:
-            cli("down", "--dir", str(cwd / ".delos-ref"), timeout=60)
+            down_here(cwd / ".delos-ref")
     _OUTPUTS[block.id] = proc.stdout + proc.stderr
     return proc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from delos_ref.sim import RunConfig, get_workload, run_seed, sweep
+from tests.test_tracecheck import CORRECT_RUN_SEEDS
 
 LOGLET = get_workload("loglet")
 ALL = frozenset(LOGLET.faults)
@@ -28,8 +29,11 @@ def test_loglet_workload_lists_every_bug_switch():
 
 
 def test_loglet_sweep_has_no_violations_under_all_faults():
-    summary = sweep(LOGLET, seeds=80, faults=ALL)
-    assert summary["runs"] == 80
+    """80 seeds under all faults: seeds 0-29 are the traced runs of test_tracecheck.py (clean
+    for the simulator and for the specs), this sweep runs seeds 30-79."""
+    traced = CORRECT_RUN_SEEDS["loglet"]
+    summary = sweep(LOGLET, seeds=80 - traced, first_seed=traced, faults=ALL)
+    assert summary["runs"] == 80 - traced
     assert summary["violations"] == [], summary["violations"][:3]
 
 

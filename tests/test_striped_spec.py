@@ -1,4 +1,6 @@
-"""TLC on specs/StripedLoglet.tla: the model passes, and each mutant is caught (issue 18).
+"""TLC on specs/StripedLoglet.tla: each mutant is caught (issue 18). That the model itself
+passes is checked with the other routine models, by
+``tests/test_tlc.py::test_routine_model_completes_with_no_error[MCStripedLoglet]``.
 
 Runs when java and the TLA+ jars are there (``TLA2TOOLS_JAR``, ``TLA_COMMUNITY_JAR``: see
 ``specs/README.md``); skips with the reason otherwise. The mutants are the textual
@@ -46,13 +48,6 @@ def _tlc(workdir: Path, model: str) -> str:
 def _copy_specs(dst: Path) -> None:
     for f in list(SPECS.glob("*.tla")) + list(SPECS.glob("*.cfg")):
         shutil.copy(f, dst / f.name)
-
-
-def test_tlc_checks_the_striped_loglet_model(tmp_path):
-    _jars()
-    _copy_specs(tmp_path)
-    out = _tlc(tmp_path, "MCStripedLoglet")
-    assert "Model checking completed. No error has been found." in out, out[-3000:]
 
 
 @pytest.mark.parametrize("mutant", _mutants(), ids=lambda m: m["name"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from delos_ref.sim import RunConfig, get_workload, run_seed, sweep
+from tests.test_tracecheck import CORRECT_RUN_SEEDS
 
 LOG = get_workload("log")
 FAULTS = frozenset(LOG.faults)  # every fault, sequencer and MetaStore crashes included
@@ -35,8 +36,11 @@ def test_log_workload_lists_every_bug_switch():
 
 
 def test_log_sweep_has_no_violations_under_all_faults():
-    summary = sweep(LOG, seeds=40, faults=FAULTS)
-    assert summary["runs"] == 40
+    """40 seeds under all faults: seeds 0-29 are the traced runs of test_tracecheck.py (clean
+    for the simulator and for the specs), this sweep runs seeds 30-39."""
+    traced = CORRECT_RUN_SEEDS["log"]
+    summary = sweep(LOG, seeds=40 - traced, first_seed=traced, faults=FAULTS)
+    assert summary["runs"] == 40 - traced
     assert summary["violations"] == [], summary["violations"][:3]
 
 
