@@ -334,7 +334,7 @@ def test_kv_in_the_disaggregated_layout(tmp_path):
             proc = subprocess.Popen([*CLI, "kv", "put", "k", "x", "--timeout", "60", "--dir", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         finally:
             signal.signal(signal.SIGINT, previous)
-        time.sleep(8)  # past Python's start-up, into the write (which cannot finish)
+        time.sleep(5)  # past Python's start-up (about 1 s), into the write (which cannot finish)
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
