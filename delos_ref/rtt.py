@@ -22,6 +22,14 @@ per peer. It is pure: it is handed each sample and never reads a clock.
   that measure (heartbeats): each one that went unanswered doubles it (up to
   ``max_backoff``), the next sample resets it -- so when a link's delay jumps past the
   deadline, a heartbeat still gets through within a few tries and the estimate follows.
+* **The first answer after a silence is held, not taken.** While a peer is backed off, the
+  answer that ends the silence may be a backlog: over TCP, a ping sent into a partition
+  waits in the kernel and is answered when the partition heals, seconds later. Taken as a
+  sample, that one late answer made ``rto`` (``srtt + 4 rttvar``) about 0.7 s for several
+  seconds on a loopback link, and every probe of that peer waited that long. So the answer
+  that ends a silence is held; the next one decides, and the smaller of the two is the
+  sample (the back-off stays until then). A link that really became slow answers slowly
+  twice and is learnt one heartbeat later; a healed partition answers fast the second time.
 
 Where a node uses it (``delos_ref/runtime.py`` turns it on for real nodes and clients only;
 the simulator keeps its constants, so every seed runs as before): the RPC layer's resend
@@ -51,6 +59,7 @@ class _Peer:
     srtt: float
     rttvar: float
     backoff: int = 1
+    held: float | None = None  # the answer that ended a silence, until the next one (see above)
 
 
 #: The round trips an overall deadline allows at least (see "Overall deadlines" above).
@@ -79,9 +88,15 @@ class RttEstimator:
         self.samples = 0
 
     def sample(self, peer: str, rtt_s: float) -> None:
-        """A reply came ``rtt_s`` after the request's only send."""
+        """A reply came ``rtt_s`` after the request's only send. The first one after a
+        silence (the peer is backed off) is held until the next (see the module docstring)."""
         self.samples += 1
         p = self._peers.get(peer)
+        if p is not None and p.backoff > 1 and p.held is None:
+            p.held = rtt_s
+            return
+        if p is not None and p.held is not None:
+            rtt_s, p.held = min(rtt_s, p.held), None
         if p is None or p.srtt == 0:
             self._peers[peer] = _Peer(rtt_s, rtt_s / 2)
             return

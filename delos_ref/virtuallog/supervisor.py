@@ -35,8 +35,13 @@ Here every cluster node runs one :class:`Supervisor`, built from three small par
    hears fewer than a majority of the cluster) cannot tell a dead peer from its own
    isolation. Both wait. A node that suspects a silent peer, awake and in touch with a
    majority, still asks before it acts: it pings the suspects *now* and asks the peers it
-   hears whether they still hear them (:class:`HearsQuery`). It reconfigures only when no
-   suspect answers and no peer vouches for one. Without this rule (bug switch
+   hears whether they hear them now (:class:`HearsQuery`). It reconfigures only when no
+   suspect answers and no peer vouches for one. A peer vouches from fresh evidence too: an
+   answer of the suspect within ``probe_s``, or else a ping it sends the suspect itself.
+   (Its heartbeat view would not do: heartbeats to one peer are ``interval_s`` apart and
+   out of phase across nodes, so a peer may still count a node alive that died 0.7 s ago,
+   and the asker waited one or two more ``trouble_s`` for nothing -- a kill of the sequencer
+   cost the clients over 2 s instead of about 1.) Without this rule (bug switch
    ``suspect_on_stale_evidence``) a node back from a 5 s SIGSTOP or a partition found the
    healthy sequencer "dead" and moved the chain off it, a needless gap for every client.
 
@@ -72,6 +77,7 @@ import trio
 from delos_ref.loglet.api import Diagnosis, LogletError, Membership
 from delos_ref.ping import Ping
 from delos_ref.rpc import NO_RETRY, RpcError
+from delos_ref.rtt import overall
 from delos_ref.runtime import Node
 from delos_ref.virtuallog.client import VirtualLog, VirtualLogError
 from paxos.register import MetaStoreError
@@ -86,7 +92,8 @@ log = logging.getLogger(__name__)
 BUG_STALE_EVIDENCE = "suspect_on_stale_evidence"
 SUPERVISOR_BUGS = {BUG_STALE_EVIDENCE: "reconfigure on silence heard while stalled or cut off, without re-probing the suspects"}
 
-log = logging.getLogger(__name__)
+#: How many peers' questions (:class:`HearsQuery`) a node answers at once.
+QUESTIONS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +109,18 @@ class SupervisorOptions:
     diagnose_s: float = 2.0  # a healthy, unchanged view is re-diagnosed this often
     trouble_s: float = 0.25  # ... and one whose last diagnosis found something wrong, this often
     probe_s: float = 0.2  # deadline of the fresh pings and peer questions before acting
+    diagnosis_s: float = 0.3  # a diagnosis that takes longer is no verdict (see _diagnose)
     stall_s: float = 0.5  # a tick this much later than asked means this node's loop stalled
 
     def __post_init__(self) -> None:
         assert 0 < self.interval_s < self.suspect_s <= self.stable_s, "SupervisorOptions: interval < suspect <= stable"
         assert 0 < self.check_s <= self.trouble_s <= self.diagnose_s and self.jitter_s >= 0 and self.quiet_s >= 0, "SupervisorOptions: positive periods"
-        assert self.probe_s > 0 and self.stall_s > 0, "SupervisorOptions: positive probe and stall bounds"
+        assert self.probe_s > 0 and self.diagnosis_s > 0 and self.stall_s > 0, "SupervisorOptions: positive probe, diagnosis and stall bounds"
 
 
 @message("supervisor.hears")
 class HearsQuery:
-    """"Do you hear ``peer``?" -- a supervisor asks its peers before acting on a suspicion."""
+    """"Do you hear ``peer`` now?" -- a supervisor asks its peers before acting on a suspicion."""
 
     peer: str
 
@@ -120,7 +128,7 @@ class HearsQuery:
 @message("supervisor.hears_reply")
 class HearsReply:
     peer: str
-    heard: bool  # the peer answered the replier's heartbeats within suspect_s
+    heard: bool  # the peer answered the replier just now (within probe_s, or a fresh ping)
 
 
 @dataclass
@@ -187,7 +195,7 @@ class Evidence:
     """What a supervisor knows when a diagnosis names a successor. ``suspects``: the nodes
     its view counts dead (empty when the diagnosis rests on an answer, e.g. "the sequencer
     restarted"). ``answered`` and ``vouched`` are None until the suspects were probed: the
-    suspects that answered a ping just now, and the peers that still hear a suspect."""
+    suspects that answered a ping just now, and the peers that hear a suspect now."""
 
     now: float
     quiet_until: float
@@ -234,7 +242,7 @@ def decide(e: Evidence, options: SupervisorOptions, bugs: frozenset[str] = froze
     if e.answered:
         return Verdict(WAIT, f"{', '.join(e.answered)} answered just now")
     if e.vouched:
-        return Verdict(WAIT, f"peer(s) {', '.join(e.vouched)} still hear a suspect")
+        return Verdict(WAIT, f"peer(s) {', '.join(e.vouched)} hear a suspect now")
     return Verdict(ACT, f"{', '.join(e.suspects)} silent, confirmed by a fresh probe and the peers")
 
 
@@ -266,7 +274,7 @@ class Supervisor:
         self._rng: random.Random = node.rng("supervisor")
         self._quiet_until = 0.0
         self._awake_since = 0.0
-        self._replies: trio.MemorySendChannel[tuple[str, int, HearsReply]] | None = None
+        self._questions: trio.MemorySendChannel[tuple[str, int, str]] | None = None  # (asker, rid, peer)
         self._peer_returned = trio.Event()
         self._last_look: tuple[frozenset[str], float] | None = None  # (alive, when) at the last diagnose
         self.stats = dict.fromkeys(("checks", "skipped", "diagnoses", "stalls", "probes", "stood_down", "reconfigurations", "won", "lost", "errors"), 0)
@@ -277,8 +285,8 @@ class Supervisor:
         """Heartbeats, answers to peers' questions and the check loop, until cancelled."""
         self.detector = FailureDetector(self.node.node_id, self.peers, trio.current_time(), self.options)
         self._awake_since = trio.current_time()
-        send, receive = trio.open_memory_channel[tuple[str, int, HearsReply]](16)
-        self._replies = send
+        send, receive = trio.open_memory_channel[tuple[str, int, str]](QUESTIONS)
+        self._questions = send
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._answer_questions, receive)
             for peer in self.peers:
@@ -334,33 +342,61 @@ class Supervisor:
             except RpcError:
                 pass  # silence: the detector notices by the absence of answers
             else:
-                now = trio.current_time()
                 if rtt is not None:
                     self.detector.margin[peer] = rtt.rto(peer)
-                returned = not self.detector.alive(peer, now)
-                self.detector.heard(peer, now)
-                if returned:
-                    self._peer_returned.set()  # the view changed: look now
+                self._heard(peer)
             await trio.sleep(max(0.0, sent + self.options.interval_s - trio.current_time()))
 
     async def _on_hears_query(self, env: Any) -> None:
-        """Router handler: answer "do you hear X?" from the detector, without blocking the
-        router (the reply goes through a bounded queue; when it is full the asker times out,
-        which only makes it wait)."""
-        if self.detector is None or self._replies is None or env.payload.peer not in self.detector.last_heard:
+        """Router handler: queue "do you hear X now?" for :meth:`_answer_questions`, without
+        blocking the router (when the queue is full the asker times out, which only makes it
+        wait)."""
+        if self.detector is None or self._questions is None or env.payload.peer not in self.detector.last_heard:
             return  # not running yet, or a node it does not watch: no evidence either way
-        heard = self.detector.alive(env.payload.peer, trio.current_time())
         try:
-            self._replies.send_nowait((env.src, env.rid, HearsReply(env.payload.peer, heard)))
+            self._questions.send_nowait((env.src, env.rid, env.payload.peer))
         except trio.WouldBlock:
             pass
 
-    async def _answer_questions(self, receive: trio.MemoryReceiveChannel[tuple[str, int, HearsReply]]) -> None:
-        async for to, rid, reply in receive:
-            try:
-                await self.node.endpoint.reply(to, rid, reply)
-            except TransportError:
-                pass  # a lost reply is a silence the asker tolerates
+    async def _answer_questions(self, receive: trio.MemoryReceiveChannel[tuple[str, int, str]]) -> None:
+        """Answer the queued questions, at most ``QUESTIONS`` at a time (each may ping)."""
+        limiter = trio.CapacityLimiter(QUESTIONS)
+        async with trio.open_nursery() as nursery:
+            async for to, rid, peer in receive:
+                token = object()  # one borrower per question (a duplicated message repeats its rid)
+                await limiter.acquire_on_behalf_of(token)
+                nursery.start_soon(self._answer, to, rid, peer, limiter, token)
+
+    async def _answer(self, to: str, rid: int, peer: str, limiter: trio.CapacityLimiter, token: object) -> None:
+        try:
+            reply = HearsReply(peer, await self._hears_now(peer))
+            await self.node.endpoint.reply(to, rid, reply)
+        except TransportError:
+            pass  # a lost reply is a silence the asker tolerates
+        finally:
+            limiter.release_on_behalf_of(token)
+
+    async def _hears_now(self, peer: str) -> bool:
+        """Whether ``peer`` answers this node now: it answered within ``probe_s``, or it
+        answers a fresh ping within ``probe_s`` (see the module docstring, rule 4)."""
+        assert self.detector is not None
+        if trio.current_time() - self.detector.last_heard[peer] <= self.options.probe_s:
+            return True
+        try:
+            await self.node.endpoint.call(peer, Ping(), timeout_s=self._deadline(peer, self.options.probe_s), retry=NO_RETRY)
+        except RpcError:
+            return False
+        self._heard(peer)
+        return True
+
+    def _heard(self, peer: str) -> None:
+        """``peer`` answered just now: tell the detector; wake the check loop if it was silent."""
+        assert self.detector is not None
+        now = trio.current_time()
+        returned = not self.detector.alive(peer, now)
+        self.detector.heard(peer, now)
+        if returned:
+            self._peer_returned.set()  # the view changed: look now
 
     async def check(self) -> bool:
         """One diagnosis of the active loglet; True if this call installed a new chain."""
@@ -376,7 +412,7 @@ class Supervisor:
         try:
             chain = await self.vlog.refresh()
             seg = chain.active
-            diagnosis = await self.vlog.registry.loglet(seg).diagnose(view, self.vlog.fresh_loglet_id())
+            diagnosis = await self._diagnose(seg, view)
             if diagnosis is None:
                 self.last_diagnosis = None
                 return False
@@ -408,6 +444,19 @@ class Supervisor:
             log.info("reconfiguration lost: another writer moved the chain first (version %s)", self.vlog.version)
         self._emit("Reconfigured", won=won, reason=diagnosis.reason, version=self.vlog.version)
         return won
+
+    async def _diagnose(self, seg: Any, view: Membership) -> Diagnosis | None:
+        """The active loglet's diagnosis, or no verdict if it takes longer than
+        ``diagnosis_s`` (stretched to the measured round trips). A diagnosis asks the loglet's
+        nodes (a NativeLoglet queries its sequencer); if one of them stopped just now, its
+        answer never comes, and the check loop must not sit out the loglet's whole call
+        timeout while the heartbeats already tell who is dead (a SIGSTOP of the sequencer
+        during a query cost the clients a second more). A slow answer is no evidence either
+        way: the next check, ``trouble_s`` later, looks again."""
+        bound = overall(self.node.endpoint.rtt, self.options.diagnosis_s, round_trips=4)
+        with trio.move_on_after(bound):
+            return await self.vlog.registry.loglet(seg).diagnose(view, self.vlog.fresh_loglet_id())
+        return Diagnosis(f"the diagnosis of the loglet at {seg.start} took over {bound:g} s (no verdict)", None)
 
     def _worth_a_look(self, view: Membership, now: float) -> bool:
         """Diagnose now? Yes if the view changed, or ``diagnose_s`` passed since the last
@@ -461,11 +510,13 @@ class Supervisor:
             except RpcError:
                 return
             answered.add(suspect)
-            self.detector.heard(suspect, trio.current_time())  # type: ignore[union-attr]
+            self._heard(suspect)
 
         async def ask(witness: str, suspect: str) -> None:
             try:
-                reply = await self.node.endpoint.call(witness, HearsQuery(suspect), timeout_s=self._deadline(witness, self.options.probe_s), retry=NO_RETRY)
+                # A round trip to the witness, and the witness may ping the suspect first.
+                deadline = self._deadline(witness, self.options.probe_s) + self._deadline(suspect, self.options.probe_s)
+                reply = await self.node.endpoint.call(witness, HearsQuery(suspect), timeout_s=deadline, retry=NO_RETRY)
             except RpcError:
                 return
             if isinstance(reply, HearsReply) and reply.heard:
