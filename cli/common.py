@@ -122,6 +122,20 @@ def sole_error(e: BaseException, kinds: tuple[type[BaseException], ...]) -> Base
     return e if isinstance(e, kinds) else None
 
 
+def run_or_fail(fn: Any, kinds: tuple[type[BaseException], ...]) -> Any:
+    """``trio.run(fn)``; an error of ``kinds`` (even inside trio's one-member exception
+    groups) becomes the command's one-line failure (exit 1), anything else propagates."""
+    import trio
+
+    try:
+        return trio.run(fn)
+    except BaseException as e:
+        known = sole_error(e, kinds)
+        if known is None:
+            raise
+        raise fail(str(known)) from None
+
+
 # ------------------------------------------------------------------------- option types
 
 

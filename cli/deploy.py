@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import typer
 
-from cli.common import USAGE, DirOpt, JsonOpt, err, fail, print_json, sole_error, timeout_option
+from cli.common import USAGE, DirOpt, JsonOpt, err, fail, print_json, run_or_fail, timeout_option
 from delos_ref import cluster, deploy
 
 
@@ -71,8 +71,6 @@ def bootstrap(
 
     JSON: {"installed": true|false, "version", "acceptors_answering": [...]}.
     """
-    import trio
-
     from delos_ref import ops
     from delos_ref.process import initial_loglet
     from paxos.register import MetaStoreError
@@ -84,13 +82,7 @@ def bootstrap(
         raise fail(str(e))
     except ValueError as e:
         raise fail(f"--loglet: {e}", USAGE)
-    try:
-        result = trio.run(_bootstrap, directory, cfg, first, timeout_s)
-    except BaseException as e:
-        known = sole_error(e, (ops.OpError, MetaStoreError))
-        if known is None:
-            raise
-        raise fail(str(known)) from None
+    result = run_or_fail(lambda: _bootstrap(directory, cfg, first, timeout_s), (ops.OpError, MetaStoreError))
     if as_json:
         print_json(result)
     elif result["installed"]:

@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, sole_error, timeout_option
+from cli.common import USAGE, DirOpt, Group, JsonOpt, err, fail, message_of, out, positive_seconds, print_json, run_or_fail, sole_error, timeout_option
 from cli.minimize import CHARTS_UNAVAILABLE, DEFAULT_MAX_RUNS, charts_available, run_minimize
 from delos_ref import cluster
 
@@ -656,13 +656,7 @@ def status(
         except KeyboardInterrupt:
             pass
         return
-    try:
-        report = trio.run(lambda: ops.status_report(str(directory), timeout_s=timeout_s))
-    except BaseException as e:
-        known = sole_error(e, (ops.OpError,))
-        if known is None:
-            raise
-        raise fail(str(known)) from None
+    report = run_or_fail(lambda: ops.status_report(str(directory), timeout_s=timeout_s), (ops.OpError,))
     if as_json:
         print_json(report)
     else:

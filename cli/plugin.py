@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import USAGE, DirOpt, JsonOpt, err, fail, out, print_json, sole_error, timeout_option
+from cli.common import USAGE, DirOpt, JsonOpt, err, fail, out, print_json, run_or_fail, timeout_option
 from delos_ref import cluster
 
 plugin_app = typer.Typer(help="The cluster's loglet plugins: a user's loglet kind, loaded by every node (see docs/tutorial-loglet.md).", no_args_is_help=True)
@@ -35,8 +35,6 @@ def add(
 
     JSON: {"module", "kind", "added", "moved": [{"loglet_id", "sequencer"}], "restarted": [{"node", "pid"}]}.
     """
-    import trio
-
     from delos_ref import ops, plugins
 
     try:  # a module that cannot be used is refused before anything changes
@@ -47,13 +45,7 @@ def add(
     except cluster.ClusterError as e:
         raise fail(str(e))
     say = (lambda text: None) if as_json else (lambda text: err.print(text, markup=False, highlight=False))
-    try:
-        report = trio.run(lambda: ops.add_loglet_module(str(directory), module, timeout_s=timeout_s, on_step=say))
-    except BaseException as e:
-        known = sole_error(e, (ops.OpError,))
-        if known is None:
-            raise
-        raise fail(str(known)) from None
+    report = run_or_fail(lambda: ops.add_loglet_module(str(directory), module, timeout_s=timeout_s, on_step=say), (ops.OpError,))
     if as_json:
         print_json(report)
     elif report["added"]:
