@@ -21,13 +21,15 @@ What is measured
     * ``logservers``: the LogServers' LMDB entries and used pages before the migration and
       after its trim has been purged (LMDB files never shrink: ``file_bytes`` stays).
 
-The cluster is always stopped and its directory removed, whatever happens. On a machine
-shared with other work these numbers are loaded numbers, not benchmarks.
+The cluster is always stopped and its directory removed, whatever happens. The result
+records the load average before and after (``load_average``): on a machine shared with
+other work the numbers are loaded numbers, not benchmarks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import secrets
 import time
@@ -156,15 +158,18 @@ async def run(*, transport: str, seconds: float, progress: Callable[[float], Non
     import tempfile
 
     check_options("migrate", transport, seconds, TRANSPORTS)
+    load_before = os.getloadavg()
     with contextlib.ExitStack() as stack:
         if placement.directory is None:  # a temporary one, but known here: the cold files go in it
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="delos-bench-migrate-"))
             placement = Placement(Path(tmp) / "cluster", placement.base_port)
         with local_cluster("migrate", transport, NODES, placement=placement) as cfg:
             measured = await _measure(cfg, Path(placement.directory), seconds, progress)
+    load = [[round(x, 2) for x in load_before], [round(x, 2) for x in os.getloadavg()]]
     return {
         "bench": "migrate",
         "machine": machine(),
+        "load_average": load,
         "transport": transport,
         "nodes": NODES,
         "entry_bytes": len(ENTRY),
@@ -173,6 +178,7 @@ async def run(*, transport: str, seconds: float, progress: Callable[[float], Non
             "append_during_migration vs append_no_migration: 16 outstanding 100-byte appends while migrate_below moves a "
             f"{FILL}-entry sealed segment to cold files, and for as long with no migration; migrate: entries/s (MB/s in "
             "migration); read_cold vs read_logservers: read_next of 100 entries from cold files (cached, verified) vs "
-            "LogServers; read_cold_first: a fresh cold loglet per read (load + SHA-256). Loaded numbers on a shared machine."
+            "LogServers; read_cold_first: a fresh cold loglet per read (load + SHA-256). Load average (1, 5, 15 min) "
+            f"{load[0]} before, {load[1]} after: on a loaded machine these are not benchmarks."
         ),
     }
