@@ -128,6 +128,32 @@ async def test_supervisors_reconfigure_away_from_a_crashed_sequencer(autojump_cl
         assert [e for _, e in await vlog.read_next(0, 10)] == [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
 
 
+async def test_a_peer_vouches_only_for_a_node_that_answers_now(autojump_clock):
+    """Rule 6 rests on fresh evidence on the witness's side too: asked "do you hear s1 now?",
+    s3 answers from an answer of s1 within ``probe_s``, or else pings s1 itself. 0.3 s after
+    s1 crashed, s3's heartbeat view still counts s1 alive (its last answer is under
+    ``suspect_s`` = 1 s old), yet s3 does not vouch for it. (Answering from that view, a
+    witness held the asker back one or two more ``trouble_s``: a kill of the sequencer cost
+    the chaos test's clients 1.6-2.5 s instead of about 1.)"""
+    from delos_ref.rpc import NO_RETRY
+    from delos_ref.virtuallog.supervisor import HearsQuery, HearsReply
+
+    async with supervised("fresh-vouch") as (sim, vlog):
+        assert await vlog.append(b"a") == 0
+        asker = sim.client("asker")
+
+        async def hears(peer: str) -> bool:
+            reply = await asker.endpoint.call("s3", HearsQuery(peer), timeout_s=1.0, retry=NO_RETRY)
+            assert isinstance(reply, HearsReply) and reply.peer == peer
+            return reply.heard
+
+        assert await hears("s1") and await hears("s2")
+        sim.crash("s1")
+        await trio.sleep(0.3)
+        assert not await hears("s1"), "s3 vouched for a node that crashed 0.3 s ago"
+        assert await hears("s2")
+
+
 async def test_a_seal_stopped_half_way_next_to_a_dead_logserver_is_finished(autojump_clock):
     """The liveness bug a 5,000-seed ``log`` sweep found (seed 3872 at 4a89b31): a reconfigurer
     set the seal bit on one LogServer and died; then another LogServer died. The sequencer can
