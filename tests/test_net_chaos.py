@@ -5,7 +5,7 @@ whose links have 5 ms +- 1 ms of delay and 1% loss throughout, while a nemesis p
 cuts the sequencer's messages off one way, isolates a node both ways (all with ``delos-ref
 net``: no root, no iptables) and kills the sequencer's node. The longest gap without a put is
 printed, not bounded: the 2 s bound of the loopback chaos test is not a promise under loss.
-Marked ``slow`` (about 70 s): ``make test-slow`` runs it."""
+About 55 s; in the default suite."""
 
 from __future__ import annotations
 
@@ -71,6 +71,5 @@ async def shaped_nemesis(d: Path, cfg: cluster.ClusterConfig, run: Chaos, parts:
         await trio.sleep(SETTLE_S)
 
 
-@pytest.mark.slow  # about 70 s on a loaded 2-core machine
 def test_chaos_3_nodes_tcp_with_delay_loss_and_shaper_partitions(tmp_path):
     chaos_run(tmp_path, nodes=3, transport="tcp", nemesis=shaped_nemesis, partitions=False, single_faults=False)
