@@ -11,7 +11,7 @@ What is measured
     100-byte entries; an append is acknowledged once a majority of LogServers synced it (and
     every earlier position). Each case runs ``seconds`` after a short unmeasured warm-up:
 
-    * ``append`` with k outstanding (k = 1, 16, 256): k tasks, each ``append(entry)`` in a
+    * ``append`` with k outstanding (k = 1, 16, 256, 1024): k tasks, each ``append(entry)`` in a
       loop, on a client with ``NativeOptions(coalesce_requests=2)``: at most 2 requests in
       flight, the appends made meanwhile leave together as one request (client-side group
       commit; with 1 outstanding every append is its own request). Latency is per append.
@@ -87,7 +87,7 @@ BOOTSTRAP_BATCHED = (16,)
 NODES = 3
 WARMUP_S = 0.3
 ENTRY = b"\xa5" * 100
-CONCURRENT = (1, 16, 256)
+CONCURRENT = (1, 16, 256, 1024)  # 1024: a window past a 5 ms network's bandwidth-delay product
 BATCHED = (16, 256)
 UNCOALESCED = (16, 256)
 COALESCE = 2  # NativeOptions.coalesce_requests of the "append" cases
