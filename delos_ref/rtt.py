@@ -28,8 +28,9 @@ per peer. It is pure: it is handed each sample and never reads a clock.
   sample, that one late answer made ``rto`` (``srtt + 4 rttvar``) about 0.7 s for several
   seconds on a loopback link, and every probe of that peer waited that long. So the answer
   that ends a silence is held; the next one decides, and the smaller of the two is the
-  sample (the back-off stays until then). A link that really became slow answers slowly
-  twice and is learnt one heartbeat later; a healed partition answers fast the second time.
+  sample (the back-off stays until then). Meanwhile ``rto`` is at least the held answer, so
+  a link that really became slow is allowed for at once (and learnt when it answers slowly
+  again), while a healed partition, answering fast the second time, leaves no trace.
 
 Where a node uses it (``delos_ref/runtime.py`` turns it on for real nodes and clients only;
 the simulator keeps its constants, so every seed runs as before): the RPC layer's resend
@@ -116,9 +117,13 @@ class RttEstimator:
         return None if p is None or p.srtt == 0 else p.srtt
 
     def rto(self, peer: str) -> float:
-        """``srtt + 4 rttvar`` without back-off (0 before the first sample)."""
+        """``srtt + 4 rttvar`` without back-off (0 before the first sample), and at least an
+        answer held until the next one decides (see the module docstring)."""
         p = self._peers.get(peer)
-        return 0.0 if p is None or p.srtt == 0 else max(self.granularity_s, p.srtt + self.K * p.rttvar)
+        if p is None:
+            return 0.0
+        measured = 0.0 if p.srtt == 0 else max(self.granularity_s, p.srtt + self.K * p.rttvar)
+        return measured if p.held is None else max(measured, p.held)
 
     def stretch(self, peer: str, base_s: float) -> float:
         """``base_s``, or the peer's :meth:`rto` if that is longer."""
