@@ -22,6 +22,16 @@ per peer. It is pure: it is handed each sample and never reads a clock.
   that measure (heartbeats): each one that went unanswered doubles it (up to
   ``max_backoff``), the next sample resets it -- so when a link's delay jumps past the
   deadline, a heartbeat still gets through within a few tries and the estimate follows.
+* **The first answer after a silence is held, not taken.** While a peer is backed off at
+  least twice (two heartbeats in a row went unanswered: an outage, not a delay that grew
+  past one deadline), the answer that ends the silence may be a backlog: over TCP, a ping sent into a partition
+  waits in the kernel and is answered when the partition heals, seconds later. Taken as a
+  sample, that one late answer made ``rto`` (``srtt + 4 rttvar``) about 0.7 s for several
+  seconds on a loopback link, and every probe of that peer waited that long. So the answer
+  that ends a silence is held; the next one decides, and the smaller of the two is the
+  sample (the back-off stays until then). Meanwhile ``rto`` is at least the held answer, so
+  a link that really became slow is allowed for at once (and learnt when it answers slowly
+  again), while a healed partition, answering fast the second time, leaves no trace.
 
 Where a node uses it (``delos_ref/runtime.py`` turns it on for real nodes and clients only;
 the simulator keeps its constants, so every seed runs as before): the RPC layer's resend
@@ -51,7 +61,14 @@ class _Peer:
     srtt: float
     rttvar: float
     backoff: int = 1
+    held: float | None = None  # the answer that ended a silence, until the next one (see above)
 
+
+#: The back-off (two unanswered heartbeats in a row) from which the answer that ends a
+#: silence is held (see above). One unanswered call is a delay grown past one deadline: its
+#: answer is taken at once, so a slower link is learnt without waiting a heartbeat more
+#: (holding it cost ``tests/test_net_deadlines.py`` a kv attempt under CPU load).
+HOLD_AFTER_BACKOFF = 4
 
 #: The round trips an overall deadline allows at least (see "Overall deadlines" above).
 OVERALL_ROUND_TRIPS = 8
@@ -79,9 +96,15 @@ class RttEstimator:
         self.samples = 0
 
     def sample(self, peer: str, rtt_s: float) -> None:
-        """A reply came ``rtt_s`` after the request's only send."""
+        """A reply came ``rtt_s`` after the request's only send. The first one after a
+        silence (the peer is backed off) is held until the next (see the module docstring)."""
         self.samples += 1
         p = self._peers.get(peer)
+        if p is not None and p.backoff >= HOLD_AFTER_BACKOFF and p.held is None:
+            p.held = rtt_s
+            return
+        if p is not None and p.held is not None:
+            rtt_s, p.held = min(rtt_s, p.held), None
         if p is None or p.srtt == 0:
             self._peers[peer] = _Peer(rtt_s, rtt_s / 2)
             return
@@ -101,9 +124,13 @@ class RttEstimator:
         return None if p is None or p.srtt == 0 else p.srtt
 
     def rto(self, peer: str) -> float:
-        """``srtt + 4 rttvar`` without back-off (0 before the first sample)."""
+        """``srtt + 4 rttvar`` without back-off (0 before the first sample), and at least an
+        answer held until the next one decides (see the module docstring)."""
         p = self._peers.get(peer)
-        return 0.0 if p is None or p.srtt == 0 else max(self.granularity_s, p.srtt + self.K * p.rttvar)
+        if p is None:
+            return 0.0
+        measured = 0.0 if p.srtt == 0 else max(self.granularity_s, p.srtt + self.K * p.rttvar)
+        return measured if p.held is None else max(measured, p.held)
 
     def stretch(self, peer: str, base_s: float) -> float:
         """``base_s``, or the peer's :meth:`rto` if that is longer."""

@@ -42,14 +42,45 @@ def test_estimator_backs_off_on_silence_and_a_sample_resets_it():
         assert e.timeout("n2", 0.05) == pytest.approx(rto * expected)
         assert e.timeout("n2", 1.0) == pytest.approx(1.0 * expected)  # the base backs off too
     assert e.rto("n2") == pytest.approx(rto) and e.stretch("n2", 0.05) == pytest.approx(rto)  # margins and resends do not
-    e.sample("n2", 0.1)
+    e.sample("n2", 0.1)  # the answer that ends the silence is held: still backed off
+    assert e.timeout("n2", 0.05) == pytest.approx(rto * 8) and e.rto("n2") == pytest.approx(rto) and e.srtt("n2") == pytest.approx(0.1)
+    e.sample("n2", 0.1)  # the next one confirms it: taken, and the back-off is over
     assert e.timeout("n2", 0.05) == pytest.approx(e.rto("n2"))
-    # a peer silent from the start: its deadline backs off from the base, and the first
-    # sample is taken as it is
+    # a peer whose one call went unanswered (a delay grown past a deadline): its deadline backs
+    # off from the base, and the answer is taken as it is
     e.unanswered("n9")
     assert e.timeout("n9", 0.4) == pytest.approx(0.8) and e.rto("n9") == 0 and e.srtt("n9") is None
     e.sample("n9", 0.6)
     assert e.srtt("n9") == pytest.approx(0.6) and e.timeout("n9", 0.4) == pytest.approx(0.6 + 4 * 0.3)
+    # ... but after two in a row (an outage), the answer that ends it is held until the next
+    e.unanswered("n8")
+    e.unanswered("n8")
+    e.sample("n8", 0.6)  # held: not a sample yet, but the timeouts allow for it at once
+    assert e.srtt("n8") is None and e.rto("n8") == pytest.approx(0.6) and e.timeout("n8", 0.4) == pytest.approx(2.4)
+    e.sample("n8", 0.6)
+    assert e.srtt("n8") == pytest.approx(0.6) and e.timeout("n8", 0.4) == pytest.approx(0.6 + 4 * 0.3)
+
+
+def test_a_partitions_backlog_is_not_a_round_trip():
+    """Over TCP, a ping sent into a partition is answered when it heals, seconds later. That
+    one late answer ends a silence and is held; the next, fast one is the sample: the
+    round-trip timeout stays a loopback one instead of 0.7 s for seconds after the heal."""
+    e = RttEstimator()
+    for _ in range(50):
+        e.sample("n2", 0.0002)
+    before = e.rto("n2")
+    for _ in range(3):
+        e.unanswered("n2")  # the partition
+    e.sample("n2", 2.5)  # the backlog, answered after the heal: held (allowed for until the next)
+    assert e.rto("n2") == pytest.approx(2.5) and e.srtt("n2") == pytest.approx(0.0002, rel=0.01)
+    e.sample("n2", 0.0002)
+    assert e.rto("n2") == pytest.approx(before, abs=0.001) and e.timeout("n2", 0.4) == pytest.approx(0.4)
+    # the same late answer taken as a sample (the rule it replaces) inflates it for seconds
+    plain = RttEstimator()
+    for _ in range(50):
+        plain.sample("n2", 0.0002)
+    plain.sample("n2", 2.5)
+    assert plain.rto("n2") > 0.5
 
 
 def test_overall_deadlines_stretch_only_with_an_estimator():
