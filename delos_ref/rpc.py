@@ -333,22 +333,30 @@ class RpcEndpoint:
             self.stats["resends"] += 1
             interval = min(interval * retry.multiplier, max_interval)
 
+    # One-way messages, replies and errors never wait for a peer (``wait=False``): they are
+    # what roles send, and a role serves every peer from one task. A peer that is connected
+    # but does not read (paused, or cut off while its connection stays up) fills its send
+    # queue; waiting for room would stop the role -- a sequencer would stop sequencing for
+    # everyone because one LogServer is unreachable. The message is dropped instead: loss,
+    # which every protocol here tolerates. Requests (``call``) still wait: backpressure on a
+    # caller that sends faster than its server takes.
+
     async def cast(self, dst: str, msg: Any) -> None:
-        """A one-way message: no reply, no delivery guarantee."""
-        await self._send(Envelope(self.node_id, dst, KIND_ONEWAY, 0, msg))
+        """A one-way message: no reply, no delivery guarantee, never waits for the peer."""
+        await self._send(Envelope(self.node_id, dst, KIND_ONEWAY, 0, msg), wait=False)
 
     async def reply(self, to: str, rid: int, msg: Any) -> None:
-        await self._send(Envelope(self.node_id, to, KIND_REPLY, rid, msg))
+        await self._send(Envelope(self.node_id, to, KIND_REPLY, rid, msg), wait=False)
 
     async def fail(self, to: str, rid: int, code: str, detail: str = "") -> None:
-        await self._send(Envelope(self.node_id, to, KIND_ERROR, rid, ErrorReply(code, detail)))
+        await self._send(Envelope(self.node_id, to, KIND_ERROR, rid, ErrorReply(code, detail)), wait=False)
 
-    async def _send(self, env: Envelope) -> None:
+    async def _send(self, env: Envelope, *, wait: bool = True) -> None:
         """To a role on this node in-process if :attr:`local` takes it, else by the transport."""
         if env.dst == self.node_id and self.local is not None and self.local(env):
             self.stats["local"] += 1
             return
-        await self.transport.send(env)
+        await self.transport.send(env, wait=wait)
 
     def deliver_reply(self, env: Envelope) -> None:
         """Complete the pending call that ``env`` answers; drop strays and duplicates."""

@@ -142,7 +142,7 @@ class FakeTransport(Transport):
         self.reliable = reliable
         self.sent: list[tuple[float, str, int]] = []
 
-    async def send(self, env: Envelope) -> None:
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
         self.sent.append((trio.current_time(), env.dst, env.rid))
 
     async def receive(self) -> Envelope:
@@ -183,6 +183,35 @@ def test_shaped_transport_holds_each_message_for_its_delay():
     waits = [t - shaped.start for t, _, _ in inner.sent]
     assert min(waits) >= 0.004 - 1e-9 and max(waits) <= 0.006 + 1e-9
     assert shaped.statistics().extra["shaper_held"] == 50 and shaped.statistics().sent == 50
+
+
+class StuckPeerTransport(FakeTransport):
+    """Like a TCP transport whose queue to ``n2`` is full: a send to it waits forever, unless
+    ``wait=False`` (then it is dropped, as a full queue drops it)."""
+
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
+        if env.dst == "n2":
+            if wait:
+                await trio.sleep_forever()
+            return
+        await super().send(env)
+
+
+def test_a_peer_that_does_not_read_does_not_hold_the_release_of_the_others():
+    inner = StuckPeerTransport(True)
+    shaped = ShapedTransport(inner)
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(shaped.run)
+            shaped.set_conditions(NetConditions(default=LinkModel.shaped(0.005)))
+            for rid in range(10):
+                await shaped.send(Envelope("n1", "n2" if rid % 2 else "n3", KIND_ONEWAY, rid, None))
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert [(dst, rid) for _, dst, rid in inner.sent] == [("n3", rid) for rid in range(0, 10, 2)]
 
 
 def test_a_cut_made_while_a_message_is_held_drops_it():

@@ -31,7 +31,7 @@ class RecordingTransport:
         self.node_id = node_id
         self.log = log
 
-    async def send(self, env):
+    async def send(self, env, *, wait=True):
         self.log.append(("send", env.dst))
 
     async def receive(self):
@@ -87,7 +87,7 @@ class FileCheckingTransport(RecordingTransport):
         super().__init__(node_id, log)
         self.path = path
 
-    async def send(self, env):
+    async def send(self, env, *, wait=True):
         with open(self.path) as fp:
             self.log.append(("send", fp.read().count("\n")))
 
@@ -210,7 +210,7 @@ class SilentTransport(Transport):
         self.reliable = reliable
         self.sent_at = []
 
-    async def send(self, env):
+    async def send(self, env, *, wait=True):
         self.sent_at.append(trio.current_time())
 
     async def receive(self):

@@ -17,7 +17,12 @@ What every implementation guarantees:
 * ``send`` refuses, with a named error and before anything is sent, a message that cannot be
   sent at all: :class:`~transports.codec.MessageTooLarge`, :class:`Unreachable` for a node id
   with no known address, :class:`TransportClosed` after close.
-* ``send`` may wait (backpressure) but never queues without bound.
+* ``send`` may wait (backpressure) but never queues without bound. ``send(env, wait=False)``
+  never waits: what would have to wait is dropped and counted (``statistics().dropped``, and
+  ``extra["send_queue_full"]`` where a queue was full). Roles send that way (:mod:`delos_ref.rpc`):
+  a peer that is connected but does not read -- paused, or cut off without its connection
+  breaking -- fills its queue, and a role that waited for it would stop serving everyone else.
+  Its message is lost instead, which every protocol here tolerates.
 * ``receive`` yields only well-formed, authenticated envelopes addressed to this node;
   garbage from a peer is counted in ``statistics().rejected`` and never stops the transport.
   If ``on_rejected`` is set, it is also told who sent it and why (a node logs it).
@@ -100,8 +105,11 @@ class Transport(abc.ABC):
     on_rejected: Callable[[str, str, str], None] | None = None
 
     @abc.abstractmethod
-    async def send(self, env: Envelope) -> None:
-        """Hand ``env`` to the network for ``env.dst``. ``env.src`` must be this node's id."""
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
+        """Hand ``env`` to the network for ``env.dst``. ``env.src`` must be this node's id.
+
+        ``wait=False``: drop ``env`` (and count it) rather than wait for room to send it.
+        """
 
     @abc.abstractmethod
     async def receive(self) -> Envelope:

@@ -214,7 +214,8 @@ class MemoryTransport(Transport):
         self._closed = False
         self._stats = TransportStatistics()
 
-    async def send(self, env: Envelope) -> None:
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
+        """Hand ``env`` to the simulated network (which never makes a sender wait)."""
         self._check_src(env)
         if self._closed:
             raise TransportClosed(f"transport of {self.node_id} is closed")

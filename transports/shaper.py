@@ -242,9 +242,9 @@ class ShapedTransport(Transport):
         """Messages held now, waiting for their release time."""
         return len(self._heap)
 
-    async def send(self, env: Envelope) -> None:
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
         if not self.shaper.active:
-            return await self.inner.send(env)
+            return await self.inner.send(env, wait=wait)
         releases = self.shaper.fate(env.dst, trio.current_time())
         if releases is None or not releases:
             await trio.lowlevel.checkpoint()
@@ -272,8 +272,8 @@ class ShapedTransport(Transport):
             if self.shaper.is_cut(env.dst):  # cut while it was held
                 self.shaper.stats["cut"] += 1
                 continue
-            try:
-                await self.inner.send(env)
+            try:  # one task releases for every peer: a peer that does not read must not hold it
+                await self.inner.send(env, wait=False)
             except (TransportError, MessageTooLarge):  # a held message meets what any lost one does
                 self.shaper.stats["send_errors"] = self.shaper.stats.get("send_errors", 0) + 1
 

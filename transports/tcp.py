@@ -65,8 +65,13 @@ Reading: the task that waits reads
 
 Backpressure and what is dropped when
     ``send`` waits while a peer's queue (``send_queue_frames``) is full, so a slow receiver
-    slows its senders down instead of growing our memory. What is *dropped* (counted in
-    ``statistics().dropped``):
+    slows its senders down instead of growing our memory. ``send(env, wait=False)`` -- how
+    roles send -- never waits: a peer that is connected but does not read (paused, or cut off
+    without the connection breaking) must not stop a role from serving everyone else. What
+    is *dropped* (counted in ``statistics().dropped``):
+
+    * a ``wait=False`` frame that finds its peer's queue full (also counted in
+      ``extra["send_queue_full"]``);
 
     * frames being written, or queued, when a connection breaks (TCP "loses what was queued");
     * frames for a peer that cannot be reached right now: after a failed dial the peer is in
@@ -404,6 +409,7 @@ class _Counters:
     dial_failures: int = 0
     accepts: int = 0
     connections_refused: int = 0
+    send_queue_full: int = 0
 
 
 class TcpTransport(Transport):
@@ -457,10 +463,11 @@ class TcpTransport(Transport):
 
     # ------------------------------------------------------------------ public API
 
-    async def send(self, env: Envelope) -> None:
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
         """Send ``env`` to its peer: straight into the socket if nothing is queued, else queue it.
 
-        Waits only while that peer's send queue is full (or a dial is in progress and fills it).
+        Waits only while that peer's send queue is full (or a dial is in progress and fills it);
+        with ``wait=False``, drops ``env`` then instead.
         """
         if self._closed:
             raise TransportClosed(f"{self.node_id}: send after close")
@@ -482,8 +489,12 @@ class TcpTransport(Transport):
             self._write_now(link, conn, frame)
             if self._budget.spend():
                 await trio.lowlevel.cancel_shielded_checkpoint()
-        else:
+        elif wait:
             await self._enqueue(link, frame)
+        else:
+            self._enqueue_or_drop(link, frame)
+            if self._budget.spend():
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self) -> Envelope:
         """The next envelope addressed to this node.
@@ -542,6 +553,7 @@ class TcpTransport(Transport):
             dial_failures=c.dial_failures,
             accepts=c.accepts,
             connections_refused=c.connections_refused,
+            send_queue_full=c.send_queue_full,
             receive_queue_full=self._inbox.full_drops,
             connections_open=len(self._sockets),
         )
@@ -632,6 +644,21 @@ class TcpTransport(Transport):
             return
         link.unwritten += 1
         link.queue_in.send_nowait(_Rest(conn, frame[written:]))  # the queue was empty: it fits
+
+    def _enqueue_or_drop(self, link: _Link, frame: bytes) -> None:
+        """Queue ``frame`` if the peer's queue has room, else drop it (never waits)."""
+        link.unwritten += 1
+        try:
+            link.queue_in.send_nowait(frame)
+        except trio.WouldBlock:
+            link.unwritten -= 1
+            self._stats.dropped += 1
+            self._counters.send_queue_full += 1
+        except trio.ClosedResourceError:
+            link.unwritten -= 1
+            if self._closed:
+                raise TransportClosed(f"{self.node_id}: closed while sending") from None
+            raise Unreachable(f"{self.node_id}: {link.peer!r} disconnected") from None
 
     async def _enqueue(self, link: _Link, frame: bytes) -> None:
         link.unwritten += 1  # before the await: the writer may take it before we resume

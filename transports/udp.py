@@ -83,14 +83,16 @@ class UdpTransport(Transport):
         self._budget = ScheduleBudget()
         self._stats = TransportStatistics()
         self._socket_errors = 0  # send/receive errors the kernel reported (ICMP...)
+        self._send_buffer_full = 0  # wait=False datagrams dropped on a full kernel send buffer
         self._inbox = Inbox(node_id, receive_queue, self._stats, self._budget)
         for peer, address in sorted(peers.items()):
             self.add_peer(peer, address)
 
     # ------------------------------------------------------------------ public API
 
-    async def send(self, env: Envelope) -> None:
-        """Send ``env`` as one datagram. Waits only while the kernel's send buffer is full."""
+    async def send(self, env: Envelope, *, wait: bool = True) -> None:
+        """Send ``env`` as one datagram. Waits only while the kernel's send buffer is full;
+        with ``wait=False``, drops ``env`` then instead."""
         if self._closed:
             raise TransportClosed(f"{self.node_id}: send after close")
         self._check_src(env)
@@ -108,7 +110,7 @@ class UdpTransport(Transport):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return
         sockaddr = await self._sockaddr_of(env.dst)
-        await self._sendto(frame, sockaddr)
+        await self._sendto(frame, sockaddr, wait=wait)
 
     async def receive(self) -> Envelope:
         """The next envelope addressed to this node."""
@@ -129,6 +131,7 @@ class UdpTransport(Transport):
             learned_addresses=len(self._learned),
             receive_queue_full=self._inbox.full_drops,
             socket_errors=self._socket_errors,
+            send_queue_full=self._send_buffer_full,
         )
         return stats
 
@@ -172,12 +175,17 @@ class UdpTransport(Transport):
             raise Unreachable(f"{self.node_id}: {address} has no address of our family")
         return infos[0][4]
 
-    async def _sendto(self, frame: bytes, sockaddr: SockAddr) -> None:
-        """One datagram; waits (and so yields) only while the kernel's send buffer is full."""
+    async def _sendto(self, frame: bytes, sockaddr: SockAddr, *, wait: bool = True) -> None:
+        """One datagram; waits (and so yields) only while the kernel's send buffer is full
+        (``wait=False``: drops it then)."""
         while True:
             try:
                 self._sock.sendto(frame, sockaddr)
             except BlockingIOError:
+                if not wait:
+                    self._stats.dropped += 1
+                    self._send_buffer_full += 1
+                    break
                 self._budget.waited()
                 await self._wait_writable()  # the only backpressure UDP has
                 continue
