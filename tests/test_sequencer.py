@@ -137,6 +137,22 @@ def test_sequencer_gathers_appends_while_a_server_has_a_store_unanswered():
     assert stores(flush(core)) == {"s2": Store(L, 1, (b"b", b"c"), 0)}, "one batch when it answers"
 
 
+def test_across_a_slow_link_more_stores_wait_for_one_server():
+    """Rule 2 across a slow network: with a measured round trip of 10 ms to s2 (an input,
+    ``round_trip``), five Stores may await its answer, one per 2 ms of round trip; s1 and s3,
+    on loopback or not measured, keep one."""
+    from delos_ref.loglet.native.sequencer import MAX_PIPELINE, stores_in_flight
+
+    assert [stores_in_flight(rtt, 1) for rtt in (None, 0.0001, 0.004, 0.010, 0.5)] == [1, 1, 2, 5, MAX_PIPELINE]
+    core = started(round_trip={"s2": 0.010}.get)
+    sent = {s: 0 for s in SERVERS}
+    for rid in range(1, 8):
+        append(core, rid, f"e{rid}".encode())
+        for server in stores(flush(core)):
+            sent[server] += 1
+    assert sent == {"s1": 1, "s2": 5, "s3": 1}
+
+
 def test_sequencer_acks_only_after_a_majority_stored():
     core = started()
     append(core, 1, b"a")

@@ -52,10 +52,12 @@ def add_sequencer(
     bugs: frozenset[str] = frozenset(),
 ) -> RoleRunner:
     """Host the sequencer role for every loglet naming ``node`` as its sequencer."""
-    core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs)
     rtt = node.endpoint.rtt
     if rtt is None:
+        core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs)
         return node.add_role(SEQUENCER_ROLE, core, storage)
-    # Retry a slow LogServer no sooner than a round trip could bring its answer (the tick is
+    # Across a slow network: more Stores in flight per LogServer (rule 2 of sequencer.py), and
+    # a slow LogServer retried no sooner than a round trip could bring its answer (the tick is
     # 50 ms; across a slower network, a tick per round trip), see delos_ref/rtt.py.
+    core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs, round_trip=rtt.srtt)
     return node.add_role(SEQUENCER_ROLE, core, storage, timer_floors={TICK_TIMER: rtt.max_rto})

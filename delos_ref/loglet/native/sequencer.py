@@ -10,7 +10,10 @@ and it does it fast:
    ``max_stores_in_flight`` unanswered ``Store`` s go to one server (Nagle's idea): while a
    server syncs one batch, new entries gather here and leave as the next batch when it
    answers, so under load one fsync covers many appends (group commit end to end), while
-   a lone append still leaves at once.
+   a lone append still leaves at once. Across a slow network one Store at a time would
+   leave a server idle for most of each round trip, so there the runtime allows more: about
+   one per ``PIPELINE_STEP_S`` of measured round trip (:func:`stores_in_flight`, the
+   bandwidth-delay product with a synced write as the unit).
 3. **Commit.** A position is *globally committed* once a majority stored it *and* every
    earlier position is committed. Because LogServers keep gapless prefixes and acknowledge
    cumulatively (``Stored.local_tail``), that is one order statistic: the global tail is the
@@ -64,7 +67,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from delos_ref.effects import Effect, Emit, Fail, Incoming, Persist, Reply, Send, SetTimer, TimerFired
 from delos_ref.loglet.native.messages import (
@@ -92,6 +95,22 @@ SEQUENCER_BUGS = {BUG_ACK_BEFORE_MAJORITY: "a sequencer that acknowledges an app
 
 FLUSH_TIMER = "flush"
 TICK_TIMER = "tick"
+
+
+#: Across a slow network, one more unanswered Store per this much round trip (about one
+#: LogServer's synced write): see :func:`stores_in_flight`.
+PIPELINE_STEP_S = 0.002
+MAX_PIPELINE = 8
+
+
+def stores_in_flight(srtt_s: float | None, base: int) -> int:
+    """Unanswered Stores allowed to a server with round trip ``srtt_s`` (rule 2): ``base`` on a
+    fast link or one not measured; across a slow one, one per ``PIPELINE_STEP_S`` of round trip
+    (at most ``MAX_PIPELINE``), so the server is sent its next batch while it syncs this one,
+    not a round trip later. On loopback (0.1 ms) that is ``base``; at 5 ms each way, 5."""
+    if srtt_s is None:
+        return base
+    return max(base, min(MAX_PIPELINE, int(srtt_s / PIPELINE_STEP_S)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +180,14 @@ class SequencerCore:
         *,
         limits: SequencerLimits = SequencerLimits(),
         bugs: frozenset[str] = frozenset(),
+        round_trip: Callable[[str], float | None] | None = None,
     ) -> None:
+        """``round_trip``: an input from the runtime, a server's measured round trip (or None);
+        without it -- the simulator's case -- every server gets ``limits.max_stores_in_flight``."""
         assert set(bugs) <= set(SEQUENCER_BUGS), f"sequencer: unknown bugs {sorted(set(bugs) - set(SEQUENCER_BUGS))}"
         self.node_id = node_id
         self.limits = limits
+        self.round_trip = round_trip
         self.bugs = frozenset(bugs)
         self._retired = set(served_before)  # served in an earlier incarnation: never again
         self._loglets: dict[str, _Loglet] = {}
@@ -398,6 +421,11 @@ class SequencerCore:
                 effects += self._send_to(lg, server)
         return effects + (self._arm_flush() if self._dirty else [])
 
+    def _pipeline(self, server: str) -> int:
+        """How many Stores with entries may await ``server``'s answer (rule 2)."""
+        base = self.limits.max_stores_in_flight
+        return base if self.round_trip is None else stores_in_flight(self.round_trip(server), base)
+
     def _send_to(self, lg: _Loglet, server: str) -> list[Effect]:
         """The next Store for ``server``: entries it was not sent yet (and the known_tail); an
         empty Store when only the known_tail is news and ``server`` lags it."""
@@ -405,7 +433,7 @@ class SequencerCore:
             return []  # sealed, or left behind: it can take no new position
         lo = max(lg.sent[server], lg.tails[server])
         hi, size = lo, 0
-        busy = lg.unanswered[server] >= self.limits.max_stores_in_flight
+        busy = lg.unanswered[server] >= self._pipeline(server)
         while not busy and hi < lg.next_pos and hi - lo < self.limits.max_store_entries and (hi == lo or size + len(lg.entries[hi]) <= self.limits.max_store_bytes):
             size += len(lg.entries[hi])
             hi += 1
