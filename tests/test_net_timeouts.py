@@ -220,3 +220,28 @@ def test_a_timer_floor_makes_a_timer_wait_longer(floor):
 
     fired = _run(net, [node], body)
     assert fired == [pytest.approx(0.05 if floor is None else 0.2)]
+
+
+def test_a_client_keeps_more_coalesced_requests_in_flight_across_a_slow_network():
+    """``NativeOptions.coalesce_requests`` stretches like the sequencer's Stores in flight: one
+    request per 2 ms of measured round trip to the sequencer (10 ms: five), never shrunk;
+    without an estimator (the simulator) it stays as configured."""
+    from delos_ref.loglet.native import NativeLogletConfig, NativeOptions
+    from delos_ref.loglet.native.client import NativeLoglet
+
+    cfg = NativeLogletConfig("L", "s", ("s",))
+    _, measured, _ = _pair(0.005, True)
+    loglet = NativeLoglet(measured, cfg, options=NativeOptions(coalesce_requests=2))
+    loglet._stretch_slots()
+    assert loglet._slot_count == 2, "nothing measured yet: as configured"
+    measured.endpoint.rtt.sample("s", 0.010)
+    loglet._stretch_slots()
+    assert loglet._slot_count == 5 and loglet._slots.value == 5
+    for _ in range(50):
+        measured.endpoint.rtt.sample("s", 0.0001)
+    loglet._stretch_slots()
+    assert loglet._slot_count == 5, "stretched, never shrunk"
+    _, plain, _ = _pair(0.005, False)
+    constant = NativeLoglet(plain, cfg, options=NativeOptions(coalesce_requests=2))
+    constant._stretch_slots()
+    assert constant._slot_count == 2 and constant._slots.value == 2

@@ -9,8 +9,9 @@ each method below reads like the paper's description of it:
   them in position order. ``append_many`` sends several entries in one request (contiguous
   positions). With ``NativeOptions.coalesce_requests = k`` concurrent ``append`` calls are
   grouped instead: at most k requests in flight, and the appends made while they are join
-  one batch that leaves as one ``append_many`` (client-side group commit). A full sequencer window answers ``busy``; the client backs off and retries
-  until its deadline.
+  one batch that leaves as one ``append_many`` (client-side group commit); across a slow
+  network k grows with the measured round trip (:meth:`NativeLoglet._stretch_slots`). A full
+  sequencer window answers ``busy``; the client backs off and retries until its deadline.
 * ``seal`` sets the seal bit on a majority of LogServers.
 * ``check_tail`` asks every LogServer for (local tail, seal bit) and waits for a majority:
 
@@ -77,6 +78,7 @@ from delos_ref.loglet.native.messages import (
     TailReply,
     Trim,
 )
+from delos_ref.loglet.native.sequencer import stores_in_flight
 from delos_ref.rpc import CallTimeout, NotSent, RemoteError, RetryPolicy, RpcError
 from delos_ref.rtt import overall
 from delos_ref.runtime import Node
@@ -207,6 +209,7 @@ class NativeLoglet(Loglet):
         self._last_status: tuple[int, int] | None = None  # (known_tail, next_pos) at the last diagnose
         self._batch: _Batch | None = None  # the open batch of coalesced appends
         self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
+        self._slot_count = options.coalesce_requests  # stretched on a slow network (_stretch_slots)
         self._read_failed_until: dict[str, float] = {}  # LogServer -> until when reads ask it last
         self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0, "hedges": 0}
 
@@ -241,6 +244,21 @@ class NativeLoglet(Loglet):
         """A whole operation's bound, ``seconds`` stretched to the measured round trips
         (``delos_ref/rtt.py``; the simulator keeps the constant)."""
         return overall(self._endpoint.rtt, seconds)
+
+    def _stretch_slots(self) -> None:
+        """Across a slow network, more coalesced requests in flight: ``coalesce_requests``, or
+        one per ``PIPELINE_STEP_S`` of measured round trip to the sequencer if that is more
+        (the sequencer's rule for its Stores, :func:`~delos_ref.loglet.native.sequencer.stores_in_flight`).
+        With two requests on a 10 ms round trip, an append waited about a quarter of a round
+        trip for a slot. Stretched, never shrunk, like every constant (``delos_ref/rtt.py``);
+        without an estimator (the simulator) it stays ``coalesce_requests``."""
+        rtt = self._endpoint.rtt
+        if self._slots is None or rtt is None:
+            return
+        want = stores_in_flight(rtt.srtt(self.config.sequencer), self.options.coalesce_requests)
+        while self._slot_count < want:
+            self._slots.release()
+            self._slot_count += 1
 
     def _step_deadline(self, deadline: float) -> float:
         """One request of a multi-step operation: a dead server must not eat the whole deadline."""
@@ -296,6 +314,7 @@ class NativeLoglet(Loglet):
             # append deadline (5 s) after its sequencer died (issue 17 item 3).
             batch.error = LogletUnavailable(f"append to {self.config.loglet_id}: the batch was not sent or its leader gave up", may_have_landed=True)
             try:
+                self._stretch_slots()
                 with trio.move_on_after(self._overall(self.options.append_timeout_s)) as waited:
                     async with self._slots:
                         if self._batch is batch:
