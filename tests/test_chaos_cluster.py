@@ -4,9 +4,9 @@
   reconfigure the VirtualLog onto a NativeLoglet with another sequencer, and appends resume.
 * The chaos test: a log writer appends and a KV writer puts continuously while a nemesis
   kill -9s, SIGSTOPs, cuts off (iptables on loopback) and restarts nodes, the sequencer's
-  included, on a 3-node TCP cluster and a 5-node UDP cluster (there also a 2|3 split). The
-  default-suite version runs a fixed list of *single* faults, one at a time, each followed by
-  a heal; the ``slow`` version runs a random nemesis (double faults too) for two minutes.
+  included, on a 3-node TCP cluster and a 5-node UDP cluster (there a pause, a 2|3 split and
+  a kill). The default-suite version runs a fixed list of *single* faults, one at a time,
+  each followed by a heal; the ``slow`` version runs a random nemesis (double faults too) for two minutes.
   Afterwards (issue 17, items 1-3):
 
   1. every acknowledged entry is readable at exactly the position it was acknowledged at
@@ -451,7 +451,9 @@ def chaos_run(tmp_path: Path, *, nodes: int, transport: str, nemesis: Any, parti
 
 
 SINGLE_3 = ["pause-other", "isolate-other", "pause-seq", "isolate-seq", "kill-seq"]
-SINGLE_5 = ["pause-other", "isolate-other", "split-seq-minority", "pause-seq", "kill-seq"]
+# One fault of each kind on 5 nodes over UDP; the 3-node TCP list has the rest. (All five kinds
+# here too made the default suite 20 s longer; the slow random nemesis mixes them all.)
+SINGLE_5 = ["pause-other", "split-seq-minority", "kill-seq"]
 
 
 def single(faults: list[str]) -> Any:
