@@ -32,6 +32,24 @@ def test_estimator_follows_jacobson_karels():
     assert e.rto("n3") == 0 and e.max_rto() == e.rto("n2")
 
 
+def test_min_rtt_is_the_paths_delay_not_the_time_a_busy_node_took():
+    """The pipelines size themselves by ``min_rtt``: on a loaded loopback cluster some replies
+    wait behind a node's work and ``srtt`` reaches milliseconds, which would pipeline Stores
+    where the path takes 0.2 ms; a path that really slowed is learnt within the window."""
+    from delos_ref.loglet.native.sequencer import stores_in_flight
+    from delos_ref.rtt import MIN_RTT_SAMPLES
+
+    e = RttEstimator()
+    assert e.min_rtt("n2") is None
+    for r in (0.0002, 0.008, 0.012, 0.0003, 0.020):
+        e.sample("n2", r)
+    assert e.min_rtt("n2") == 0.0002 and e.srtt("n2") == pytest.approx(0.00447, rel=0.01)
+    assert stores_in_flight(e.min_rtt("n2"), 1) == 1 and stores_in_flight(e.srtt("n2"), 1) == 2
+    for _ in range(MIN_RTT_SAMPLES):
+        e.sample("n2", 0.010)
+    assert e.min_rtt("n2") == 0.010 and stores_in_flight(e.min_rtt("n2"), 1) == 5
+
+
 def test_estimator_backs_off_on_silence_and_a_sample_resets_it():
     e = RttEstimator(max_backoff=8)
     e.sample("n2", 0.1)

@@ -247,7 +247,7 @@ class NativeLoglet(Loglet):
 
     def _stretch_slots(self) -> None:
         """Across a slow network, more coalesced requests in flight: ``coalesce_requests``, or
-        one per ``PIPELINE_STEP_S`` of measured round trip to the sequencer if that is more
+        one per ``PIPELINE_STEP_S`` of round trip to the sequencer (its ``min_rtt``) if that is more
         (the sequencer's rule for its Stores, :func:`~delos_ref.loglet.native.sequencer.stores_in_flight`).
         With two requests on a 10 ms round trip, an append waited about a quarter of a round
         trip for a slot. Stretched, never shrunk, like every constant (``delos_ref/rtt.py``);
@@ -255,7 +255,7 @@ class NativeLoglet(Loglet):
         rtt = self._endpoint.rtt
         if self._slots is None or rtt is None:
             return
-        want = stores_in_flight(rtt.srtt(self.config.sequencer), self.options.coalesce_requests)
+        want = stores_in_flight(rtt.min_rtt(self.config.sequencer), self.options.coalesce_requests)
         while self._slot_count < want:
             self._slots.release()
             self._slot_count += 1

@@ -56,8 +56,9 @@ def add_sequencer(
     if rtt is None:
         core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs)
         return node.add_role(SEQUENCER_ROLE, core, storage)
-    # Across a slow network: more Stores in flight per LogServer (rule 2 of sequencer.py), and
+    # Across a slow network: more Stores in flight per LogServer (rule 2 of sequencer.py; sized
+    # by the path's least recent round trip, not srtt, which a busy node inflates), and
     # a slow LogServer retried no sooner than a round trip could bring its answer (the tick is
     # 50 ms; across a slower network, a tick per round trip), see delos_ref/rtt.py.
-    core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs, round_trip=rtt.srtt)
+    core = SequencerCore(node.node_id, layout.recover_sequencer(storage), limits=limits, bugs=bugs, round_trip=rtt.min_rtt)
     return node.add_role(SEQUENCER_ROLE, core, storage, timer_floors={TICK_TIMER: rtt.max_rto})

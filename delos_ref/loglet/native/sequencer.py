@@ -12,8 +12,11 @@ and it does it fast:
    answers, so under load one fsync covers many appends (group commit end to end), while
    a lone append still leaves at once. Across a slow network one Store at a time would
    leave a server idle for most of each round trip, so there the runtime allows more: about
-   one per ``PIPELINE_STEP_S`` of measured round trip (:func:`stores_in_flight`, the
-   bandwidth-delay product with a synced write as the unit).
+   one per ``PIPELINE_STEP_S`` of the path's round trip (:func:`stores_in_flight`, the
+   bandwidth-delay product with a synced write as the unit). The runtime measures that
+   round trip as the least recent one (``RttEstimator.min_rtt``): ``srtt`` also counts the
+   time a reply waits behind a busy node's work, and on a loaded loopback cluster it reached
+   milliseconds, which would pipeline where the path takes 0.1 ms.
 3. **Commit.** A position is *globally committed* once a majority stored it *and* every
    earlier position is committed. Because LogServers keep gapless prefixes and acknowledge
    cumulatively (``Stored.local_tail``), that is one order statistic: the global tail is the
@@ -103,14 +106,14 @@ PIPELINE_STEP_S = 0.002
 MAX_PIPELINE = 8
 
 
-def stores_in_flight(srtt_s: float | None, base: int) -> int:
-    """Unanswered Stores allowed to a server with round trip ``srtt_s`` (rule 2): ``base`` on a
+def stores_in_flight(rtt_s: float | None, base: int) -> int:
+    """Unanswered Stores allowed to a server with round trip ``rtt_s`` (rule 2): ``base`` on a
     fast link or one not measured; across a slow one, one per ``PIPELINE_STEP_S`` of round trip
     (at most ``MAX_PIPELINE``), so the server is sent its next batch while it syncs this one,
     not a round trip later. On loopback (0.1 ms) that is ``base``; at 5 ms each way, 5."""
-    if srtt_s is None:
+    if rtt_s is None:
         return base
-    return max(base, min(MAX_PIPELINE, int(srtt_s / PIPELINE_STEP_S)))
+    return max(base, min(MAX_PIPELINE, int(rtt_s / PIPELINE_STEP_S)))
 
 
 @dataclass(frozen=True, slots=True)
