@@ -491,10 +491,13 @@ class TcpTransport(Transport):
                 await trio.lowlevel.cancel_shielded_checkpoint()
         elif wait:
             await self._enqueue(link, frame)
-        else:
-            self._enqueue_or_drop(link, frame)
-            if self._budget.spend():
-                await trio.lowlevel.cancel_shielded_checkpoint()
+        elif self._enqueue_or_drop(link, frame):
+            # Queued: yield, as a waiting send does when its frame fits at once (the writer
+            # gets to run as soon as it would have before).
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._budget.waited()
+        elif self._budget.spend():
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self) -> Envelope:
         """The next envelope addressed to this node.
@@ -645,8 +648,8 @@ class TcpTransport(Transport):
         link.unwritten += 1
         link.queue_in.send_nowait(_Rest(conn, frame[written:]))  # the queue was empty: it fits
 
-    def _enqueue_or_drop(self, link: _Link, frame: bytes) -> None:
-        """Queue ``frame`` if the peer's queue has room, else drop it (never waits)."""
+    def _enqueue_or_drop(self, link: _Link, frame: bytes) -> bool:
+        """Queue ``frame`` if the peer's queue has room (True), else drop it (never waits)."""
         link.unwritten += 1
         try:
             link.queue_in.send_nowait(frame)
@@ -654,11 +657,13 @@ class TcpTransport(Transport):
             link.unwritten -= 1
             self._stats.dropped += 1
             self._counters.send_queue_full += 1
+            return False
         except trio.ClosedResourceError:
             link.unwritten -= 1
             if self._closed:
                 raise TransportClosed(f"{self.node_id}: closed while sending") from None
             raise Unreachable(f"{self.node_id}: {link.peer!r} disconnected") from None
+        return True
 
     async def _enqueue(self, link: _Link, frame: bytes) -> None:
         link.unwritten += 1  # before the await: the writer may take it before we resume
