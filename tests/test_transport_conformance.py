@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 import socket
-from typing import Callable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
 
 import pytest
 import trio
@@ -300,19 +301,32 @@ async def test_tcp_sending_resumes_after_the_peer_restarts_on_the_same_port():
             assert n0.statistics().extra["dials"] >= 2
 
 
+@asynccontextmanager
+async def a_peer_that_never_reads() -> AsyncIterator[PeerAddress]:
+    """The address of a TCP listener that accepts connections and never reads from them."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    accepted: list[trio.SocketStream] = []
+
+    async def accept_and_never_read() -> None:
+        accepted.append(await listeners[0].accept())
+        await trio.sleep_forever()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept_and_never_read)
+            yield PeerAddress("127.0.0.1", listeners[0].socket.getsockname()[1])
+            nursery.cancel_scope.cancel()
+    finally:
+        for stream in accepted:
+            await stream.aclose()
+        for listener in listeners:
+            await listener.aclose()
+
+
 async def test_tcp_send_blocks_when_the_peer_does_not_read():
     """Backpressure: a tiny send queue and a peer that never reads; send must end up waiting."""
     with trio.fail_after(TEST_TIMEOUT_S):
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        sink = PeerAddress("127.0.0.1", listeners[0].socket.getsockname()[1])
-        accepted: list[trio.SocketStream] = []
-
-        async def accept_and_never_read() -> None:
-            accepted.append(await listeners[0].accept())
-            await trio.sleep_forever()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(accept_and_never_read)
+        async with a_peer_that_never_reads() as sink:
             async with open_net("tcp", "n0", peers={"sink": sink}, send_queue_frames=4) as n0:
                 chunk = b"x" * 65536
                 completed = 0
@@ -324,11 +338,6 @@ async def test_tcp_send_blocks_when_the_peer_does_not_read():
                 # What was accepted fits the kernel buffers plus the 4-frame queue: far less
                 # than what we tried to send.
                 assert completed < 1000
-            nursery.cancel_scope.cancel()
-        for stream in accepted:
-            await stream.aclose()
-        for listener in listeners:
-            await listener.aclose()
 
 
 async def test_tcp_roles_do_not_wait_for_a_peer_that_does_not_read():
@@ -336,41 +345,26 @@ async def test_tcp_roles_do_not_wait_for_a_peer_that_does_not_read():
     on a full queue: they drop (counted), and the other peers are still served. Waiting here
     stalled a whole sequencer behind one LogServer cut off by iptables."""
     with trio.fail_after(TEST_TIMEOUT_S):
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        sink = PeerAddress("127.0.0.1", listeners[0].socket.getsockname()[1])
-        accepted: list[trio.SocketStream] = []
-
-        async def accept_and_never_read() -> None:
-            accepted.append(await listeners[0].accept())
-            await trio.sleep_forever()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(accept_and_never_read)
-            async with open_net("tcp", "n1") as n1:
-                peers = {"sink": sink, "n1": PeerAddress("127.0.0.1", n1.address.port)}
-                async with open_net("tcp", "n0", peers=peers, send_queue_frames=4) as n0:
-                    endpoint = RpcEndpoint(n0, random.Random(0))
-                    chunk = b"x" * 65536
-                    with trio.move_on_after(TEST_TIMEOUT_S / 2) as stuck:
-                        for seq in range(2000):
-                            await endpoint.cast("sink", Ping(seq, chunk))
-                            if seq % 100 == 0:
-                                await endpoint.cast("n1", Ping(seq))
-                    assert not stuck.cancelled_caught, "a cast waited for the peer that does not read"
-                    full = n0.statistics().extra["send_queue_full"]
-                    assert full > 1000 and n0.statistics().dropped >= full
-                    got = [(await n1.receive()).payload.seq for _ in range(20)]
-                    assert got == list(range(0, 2000, 100)), "the peer that reads lost nothing"
-                    # A request still waits (backpressure on a caller), as before.
-                    with trio.move_on_after(0.5) as blocked:
-                        for seq in range(100):
-                            await n0.send(ping("n0", "sink", seq, data=chunk))
-                    assert blocked.cancelled_caught, "send() without wait=False never waited"
-            nursery.cancel_scope.cancel()
-        for stream in accepted:
-            await stream.aclose()
-        for listener in listeners:
-            await listener.aclose()
+        async with a_peer_that_never_reads() as sink, open_net("tcp", "n1") as n1:
+            peers = {"sink": sink, "n1": PeerAddress("127.0.0.1", n1.address.port)}
+            async with open_net("tcp", "n0", peers=peers, send_queue_frames=4) as n0:
+                endpoint = RpcEndpoint(n0, random.Random(0))
+                chunk = b"x" * 65536
+                with trio.move_on_after(TEST_TIMEOUT_S / 2) as stuck:
+                    for seq in range(2000):
+                        await endpoint.cast("sink", Ping(seq, chunk))
+                        if seq % 100 == 0:
+                            await endpoint.cast("n1", Ping(seq))
+                assert not stuck.cancelled_caught, "a cast waited for the peer that does not read"
+                full = n0.statistics().extra["send_queue_full"]
+                assert full > 1000 and n0.statistics().dropped >= full
+                got = [(await n1.receive()).payload.seq for _ in range(20)]
+                assert got == list(range(0, 2000, 100)), "the peer that reads lost nothing"
+                # A request still waits (backpressure on a caller), as before.
+                with trio.move_on_after(0.5) as blocked:
+                    for seq in range(100):
+                        await n0.send(ping("n0", "sink", seq, data=chunk))
+                assert blocked.cancelled_caught, "send() without wait=False never waited"
 
 
 async def test_tcp_simultaneous_dials_settle_on_one_connection():
