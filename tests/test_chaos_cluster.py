@@ -459,7 +459,7 @@ SINGLE_5 = ["pause-other", "split-seq-minority", "kill-seq"]
 def single(faults: list[str]) -> Any:
     async def nemesis(d: Path, cfg: cluster.ClusterConfig, run: Chaos, parts: Partitions | None) -> None:
         todo = [f for f in faults if parts is not None or not (f.startswith("isolate") or f.startswith("split"))]
-        await scripted_nemesis(d, cfg, run, todo, parts, hold_s=4.0, settle_s=3.0)
+        await scripted_nemesis(d, cfg, run, todo, parts, hold_s=3.0, settle_s=2.5)
 
     return nemesis
 

@@ -61,16 +61,16 @@ def test_delay_and_loss_with_a_kill_of_the_sequencers_node(tmp_path):
         marks: dict[str, float] = {}
 
         async def nemesis() -> None:
-            await trio.sleep(4)
+            await trio.sleep(3)
             victim = run.sequencer
             marks["killed"] = time.monotonic()
             assert cluster.signal_node(cfg.node(victim), signal.SIGKILL)
-            await trio.sleep(10)
+            await trio.sleep(6)
             restart(d, victim)
             await wait_answers(cfg, victim)
             marks["restarted"] = time.monotonic()
             marks["victim"] = victim
-            await trio.sleep(4)
+            await trio.sleep(3)
             run.stop = True
 
         async def main() -> list[list[bytes]]:
