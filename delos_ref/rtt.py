@@ -163,5 +163,5 @@ class RttEstimator:
         return max((self.rto(p) for p in self._peers), default=0.0)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
-        """Per peer: ``srtt_ms``, ``rto_ms`` and ``backoff`` (for statistics)."""
+        """Per peer: ``srtt_ms``, ``min_rtt_ms``, ``rto_ms`` and ``backoff`` (for statistics)."""
         return {peer: {"srtt_ms": round(p.srtt * 1000, 3), "min_rtt_ms": round((self.min_rtt(peer) or 0.0) * 1000, 3), "rto_ms": round(self.rto(peer) * 1000, 3), "backoff": p.backoff} for peer, p in sorted(self._peers.items())}

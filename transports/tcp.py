@@ -72,7 +72,6 @@ Backpressure and what is dropped when
 
     * a ``wait=False`` frame that finds its peer's queue full (also counted in
       ``extra["send_queue_full"]``);
-
     * frames being written, or queued, when a connection breaks (TCP "loses what was queued");
     * frames for a peer that cannot be reached right now: after a failed dial the peer is in
       *backoff* (bounded exponential, with jitter from a seeded RNG) and its queue is
