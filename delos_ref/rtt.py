@@ -64,6 +64,7 @@ class _Peer:
     backoff: int = 1
     held: float | None = None  # the answer that ended a silence, until the next one (see above)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=MIN_RTT_SAMPLES))  # for min_rtt
+    min_rtt: float = 0.0  # min(recent), kept at each sample: read once per Store, sampled per heartbeat
 
 
 #: The back-off (two unanswered heartbeats in a row) from which the answer that ends a
@@ -112,12 +113,17 @@ class RttEstimator:
             rtt_s, p.held = min(rtt_s, p.held), None
         if p is None or p.srtt == 0:
             p = self._peers[peer] = _Peer(rtt_s, rtt_s / 2)
-            p.recent.append(rtt_s)
+            self._remember(p, rtt_s)
             return
-        p.recent.append(rtt_s)
+        self._remember(p, rtt_s)
         p.rttvar = (1 - self.BETA) * p.rttvar + self.BETA * abs(p.srtt - rtt_s)
         p.srtt = (1 - self.ALPHA) * p.srtt + self.ALPHA * rtt_s
         p.backoff = 1
+
+    @staticmethod
+    def _remember(p: _Peer, rtt_s: float) -> None:
+        p.recent.append(rtt_s)
+        p.min_rtt = min(p.recent)
 
     def unanswered(self, peer: str) -> None:
         """A call to ``peer`` got no reply within its deadline: back off (Karn)."""
@@ -136,7 +142,7 @@ class RttEstimator:
         ``srtt`` averages in. What the pipelines size themselves by (BBR's ``min_rtt``): on a
         loaded loopback cluster ``srtt`` reaches milliseconds while the path takes 0.1 ms."""
         p = self._peers.get(peer)
-        return min(p.recent) if p is not None and p.recent else None
+        return p.min_rtt if p is not None and p.recent else None
 
     def rto(self, peer: str) -> float:
         """``srtt + 4 rttvar`` without back-off (0 before the first sample), and at least an
