@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from delos_ref.db import messages as m
 from delos_ref.sim import RunConfig, get_workload, run_seed, sweep
 
 KV = get_workload("kv")
@@ -85,6 +86,90 @@ def test_concurrent_linearizable_reads_share_one_sync():
     seen, syncs = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert seen == ["v"] * 20
     assert 1 <= syncs <= 2
+
+
+def _read_scenario(body):
+    """Run ``body(sim, cluster, replica_s1, raw_endpoint)`` in a booted 3-server simulation
+    where a put k=v went through s2."""
+    import trio.testing
+
+    from delos_ref.loglet.native import NativeLogletConfig
+    from delos_ref.sim.simulation import Simulation
+    from delos_ref.sim.workload_kv import FINAL_CLIENT_OPTIONS, SERVERS, Cluster, _server_build
+
+    async def main():
+        sim = Simulation(1)
+        async with sim.run():
+            for name in SERVERS:
+                sim.add_node(name, _server_build(None))
+            c = Cluster(sim)
+            await c.vlog("boot").bootstrap(NativeLogletConfig("boot", "s1", SERVERS))
+            await c.client("writer", 1, FINAL_CLIENT_OPTIONS).put("k", "v")  # through s2
+            return await body(sim, c, sim.node("s1").roles["replica"], sim.client("raw").endpoint)
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_reads_take_no_task_of_their_own():
+    """A replica serves reads in the tasks it already has (a stale read in the router's, a
+    linearizable one in the syncer's, which answers its whole round): 20 concurrent reads of
+    each kind start no task, where every write starts one."""
+    import trio
+
+    from delos_ref.rpc import RESEND
+
+    async def body(sim, c, replica, raw):
+        await raw.call("s1", m.KvRead("get", ("k",)), timeout_s=2.0, retry=RESEND)  # s1 has applied the put
+        spawned = []
+        start_soon = replica._nursery.start_soon
+        replica._nursery.start_soon = lambda fn, *args, **kw: (spawned.append(fn.__name__), start_soon(fn, *args, **kw))[1]
+        seen = []
+
+        async def read(mode):
+            reply = await raw.call("s1", m.KvRead("get", ("k",), mode), timeout_s=2.0, retry=RESEND)
+            seen.append((mode, reply.result))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(read, m.READ_MODES[i % 2])
+        reads = list(spawned)
+        await raw.call("s1", m.KvWrite("raw", 0, 0, "put", ("k", "w")), timeout_s=2.0, retry=RESEND)
+        return seen, reads, spawned[len(reads):]
+
+    seen, reads, writes = _read_scenario(body)
+    assert sorted(seen) == sorted((mode, "v") for mode in ("linearizable", "stale") for _ in range(20))
+    assert reads == [], f"reads started tasks: {reads[:3]}"
+    assert writes == ["_serve"]
+
+
+def test_a_read_the_replica_cannot_serve_is_refused_with_a_reason():
+    """A bad read mode or bad arguments: bad_request; a linearizable read at a replica cut off
+    from the LogServers' majority: unavailable once its sync round gives up (the replica's
+    request_timeout_s), not silence."""
+    import trio
+
+    from delos_ref.rpc import RESEND, RemoteError
+
+    async def body(sim, c, replica, raw):
+        codes = []
+        for msg in (m.KvRead("get", ("k",), "bogus"), m.KvRead("get", ("k", "extra")), m.KvRead("nope", ())):
+            try:
+                await raw.call("s1", msg, timeout_s=2.0, retry=RESEND)
+            except RemoteError as e:
+                codes.append(e.code)
+        sim.partition(["s1", "raw"], ["s2", "s3"])
+        try:
+            await raw.call("s1", m.KvRead("get", ("k",)), timeout_s=10.0, retry=RESEND)
+        except RemoteError as e:
+            codes.append(e.code)
+        # The call's resends that arrived during that round wait in the next one, which
+        # answers them too (nobody listens any more) and frees their slots.
+        await trio.sleep(replica.options.request_timeout_s + 0.5)
+        return codes, replica._serving
+
+    codes, serving = _read_scenario(body)
+    assert codes == [m.BAD_REQUEST] * 3 + [m.UNAVAILABLE]
+    assert serving == 0, "every read was answered and released its slot"
 
 
 def test_kv_pinned_seed_4934_sequencer_crashed_after_the_last_reconfiguration():

@@ -63,7 +63,7 @@ WRONG = {
     ),
     "sync_read": (
         "reads after check_tail without waiting for the table to play to that tail",
-        "                await self.wait_applied(tail)\n",
+        "                    await self.wait_applied(tail)\n",
         "",
     ),
 }
