@@ -99,12 +99,14 @@ class RttEstimator:
         self.granularity_s = granularity_s
         self.max_backoff = max_backoff
         self._peers: dict[str, _Peer] = {}
+        self._max_rto: float | None = None  # max_rto, until the next sample (read per call)
         self.samples = 0
 
     def sample(self, peer: str, rtt_s: float) -> None:
         """A reply came ``rtt_s`` after the request's only send. The first one after a
         silence (the peer is backed off) is held until the next (see the module docstring)."""
         self.samples += 1
+        self._max_rto = None
         p = self._peers.get(peer)
         if p is not None and p.backoff >= HOLD_AFTER_BACKOFF and p.held is None:
             p.held = rtt_s
@@ -130,6 +132,7 @@ class RttEstimator:
         p = self._peers.get(peer)
         if p is None:  # no sample yet: the first reply is still to come
             p = self._peers[peer] = _Peer(0.0, 0.0)
+            self._max_rto = None
         p.backoff = min(p.backoff * 2, self.max_backoff)
 
     def srtt(self, peer: str) -> float | None:
@@ -165,8 +168,12 @@ class RttEstimator:
         return self.stretch(peer, base_s) * (1 if p is None else p.backoff)
 
     def max_rto(self) -> float:
-        """The largest :meth:`rto` over every peer measured (0 before any sample)."""
-        return max((self.rto(p) for p in self._peers), default=0.0)
+        """The largest :meth:`rto` over every peer measured (0 before any sample). Kept until
+        the next sample changes it: a client reads it a few times per request (every overall
+        deadline), and over every peer each time it was a tenth of a kv client's CPU."""
+        if self._max_rto is None:
+            self._max_rto = max((self.rto(p) for p in self._peers), default=0.0)
+        return self._max_rto
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         """Per peer: ``srtt_ms``, ``min_rtt_ms``, ``rto_ms`` and ``backoff`` (for statistics)."""

@@ -32,6 +32,28 @@ def test_estimator_follows_jacobson_karels():
     assert e.rto("n3") == 0 and e.max_rto() == e.rto("n2")
 
 
+def test_max_rto_follows_every_sample_and_every_new_peer():
+    """max_rto is kept between samples (clients read it per request); each sample, and a peer
+    first heard of through a silence, can change it, and it follows at once."""
+    e = RttEstimator()
+    assert e.max_rto() == 0
+    e.sample("n1", 0.01)
+    first = e.max_rto()
+    assert first == pytest.approx(e.rto("n1"))
+    e.sample("n2", 0.5)  # a slower peer raises it
+    assert e.max_rto() == pytest.approx(e.rto("n2")) and e.max_rto() > first
+    for _ in range(100):
+        e.sample("n2", 0.001)  # and lowers it again as that peer speeds up
+    assert e.max_rto() == pytest.approx(max(e.rto("n1"), e.rto("n2"))) and e.max_rto() < 0.05
+    e.unanswered("n4")
+    for peer in ("n1", "n2"):
+        e.unanswered(peer)
+        e.unanswered(peer)
+        e.unanswered(peer)  # backed off: the next answer is held until the one after
+    e.sample("n1", 0.9)
+    assert e.max_rto() == pytest.approx(max(e.rto(p) for p in ("n1", "n2", "n4"))) and e.max_rto() >= 0.9
+
+
 def test_min_rtt_is_the_paths_delay_not_the_time_a_busy_node_took():
     """The pipelines size themselves by ``min_rtt``: on a loaded loopback cluster some replies
     wait behind a node's work and ``srtt`` reaches milliseconds, which would pipeline Stores
