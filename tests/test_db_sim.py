@@ -21,8 +21,10 @@ def test_kv_workload_lists_every_bug_switch():
 
 
 def test_kv_sweep_has_no_violations_under_all_faults():
-    summary = sweep(KV, seeds=24, faults=FAULTS)
-    assert summary["runs"] == 24
+    # 12 seeds keep the default suite in its budget; the 2,000-seed sweep is run by hand
+    # (`delos-ref sim --workload kv --seeds 250 --seed S`, eight ranges) for every change.
+    summary = sweep(KV, seeds=12, faults=FAULTS)
+    assert summary["runs"] == 12
     assert summary["violations"] == [], summary["violations"][:3]
 
 
@@ -56,34 +58,24 @@ def test_concurrent_linearizable_reads_share_one_sync():
     """20 reads arriving together at one replica are served by one or two sync rounds (a
     round in flight when a read arrives cannot serve it), and each sees the acknowledged put
     made through another replica."""
-    import trio.testing
+    import trio
 
-    from delos_ref.loglet.native import NativeLogletConfig
-    from delos_ref.sim.simulation import Simulation
-    from delos_ref.sim.workload_kv import FINAL_CLIENT_OPTIONS, SERVERS, Cluster, _server_build
+    from delos_ref.sim.workload_kv import FINAL_CLIENT_OPTIONS
 
-    async def main():
-        sim = Simulation(1)
-        async with sim.run():
-            for name in SERVERS:
-                sim.add_node(name, _server_build(None))
-            c = Cluster(sim)
-            await c.vlog("boot").bootstrap(NativeLogletConfig("boot", "s1", SERVERS))
-            await c.client("writer", 1, FINAL_CLIENT_OPTIONS).put("k", "v")  # through s2
-            reader = c.client("reader", 0, FINAL_CLIENT_OPTIONS)  # reads at s1
-            replica = sim.node("s1").roles["replica"]
-            before = replica.stats["syncs"]
-            seen = []
+    async def body(sim, c, replica, raw):
+        reader = c.client("reader", 0, FINAL_CLIENT_OPTIONS)  # reads at s1
+        before = replica.stats["syncs"]
+        seen = []
 
-            async def read():
-                seen.append(await reader.get("k"))
+        async def read():
+            seen.append(await reader.get("k"))
 
-            async with trio.open_nursery() as nursery:
-                for _ in range(20):
-                    nursery.start_soon(read)
-            return seen, replica.stats["syncs"] - before
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(read)
+        return seen, replica.stats["syncs"] - before
 
-    seen, syncs = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    seen, syncs = _read_scenario(body)
     assert seen == ["v"] * 20
     assert 1 <= syncs <= 2
 
