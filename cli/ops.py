@@ -61,8 +61,8 @@ async def until_ctrl_c(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
     """Run ``fn(*args)`` until it returns or SIGINT arrives; on SIGINT cancel it and raise
     KeyboardInterrupt here. For commands that run until Ctrl-C (``read --follow``): the signal
     comes in as a message that cancels the work, so the interrupt is never raised in the
-    middle of some task. (Left to trio's own delivery, ``read --follow`` about once in ten CI
-    runs did not end after Ctrl-C, its every task waiting.)"""
+    middle of some task. (Left to trio's own delivery, ``read --follow`` twice did not end
+    after Ctrl-C in CI runs, with every task waiting.)"""
     import signal
 
     import trio
