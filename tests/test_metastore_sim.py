@@ -20,8 +20,8 @@ CATCH_WITHIN = 5
 def test_metastore_sweep_of_200_seeds_with_all_faults_is_clean():
     """Loss, duplication, reordering, partitions and minority crashes, 3 or 5 acceptors:
     no two values chosen for a version, no gap, every history linearizable, and the healed
-    cluster answers. Seeds 0-99 are the traced runs of test_tracecheck.py (TRACED_SEEDS);
-    this sweep runs seeds 100-199."""
+    cluster answers. Seeds 0 .. TRACED_SEEDS - 1 are the traced runs of test_tracecheck.py;
+    this sweep runs the rest of 0-199."""
     assert set(get_workload("metastore").faults) == FAULTS, "the traced runs use every fault of the workload: these"
     summary = sweep(get_workload("metastore"), seeds=SWEEP_SEEDS - TRACED_SEEDS, first_seed=TRACED_SEEDS, faults=FAULTS)
     assert summary["runs"] == SWEEP_SEEDS - TRACED_SEEDS

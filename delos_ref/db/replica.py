@@ -95,14 +95,6 @@ class ReplicaOptions:
         assert 0 < self.retry_s <= self.poll_s <= min(self.idle_poll_s, self.max_poll_s) and self.request_timeout_s > 0 and self.sync_s > 0, "ReplicaOptions: bounded, positive waits"
 
 
-class _Sync:
-    """One sync round's outcome, shared by the readers it serves."""
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.error: str | None = None
-
-
 class Replica:
     """See the module docstring. ``peers`` are the node ids of every replica (this one too)."""
 
@@ -127,7 +119,7 @@ class Replica:
         self._until_heap: list[int] = []
         self._waiting: Counter[tuple[str, int]] = Counter()  # (client, seq) -> writers waiting here
         self._results: dict[tuple[str, int], Any] = {}
-        self._readers: list[Any] = []  # the next sync round's: _Sync waiters and read envelopes
+        self._readers: list[Any] = []  # the reads (envelopes) the next sync round answers
         self._readers_changed = trio.Event()
         self._snapshot: tuple[int, list[tuple]] | None = None  # (id, chunks) being served
         self._mine: dict[int, bytes] = {}  # log positions of entries this replica appended
@@ -269,13 +261,13 @@ class Replica:
             if error is None:
                 msg: m.KvRead = env.payload
                 try:
-                    result = self._read_local(msg.op, tuple(msg.arg))
+                    reply = m.KvReadResult(self._read_local(msg.op, tuple(msg.arg)), self.table.applied)
                 except (BadCommand, TypeError, ValueError) as e:
                     error = (m.BAD_REQUEST, str(e))
-                else:
-                    self.stats["reads"] += 1
-                    await self.node.endpoint.reply(env.src, env.rid, m.KvReadResult(result, self.table.applied))
-            if error is not None:
+            if error is None:
+                self.stats["reads"] += 1
+                await self.node.endpoint.reply(env.src, env.rid, reply)
+            else:
                 self.stats["errors"] += 1
                 await self.node.endpoint.fail(env.src, env.rid, *error)
         except TransportError:
@@ -291,16 +283,9 @@ class Replica:
             return tuple(self.table.scan(prefix=prefix, start=start, end=end, limit=limit))
         raise BadCommand(f"reads are get(key) and scan(prefix, start, end, limit), not {op} with {len(arg)} argument(s)")
 
-    async def sync(self) -> str | None:
-        """Wait for a sync round that started after this call: the table then holds every
-        write acknowledged before the call. None on success, else why it failed."""
-        round_ = _Sync()
-        self._readers.append(round_)
-        self._readers_changed.set()
-        await round_.done.wait()
-        return round_.error
-
     async def _syncer(self) -> None:
+        """Sync rounds, one at a time: a round takes every linearizable read waiting when it
+        starts, learns the tail (check_tail), plays the table to it, then answers them all."""
         while True:
             while not self._readers:
                 self._readers_changed = trio.Event()
@@ -318,12 +303,8 @@ class Replica:
                     error = f"sync failed: {e}"
             if round_.cancelled_caught:
                 error = "timed out"
-            for r in batch:
-                if isinstance(r, _Sync):
-                    r.error = error
-                    r.done.set()
-                else:
-                    await self._answer_read(r, None if error is None else (m.UNAVAILABLE, error))
+            for env in batch:
+                await self._answer_read(env, None if error is None else (m.UNAVAILABLE, error))
 
     # ------------------------------------------------------------------------- player
 
