@@ -274,15 +274,18 @@ async def chain_monitor(cfg: cluster.ClusterConfig, run: Chaos) -> None:
 
 def needless_reconfigurations(run: Chaos, grace_s: float = 3.0) -> list[str]:
     """Chain changes that moved the chain off a sequencer no fault touched, or that a node made
-    within ``grace_s`` after coming back from a pause or a partition."""
+    within ``grace_s`` after coming back from a pause or a partition while the sequencer was
+    healthy. (A sequencer under a fault must be moved off, by whichever node sees it first:
+    also one that came back from the previous fault a settle time ago, less than ``grace_s``.)"""
     out = []
     for (_, _, before), (t, version, after) in zip(run.chains, run.chains[1:]):
         old_seq, new_seq, maker = before[-1][1], after[-1][1], after[-1][2].split("@")[0]
         faulted = {v for kind, victims, start, end in run.faults for v in victims if start - grace_s <= t <= end + grace_s}
+        under_fault = {v for kind, victims, start, end in run.faults for v in victims if start <= t <= end + grace_s}
         back = {v for kind, victims, start, end in run.faults if kind in ("pause", "isolate", "split") for v in victims if end <= t <= end + grace_s}
         if old_seq != new_seq and old_seq not in faulted:
             out.append(f"version {version}: chain moved off the healthy sequencer {old_seq} to {new_seq} (made by {maker})")
-        elif maker in back and maker not in {old_seq}:
+        elif maker in back and maker != old_seq and old_seq not in under_fault:
             out.append(f"version {version}: made by {maker}, just back from a fault")
     return out
 
