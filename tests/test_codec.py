@@ -183,6 +183,19 @@ def test_wrong_field_type_is_a_decode_error():
         FrameCodec().decode(HEADER.pack(MAGIC, VERSION, 0, len(body)) + body)
 
 
+def test_ctrl_c_during_a_decode_stays_a_keyboard_interrupt(monkeypatch):
+    """cbor2 wraps whatever the tag hook raises in a CBORDecodeError, KeyboardInterrupt included.
+    Ctrl-C landing there once turned into "malformed CBOR" and a traceback in `append`."""
+    import transports.codec as codec
+
+    def interrupted(raw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(codec, "_build", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        decode_value(encode_value(Inner(1, "x")))
+
+
 def test_bool_is_not_accepted_as_int():
     with pytest.raises(DecodeError):
         decode_value(encode_value(Inner(True, "x")))  # type: ignore[arg-type]

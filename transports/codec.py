@@ -18,7 +18,8 @@ MAC, when the cluster has a secret, covers the header and the body, so a frame f
 cluster (or a tampered one) is refused before a single CBOR byte is parsed.
 
 The one rule of this module: decoding *any* bytes either yields a value or raises
-:class:`DecodeError` (or one of its subclasses), never anything else and never a hang.
+:class:`DecodeError` (or one of its subclasses), never anything else and never a hang. (A
+KeyboardInterrupt that arrives mid-decode is still a KeyboardInterrupt.)
 Bounds: ``max_frame_bytes`` (default 4 MiB) and ``MAX_DEPTH`` levels of nesting.
 """
 
@@ -416,9 +417,13 @@ def decode_value(data: bytes | bytearray | memoryview) -> Any:
     except RecursionError:
         raise DecodeError("value nested too deeply") from None
     except Exception as e:  # cbor2 raises CBORDecodeError, ValueError, TypeError, OverflowError...
-        cause = e.__cause__ if isinstance(e.__cause__, DecodeError) else None
-        if cause is not None:
+        cause = e.__cause__
+        if isinstance(cause, DecodeError):
             raise DecodeError(str(cause)) from None
+        if cause is not None and not isinstance(cause, Exception):
+            # Ctrl-C (KeyboardInterrupt) landing while cbor2 runs our tag hook: cbor2 wraps it
+            # in a CBORDecodeError. It is the user stopping the program, not a bad frame.
+            raise cause from None
         raise DecodeError(f"malformed CBOR: {type(e).__name__}: {e}") from None
 
 
