@@ -205,7 +205,7 @@ def host_replica(cfg: cluster.ClusterConfig, node: Node, data_dir: Path) -> Lmdb
     from delos_ref.virtuallog.registry import cluster_registry
 
     storage = LmdbStorage(data_dir / "db", DB_TABLES)
-    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules, native_options=NativeOptions(coalesce_requests=2))
+    registry = cluster_registry(node, [n.id for n in cfg.nodes], cfg.loglet_modules, native_options=NativeOptions(coalesce_requests=2, probe_majority_first=True))
     add_replica(node, metastore_client(cfg, node, "replica"), registry, storage, cfg.with_role("acceptor"))
     return storage
 

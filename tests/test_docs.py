@@ -43,6 +43,7 @@ import dataclasses
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -427,3 +428,42 @@ def test_every_minimized_counterexample_has_its_chart_and_each_still_fails():
         assert (ROOT / "docs" / "figures" / "minimized" / f"{workload}-{bug}.svg").is_file()
     proc = subprocess.run([sys.executable, str(MINIMIZED_SCRIPT), str(ROOT / "docs" / "figures" / "minimized"), "--check"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------ the course's answers
+
+COURSE = ROOT / "docs" / "course.md"
+
+
+def _course_exercises() -> list[tuple[str, str, list[str]]]:
+    """(bug-N, the sim command, the violations its answer quotes) for each "find the bug"."""
+    text = COURSE.read_text()
+    found = []
+    for m in re.finditer(r"^delos-ref (sim [^>\n]*?) > (bug-\d+)\.txt", text, re.M):
+        answer = text[m.end():].split("<summary>Answer</summary>", 1)[1].split("</details>", 1)[0]
+        sentence = _first_sentence(answer[answer.index("The violation"):])
+        found.append((m.group(2), m.group(1), [" ".join(q.split()) for q in re.findall(r"`([^`]+)`", sentence)]))
+    return found
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop outside a code span."""
+    inside = False
+    for i, ch in enumerate(text):
+        inside ^= ch == "`"
+        if ch == "." and not inside and text[i + 1 : i + 2].isspace():
+            return text[:i]
+    return text
+
+
+@pytest.mark.parametrize("name, command, quotes", _course_exercises(), ids=[e[0] for e in _course_exercises()])
+def test_the_course_answers_quote_what_the_simulator_reports(name, command, quotes, tmp_path):
+    """Each answer of course.md's "find the bug" quotes violations; the run must report them,
+    word for word (they drifted once, unnoticed, when schedules changed)."""
+    assert quotes, f"{name}: its answer quotes no violation"
+    proc = subprocess.run([sys.executable, "-m", "cli.main", *shlex.split(command)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1, (name, proc.returncode, proc.stderr[-500:])
+    said = " ".join(proc.stdout.split())
+    for quote in quotes:
+        assert quote in said, f"{name}: the answer quotes {quote!r}, which `delos-ref {command}` does not report"

@@ -10,6 +10,7 @@ nodes on LMDB over loopback TCP in one process, restarts one, and checks its rec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import trio
@@ -140,6 +141,47 @@ async def test_native_read_falls_back_to_another_logserver(autojump_clock):
         await reader.check_tail()
         sim.crash("s1")
         assert len(await reader.read_next(0, 4)) == 4
+
+
+def _tail_queries(sim, since: int = 0) -> list[str]:
+    """The LogServers that TailQuery requests reached, in order, from trace event ``since`` on."""
+    return [e["dst"] for e in sim.trace.events[since:] if e.get("event") == "deliver" and e.get("msg") == "TailQuery" and e.get("kind") == 1]
+
+
+async def test_check_tail_probes_a_majority_first_and_hedges_past_a_silent_logserver(autojump_clock):
+    """``probe_majority_first`` (on nodes): check_tail asks the co-located LogServer and one
+    other, taking turns, not all three. A silent LogServer among the first two costs one
+    hedge (``read_hedge_s``), after which it is asked last: the next check_tail does not wait."""
+    options = dataclasses.replace(SIM_OPTIONS, probe_majority_first=True)
+    async with simulated() as (sim, h):
+        await append_n(h.client("c1"), 4)
+        here = NativeLoglet(sim.node("s2"), h.config, options=options)
+        asked: list[list[str]] = []
+        for _ in range(4):
+            start = len(sim.trace.events)
+            assert await here.check_tail() == Tail(4, False)
+            asked.append(_tail_queries(sim, start))
+        assert all(len(a) == 2 and "s2" in a for a in asked), asked  # a majority, its own first
+        assert {s for a in asked for s in a} == {"s1", "s2", "s3"}  # the others take turns
+        assert here.stats["hedges"] == 0
+
+        sim.crash("s1")
+        t0 = trio.current_time()
+        for _ in range(2):  # one of these two asks s1 first, waits read_hedge_s, asks s3
+            assert await here.check_tail() == Tail(4, False)
+        assert here.stats["hedges"] == 1 and options.read_hedge_s <= trio.current_time() - t0 < 2 * options.read_hedge_s
+        start, t0 = len(sim.trace.events), trio.current_time()
+        for _ in range(3):  # s1's turn comes, but it is asked last now
+            assert await here.check_tail() == Tail(4, False)
+        assert sorted(_tail_queries(sim, start)) == ["s2", "s2", "s2", "s3", "s3", "s3"] and trio.current_time() - t0 < options.read_hedge_s
+
+
+async def test_check_tail_asks_every_logserver_by_default(autojump_clock):
+    async with simulated() as (sim, h):
+        await append_n(h.client("c1"), 4)
+        start = len(sim.trace.events)
+        assert await NativeLoglet(sim.node("s2"), h.config, options=SIM_OPTIONS).check_tail() == Tail(4, False)
+        assert sorted(_tail_queries(sim, start)) == ["s1", "s2", "s3"]
 
 
 # --------------------------------------------------------------------------- sequencer

@@ -61,7 +61,7 @@ from delos_ref.rpc import RESEND, DefiniteFailure, RetryPolicy, UnknownOutcome
 from delos_ref.runtime import Node
 from delos_ref.sim.harness import RunConfig, RunResult, Workload, register
 from delos_ref.sim.simulation import Nemesis, Simulation, link_for
-from delos_ref.sim.workload_loglet import SIM_OPTIONS
+from delos_ref.sim import workload_loglet
 from delos_ref.storage import MemoryStorage
 from delos_ref.virtuallog import VirtualLog, VirtualLogOptions, default_registry
 from delos_ref.loglet.cold import ColdStores, MemoryColdStore
@@ -108,7 +108,7 @@ def _server_build(bug: str | None, cold: MemoryColdStore | None = None):
         # Unique per incarnation: a restarted node must never reuse its previous life's ballots.
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), f"{node.node_id}@{node.seed}", timeouts=TIMEOUTS)
         registry = default_registry(cold=ColdStores(lambda location: cold))
-        registry.add_kind(native_kind(node, SIM_OPTIONS))
+        registry.add_kind(native_kind(node, workload_loglet.SIM_OPTIONS))
         add_replica(node, metastore, registry, storage_for(DB_STORAGE), SERVERS, vlog_options=VLOG_OPTIONS, options=REPLICA_OPTIONS, bugs=bugs)
 
     return build
@@ -125,7 +125,7 @@ class Cluster:
         node = self.sim.client(name)
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS)
         registry = default_registry(cold=ColdStores(lambda location: self.cold))
-        registry.add_kind(native_kind(node, SIM_OPTIONS))
+        registry.add_kind(native_kind(node, workload_loglet.SIM_OPTIONS))
         return VirtualLog(metastore, registry, name, options=VirtualLogOptions(attempts=64, roll_forward_s=0.5, poll_s=0.05))
 
     def client(self, name: str, first: int, options: ClientOptions = CLIENT_OPTIONS) -> KvClient:

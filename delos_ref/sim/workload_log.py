@@ -78,7 +78,7 @@ from delos_ref.ping import PingCore
 from delos_ref.runtime import Node
 from delos_ref.sim.harness import RunConfig, RunResult, Workload, register
 from delos_ref.sim.simulation import Nemesis, Simulation, link_for
-from delos_ref.sim.workload_loglet import SIM_OPTIONS
+from delos_ref.sim import workload_loglet
 from delos_ref.sim.workload_striped import SIM_STRIPED
 from delos_ref.virtuallog import (
     VIRTUALLOG_BUGS,
@@ -215,7 +215,7 @@ class Cluster:
     def vlog_on(self, node: Node, name: str, options: VirtualLogOptions) -> VirtualLog:
         """A (monitored) VirtualLog client on ``node``; ``name`` is unique per incarnation."""
         metastore = MetaStoreClient(node.endpoint, SERVERS, node.rng("metastore"), name, timeouts=TIMEOUTS, trace=node.trace)
-        registry = LogletRegistry((memory_kind(self.memory), native_kind(node, SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS)))
+        registry = LogletRegistry((memory_kind(self.memory), native_kind(node, workload_loglet.SIM_OPTIONS, frozenset([self.bug]) & NATIVE_CLIENT_BUGS)))
         registry.add_kind(striped_kind(registry, node, SIM_STRIPED))
         registry.add_kind(cold_kind(ColdStores(lambda location: self.cold), None, frozenset([self.bug])))
         registry.add_kind(skip_kind(registry))

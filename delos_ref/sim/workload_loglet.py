@@ -112,7 +112,7 @@ class SimNativeHarness:
     sim: Simulation
     config: NativeLogletConfig
     bugs: frozenset[str] = frozenset()
-    options: NativeOptions = SIM_OPTIONS
+    options: NativeOptions = field(default_factory=lambda: SIM_OPTIONS)  # read when made: a sweep may swap SIM_OPTIONS
     clients: dict[str, NativeLoglet] = field(default_factory=dict)
 
     def client(self, name: str) -> NativeLoglet:

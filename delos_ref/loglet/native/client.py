@@ -13,7 +13,11 @@ each method below reads like the paper's description of it:
   network k grows with the measured round trip (:meth:`NativeLoglet._stretch_slots`). A full
   sequencer window answers ``busy``; the client backs off and retries until its deadline.
 * ``seal`` sets the seal bit on a majority of LogServers.
-* ``check_tail`` asks every LogServer for (local tail, seal bit) and waits for a majority:
+* ``check_tail`` asks every LogServer for (local tail, seal bit) and waits for a majority.
+  (With ``NativeOptions.probe_majority_first``, as on a node, it asks a majority first -- the
+  co-located LogServer and the others taking turns -- and the rest only if one of those fails
+  or has not answered within ``read_hedge_s``: a *hedged* quorum. Any majority of answers
+  will do, and with every server up the others' answers were work thrown away.) Then:
 
   - **all sealed**: the tail is the greatest local tail among the replies; positions below it
     are *repaired* onto servers that lack them until a majority holds them all;
@@ -163,13 +167,19 @@ class NativeOptions:
     coalesce_requests: int = 0
     coalesce_max_entries: int = MAX_APPEND_MANY  # per batch; keep <= the sequencer's max_store_entries
     read_first: str = ""  # the LogServer read_next tries first ("": the co-located one)
-    read_hedge_s: float = 0.1  # a read unanswered this long is also sent to the next LogServer
+    read_hedge_s: float = 0.1  # a read (or check_tail's first majority) unanswered this long: ask the next LogServer(s) too
     # check_tail's question to the sequencer ("is everything below this committed?"): a
     # sequencer that does not answer this fast sends check_tail back to the LogServers, where
     # a seal shows as soon as it is set (waiting call_timeout_s on a dead sequencer held every
     # reader of its loglet for that long after the failover).
     known_tail_timeout_s: float = 0.25
-    read_remember_s: float = 5.0  # a LogServer that failed a read is asked last this long
+    read_remember_s: float = 5.0  # a LogServer that failed a read (or lagged behind a hedge) is asked last this long
+    # check_tail's probes go to a majority first, the others only if one of those fails or
+    # lags (``_quorum``'s hedged mode). On nodes (process.py): at 64 clients it cut the CPU per
+    # linearizable get by a sixth (``bench kv``). Off by default, so the simulator's runs keep
+    # their schedules: the docs quote pinned seeds (walkthroughs, course, charts, minimized
+    # counterexamples); ``tests/test_virtuallog_sim.py`` sweeps every workload with it on.
+    probe_majority_first: bool = False
 
     def __post_init__(self) -> None:
         assert self.append_timeout_s > 0 and self.op_timeout_s > 0 and self.call_timeout_s > 0, "every wait is bounded"
@@ -210,7 +220,8 @@ class NativeLoglet(Loglet):
         self._batch: _Batch | None = None  # the open batch of coalesced appends
         self._slots = trio.Semaphore(options.coalesce_requests) if options.coalesce_requests else None
         self._slot_count = options.coalesce_requests  # stretched on a slow network (_stretch_slots)
-        self._read_failed_until: dict[str, float] = {}  # LogServer -> until when reads ask it last
+        self._ask_last_until: dict[str, float] = {}  # LogServer -> until when reads and probes ask it last
+        self._probe_turn = 0  # whose turn among the others it is in a hedged quorum (_probe_order)
         self.stats = {"appends": 0, "coalesced_batches": 0, "busy": 0, "activations": 0, "seals": 0, "check_tails": 0, "repairs": 0, "reads": 0, "hedges": 0}
 
     # ------------------------------------------------------------------------ helpers
@@ -264,29 +275,79 @@ class NativeLoglet(Loglet):
         """One request of a multi-step operation: a dead server must not eat the whole deadline."""
         return min(deadline, self._deadline(self.options.call_timeout_s))
 
-    async def _quorum(self, make: Callable[[str], Any], need: int, deadline: float, servers: Sequence[str] | None = None) -> dict[str, Any]:
-        """Send ``make(server)`` to every LogServer; return once ``need`` of them answered."""
+    async def _quorum(self, make: Callable[[str], Any], need: int, deadline: float, servers: Sequence[str] | None = None, *, hedged: bool = False) -> dict[str, Any]:
+        """Send ``make(server)`` to every LogServer; return once ``need`` of them answered.
+
+        ``hedged``: ask only ``need`` of them first (:meth:`_probe_order`), and the others as
+        well once one of those fails or they have not all answered within the hedge time
+        (:meth:`_probe_hedge_s`); the ones that had not answered are then asked last for
+        ``read_remember_s``. Any ``need`` answers are what the protocol asks for, so this is
+        the same quorum with fewer messages: with every server up, the one left out costs
+        nothing (before, its request, its work and its reply, all thrown away)."""
         servers = self.config.logservers if servers is None else tuple(servers)
         replies: dict[str, Any] = {}
         failed: list[str] = []
         enough = trio.Event()
+        settled = trio.Event()  # enough answers, or a failure: stop waiting for the first ones
 
         async def ask(server: str) -> None:
             try:
                 replies[server] = await self._call(server, make(server), deadline)
             except RpcError:
                 failed.append(server)
+                settled.set()
+            else:
+                self._ask_last_until.pop(server, None)  # it answers again
             if len(replies) >= need or len(failed) > len(servers) - need:
                 enough.set()
+                settled.set()
 
+        first, rest = self._probe_order(servers, need) if hedged else (list(servers), [])
         async with trio.open_nursery() as nursery:
-            for server in servers:
+            for server in first:
                 nursery.start_soon(ask, server)
+            if rest:
+                with trio.move_on_after(self._probe_hedge_s()):
+                    await settled.wait()
+                if not enough.is_set():
+                    self._hedge(first, replies, rest, ask, nursery)
             await enough.wait()
             nursery.cancel_scope.cancel()  # the others' answers are not needed
         if len(replies) < need:
             raise LogletUnavailable(f"{self.config.loglet_id}: {len(replies)} of {len(servers)} LogServers answered, {need} needed")
         return {s: replies[s] for s in servers if s in replies}  # config order: deterministic
+
+    def _probe_order(self, servers: Sequence[str], need: int) -> tuple[list[str], list[str]]:
+        """A hedged quorum's ``need`` servers to ask first, and the rest: the co-located one
+        first (its answer is in-process, nearly free), those that failed or lagged lately
+        last, the others taking turns (so every LogServer gets its share of the questions)."""
+        here = self.node.node_id
+        now = trio.current_time()
+        self._probe_turn += 1
+        n = len(servers)
+
+        def rank(i: int) -> tuple[bool, bool, int]:
+            return (self._ask_last_until.get(servers[i], 0.0) > now, servers[i] != here, (i - self._probe_turn) % n)
+
+        ranked = [servers[i] for i in sorted(range(n), key=rank)]
+        return ranked[:need], ranked[need:]
+
+    def _probe_hedge_s(self) -> float:
+        """How long a hedged quorum waits for its first servers: ``read_hedge_s``, or one
+        round-trip timeout on a network that slow (``delos_ref/rtt.py``)."""
+        return overall(self._endpoint.rtt, self.options.read_hedge_s, round_trips=1)
+
+    def _hedge(self, first: list[str], replies: dict[str, Any], rest: list[str], ask: Callable, nursery: trio.Nursery) -> None:
+        """The first servers did not all answer in time: ask the rest too, and ask the
+        silent ones last for a while (a dead or paused LogServer costs one hedge, not one
+        per call)."""
+        self.stats["hedges"] += 1
+        until = trio.current_time() + self.options.read_remember_s
+        for server in first:
+            if server not in replies:
+                self._ask_last_until[server] = until
+        for server in rest:
+            nursery.start_soon(ask, server)
 
     # ------------------------------------------------------------------------- append
 
@@ -415,7 +476,7 @@ class NativeLoglet(Loglet):
         self.stats["check_tails"] += 1
         with trio.move_on_at(deadline):
             while True:
-                probes = await self._quorum(lambda s: TailQuery(self.config.loglet_id, self._known_tail), self.config.majority, deadline)
+                probes = await self._quorum(lambda s: TailQuery(self.config.loglet_id, self._known_tail), self.config.majority, deadline, hedged=self.options.probe_majority_first)
                 result = await self._check_tail_round(probes, deadline)
                 if result is not None:
                     # Readable from this loglet, but not learn_tail: a *sealed* tail is not
@@ -550,7 +611,7 @@ class NativeLoglet(Loglet):
         order; those that failed a read within ``read_remember_s`` last."""
         here = self.options.read_first or self.node.node_id
         now = trio.current_time()
-        return sorted(self.config.logservers, key=lambda s: (self._read_failed_until.get(s, 0.0) > now, s != here))
+        return sorted(self.config.logservers, key=lambda s: (self._ask_last_until.get(s, 0.0) > now, s != here))
 
     async def _read_hedged(self, pos: int, hi: int, deadline: float) -> ReadReply | None:
         """Entries from ``pos`` (below ``hi``) from the first LogServer in :meth:`_read_order`
@@ -567,10 +628,10 @@ class NativeLoglet(Loglet):
             try:
                 reply = await self._call(server, ReadRange(self.config.loglet_id, pos, hi, hi - pos, self._known_tail), self._step_deadline(deadline))
             except RpcError:
-                self._read_failed_until[server] = trio.current_time() + self.options.read_remember_s
+                self._ask_last_until[server] = trio.current_time() + self.options.read_remember_s
                 reply = None
             else:
-                self._read_failed_until.pop(server, None)
+                self._ask_last_until.pop(server, None)
             answered += 1
             if reply is not None and (reply.entries or reply.first > pos):
                 useful.append(reply)
